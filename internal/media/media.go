@@ -1,0 +1,69 @@
+// Package media holds what the recorder works on after the ingest: tracks (codec and its
+// parameters) and access units (timestamps, key flag, elementary-stream data), the
+// demuxer that turns FLV tags into them, and timestamp repair.
+package media
+
+import "time"
+
+// Codec names an elementary-stream codec. The values are the names used in the catalog,
+// the API and the on-demand callback (`codec=h264`).
+type Codec string
+
+// Supported codecs.
+const (
+	H264       Codec = "h264"
+	H265       Codec = "h265"
+	MPEG4Video Codec = "mpeg4"
+	AAC        Codec = "aac"
+	MP3        Codec = "mp3"
+)
+
+// IsVideo reports whether c is a video codec.
+func (c Codec) IsVideo() bool { return c == H264 || c == H265 || c == MPEG4Video }
+
+// Track is one elementary stream with the parameters a container needs to describe it.
+// A Track value is immutable once published by the demuxer: a parameter change produces
+// a new *Track.
+type Track struct {
+	Codec Codec
+
+	// Video parameter sets (raw NAL units, without start codes or length prefixes).
+	VPS []byte // H.265 only
+	SPS []byte // H.264, H.265
+	PPS []byte // H.264, H.265
+	// MPEG-4 Part 2: the decoder configuration (VOS/VOL headers) if known.
+	VideoConfig []byte
+
+	Width     int     // pixels, 0 if unknown
+	Height    int     // pixels, 0 if unknown
+	FrameRate float64 // frames per second from the SPS/metadata, 0 if unknown
+
+	// Audio.
+	AudioConfig []byte // AAC AudioSpecificConfig bytes
+	SampleRate  int    // Hz
+	Channels    int
+}
+
+// AccessUnit is one video frame or one audio frame.
+type AccessUnit struct {
+	Track *Track
+	DTS   time.Duration // decode time, monotonic per track after repair
+	PTS   time.Duration // presentation time (PTS >= DTS for well-formed input)
+	Key   bool          // video: a random-access point (IDR / I-VOP); audio: always true
+
+	// NALUs holds the NAL units of an H.264/H.265 access unit (no start codes, no length
+	// prefixes). Parameter-set-only units are never emitted.
+	NALUs [][]byte
+	// Data holds the frame of every other codec (AAC raw access unit, MP3 frame(s),
+	// MPEG-4 Part 2 VOP with any headers).
+	Data []byte
+}
+
+// Size returns the number of elementary-stream bytes in the unit.
+func (au *AccessUnit) Size() int {
+	n := len(au.Data)
+	for _, nalu := range au.NALUs {
+		n += len(nalu)
+	}
+	return n
+}
