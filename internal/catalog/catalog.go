@@ -1,0 +1,301 @@
+// Package catalog is livrec's index: recording tasks and the files they generated, in
+// SQLite (pure Go, modernc.org/sqlite) under the data directory. The recorder writes a
+// row when a file opens and completes it when the file is generated; the API reads it.
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // database/sql driver "sqlite"
+)
+
+// Task states (see design.md "Task states").
+const (
+	TaskRecording = "recording"
+	TaskPaused    = "paused"
+	TaskEnded     = "ended"
+)
+
+// File statuses.
+const (
+	FileRecording = "recording"
+	FileDone      = "done"
+	FileFailed    = "failed"
+)
+
+// Task is one recording task: one stream key recorded with one rule across publishes
+// that come back within the stitch window.
+type Task struct {
+	ID        string
+	Domain    string
+	App       string
+	Stream    string
+	State     string
+	Rule      string // the rule the task started with, as JSON
+	StartedAt time.Time
+	UpdatedAt time.Time
+	EndedAt   time.Time
+}
+
+// File is one output of a task: per format per cycle.
+type File struct {
+	ID       string    `json:"id"`
+	TaskID   string    `json:"taskId"`
+	Domain   string    `json:"domain"`
+	App      string    `json:"app"`
+	Stream   string    `json:"stream"`
+	Format   string    `json:"format"`
+	Sequence int       `json:"sequence"`
+	Key      string    `json:"key,omitempty"` // object key of the playlist / file, set when generated
+	WorkDir  string    `json:"-"`
+	Start    time.Time `json:"startTime"`
+	End      time.Time `json:"endTime,omitzero"`
+	Duration float64   `json:"duration"` // media seconds
+	Width    int       `json:"width"`
+	Height   int       `json:"height"`
+	Codecs   string    `json:"codecs"` // e.g. "h264,aac"
+	Bytes    int64     `json:"bytes"`
+	Segments int       `json:"segments"`
+	Status   string    `json:"status"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// Catalog wraps the SQLite database.
+type Catalog struct {
+	db *sql.DB
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS tasks (
+	id TEXT PRIMARY KEY,
+	domain TEXT NOT NULL, app TEXT NOT NULL, stream TEXT NOT NULL,
+	state TEXT NOT NULL,
+	rule TEXT NOT NULL,
+	started_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, ended_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS tasks_state ON tasks(state);
+CREATE TABLE IF NOT EXISTS files (
+	id TEXT PRIMARY KEY,
+	task_id TEXT NOT NULL,
+	domain TEXT NOT NULL, app TEXT NOT NULL, stream TEXT NOT NULL,
+	format TEXT NOT NULL, sequence INTEGER NOT NULL,
+	key TEXT NOT NULL DEFAULT '', work_dir TEXT NOT NULL DEFAULT '',
+	start_time INTEGER NOT NULL, end_time INTEGER NOT NULL DEFAULT 0,
+	duration REAL NOT NULL DEFAULT 0,
+	width INTEGER NOT NULL DEFAULT 0, height INTEGER NOT NULL DEFAULT 0,
+	codecs TEXT NOT NULL DEFAULT '',
+	bytes INTEGER NOT NULL DEFAULT 0, segments INTEGER NOT NULL DEFAULT 0,
+	status TEXT NOT NULL, error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS files_stream ON files(domain, app, stream, start_time);
+CREATE INDEX IF NOT EXISTS files_task ON files(task_id);
+CREATE INDEX IF NOT EXISTS files_status ON files(status);
+`
+
+// Open opens (creating if needed) the catalog database file.
+func Open(path string) (*Catalog, error) {
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	// SQLite allows one writer; a single connection avoids SQLITE_BUSY between our own goroutines.
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("catalog %s: %w", path, err)
+	}
+	return &Catalog{db: db}, nil
+}
+
+// Close closes the database.
+func (c *Catalog) Close() error { return c.db.Close() }
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+// CreateTask inserts a task.
+func (c *Catalog) CreateTask(ctx context.Context, t *Task) error {
+	_, err := c.db.ExecContext(ctx, `INSERT INTO tasks(id,domain,app,stream,state,rule,started_at,updated_at) VALUES(?,?,?,?,?,?,?,?)`,
+		t.ID, t.Domain, t.App, t.Stream, t.State, t.Rule, ms(t.StartedAt), ms(t.UpdatedAt))
+	return err
+}
+
+// SetTaskState records a task's state change.
+func (c *Catalog) SetTaskState(ctx context.Context, id, state string, at time.Time) error {
+	end := int64(0)
+	if state == TaskEnded {
+		end = ms(at)
+	}
+	_, err := c.db.ExecContext(ctx, `UPDATE tasks SET state=?, updated_at=?, ended_at=? WHERE id=?`, state, ms(at), end, id)
+	return err
+}
+
+// OpenTasks returns the tasks that are not ended (after a crash: those to finalize).
+func (c *Catalog) OpenTasks(ctx context.Context) ([]Task, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT id,domain,app,stream,state,rule,started_at,updated_at,ended_at FROM tasks WHERE state<>? ORDER BY started_at`, TaskEnded)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Task
+	for rows.Next() {
+		var t Task
+		var s, u, e int64
+		if err := rows.Scan(&t.ID, &t.Domain, &t.App, &t.Stream, &t.State, &t.Rule, &s, &u, &e); err != nil {
+			return nil, err
+		}
+		t.StartedAt, t.UpdatedAt, t.EndedAt = fromMS(s), fromMS(u), fromMS(e)
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// CreateFile inserts a file row (status recording).
+func (c *Catalog) CreateFile(ctx context.Context, f *File) error {
+	_, err := c.db.ExecContext(ctx, `INSERT INTO files(id,task_id,domain,app,stream,format,sequence,key,work_dir,start_time,end_time,duration,width,height,codecs,bytes,segments,status,error)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		f.ID, f.TaskID, f.Domain, f.App, f.Stream, f.Format, f.Sequence, f.Key, f.WorkDir, ms(f.Start), ms(f.End),
+		f.Duration, f.Width, f.Height, f.Codecs, f.Bytes, f.Segments, f.Status, f.Error)
+	return err
+}
+
+// UpdateFile writes every mutable field of a file row.
+func (c *Catalog) UpdateFile(ctx context.Context, f *File) error {
+	res, err := c.db.ExecContext(ctx, `UPDATE files SET key=?, work_dir=?, start_time=?, end_time=?, duration=?, width=?, height=?, codecs=?, bytes=?, segments=?, status=?, error=? WHERE id=?`,
+		f.Key, f.WorkDir, ms(f.Start), ms(f.End), f.Duration, f.Width, f.Height, f.Codecs, f.Bytes, f.Segments, f.Status, f.Error, f.ID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("file %s: %w", f.ID, ErrNotFound)
+	}
+	return nil
+}
+
+// ErrNotFound is returned for an unknown id.
+var ErrNotFound = errors.New("not found")
+
+const fileCols = `id,task_id,domain,app,stream,format,sequence,key,work_dir,start_time,end_time,duration,width,height,codecs,bytes,segments,status,error`
+
+func scanFiles(rows *sql.Rows) ([]File, error) {
+	defer rows.Close()
+	out := []File{}
+	for rows.Next() {
+		var f File
+		var s, e int64
+		if err := rows.Scan(&f.ID, &f.TaskID, &f.Domain, &f.App, &f.Stream, &f.Format, &f.Sequence, &f.Key, &f.WorkDir, &s, &e,
+			&f.Duration, &f.Width, &f.Height, &f.Codecs, &f.Bytes, &f.Segments, &f.Status, &f.Error); err != nil {
+			return nil, err
+		}
+		f.Start, f.End = fromMS(s), fromMS(e)
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// TaskFiles returns the files of a task with the given status ("" = any).
+func (c *Catalog) TaskFiles(ctx context.Context, taskID, status string) ([]File, error) {
+	q := `SELECT ` + fileCols + ` FROM files WHERE task_id=?`
+	args := []any{taskID}
+	if status != "" {
+		q += ` AND status=?`
+		args = append(args, status)
+	}
+	rows, err := c.db.QueryContext(ctx, q+` ORDER BY format, sequence`, args...)
+	if err != nil {
+		return nil, err
+	}
+	return scanFiles(rows)
+}
+
+// GetFile returns one file by id.
+func (c *Catalog) GetFile(ctx context.Context, id string) (*File, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT `+fileCols+` FROM files WHERE id=?`, id)
+	if err != nil {
+		return nil, err
+	}
+	fs, err := scanFiles(rows)
+	if err != nil {
+		return nil, err
+	}
+	if len(fs) == 0 {
+		return nil, ErrNotFound
+	}
+	return &fs[0], nil
+}
+
+// FileQuery selects files; zero fields do not filter.
+type FileQuery struct {
+	Domain, App, Stream, Format, Status string
+	From, To                            time.Time // files overlapping [From, To)
+	Limit, Offset                       int
+	Desc                                bool
+}
+
+// ListFiles returns files matching q, ordered by start time.
+func (c *Catalog) ListFiles(ctx context.Context, q FileQuery) ([]File, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		where = append(where, cond)
+		args = append(args, v)
+	}
+	if q.Domain != "" {
+		add("domain=?", q.Domain)
+	}
+	if q.App != "" {
+		add("app=?", q.App)
+	}
+	if q.Stream != "" {
+		add("stream=?", q.Stream)
+	}
+	if q.Format != "" {
+		add("format=?", q.Format)
+	}
+	if q.Status != "" {
+		add("status=?", q.Status)
+	}
+	if !q.From.IsZero() {
+		add("(end_time=0 OR end_time>=?)", ms(q.From))
+	}
+	if !q.To.IsZero() {
+		add("start_time<?", ms(q.To))
+	}
+	sqlq := `SELECT ` + fileCols + ` FROM files`
+	if len(where) > 0 {
+		sqlq += " WHERE " + strings.Join(where, " AND ")
+	}
+	order := "ASC"
+	if q.Desc {
+		order = "DESC"
+	}
+	sqlq += " ORDER BY start_time " + order + ", format, sequence"
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	sqlq += " LIMIT ? OFFSET ?"
+	args = append(args, limit, q.Offset)
+	rows, err := c.db.QueryContext(ctx, sqlq, args...)
+	if err != nil {
+		return nil, err
+	}
+	return scanFiles(rows)
+}

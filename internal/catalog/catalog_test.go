@@ -1,0 +1,62 @@
+package catalog
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestCatalogRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "c.db")
+	c, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	task := &Task{ID: "t1", Domain: "d", App: "a", Stream: "s", State: TaskRecording, Rule: "{}", StartedAt: now, UpdatedAt: now}
+	if err := c.CreateTask(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	f := &File{ID: "f1", TaskID: "t1", Domain: "d", App: "a", Stream: "s", Format: "m3u8", Start: now, Status: FileRecording}
+	if err := c.CreateFile(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	open, err := c.OpenTasks(ctx)
+	if err != nil || len(open) != 1 || open[0].ID != "t1" || !open[0].StartedAt.Equal(now) {
+		t.Fatalf("open tasks %+v %v", open, err)
+	}
+	f.Status, f.Key, f.End, f.Duration, f.Width, f.Height = FileDone, "record/a/s/x.m3u8", now.Add(time.Minute), 60.04, 320, 240
+	if err := c.UpdateFile(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetTaskState(ctx, "t1", TaskEnded, now.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+
+	// Reopen: the data survived.
+	c, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	open, _ = c.OpenTasks(ctx)
+	if len(open) != 0 {
+		t.Fatalf("ended task still open: %+v", open)
+	}
+	got, err := c.ListFiles(ctx, FileQuery{Domain: "d", App: "a", Stream: "s", From: now.Add(30 * time.Second), To: now.Add(10 * time.Minute)})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("list: %+v %v", got, err)
+	}
+	if g := got[0]; g.Key != f.Key || g.Duration != 60.04 || g.Width != 320 || g.Status != FileDone || !g.End.Equal(f.End) {
+		t.Fatalf("row mismatch: %+v", g)
+	}
+	if got, _ := c.ListFiles(ctx, FileQuery{From: now.Add(2 * time.Minute)}); len(got) != 0 {
+		t.Fatalf("time filter: %+v", got)
+	}
+	if _, err := c.GetFile(ctx, "nope"); err != ErrNotFound {
+		t.Fatalf("want ErrNotFound, got %v", err)
+	}
+}

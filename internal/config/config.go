@@ -1,0 +1,271 @@
+// Package config loads the livrec configuration file (YAML).
+//
+// Loading is strict: an unknown key is an error naming the key, its path and its line, so
+// a typo never silently falls back to a default. Rules are normalized and validated with
+// internal/rules; their errors carry paths such as
+// "rules[2].recordFormats[0].cycleDuration" and the line of the offending entry.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/livrec/livrec/internal/rules"
+	"go.yaml.in/yaml/v3"
+)
+
+// Defaults for settings left out of the file.
+const (
+	DefaultDataDir  = "livrec-data"
+	DefaultRTMPAddr = ":1935"
+	DefaultHTTPAddr = ":8080"
+	DefaultTimeZone = "UTC"
+)
+
+// Config is the configuration file.
+type Config struct {
+	// DataDir holds the catalog, the spool and (with local storage) the recordings.
+	DataDir string `yaml:"dataDir"`
+	// RTMPAddr and HTTPAddr are listen addresses.
+	RTMPAddr string `yaml:"rtmpAddr"`
+	HTTPAddr string `yaml:"httpAddr"`
+	// TimeZone is the IANA zone for {StartTime}, {EndTime}, {Date}, ... in object keys.
+	TimeZone string `yaml:"timeZone"`
+	// Rules are the recording rules. Leaving the key out (or empty, "rules:") gives
+	// rules.DefaultRules (record every stream as m3u8); an explicit empty list
+	// ("rules: []") records nothing.
+	Rules []rules.Rule `yaml:"rules"`
+
+	// Location is TimeZone loaded; set by LoadConfig and Parse.
+	Location *time.Location `yaml:"-"`
+}
+
+// LoadConfig reads, normalizes and validates the configuration file at path. On a
+// validation problem the error is a rules.ValidationErrors (each with Field and Line),
+// wrapped with the file name.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse is LoadConfig on the file's contents.
+func Parse(data []byte) (*Config, error) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("line %d: only one YAML document is allowed", more.Line)
+	}
+
+	// Unknown keys first: they would otherwise show up as confusing type errors.
+	var es rules.ValidationErrors
+	doc := document(&root)
+	if doc != nil {
+		unknownKeys(doc, reflect.TypeFor[Config](), "", &es)
+	}
+	if len(es) > 0 {
+		return nil, es
+	}
+
+	c := &Config{}
+	if doc != nil {
+		// A second, strict decode as a backstop; type errors come with their line.
+		strict := yaml.NewDecoder(bytes.NewReader(data))
+		strict.KnownFields(true)
+		if err := strict.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+	}
+	if n := lookup(doc, "rules"); n == nil || n.Tag == "!!null" {
+		c.Rules = rules.DefaultRules()
+	}
+	if c.Rules == nil {
+		c.Rules = []rules.Rule{}
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.RTMPAddr == "" {
+		c.RTMPAddr = DefaultRTMPAddr
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = DefaultHTTPAddr
+	}
+	if c.TimeZone == "" {
+		c.TimeZone = DefaultTimeZone
+	}
+
+	loc, err := time.LoadLocation(c.TimeZone)
+	if err != nil || c.TimeZone == "Local" {
+		es = append(es, &rules.ValidationError{Field: "timeZone",
+			Msg: fmt.Sprintf("%q is not an IANA time zone name (e.g. \"UTC\", \"Asia/Shanghai\")", c.TimeZone)})
+	}
+	c.Location = loc
+
+	// NewSet normalizes copies; keep the normalized rules in the Config too.
+	for i := range c.Rules {
+		c.Rules[i].Normalize()
+	}
+	if _, err := rules.NewSet(c.Rules); err != nil {
+		var ves rules.ValidationErrors
+		if !errors.As(err, &ves) {
+			return nil, err
+		}
+		es = append(es, ves.Prefix("rules")...)
+	}
+	if len(es) > 0 {
+		for _, e := range es {
+			e.Line = lineOf(doc, e.Field)
+		}
+		return nil, es
+	}
+	return c, nil
+}
+
+// document returns the top mapping of a parsed file, nil for an empty file.
+func document(root *yaml.Node) *yaml.Node {
+	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
+		return root.Content[0]
+	}
+	return nil
+}
+
+// lookup returns the value node of key in a mapping node, or nil.
+func lookup(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// yamlFields maps the yaml key names of a struct type to their field types.
+func yamlFields(t reflect.Type) map[string]reflect.Type {
+	fields := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name) // yaml.v3's default
+		}
+		fields[name] = f.Type
+	}
+	return fields
+}
+
+// unknownKeys walks node alongside type t and reports mapping keys that t has no field
+// for. Type mismatches are left to the decoder.
+func unknownKeys(node *yaml.Node, t reflect.Type, path string, es *rules.ValidationErrors) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if node.Kind == yaml.AliasNode && node.Alias != nil {
+		node = node.Alias
+	}
+	switch {
+	case t.Kind() == reflect.Struct && node.Kind == yaml.MappingNode:
+		fields := yamlFields(t)
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			k, v := node.Content[i], node.Content[i+1]
+			ft, ok := fields[k.Value]
+			if !ok {
+				msg := fmt.Sprintf("unknown key %q", k.Value)
+				if s := suggestKey(k.Value, fields); s != "" {
+					msg += fmt.Sprintf(" (did you mean %q?)", s)
+				}
+				*es = append(*es, &rules.ValidationError{Field: path, Msg: msg, Line: k.Line})
+				continue
+			}
+			unknownKeys(v, ft, rules.JoinField(path, k.Value), es)
+		}
+	case t.Kind() == reflect.Slice && node.Kind == yaml.SequenceNode:
+		for i, item := range node.Content {
+			unknownKeys(item, t.Elem(), path+"["+strconv.Itoa(i)+"]", es)
+		}
+	}
+}
+
+// suggestKey finds a known key that matches key ignoring case, "_", "-" and a plural "s".
+func suggestKey(key string, fields map[string]reflect.Type) string {
+	squash := func(s string) string {
+		return strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(s))
+	}
+	for name := range fields {
+		n, k := squash(name), squash(key)
+		if n == k || n == k+"s" || n+"s" == k {
+			return name
+		}
+	}
+	return ""
+}
+
+// lineOf finds the line of the node that a field path such as
+// "rules[2].recordFormats[0].cycleDuration" names. When the field is not in the file (a
+// default was applied) it returns the line of the nearest enclosing node; 0 if unknown.
+func lineOf(doc *yaml.Node, field string) int {
+	node := doc
+	if node == nil {
+		return 0
+	}
+	line := 0
+	for _, part := range splitField(field) {
+		var next *yaml.Node
+		if n, err := strconv.Atoi(part); err == nil {
+			if node.Kind == yaml.SequenceNode && n >= 0 && n < len(node.Content) {
+				next = node.Content[n]
+			}
+		} else {
+			next = lookup(node, part)
+			if next != nil && next.Kind == yaml.ScalarNode {
+				// Point at the key's line for scalars (same line in block style).
+				line = next.Line
+				return line
+			}
+		}
+		if next == nil {
+			break
+		}
+		node = next
+		line = node.Line
+	}
+	return line
+}
+
+// splitField splits "a[2].b" into "a", "2", "b".
+func splitField(field string) []string {
+	field = strings.NewReplacer("[", ".", "]", "").Replace(field)
+	var parts []string
+	for _, p := range strings.Split(field, ".") {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	return parts
+}

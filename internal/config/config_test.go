@@ -1,0 +1,183 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/livrec/livrec/internal/rules"
+)
+
+func TestLoadConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "livrec.yaml")
+	data := `
+dataDir: /var/lib/livrec
+rtmpAddr: ":1936"
+timeZone: Asia/Shanghai
+rules:
+  - domainName: Live.Example.com
+    appName: live
+    delayTime: 60
+    recordFormats:
+      - format: m3u8
+        sliceDuration: 10
+      - format: flv
+        cycleDuration: 3600
+        sliceDuration: 30   # the cloud API default, accepted and cleared for flv
+  - domainName: "*"
+    appName: "*"
+    recordFormats: [{format: mp4}]
+`
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "/var/lib/livrec" || c.RTMPAddr != ":1936" || c.HTTPAddr != DefaultHTTPAddr ||
+		c.TimeZone != "Asia/Shanghai" || c.Location == nil || c.Location.String() != "Asia/Shanghai" {
+		t.Errorf("config = %+v", c)
+	}
+	want := []rules.Rule{
+		{DomainName: "live.example.com", AppName: "live", StreamName: "*", DelayTime: 60, RecordFormats: []rules.RecordFormat{
+			{Format: "m3u8", ObjectPrefix: rules.DefaultObjectPrefix, SliceObjectPrefix: rules.DefaultSliceObjectPrefix, SliceDuration: 10, CycleDuration: 21600},
+			{Format: "flv", ObjectPrefix: rules.DefaultObjectPrefix, CycleDuration: 3600},
+		}},
+		{DomainName: "*", AppName: "*", StreamName: "*", DelayTime: 180, RecordFormats: []rules.RecordFormat{
+			{Format: "mp4", ObjectPrefix: rules.DefaultObjectPrefix, CycleDuration: 21600},
+		}},
+	}
+	if !reflect.DeepEqual(c.Rules, want) {
+		t.Errorf("rules:\n got %+v\nwant %+v", c.Rules, want)
+	}
+}
+
+func TestParseDefaults(t *testing.T) {
+	for _, data := range []string{"", "# only a comment\n", "dataDir: d\n", "rules:\n"} {
+		c, err := Parse([]byte(data))
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", data, err)
+		}
+		if c.RTMPAddr != DefaultRTMPAddr || c.TimeZone != "UTC" || c.Location == nil ||
+			!reflect.DeepEqual(c.Rules, rules.DefaultRules()) {
+			t.Errorf("Parse(%q) = %+v", data, c)
+		}
+	}
+	c, err := Parse([]byte("rules: []\n"))
+	if err != nil || c.Rules == nil || len(c.Rules) != 0 {
+		t.Errorf("rules: [] gives %+v, %v; want an empty, non-nil list", c, err)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name, data string
+		want       []string // lines of the error
+	}{
+		{"unknown top key", "dataDir: x\nhttpAdr: :80\n",
+			[]string{`line 2: unknown key "httpAdr"`}},
+		{"wrong case", "DataDir: x\n",
+			[]string{`line 1: unknown key "DataDir" (did you mean "dataDir"?)`}},
+		{"unknown rule key", "rules:\n  - domainName: a.com\n    appName: live\n    recordFormat: []\n",
+			[]string{`line 4: rules[0]: unknown key "recordFormat" (did you mean "recordFormats"?)`}},
+		{"unknown format key", `
+rules:
+  - domainName: a.com
+    appName: live
+    recordFormats:
+      - format: m3u8
+      - format: flv
+        slice_duration: 10
+        ossBucket: b
+`, []string{
+			`line 8: rules[0].recordFormats[1]: unknown key "slice_duration" (did you mean "sliceDuration"?)`,
+			`line 9: rules[0].recordFormats[1]: unknown key "ossBucket"`,
+		}},
+		{"rule validation with lines", `
+timeZone: Mars/Base
+rules:
+  - domainName: a.com
+    appName: live
+    recordFormats: [{format: m3u8}]
+  - domainName: a.com
+    appName: li*ve
+    recordFormats:
+      - format: flv
+      - format: mp4
+        cycleDuration: 60
+  - domainName: A.com
+    appName: live
+    streamName: "*"
+    recordFormats: [{format: mp4}]
+`, []string{
+			`line 2: timeZone: "Mars/Base" is not an IANA time zone name (e.g. "UTC", "Asia/Shanghai")`,
+			`line 8: rules[1].appName: "li*ve": "*" is only allowed alone`,
+			`line 12: rules[1].recordFormats[1].cycleDuration: 60 is out of range (allowed 900–21600 seconds)`,
+			`line 13: rules[2]: duplicate of [0] (domainName "a.com", appName "live", streamName "*")`,
+		}},
+		{"default filled field points at its entry", `
+rules:
+  - domainName: a.com
+    appName: live
+    recordFormats:
+      - format: flv
+        sliceObjectPrefix: "x/{UnixTimestamp}_{Sequence}"
+      - format: m3u8
+        sliceDuration: 31
+`, []string{
+			`line 7: rules[0].recordFormats[0].sliceObjectPrefix: is only for m3u8 and cmaf, not flv`,
+			`line 9: rules[0].recordFormats[1].sliceDuration: 31 is out of range (allowed 5–30 seconds)`,
+		}},
+		{"missing formats", "rules:\n  - domainName: a.com\n    appName: live\n",
+			[]string{`line 2: rules[0].recordFormats: at least one format is required`}},
+		{"local zone", "timeZone: Local\n",
+			[]string{`line 1: timeZone: "Local" is not an IANA time zone name (e.g. "UTC", "Asia/Shanghai")`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.data))
+			if err == nil {
+				t.Fatalf("no error, want %q", tt.want)
+			}
+			if got := strings.Split(err.Error(), "\n"); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("error:\n got %q\nwant %q", got, tt.want)
+			}
+			var es rules.ValidationErrors
+			if !errors.As(err, &es) {
+				t.Errorf("error is not rules.ValidationErrors: %T", err)
+			}
+		})
+	}
+}
+
+func TestParseYAMLErrors(t *testing.T) {
+	tests := map[string]string{
+		"type":       "rules:\n  - domainName: a.com\n    delayTime: soon\n",
+		"duplicate":  "dataDir: a\ndataDir: b\n",
+		"two docs":   "dataDir: a\n---\ndataDir: b\n",
+		"not a map":  "- a\n- b\n",
+		"bad syntax": "dataDir: [\n",
+	}
+	for name, data := range tests {
+		_, err := Parse([]byte(data))
+		if err == nil || !strings.Contains(err.Error(), "line") {
+			t.Errorf("%s: error %v, want one naming a line", name, err)
+		}
+	}
+}
+
+func TestLoadConfigFileErrors(t *testing.T) {
+	if _, err := LoadConfig(filepath.Join(t.TempDir(), "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte("bogus: 1\n"), 0o600)
+	_, err := LoadConfig(path)
+	if err == nil || !strings.HasPrefix(err.Error(), path+": line 1: unknown key \"bogus\"") {
+		t.Errorf("error %v, want it prefixed with the path", err)
+	}
+}

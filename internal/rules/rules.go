@@ -1,0 +1,381 @@
+// Package rules holds recording rules: what to record for a stream key (domain, app,
+// stream), their defaults and validation, and the matching of a stream key to the one
+// rule that applies.
+//
+// The model mirrors the cloud recording API's record config (reference §1) with the
+// field names in lowerCamelCase. A rule is normalized (defaults filled in) and then
+// validated; a Set holds validated rules and answers Match by priority.
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/livrec/livrec/internal/keytemplate"
+)
+
+// Format is a recording output format.
+type Format string
+
+// Supported formats.
+const (
+	M3U8 Format = "m3u8" // HLS: playlist + MPEG-TS segments
+	FLV  Format = "flv"
+	MP4  Format = "mp4"
+	CMAF Format = "cmaf" // playlist + fragmented-MP4 segments
+)
+
+// Formats lists the supported formats in documentation order.
+var Formats = []Format{M3U8, FLV, MP4, CMAF}
+
+// Sliced reports whether f is written as a playlist with segments, i.e. whether
+// sliceDuration and sliceObjectPrefix apply.
+func (f Format) Sliced() bool { return f == M3U8 || f == CMAF }
+
+// Valid reports whether f is a supported format.
+func (f Format) Valid() bool { return slices.Contains(Formats, f) }
+
+// Start modes (onDemand).
+const (
+	OnDemandAuto     = 0 // record every publish
+	OnDemandCallback = 1 // ask onDemandUrl over HTTP
+	OnDemandPushURL  = 2 // the push URL's record_config decides
+	OnDemandManual   = 7 // record only on a manual start command
+)
+
+// Wildcard matches every domain, app or stream.
+const Wildcard = "*"
+
+// Defaults and ranges, in seconds unless noted.
+const (
+	DefaultDelayTime = 180
+	MinDelayTime     = 15
+	MaxDelayTime     = 21600
+
+	DefaultSliceDuration = 30
+	MinSliceDuration     = 5
+	MaxSliceDuration     = 30
+
+	// The cycle range is a recollection in the reference ([L]); the default is documented.
+	DefaultCycleDuration = 21600
+	MinCycleDuration     = 900
+	MaxCycleDuration     = 21600
+
+	DefaultObjectPrefix      = "record/{AppName}/{StreamName}/{EscapedStartTime}_{EscapedEndTime}"
+	DefaultSliceObjectPrefix = "record/{AppName}/{StreamName}/{UnixTimestamp}_{Sequence}"
+
+	// MaxPrefixLen is the exclusive limit on a prefix: it must be shorter than 256 bytes.
+	MaxPrefixLen = 256
+
+	MaxNameLen   = 255 // app and stream names
+	MaxDomainLen = 253
+)
+
+// Variables each kind of prefix may use (reference §6). {EndTime} is not available to
+// slice keys: a segment is stored while its file is still open. {Date}, {Hour},
+// {Minute} and {Second} are taken from the time the recorder passes as Vars.Start: the
+// file start for objectPrefix, the segment start for sliceObjectPrefix.
+var (
+	objectPrefixVars = []string{
+		keytemplate.AppName, keytemplate.StreamName, keytemplate.Sequence,
+		keytemplate.StartTime, keytemplate.EndTime, keytemplate.EscapedStartTime, keytemplate.EscapedEndTime,
+		keytemplate.Date, keytemplate.Hour, keytemplate.Minute, keytemplate.Second,
+	}
+	slicePrefixVars = []string{
+		keytemplate.AppName, keytemplate.StreamName, keytemplate.UnixTimestamp, keytemplate.Sequence,
+		keytemplate.Date, keytemplate.Hour, keytemplate.Minute, keytemplate.Second,
+	}
+)
+
+// RecordFormat is one output of a rule.
+type RecordFormat struct {
+	Format Format `yaml:"format" json:"format"`
+	// ObjectPrefix is the key template of the file (playlist or container), without the
+	// extension. It must contain {StartTime} and {EndTime}, or {EscapedStartTime} and
+	// {EscapedEndTime}.
+	ObjectPrefix string `yaml:"objectPrefix" json:"objectPrefix"`
+	// SliceObjectPrefix is the key template of a segment (m3u8 and cmaf only). It must
+	// contain {UnixTimestamp} and {Sequence}.
+	SliceObjectPrefix string `yaml:"sliceObjectPrefix" json:"sliceObjectPrefix"`
+	// SliceDuration is the target segment duration in seconds (m3u8 and cmaf only).
+	SliceDuration int `yaml:"sliceDuration" json:"sliceDuration"`
+	// CycleDuration is the media duration in seconds after which a file is generated and
+	// the next one started.
+	CycleDuration int `yaml:"cycleDuration" json:"cycleDuration"`
+}
+
+// Rule says what to record for the stream keys it matches.
+//
+// New fields (ossEndpoint, ossBucket, startTime/endTime, ...) go here with their
+// defaults in Normalize and their checks in Validate; zero values must mean "default"
+// or "unset" so that older config files keep working.
+type Rule struct {
+	// DomainName is a host name, or "*" for the catch-all. Compared case-insensitively
+	// and stored in lower case by Normalize.
+	DomainName string `yaml:"domainName" json:"domainName"`
+	// AppName is an app name or "*".
+	AppName string `yaml:"appName" json:"appName"`
+	// StreamName is a stream name or "*"; empty means "*". A specific stream needs a
+	// specific app.
+	StreamName string `yaml:"streamName" json:"streamName"`
+	// DelayTime is the stitch window in seconds: a publish that comes back within it
+	// continues the paused task.
+	DelayTime int `yaml:"delayTime" json:"delayTime"`
+	// OnDemand is the start mode: OnDemandAuto, OnDemandCallback, OnDemandPushURL or
+	// OnDemandManual.
+	OnDemand int `yaml:"onDemand" json:"onDemand"`
+	// RecordFormats are the outputs, at most one per format.
+	RecordFormats []RecordFormat `yaml:"recordFormats" json:"recordFormats"`
+}
+
+// Clone returns a deep copy of r.
+func (r *Rule) Clone() *Rule {
+	c := *r
+	c.RecordFormats = slices.Clone(r.RecordFormats)
+	return &c
+}
+
+// Normalize fills in defaults: an empty streamName becomes "*", the domain is lower-cased,
+// zero durations and empty prefixes get their defaults. For flv and mp4, a sliceDuration
+// or sliceObjectPrefix equal to the default is cleared (clients of the cloud API often
+// send the defaults for every format); any other value is left for Validate to reject.
+// Normalize is idempotent.
+func (r *Rule) Normalize() {
+	r.DomainName = strings.ToLower(r.DomainName)
+	if r.StreamName == "" {
+		r.StreamName = Wildcard
+	}
+	if r.DelayTime == 0 {
+		r.DelayTime = DefaultDelayTime
+	}
+	for i := range r.RecordFormats {
+		f := &r.RecordFormats[i]
+		if f.ObjectPrefix == "" {
+			f.ObjectPrefix = DefaultObjectPrefix
+		}
+		if f.CycleDuration == 0 {
+			f.CycleDuration = DefaultCycleDuration
+		}
+		if f.Format.Sliced() {
+			if f.SliceObjectPrefix == "" {
+				f.SliceObjectPrefix = DefaultSliceObjectPrefix
+			}
+			if f.SliceDuration == 0 {
+				f.SliceDuration = DefaultSliceDuration
+			}
+		} else if f.Format.Valid() {
+			if f.SliceObjectPrefix == DefaultSliceObjectPrefix {
+				f.SliceObjectPrefix = ""
+			}
+			if f.SliceDuration == DefaultSliceDuration {
+				f.SliceDuration = 0
+			}
+		}
+	}
+}
+
+// Validate checks a normalized rule and returns every problem as ValidationErrors, or nil.
+// Field paths are relative to the rule: "appName", "recordFormats[1].sliceDuration".
+func (r *Rule) Validate() error {
+	var es ValidationErrors
+
+	if err := validDomain(r.DomainName); err != nil {
+		es.add("domainName", err.Error())
+	}
+	if err := validPattern(r.AppName); err != nil {
+		es.add("appName", err.Error())
+	}
+	if err := validPattern(r.StreamName); err != nil {
+		es.add("streamName", err.Error())
+	} else if r.StreamName != Wildcard && r.AppName == Wildcard {
+		es.add("streamName", fmt.Sprintf("%q needs a specific appName (appName is %q)", r.StreamName, Wildcard))
+	}
+	checkRange(&es, "delayTime", r.DelayTime, MinDelayTime, MaxDelayTime)
+	switch r.OnDemand {
+	case OnDemandAuto, OnDemandCallback, OnDemandPushURL, OnDemandManual:
+	default:
+		es.add("onDemand", fmt.Sprintf("%d is not one of 0, 1, 2, 7", r.OnDemand))
+	}
+
+	if len(r.RecordFormats) == 0 {
+		es.add("recordFormats", "at least one format is required")
+	}
+	seen := map[Format]int{}
+	for i, f := range r.RecordFormats {
+		path := fmt.Sprintf("recordFormats[%d]", i)
+		if j, dup := seen[f.Format]; dup {
+			es.add(path+".format", fmt.Sprintf("%q is already used by recordFormats[%d]", f.Format, j))
+		} else if f.Format.Valid() {
+			seen[f.Format] = i
+		}
+		validateFormat(&es, path, &f)
+	}
+	if _, ok := seen[CMAF]; ok {
+		if _, ok := seen[M3U8]; ok {
+			es.add("recordFormats", "cmaf and m3u8 cannot be used together")
+		}
+	}
+	return es.err()
+}
+
+// validateFormat checks one record format; path is its field path.
+func validateFormat(es *ValidationErrors, path string, f *RecordFormat) {
+	if !f.Format.Valid() {
+		es.add(path+".format", fmt.Sprintf("%q is not one of m3u8, flv, mp4, cmaf", f.Format))
+	}
+	checkRange(es, path+".cycleDuration", f.CycleDuration, MinCycleDuration, MaxCycleDuration)
+	if msg := checkPrefix(f.ObjectPrefix, objectPrefixVars, [][2]string{
+		{keytemplate.StartTime, keytemplate.EndTime},
+		{keytemplate.EscapedStartTime, keytemplate.EscapedEndTime},
+	}); msg != "" {
+		es.add(path+".objectPrefix", msg)
+	}
+
+	switch {
+	case f.Format.Sliced():
+		checkRange(es, path+".sliceDuration", f.SliceDuration, MinSliceDuration, MaxSliceDuration)
+		if msg := checkPrefix(f.SliceObjectPrefix, slicePrefixVars, [][2]string{
+			{keytemplate.UnixTimestamp, keytemplate.Sequence},
+		}); msg != "" {
+			es.add(path+".sliceObjectPrefix", msg)
+		}
+	case f.Format.Valid():
+		// flv, mp4: Normalize cleared default values; anything left was set on purpose.
+		if f.SliceDuration != 0 {
+			es.add(path+".sliceDuration", fmt.Sprintf("is only for m3u8 and cmaf, not %s", f.Format))
+		}
+		if f.SliceObjectPrefix != "" {
+			es.add(path+".sliceObjectPrefix", fmt.Sprintf("is only for m3u8 and cmaf, not %s", f.Format))
+		}
+	}
+}
+
+// checkRange adds an error if v is outside [lo, hi].
+func checkRange(es *ValidationErrors, field string, v, lo, hi int) {
+	if v < lo || v > hi {
+		es.add(field, fmt.Sprintf("%d is out of range (allowed %d–%d seconds)", v, lo, hi))
+	}
+}
+
+// checkPrefix validates a key template: length, syntax and path safety (keytemplate.Check),
+// the variables allowed for this kind of prefix, and that one of the required pairs of
+// variables is present. It returns "" when the prefix is fine.
+func checkPrefix(tmpl string, allowed []string, need [][2]string) string {
+	if len(tmpl) >= MaxPrefixLen {
+		return fmt.Sprintf("is %d bytes, must be shorter than %d", len(tmpl), MaxPrefixLen)
+	}
+	vars, err := keytemplate.Check(tmpl)
+	if err != nil {
+		return fmt.Sprintf("%q: %v", tmpl, err) + allowedSuffix(err, allowed)
+	}
+	var notHere []string
+	for _, v := range vars {
+		if !slices.Contains(allowed, v) {
+			notHere = append(notHere, "{"+v+"}")
+		}
+	}
+	if len(notHere) > 0 {
+		return fmt.Sprintf("%q: %s not allowed here (allowed: %s)", tmpl, strings.Join(notHere, ", "), braced(allowed))
+	}
+	for _, pair := range need {
+		if slices.Contains(vars, pair[0]) && slices.Contains(vars, pair[1]) {
+			return ""
+		}
+	}
+	alts := make([]string, len(need))
+	for i, pair := range need {
+		alts[i] = "{" + pair[0] + "} and {" + pair[1] + "}"
+	}
+	return fmt.Sprintf("%q: must contain %s", tmpl, strings.Join(alts, ", or "))
+}
+
+// allowedSuffix lists the allowed variables after an unknown-variable error.
+func allowedSuffix(err error, allowed []string) string {
+	if !errors.Is(err, keytemplate.ErrUnknownVariable) {
+		return ""
+	}
+	return " (allowed: " + braced(allowed) + ")"
+}
+
+func braced(names []string) string {
+	b := make([]string, len(names))
+	for i, n := range names {
+		b[i] = "{" + n + "}"
+	}
+	return strings.Join(b, ", ")
+}
+
+// ValidName checks an app or stream name: 1–255 characters, each a letter, digit, "-"
+// or "_". The ingest uses it to refuse a push; the error says what is wrong without
+// naming the field.
+func ValidName(s string) error {
+	if s == "" {
+		return fmt.Errorf("is empty (1–%d characters allowed)", MaxNameLen)
+	}
+	if len(s) > MaxNameLen {
+		return fmt.Errorf("is %d characters, more than %d", len(s), MaxNameLen)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !isNameChar(c) {
+			return fmt.Errorf("%q: character %s at %d is not allowed (letters, digits, \"-\", \"_\")", s, quoteByte(c), i)
+		}
+	}
+	return nil
+}
+
+// validPattern checks an app or stream name in a rule, where "*" alone is also allowed.
+func validPattern(s string) error {
+	if s == Wildcard {
+		return nil
+	}
+	if strings.Contains(s, Wildcard) {
+		return fmt.Errorf("%q: %q is only allowed alone", s, Wildcard)
+	}
+	return ValidName(s)
+}
+
+// validDomain checks a rule's domain: "*" or a host name of letters, digits, "-" and ".",
+// at most 253 characters, with non-empty labels of at most 63.
+func validDomain(s string) error {
+	switch {
+	case s == Wildcard:
+		return nil
+	case s == "":
+		return fmt.Errorf("is required (a host name, or %q for all domains)", Wildcard)
+	case strings.Contains(s, Wildcard):
+		return fmt.Errorf("%q: %q is only allowed alone", s, Wildcard)
+	case len(s) > MaxDomainLen:
+		return fmt.Errorf("is %d characters, more than %d", len(s), MaxDomainLen)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '.' && c != '-' && !isAlnum(c) {
+			return fmt.Errorf("%q: character %s at %d is not allowed in a host name (letters, digits, \"-\", \".\")", s, quoteByte(c), i)
+		}
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" {
+			return fmt.Errorf("%q: empty label (leading, trailing or doubled \".\")", s)
+		}
+		if len(label) > 63 {
+			return fmt.Errorf("%q: label %q is longer than 63 characters", s, label)
+		}
+	}
+	return nil
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+func isNameChar(c byte) bool { return isAlnum(c) || c == '-' || c == '_' }
+
+// quoteByte shows a byte for an error message: printable ASCII as '%c', others in hex.
+func quoteByte(c byte) string {
+	if c >= 0x20 && c < 0x7f {
+		return fmt.Sprintf("%q", rune(c))
+	}
+	return fmt.Sprintf("0x%02x", c)
+}
