@@ -1,19 +1,99 @@
+// Command livrec is a self-hosted live-stream recording service: it accepts RTMP pushes
+// and records them (remux only) to HLS and other formats on local disk or object storage.
+//
+//	livrec serve [--config FILE] [--data-dir DIR] [--rtmp-addr ADDR] [--http-addr ADDR]
 package main
 
 import (
-	_ "github.com/bluenviron/gohlslib/v2/pkg/playlist"
-	_ "github.com/bluenviron/gortmplib"
-	_ "github.com/bluenviron/gortmplib/pkg/amf0"
-	_ "github.com/bluenviron/gortmplib/pkg/handshake"
-	_ "github.com/bluenviron/gortmplib/pkg/rawmessage"
-	_ "github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
-	_ "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
-	_ "github.com/bluenviron/mediacommon/v2/pkg/formats/pmp4"
-	_ "github.com/google/uuid"
-	_ "github.com/prometheus/client_golang/prometheus"
-	_ "github.com/prometheus/client_golang/prometheus/promhttp"
-	_ "go.yaml.in/yaml/v3"
-	_ "modernc.org/sqlite"
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/livrec/livrec/internal/config"
+	"github.com/livrec/livrec/internal/rules"
+	"github.com/livrec/livrec/internal/service"
 )
 
-func main() {}
+const usage = `livrec — live-stream recording service
+
+Usage:
+  livrec serve [flags]   run the RTMP ingest and HTTP API, recording pushes
+
+Run "livrec serve -h" for the flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:])
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "livrec: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "livrec:", err)
+		os.Exit(1)
+	}
+}
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "YAML configuration file (default: none — record every push as m3u8 to local disk)")
+	dataDir := fs.String("data-dir", config.DefaultDataDir, "data directory: catalog, working files and (local storage) recordings")
+	rtmpAddr := fs.String("rtmp-addr", config.DefaultRTMPAddr, "RTMP listen address")
+	httpAddr := fs.String("http-addr", config.DefaultHTTPAddr, "HTTP listen address (API, files, metrics)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+
+	cfg := &config.Config{DataDir: config.DefaultDataDir, RTMPAddr: config.DefaultRTMPAddr, HTTPAddr: config.DefaultHTTPAddr,
+		Location: time.UTC, Rules: rules.DefaultRules()}
+	if *cfgPath != "" {
+		c, err := config.LoadConfig(*cfgPath)
+		if err != nil {
+			return err
+		}
+		cfg = c
+	}
+	// Flags given on the command line win over the file.
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "data-dir":
+			cfg.DataDir = *dataDir
+		case "rtmp-addr":
+			cfg.RTMPAddr = *rtmpAddr
+		case "http-addr":
+			cfg.HTTPAddr = *httpAddr
+		}
+	})
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return service.Run(ctx, service.Options{
+		DataDir:  cfg.DataDir,
+		RTMPAddr: cfg.RTMPAddr,
+		HTTPAddr: cfg.HTTPAddr,
+		Location: cfg.Location,
+		Rules:    cfg.Rules,
+		Logger:   log,
+	})
+}

@@ -1,0 +1,213 @@
+// Package api is livrec's HTTP surface: the JSON API under /api/v1, file serving under
+// /files/ (with Range requests), live playlists of recordings in progress under /live/,
+// health and Prometheus metrics.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"mime"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/livrec/livrec/internal/catalog"
+	"github.com/livrec/livrec/internal/metrics"
+	"github.com/livrec/livrec/internal/record"
+	"github.com/livrec/livrec/internal/storage"
+)
+
+// Server holds what the handlers need.
+type Server struct {
+	Catalog *catalog.Catalog
+	Store   storage.Store
+	Manager *record.Manager
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /files/{key...}", s.serveFile)
+	mux.HandleFunc("HEAD /files/{key...}", s.serveFile)
+	mux.HandleFunc("GET /live/{id}", s.serveLive)
+	mux.HandleFunc("GET /api/v1/recordings", s.listRecordings)
+	mux.HandleFunc("GET /api/v1/recordings/{id}", s.getRecording)
+	mux.HandleFunc("GET /api/v1/streams", s.listStreams)
+	return mux
+}
+
+func contentType(key string) string {
+	switch strings.ToLower(path.Ext(key)) {
+	case ".m3u8":
+		return "application/vnd.apple.mpegurl"
+	case ".ts":
+		return "video/mp2t"
+	case ".mp4":
+		return "video/mp4"
+	case ".m4s":
+		return "video/iso.segment"
+	case ".flv":
+		return "video/x-flv"
+	}
+	if t := mime.TypeByExtension(path.Ext(key)); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	obj, err := s.Store.Open(r.Context(), key)
+	if errors.Is(err, storage.ErrNotFound) {
+		http.NotFound(w, r)
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "key", err.Error())
+		return
+	}
+	defer obj.Close()
+	w.Header().Set("Content-Type", contentType(key))
+	http.ServeContent(w, r, "", obj.ModTime(), obj)
+}
+
+// serveLive serves the EVENT playlist of a recording in progress: GET /live/{fileID}.m3u8.
+// Once the file is generated it redirects to the stored playlist.
+func (s *Server) serveLive(w http.ResponseWriter, r *http.Request) {
+	id := strings.TrimSuffix(r.PathValue("id"), ".m3u8")
+	f, err := s.Catalog.GetFile(r.Context(), id)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	if f.Status == catalog.FileDone {
+		http.Redirect(w, r, "/files/"+f.Key, http.StatusFound)
+		return
+	}
+	b, err := os.ReadFile(filepath.Join(f.WorkDir, "live.m3u8"))
+	if err != nil {
+		http.Error(w, "no segment recorded yet", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(b)
+}
+
+type apiError struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, field, msg string) {
+	writeJSON(w, status, apiError{Error: msg, Field: field})
+}
+
+// parseTime accepts RFC 3339 or Unix seconds.
+func parseTime(v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.Unix(n, 0).UTC(), nil
+	}
+	return time.Parse(time.RFC3339, v)
+}
+
+type recordingList struct {
+	Recordings []catalog.File `json:"recordings"`
+	Limit      int            `json:"limit"`
+	Offset     int            `json:"offset"`
+}
+
+func (s *Server) listRecordings(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	fq := catalog.FileQuery{Domain: q.Get("domain"), App: q.Get("app"), Stream: q.Get("stream"), Format: q.Get("format"), Status: q.Get("status"),
+		Desc: q.Get("order") == "desc"}
+	var err error
+	for _, tf := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &fq.From}, {"to", &fq.To}} {
+		if *tf.dst, err = parseTime(q.Get(tf.name)); err != nil {
+			writeError(w, http.StatusBadRequest, tf.name, tf.name+": want RFC 3339 time or Unix seconds, got "+strconv.Quote(q.Get(tf.name)))
+			return
+		}
+	}
+	if o := q.Get("order"); o != "" && o != "asc" && o != "desc" {
+		writeError(w, http.StatusBadRequest, "order", `order: want "asc" or "desc"`)
+		return
+	}
+	for _, nf := range []struct {
+		name     string
+		dst      *int
+		min, max int
+	}{{"limit", &fq.Limit, 1, 1000}, {"offset", &fq.Offset, 0, 1 << 30}} {
+		v := q.Get(nf.name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < nf.min || n > nf.max {
+			writeError(w, http.StatusBadRequest, nf.name, nf.name+": want an integer "+strconv.Itoa(nf.min)+"–"+strconv.Itoa(nf.max)+", got "+strconv.Quote(v))
+			return
+		}
+		*nf.dst = n
+	}
+	if fq.Limit == 0 {
+		fq.Limit = 100
+	}
+	files, err := s.Catalog.ListFiles(r.Context(), fq)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, recordingList{Recordings: files, Limit: fq.Limit, Offset: fq.Offset})
+}
+
+func (s *Server) getRecording(w http.ResponseWriter, r *http.Request) {
+	f, err := s.Catalog.GetFile(r.Context(), r.PathValue("id"))
+	if errors.Is(err, catalog.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "id", "no recording with this id")
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, f)
+}
+
+func (s *Server) listStreams(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"streams": s.Manager.Streams()})
+}
+
+// Shutdown is a helper for graceful HTTP shutdown with a deadline.
+func Shutdown(srv *http.Server, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return srv.Shutdown(ctx)
+}

@@ -1,0 +1,265 @@
+package hls
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/livrec/livrec/internal/storage"
+)
+
+// Recover finalizes a file whose writer died (crash, kill -9) from its working directory:
+// it reads the journal, stores the complete segments that were not stored yet, cuts the
+// partial current segment after its last complete frame (dropping it if it has none),
+// stores it, and stores the VOD playlist under playlistKey(end), end being the wall start
+// of the last segment plus its duration. If the journal already names a playlist key (the
+// crash happened inside Finish or an earlier Recover), that key is used instead. On
+// success the working files are removed.
+//
+// Recover is idempotent: run again after a failure, it finds the state it journaled and
+// takes an ErrExists for an object it had already stored (same bytes) as success.
+// ErrNoJournal means there is nothing to recover; ErrNoMedia that nothing decodable was
+// recorded (the working files are removed).
+func Recover(ctx context.Context, workDir string, store storage.Store, playlistKey func(end time.Time) string,
+	logger *slog.Logger) (Result, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	j, err := loadJournal(workDir)
+	if err != nil {
+		return Result{}, err
+	}
+	segs := make([]*segState, 0, len(j.Segments)+1)
+	for _, s := range j.Segments {
+		segs = append(segs, fromJournalSeg(s))
+	}
+
+	var extra string // partial file to remove if it is dropped
+	if c := j.Current; c != nil && j.PlaylistKey == "" {
+		p := filepath.Join(workDir, c.File)
+		dur, size, err := cutPartialSegment(p)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			logger.Warn("hls: partial segment file missing", "file", p)
+		case err != nil:
+			return Result{}, fmt.Errorf("hls: recover partial segment: %w", err)
+		case dur <= 0:
+			logger.Warn("hls: partial segment holds no complete frame, dropped", "file", p)
+			extra = c.File
+		default:
+			s := fromJournalSeg(*c)
+			s.Duration, s.Bytes = dur, size
+			segs = append(segs, s)
+		}
+	}
+	if len(segs) == 0 {
+		removeWorkFiles(workDir, nil, extra)
+		return Result{}, ErrNoMedia
+	}
+
+	// Journal the final segment list first, so a repeated Recover does not re-cut.
+	final := &journal{Version: journalVersion, NextSeq: j.NextSeq, PlaylistKey: j.PlaylistKey}
+	if final.PlaylistKey == "" {
+		last := segs[len(segs)-1]
+		final.PlaylistKey = playlistKey(last.Start.Add(last.Duration))
+	}
+	save := func() error {
+		final.Segments = final.Segments[:0]
+		for _, s := range segs {
+			final.Segments = append(final.Segments, toJournalSeg(s))
+		}
+		return saveJournal(workDir, final)
+	}
+	if err := save(); err != nil {
+		return Result{}, fmt.Errorf("hls: journal: %w", err)
+	}
+	if extra != "" {
+		_ = os.Remove(filepath.Join(workDir, extra))
+	}
+	return finalize(ctx, store, workDir, segs, final.PlaylistKey, logger, true, save)
+}
+
+// cutPartialSegment truncates the MPEG-TS file at p after its last complete PES (whole
+// 188-byte packets only) and returns the media duration it still holds, measured on the
+// leading track (video if any). A zero duration means no complete frame: the file is left
+// as is for the caller to drop.
+func cutPartialSegment(p string) (time.Duration, int64, error) {
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	scan, err := scanTS(bufio.NewReaderSize(f, 64<<10))
+	if err != nil {
+		return 0, 0, err
+	}
+	cut, kept := scan.completeCut()
+	dur := leadDuration(kept)
+	if dur <= 0 {
+		return 0, 0, nil
+	}
+	if err := f.Truncate(cut); err != nil {
+		return 0, 0, err
+	}
+	if err := f.Sync(); err != nil {
+		return 0, 0, err
+	}
+	return dur, cut, nil
+}
+
+const tsPacketSize = 188
+
+// pesInfo locates one PES in a TS file.
+type pesInfo struct {
+	pid        uint16
+	video      bool  // stream id 0xE0–0xEF
+	start, end int64 // offsets of its first packet and just past its last packet
+	length     int   // PES_packet_length (0: unbounded)
+	got        int   // PES bytes seen after the length field
+	dts        int64 // 90 kHz (PTS if no DTS)
+	complete   bool
+}
+
+type tsScan struct {
+	pes   []*pesInfo
+	valid int64 // bytes of whole, well-formed packets
+}
+
+// scanTS walks the packets of r and records every audio/video PES. It stops at the first
+// short or malformed packet.
+func scanTS(r io.Reader) (*tsScan, error) {
+	s := &tsScan{}
+	open := map[uint16]*pesInfo{}
+	var pkt [tsPacketSize]byte
+	var off int64
+	for {
+		if _, err := io.ReadFull(r, pkt[:]); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				break
+			}
+			return nil, err
+		}
+		if pkt[0] != 0x47 {
+			break
+		}
+		pid := uint16(pkt[1]&0x1F)<<8 | uint16(pkt[2])
+		pusi := pkt[1]&0x40 != 0
+		afc := (pkt[3] >> 4) & 3
+		p := 4
+		if afc&2 != 0 {
+			p += 1 + int(pkt[4])
+		}
+		if p > tsPacketSize {
+			break
+		}
+		s.valid = off + tsPacketSize
+		payload := pkt[p:]
+		if afc&1 == 0 {
+			payload = nil
+		}
+		if pusi && len(payload) >= 9 && payload[0] == 0 && payload[1] == 0 && payload[2] == 1 {
+			if prev := open[pid]; prev != nil {
+				prev.complete = true // the next PES of the PID started
+			}
+			sid := payload[3]
+			if (sid < 0xC0 || sid > 0xEF) && sid != 0xBD {
+				delete(open, pid)
+				off += tsPacketSize
+				continue
+			}
+			pi := &pesInfo{pid: pid, video: sid >= 0xE0, start: off, end: off + tsPacketSize,
+				length: int(payload[4])<<8 | int(payload[5]), got: len(payload) - 6}
+			flags := payload[7]
+			switch {
+			case flags&0xC0 == 0xC0 && len(payload) >= 19:
+				pi.dts = parseClock(payload[14:19])
+			case flags&0x80 != 0 && len(payload) >= 14:
+				pi.dts = parseClock(payload[9:14])
+			default:
+				pi.dts = -1
+			}
+			pi.complete = pi.length > 0 && pi.got >= pi.length
+			s.pes = append(s.pes, pi)
+			open[pid] = pi
+		} else if pi := open[pid]; pi != nil && len(payload) > 0 {
+			pi.got += len(payload)
+			pi.end = off + tsPacketSize
+			if pi.length > 0 && pi.got >= pi.length {
+				pi.complete = true
+			}
+		}
+		off += tsPacketSize
+	}
+	return s, nil
+}
+
+// completeCut returns the largest file length at which every PES left in the file is
+// complete, and those PES.
+func (s *tsScan) completeCut() (int64, []*pesInfo) {
+	cut := s.valid
+	for changed := true; changed; {
+		changed = false
+		for _, p := range s.pes {
+			if p.start < cut && (!p.complete || p.end > cut) {
+				cut = p.start
+				changed = true
+			}
+		}
+	}
+	var kept []*pesInfo
+	for _, p := range s.pes {
+		if p.end <= cut && p.complete && p.dts >= 0 {
+			kept = append(kept, p)
+		}
+	}
+	return cut, kept
+}
+
+// leadDuration measures the leading track (video if any) of kept: last DTS − first DTS
+// plus the last DTS delta (33-bit wrap handled).
+func leadDuration(kept []*pesInfo) time.Duration {
+	hasVideo := false
+	for _, p := range kept {
+		hasVideo = hasVideo || p.video
+	}
+	var first, last, prev int64
+	n := 0
+	for _, p := range kept {
+		if p.video != hasVideo {
+			continue
+		}
+		if n == 0 {
+			first, last = p.dts, p.dts
+		} else {
+			prev = last
+			last += (p.dts - last) & 0x1FFFFFFFF // forward difference modulo 2^33
+		}
+		n++
+	}
+	if n == 0 {
+		return 0
+	}
+	frame := int64(90000 / 25)
+	if !hasVideo {
+		frame = 1920 // about one AAC frame at 48 kHz
+	}
+	if n > 1 && last > prev {
+		frame = last - prev
+	}
+	return fromTicks(last - first + frame)
+}
+
+func fromTicks(t int64) time.Duration {
+	return time.Duration(t/90000)*time.Second + time.Duration(t%90000)*time.Second/90000
+}
+
+// parseClock decodes a 33-bit PES timestamp.
+func parseClock(b []byte) int64 {
+	return int64(b[0]>>1&0x07)<<30 | int64(b[1])<<22 | int64(b[2]>>1)<<15 | int64(b[3])<<7 | int64(b[4]>>1)
+}

@@ -1,0 +1,625 @@
+package hls
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
+
+	"github.com/livrec/livrec/internal/media"
+	"github.com/livrec/livrec/internal/storage"
+)
+
+// recordAll feeds a whole input and finishes; it checks the common properties.
+func recordAll(t *testing.T, name string) (*input, *diskStore, Result) {
+	t.Helper()
+	in := getInput(t, name)
+	st := newDiskStore(t)
+	w, dir := newTestWriter(t, st, testSlice)
+	if err := w.SetTracks(in.video, in.audio); err != nil {
+		t.Fatal(err)
+	}
+	feed(t, w, in.aus)
+	wantDur := expectedDuration(in.aus, in.video != nil)
+	if got := w.Duration(); absDur(got-wantDur) > time.Millisecond {
+		t.Errorf("Duration() before Finish = %v, want %v", got, wantDur)
+	}
+	res, err := w.Finish(context.Background(), testPlaylistKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkVOD(t, st, res, wantDur)
+	checkSegmentStarts(t, st, res, in.video != nil)
+	if absDur(res.Duration-in.duration) > 100*time.Millisecond {
+		t.Errorf("recorded %v, input ffprobe duration %v", res.Duration, in.duration)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("work dir not cleaned: %v", entries)
+	}
+	if _, err := w.Finish(context.Background(), testPlaylistKey); !errors.Is(err, ErrFinished) {
+		t.Errorf("second Finish: %v", err)
+	}
+	return in, st, res
+}
+
+func TestH264AAC(t *testing.T) {
+	in, st, res := recordAll(t, inH264AAC)
+	// 12 s with a keyframe every 2 s and 4 s slices: 3 segments of exactly 4 s.
+	if len(res.Segments) != 3 {
+		t.Fatalf("%d segments, want 3", len(res.Segments))
+	}
+	for i, s := range res.Segments[:2] {
+		if s.Duration != 4*time.Second {
+			t.Errorf("segment %d lasts %v, want 4s", i, s.Duration)
+		}
+		if s.Discontinuity {
+			t.Errorf("segment %d marked discontinuous", i)
+		}
+	}
+	// Relative URIs in the final playlist.
+	m, _ := readPlaylist(t, st.path(res.PlaylistKey))
+	if m.Segments[0].URI != "seg/000.ts" {
+		t.Errorf("URI %q, want seg/000.ts", m.Segments[0].URI)
+	}
+	// The video elementary stream is carried byte for byte.
+	out := demuxTS(t, bytes.NewReader(concatSegments(t, st, res.Segments)))
+	if a, b := vcl(in.aus, false), vcl(out.aus, false); !bytes.Equal(a, b) {
+		t.Errorf("VCL NAL units differ: input %d bytes, output %d bytes", len(a), len(b))
+	}
+	// So is the audio (every frame after the first keyframe).
+	var inAudio, outAudio [][]byte
+	for _, au := range in.aus {
+		if !au.Track.Codec.IsVideo() && au.DTS >= 0 {
+			inAudio = append(inAudio, au.Data)
+		}
+	}
+	for _, au := range out.aus {
+		if !au.Track.Codec.IsVideo() {
+			outAudio = append(outAudio, au.Data)
+		}
+	}
+	if !bytes.Equal(bytes.Join(inAudio, nil), bytes.Join(outAudio, nil)) {
+		t.Errorf("audio differs: %d frames in, %d out", len(inAudio), len(outAudio))
+	}
+	// The output timeline is the playlist timeline: starts at 1 s, continuous.
+	if d := out.aus[0].DTS; d != time.Second {
+		t.Errorf("first output DTS %v, want 1s", d)
+	}
+	if res.Bytes <= res.PlaylistBytes || res.Start.IsZero() || !res.End.After(res.Start) {
+		t.Errorf("bad result totals: %+v", res)
+	}
+}
+
+func TestH265AAC(t *testing.T) {
+	in, st, res := recordAll(t, inH265AAC)
+	out := demuxTS(t, bytes.NewReader(concatSegments(t, st, res.Segments)))
+	if a, b := vcl(in.aus, true), vcl(out.aus, true); len(a) == 0 || !bytes.Equal(a, b) {
+		t.Errorf("VCL NAL units differ: input %d bytes, output %d bytes", len(a), len(b))
+	}
+}
+
+func TestH264MP3(t *testing.T) {
+	recordAll(t, inH264MP3)
+}
+
+func TestAudioOnly(t *testing.T) {
+	in, _, res := recordAll(t, inAACOnly)
+	frame := time.Second * 1024 / time.Duration(in.audio.SampleRate)
+	if len(res.Segments) < 3 {
+		t.Fatalf("%d segments", len(res.Segments))
+	}
+	for i, s := range res.Segments[:len(res.Segments)-1] {
+		if s.Duration < testSlice || s.Duration >= testSlice+frame {
+			t.Errorf("segment %d lasts %v, want [4s, 4s+%v)", i, s.Duration, frame)
+		}
+	}
+}
+
+// The live EVENT playlist is valid and playable while recording.
+func TestLivePlaylist(t *testing.T) {
+	in := getInput(t, inH264AAC)
+	st := newDiskStore(t)
+	w, _ := newTestWriter(t, st, testSlice)
+	if err := w.SetTracks(in.video, in.audio); err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, au := range in.aus {
+		if err := w.WriteAU(au); err != nil {
+			t.Fatal(err)
+		}
+		n := len(st.stored())
+		if n == checked || n == 0 {
+			continue
+		}
+		checked = n
+		m, text := readPlaylist(t, w.LivePlaylistPath())
+		if m.PlaylistType == nil || *m.PlaylistType != playlist.MediaPlaylistTypeEvent || m.Endlist {
+			t.Fatalf("not an open EVENT playlist:\n%s", text)
+		}
+		if len(m.Segments) != n {
+			t.Fatalf("live playlist lists %d segments, %d stored", len(m.Segments), n)
+		}
+		for _, s := range m.Segments {
+			if float64(m.TargetDuration) < s.Duration.Seconds() {
+				t.Errorf("TARGETDURATION %d < EXTINF %v", m.TargetDuration, s.Duration)
+			}
+		}
+		// Closed, it must decode cleanly (URIs are absolute paths in this test).
+		closed := filepath.Join(t.TempDir(), "closed.m3u8")
+		if err := os.WriteFile(closed, []byte(text+"#EXT-X-ENDLIST\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out := ffmpegDecode(t, closed); out != "" {
+			t.Errorf("live playlist does not decode cleanly:\n%s", out)
+		}
+	}
+	if checked != 2 {
+		t.Errorf("live playlist seen with %d segments, want 2 before Finish", checked)
+	}
+	if _, err := w.Finish(context.Background(), testPlaylistKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(w.LivePlaylistPath()); !os.IsNotExist(err) {
+		t.Errorf("live playlist not removed: %v", err)
+	}
+}
+
+// A stitched resume: timestamps restart, the resume begins mid-GOP.
+func TestDiscontinuity(t *testing.T) {
+	in := getInput(t, inH264AAC)
+	st := newDiskStore(t)
+	w, _ := newTestWriter(t, st, testSlice)
+	if err := w.SetTracks(in.video, in.audio); err != nil {
+		t.Fatal(err)
+	}
+	var part1, part2 []*media.AccessUnit
+	for _, au := range in.aus {
+		if au.DTS < 6*time.Second {
+			part1 = append(part1, au)
+		}
+		if au.DTS >= 3*time.Second {
+			c := *au // the second publish starts its timeline near 0 again
+			c.DTS -= 3 * time.Second
+			c.PTS -= 3 * time.Second
+			part2 = append(part2, &c)
+		}
+	}
+	feed(t, w, part1)
+	w.Discontinuity()
+	feed(t, w, part2)
+	res, err := w.Finish(context.Background(), testPlaylistKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := expectedDuration(part1, true) + expectedDuration(part2, true)
+	m := checkVOD(t, st, res, want)
+	checkSegmentStarts(t, st, res, true)
+	discs := 0
+	for i, s := range m.Segments {
+		if s.Discontinuity {
+			discs++
+			if i != 2 {
+				t.Errorf("discontinuity at segment %d, want 2", i)
+			}
+		}
+	}
+	if discs != 1 {
+		t.Errorf("%d discontinuities, want 1", discs)
+	}
+	// Segment 1 ends the first run: last video DTS + one frame, no gap included.
+	if d := res.Segments[1].Duration; absDur(d-2*time.Second) > time.Millisecond {
+		t.Errorf("segment before the resume lasts %v, want 2s", d)
+	}
+	// The output TS timeline stays monotonic across the resume.
+	out := demuxTS(t, bytes.NewReader(concatSegments(t, st, res.Segments)))
+	var last time.Duration
+	for _, au := range out.aus {
+		if au.Track.Codec.IsVideo() {
+			if au.DTS <= last {
+				t.Fatalf("output video DTS not increasing: %v after %v", au.DTS, last)
+			}
+			last = au.DTS
+		}
+	}
+	// Video from the second keyframe of part2 (at 4 s input time) is all there.
+	if a, b := vcl(append(append([]*media.AccessUnit{}, part1...), part2...), false), vcl(out.aus, false); !bytes.Equal(a, b) {
+		// part2 starts mid-GOP: vcl() of the concatenation keeps that GOP tail, the
+		// writer drops it. Compare against what the writer should have kept.
+		var kept []*media.AccessUnit
+		kept = append(kept, part1...)
+		seen := false
+		for _, au := range part2 {
+			if au.Track.Codec.IsVideo() && au.Key {
+				seen = true
+			}
+			if seen {
+				kept = append(kept, au)
+			}
+		}
+		if a2 := vcl(kept, false); !bytes.Equal(a2, b) {
+			t.Errorf("VCL differs: want %d bytes, got %d", len(a2), len(b))
+		}
+		_ = a
+	}
+}
+
+// A parameter change (new resolution) ends the segment at the next keyframe and marks a
+// discontinuity; the timeline continues.
+func TestTrackChange(t *testing.T) {
+	a := getInput(t, inH264AAC)
+	b := getInput(t, inH264AAC2)
+	st := newDiskStore(t)
+	w, _ := newTestWriter(t, st, testSlice)
+	if err := w.SetTracks(a.video, a.audio); err != nil {
+		t.Fatal(err)
+	}
+	var part1 []*media.AccessUnit
+	var end time.Duration
+	for _, au := range a.aus {
+		if au.DTS < 6*time.Second {
+			part1 = append(part1, au)
+			end = au.DTS
+		}
+	}
+	feed(t, w, part1)
+	// Same parameters again: no change.
+	if err := w.SetTracks(&(*a.video), a.audio); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.SetTracks(b.video, b.audio); err != nil {
+		t.Fatal(err)
+	}
+	shift := end + 40*time.Millisecond
+	var part2 []*media.AccessUnit
+	for _, au := range b.aus {
+		c := *au
+		c.DTS += shift
+		c.PTS += shift
+		part2 = append(part2, &c)
+	}
+	feed(t, w, part2)
+	res, err := w.Finish(context.Background(), testPlaylistKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := checkVOD(t, st, res, 0)
+	checkSegmentStarts(t, st, res, true)
+	discs := 0
+	for _, s := range m.Segments {
+		if s.Discontinuity {
+			discs++
+		}
+	}
+	if discs != 1 {
+		t.Errorf("%d discontinuities, want 1", discs)
+	}
+	want := expectedDuration(part1, true) + expectedDuration(part2, true)
+	if absDur(res.Duration-want) > 50*time.Millisecond {
+		t.Errorf("duration %v, want about %v", res.Duration, want)
+	}
+}
+
+// Crash after two stored segments, with the partial third segment torn mid-packet.
+func TestRecover(t *testing.T) {
+	in := getInput(t, inH264AAC)
+	st := newDiskStore(t)
+	w, dir := newTestWriter(t, st, testSlice)
+	if err := w.SetTracks(in.video, in.audio); err != nil {
+		t.Fatal(err)
+	}
+	var fed []*media.AccessUnit
+	for _, au := range in.aus {
+		if au.DTS < 10500*time.Millisecond {
+			fed = append(fed, au)
+		}
+	}
+	feed(t, w, fed)
+	if n := len(st.stored()); n != 2 {
+		t.Fatalf("%d segments stored before the crash, want 2", n)
+	}
+	// Simulate the crash: the buffered data reached the file, the last write was torn.
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	partial := filepath.Join(dir, "seg000002.ts")
+	fi, err := os.Stat(partial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(partial, fi.Size()-100); err != nil {
+		t.Fatal(err)
+	}
+
+	// The playlist store fails once: Recover must be repeatable.
+	failed := false
+	st.fail = func(key string) error {
+		if strings.HasSuffix(key, ".m3u8") && !failed {
+			failed = true
+			return errors.New("transient")
+		}
+		return nil
+	}
+	var gotEnd time.Time
+	keyFn := func(end time.Time) string {
+		gotEnd = end
+		return "rec/live/s1/2026-01-01/recovered.m3u8"
+	}
+	if _, err := Recover(context.Background(), dir, st, keyFn, testLogger(t)); err == nil {
+		t.Fatal("first Recover succeeded despite the store failure")
+	}
+	res, err := Recover(context.Background(), dir, st, keyFn, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Recovered || len(res.Segments) != 3 {
+		t.Fatalf("recovered %d segments, want 3", len(res.Segments))
+	}
+	last := res.Segments[2]
+	if !gotEnd.Equal(last.Start.Add(last.Duration)) || !res.End.Equal(gotEnd) {
+		t.Errorf("end %v, want %v", gotEnd, last.Start.Add(last.Duration))
+	}
+	checkVOD(t, st, res, 0)
+	checkSegmentStarts(t, st, res, true)
+	// The partial segment covers the fed media up to a few frames (the torn tail).
+	fedDur := expectedDuration(fed, true)
+	if res.Duration > fedDur || res.Duration < fedDur-200*time.Millisecond {
+		t.Errorf("recovered %v, fed %v", res.Duration, fedDur)
+	}
+	// Its EXTINF matches its content: last video DTS − first + one frame.
+	b, _ := os.ReadFile(st.path(last.Key))
+	d := demuxTS(t, bytes.NewReader(b))
+	var first, lastDTS time.Duration
+	n := 0
+	for _, au := range d.aus {
+		if au.Track.Codec.IsVideo() {
+			if n == 0 {
+				first = au.DTS
+			}
+			lastDTS = au.DTS
+			n++
+		}
+	}
+	if want := lastDTS - first + 40*time.Millisecond; absDur(last.Duration-want) > 20*time.Microsecond {
+		t.Errorf("partial segment EXTINF %v, content %v", last.Duration, want)
+	}
+	if _, err := Recover(context.Background(), dir, st, keyFn, nil); !errors.Is(err, ErrNoJournal) {
+		t.Errorf("third Recover: %v, want ErrNoJournal", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("work dir not cleaned: %v", entries)
+	}
+}
+
+// Crash without any flush of the partial segment (kill -9 with data still buffered).
+func TestRecoverUnflushed(t *testing.T) {
+	in := getInput(t, inH264AAC)
+	st := newDiskStore(t)
+	w, dir := newTestWriter(t, st, testSlice)
+	if err := w.SetTracks(in.video, in.audio); err != nil {
+		t.Fatal(err)
+	}
+	var fed []*media.AccessUnit
+	for _, au := range in.aus {
+		if au.DTS < 8100*time.Millisecond {
+			fed = append(fed, au)
+		}
+	}
+	feed(t, w, fed) // abandoned: no Finish, no Close
+	res, err := Recover(context.Background(), dir, st, func(time.Time) string { return testPlaylistKey }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Segments) != 2 {
+		t.Fatalf("%d segments, want 2", len(res.Segments))
+	}
+	checkVOD(t, st, res, 8*time.Second)
+	w.cur.f.Close()
+}
+
+// A failed store is retried at the next boundary; the live playlist lists only the
+// stored prefix meanwhile.
+func TestStoreRetry(t *testing.T) {
+	in := getInput(t, inH264AAC)
+	st := newDiskStore(t)
+	w, _ := newTestWriter(t, st, testSlice)
+	if err := w.SetTracks(in.video, in.audio); err != nil {
+		t.Fatal(err)
+	}
+	fails := 0
+	st.fail = func(key string) error {
+		if key == testSegmentKey(0, time.Time{}) && fails == 0 {
+			fails++
+			return errors.New("spool full")
+		}
+		return nil
+	}
+	feed(t, w, in.aus)
+	if fails != 1 {
+		t.Fatalf("store failure not triggered")
+	}
+	res, err := w.Finish(context.Background(), testPlaylistKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkVOD(t, st, res, expectedDuration(in.aus, true))
+}
+
+// ErrExists is reported, the local file kept, never overwritten.
+func TestStoreExists(t *testing.T) {
+	in := getInput(t, inH264AAC)
+	st := newDiskStore(t)
+	taken := st.path(testSegmentKey(1, time.Time{}))
+	if err := os.MkdirAll(filepath.Dir(taken), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(taken, []byte("someone else's"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, dir := newTestWriter(t, st, testSlice)
+	if err := w.SetTracks(in.video, in.audio); err != nil {
+		t.Fatal(err)
+	}
+	var errs int
+	for _, au := range in.aus {
+		if err := w.WriteAU(au); err != nil {
+			if !errors.Is(err, storage.ErrExists) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			errs++
+		}
+	}
+	if errs == 0 {
+		t.Fatal("ErrExists not reported by WriteAU")
+	}
+	if _, err := w.Finish(context.Background(), testPlaylistKey); !errors.Is(err, storage.ErrExists) {
+		t.Fatalf("Finish: %v, want ErrExists", err)
+	}
+	if b, _ := os.ReadFile(taken); string(b) != "someone else's" {
+		t.Error("existing object overwritten")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "seg000001.ts")); err != nil {
+		t.Errorf("local segment not kept: %v", err)
+	}
+	if _, err := os.Stat(st.path(testPlaylistKey)); !os.IsNotExist(err) {
+		t.Error("playlist stored despite a missing segment")
+	}
+}
+
+// Odd input never panics.
+func TestOddInput(t *testing.T) {
+	st := newDiskStore(t)
+	w, _ := newTestWriter(t, st, testSlice)
+	v := &media.Track{Codec: media.H264, SPS: []byte{0x67, 0x42, 0, 0x1e}, PPS: []byte{0x68, 0xce}}
+	a := &media.Track{Codec: media.AAC, AudioConfig: []byte{0x12, 0x10}}
+	if err := w.WriteAU(&media.AccessUnit{Track: v, Key: true, NALUs: [][]byte{{0x65, 1}}}); !errors.Is(err, ErrNoTracks) {
+		t.Errorf("AU before SetTracks: %v", err)
+	}
+	if err := w.SetTracks(nil, nil); err == nil {
+		t.Error("SetTracks(nil, nil) accepted")
+	}
+	if err := w.SetTracks(&media.Track{Codec: "vp8"}, nil); err == nil {
+		t.Error("unsupported codec accepted")
+	}
+	if err := w.SetTracks(&media.Track{Codec: media.H264}, nil); err == nil {
+		t.Error("H.264 without SPS accepted")
+	}
+	if err := w.SetTracks(v, a); err != nil {
+		t.Fatal(err)
+	}
+	for _, au := range []*media.AccessUnit{
+		{Track: v, Key: true},                             // empty
+		{Track: v, Key: true, NALUs: [][]byte{{}, {}}},    // empty NALUs
+		{Track: a, Data: []byte{1, 2, 3}},                 // audio before the keyframe
+		{Track: v, NALUs: [][]byte{{0x41, 1}}},            // not a keyframe
+		{Track: v, Key: true, NALUs: [][]byte{{0x65, 1}}}, // opens the segment
+		{Track: v, DTS: -time.Second, NALUs: [][]byte{{0x41, 2}}}, // backwards
+		{Track: a, DTS: 10 * time.Millisecond, Data: []byte{0x21, 0x1b}},
+		{Track: v, DTS: 40 * time.Millisecond, PTS: 0, NALUs: [][]byte{{0x41, 3}}}, // PTS < DTS
+	} {
+		if err := w.WriteAU(au); err != nil {
+			t.Errorf("WriteAU(%+v): %v", au, err)
+		}
+	}
+	if err := w.WriteAU(nil); err == nil {
+		t.Error("nil AU accepted")
+	}
+	if err := w.WriteAU(&media.AccessUnit{Track: &media.Track{Codec: media.MP3}, Data: []byte{1}}); err == nil {
+		t.Error("AU of an undeclared track accepted")
+	}
+	if d := w.Duration(); d != 80*time.Millisecond {
+		t.Errorf("Duration %v, want 80ms", d)
+	}
+	res, err := w.Finish(context.Background(), testPlaylistKey)
+	if err != nil || len(res.Segments) != 1 {
+		t.Fatalf("Finish: %v %+v", err, res)
+	}
+	if err := w.WriteAU(&media.AccessUnit{Track: v, Key: true, NALUs: [][]byte{{0x65}}}); !errors.Is(err, ErrFinished) {
+		t.Errorf("WriteAU after Finish: %v", err)
+	}
+
+	// Nothing decodable: ErrNoMedia, nothing stored.
+	st2 := newDiskStore(t)
+	w2, dir2 := newTestWriter(t, st2, testSlice)
+	if err := w2.SetTracks(v, a); err != nil {
+		t.Fatal(err)
+	}
+	_ = w2.WriteAU(&media.AccessUnit{Track: v, NALUs: [][]byte{{0x41}}})
+	if _, err := w2.Finish(context.Background(), testPlaylistKey); !errors.Is(err, ErrNoMedia) {
+		t.Errorf("Finish without media: %v", err)
+	}
+	if len(st2.stored()) != 0 {
+		t.Error("something stored")
+	}
+	if _, err := Recover(context.Background(), dir2, st2, func(time.Time) string { return "x" }, nil); !errors.Is(err, ErrNoJournal) {
+		t.Errorf("Recover of an empty dir: %v", err)
+	}
+}
+
+func TestRelativeURI(t *testing.T) {
+	for _, c := range []struct{ pl, seg, want string }{
+		{"a/b/index.m3u8", "a/b/seg/0.ts", "seg/0.ts"},
+		{"a/b/index.m3u8", "a/b/0.ts", "0.ts"},
+		{"a/b/index.m3u8", "a/c/0.ts", "../c/0.ts"},
+		{"index.m3u8", "x/0.ts", "x/0.ts"},
+		{"a/index.m3u8", "0.ts", "../0.ts"},
+		{"a/index.m3u8", "a/s 1#?.ts", "s%201%23%3F.ts"},
+		{"a/index.m3u8", "a/12:00:00.ts", "./12:00:00.ts"},
+	} {
+		if got := relativeURI(c.pl, c.seg); got != c.want {
+			t.Errorf("relativeURI(%q, %q) = %q, want %q", c.pl, c.seg, got, c.want)
+		}
+	}
+}
+
+func TestTargetDuration(t *testing.T) {
+	segs := []*segState{{Segment: Segment{Duration: 4 * time.Second}}, {Segment: Segment{Duration: 4*time.Second + 3*time.Microsecond}}}
+	if got := targetDuration(segs, 0); got != 4 {
+		t.Errorf("got %d, want 4 (EXTINF prints as 4.00000)", got)
+	}
+	segs[1].Duration = 4*time.Second + 20*time.Microsecond
+	if got := targetDuration(segs, 0); got != 5 {
+		t.Errorf("got %d, want 5", got)
+	}
+}
+
+// BenchmarkWriter muxes the 12 s H.264+AAC input; MB/s counts elementary-stream bytes.
+func BenchmarkWriter(b *testing.B) {
+	in := getInput(b, inH264AAC)
+	var size int64
+	for _, au := range in.aus {
+		size += int64(au.Size())
+	}
+	b.SetBytes(size)
+	b.ReportAllocs()
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	for b.Loop() {
+		st := newDiskStore(b)
+		dir := b.TempDir()
+		w, err := New(Config{SliceDuration: testSlice, WorkDir: dir, SegmentKey: testSegmentKey, Store: st})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := w.SetTracks(in.video, in.audio); err != nil {
+			b.Fatal(err)
+		}
+		for _, au := range in.aus {
+			if err := w.WriteAU(au); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := w.Finish(context.Background(), testPlaylistKey); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&ms1)
+	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(b.N)/float64(len(in.aus)), "allocs/AU")
+}

@@ -1,0 +1,290 @@
+package media
+
+import (
+	"sort"
+	"time"
+)
+
+// Repair kinds reported by TimestampRepair.
+const (
+	RepairWrap     = "wrap"     // the 32-bit millisecond timestamp wrapped (unwrapped, not a discontinuity)
+	RepairBackward = "backward" // a track stepped back: re-based
+	RepairJump     = "jump"     // a track jumped forward by more than MaxJump: re-based
+	RepairResume   = "resume"   // the first unit after Resume was placed after the previous output
+)
+
+// Repair describes one timestamp repair.
+type Repair struct {
+	Kind  string // RepairWrap, RepairBackward, RepairJump or RepairResume
+	Track *Track // the track whose unit revealed it
+	// Delta is, for backward/jump, the change applied to the track's output-input offset
+	// (negative for a forward jump that was closed); for wrap 2^32 ms; for resume the
+	// output-input offset now applied.
+	Delta time.Duration
+}
+
+// Repair parameters.
+const (
+	// MaxJump is how far beyond the expected frame spacing a unit may land before it is
+	// treated as a forward jump.
+	MaxJump = time.Second
+	// defaultVideoSpacing and defaultAudioSpacing are the spacing estimates until a track
+	// has history.
+	defaultVideoSpacing = 40
+	defaultAudioSpacing = 23
+	// syncWindow is how long (output media time) a correction made on one track is offered
+	// to the other track, so that a discontinuity both tracks see is closed by the same
+	// amount on both (keeping A/V sync).
+	syncWindow = 5000
+	maxSpacing = 5000
+	wrapPeriod = int64(1) << 32
+)
+
+// TimestampRepair makes access-unit timestamps monotonic and continuous per track.
+//
+// Input DTS are 32-bit millisecond tag timestamps (values are taken modulo 2^32 ms). Each
+// track keeps an output-input offset. A unit whose DTS would land
+//   - within (0, spacing+MaxJump] after the previous unit of its track: kept;
+//   - a little before (within the jitter tolerance, max(4 spacings, 100 ms)): nudged to
+//     1 ms after the previous unit, offset unchanged (jitter is not a repair);
+//   - further back, or further ahead: re-based so that it lands one expected spacing after
+//     the previous unit of its track (RepairBackward / RepairJump).
+//
+// A correction made on one track is offered to the other for syncWindow: if the other
+// track then shows a discontinuity that the same correction closes, it is applied there
+// too (silently: one input discontinuity, one Repair) so both tracks keep their input
+// relationship. If only one track jumped, the other track never needs it and keeps its own
+// offset — there is no ping-pong between the tracks.
+//
+// The spacing is the median of the last 8 normal DTS deltas of the track (default 40 ms for
+// video, 23 ms for audio). Output DTS are strictly increasing per track; PTS-DTS is kept.
+// The first unit of a fresh repairer gets DTS 0; the other track starts on the same offset.
+//
+// Tracks are told apart by kind (Track.Codec.IsVideo); a parameter change (new *Track) keeps
+// the timeline. A unit without a Track counts as audio. Not safe for concurrent use.
+type TimestampRepair struct {
+	// OnRepair, if set, is called for each repair.
+	OnRepair func(Repair)
+
+	tracks  [2]tsTrack
+	hasRef  bool  // some track has input history in the current publish
+	refIn   int64 // last unwrapped input (ms) of any track
+	anyOut  bool
+	lastOut int64 // largest output DTS so far (ms)
+	epoch   int64 // highest wrap epoch reported
+	resumed bool
+}
+
+type tsTrack struct {
+	active  bool // input history in the current publish
+	everOut bool
+	lastIn  int64 // unwrapped input ms
+	lastOut int64 // output ms
+	off     int64 // output - input, ms
+	deltas  [8]int64
+	nDeltas int
+	iDelta  int
+	video   bool
+
+	pendingOK    bool
+	pendingC     int64
+	pendingUntil int64
+}
+
+func (t *tsTrack) spacing() int64 {
+	if t.nDeltas == 0 {
+		if t.video {
+			return defaultVideoSpacing
+		}
+		return defaultAudioSpacing
+	}
+	var s [8]int64
+	copy(s[:], t.deltas[:t.nDeltas])
+	v := s[:t.nDeltas]
+	sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+	return v[len(v)/2]
+}
+
+func (t *tsTrack) addDelta(d int64) {
+	if d <= 0 {
+		return
+	}
+	d = min(d, maxSpacing)
+	t.deltas[t.iDelta] = d
+	t.iDelta = (t.iDelta + 1) % len(t.deltas)
+	if t.nDeltas < len(t.deltas) {
+		t.nDeltas++
+	}
+}
+
+func unwrap(raw uint32, ref int64) int64 {
+	return ref + int64(int32(raw-uint32(ref)))
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+func ms(d int64) time.Duration { return time.Duration(d) * time.Millisecond }
+
+func (r *TimestampRepair) report(kind string, tr *Track, delta time.Duration) {
+	if r.OnRepair != nil {
+		r.OnRepair(Repair{Kind: kind, Track: tr, Delta: delta})
+	}
+}
+
+// LastDTS returns the largest output DTS so far (0 before the first unit).
+func (r *TimestampRepair) LastDTS() time.Duration { return ms(r.lastOut) }
+
+// Resume makes the next unit continue the timeline after the last one output (a new publish
+// joining a stitched recording): input history is forgotten, and the first unit is placed
+// one expected spacing after the previous output of its track (and after everything output
+// so far). This is reported as RepairResume, not as a jump or a backward step.
+func (r *TimestampRepair) Resume() {
+	for i := range r.tracks {
+		r.tracks[i].active = false
+		r.tracks[i].pendingOK = false
+	}
+	r.hasRef = false
+	r.resumed = r.anyOut
+}
+
+// Fix rewrites au.DTS and au.PTS in place.
+func (r *TimestampRepair) Fix(au *AccessUnit) {
+	k := 1
+	if au.Track != nil && au.Track.Codec.IsVideo() {
+		k = 0
+	}
+	t, o := &r.tracks[k], &r.tracks[1-k]
+	t.video = k == 0
+	cts := au.PTS - au.DTS
+	raw := uint32(int64(au.DTS / time.Millisecond))
+
+	var inU int64
+	switch {
+	case t.active:
+		inU = unwrap(raw, t.lastIn)
+	case r.hasRef:
+		inU = unwrap(raw, r.refIn)
+	default:
+		inU = int64(raw)
+	}
+	if r.hasRef {
+		if e := floorDiv(inU, wrapPeriod); e > r.epoch {
+			r.epoch = e
+			r.report(RepairWrap, au.Track, ms(wrapPeriod))
+		}
+	} else {
+		r.epoch = floorDiv(inU, wrapPeriod)
+	}
+
+	sp := t.spacing()
+	var out int64
+	if !t.active {
+		out = r.first(au, t, o, inU, sp)
+	} else {
+		out = r.next(au, t, o, inU, sp)
+	}
+
+	t.active, t.everOut = true, true
+	t.lastIn, t.lastOut = inU, out
+	r.hasRef, r.refIn = true, inU
+	if !r.anyOut || out > r.lastOut {
+		r.lastOut = out
+	}
+	r.anyOut = true
+	au.DTS = ms(out)
+	au.PTS = au.DTS + cts
+}
+
+// first places the first unit of a track in the current publish.
+func (r *TimestampRepair) first(au *AccessUnit, t, o *tsTrack, inU, sp int64) int64 {
+	if !r.hasRef {
+		// First unit of the publish.
+		if r.resumed {
+			r.resumed = false
+			base := r.lastOut + sp
+			for i := range r.tracks {
+				if tr := &r.tracks[i]; tr.everOut {
+					base = max(base, tr.lastOut+tr.spacing())
+				}
+			}
+			t.off = base - inU
+			r.report(RepairResume, au.Track, ms(t.off))
+			return base
+		}
+		if !r.anyOut {
+			t.off = -inU // fresh: start at 0
+			return 0
+		}
+		// Resume was not called but the input history was lost: cannot happen (hasRef is
+		// only cleared by Resume); fall through to the other-track rule.
+	}
+	t.off = o.off
+	cand := inU + t.off
+	lo := int64(0)
+	if t.everOut {
+		lo = t.lastOut + 1
+	}
+	hi := r.lastOut + sp + int64(MaxJump/time.Millisecond)
+	switch {
+	case cand < lo:
+		out := lo
+		if t.everOut {
+			out = t.lastOut + sp
+		}
+		if !t.everOut && lo-cand > int64(MaxJump/time.Millisecond) {
+			r.report(RepairBackward, au.Track, ms(out-cand))
+		}
+		t.off = out - inU
+		return out
+	case cand > hi:
+		out := max(lo, o.lastOut)
+		r.report(RepairJump, au.Track, ms(out-cand))
+		t.off = out - inU
+		return out
+	}
+	return cand
+}
+
+// next places a unit of a track with history.
+func (r *TimestampRepair) next(au *AccessUnit, t, o *tsTrack, inU, sp int64) int64 {
+	if t.pendingOK && t.lastOut > t.pendingUntil {
+		t.pendingOK = false
+	}
+	maxFwd := sp + int64(MaxJump/time.Millisecond)
+	tol := max(4*sp, 100)
+	cand := inU + t.off
+	d := cand - t.lastOut
+	switch {
+	case d > 0 && d <= maxFwd:
+		t.addDelta(inU - t.lastIn)
+		return cand
+	case d <= 0 && d > -tol:
+		return t.lastOut + 1
+	}
+	// Discontinuity. First see whether the other track's recent correction closes it.
+	if t.pendingOK {
+		t.pendingOK = false
+		if d2 := cand + t.pendingC - t.lastOut; d2 > 0 && d2 <= maxFwd {
+			t.off += t.pendingC
+			return cand + t.pendingC
+		}
+	}
+	out := t.lastOut + sp
+	c := out - cand
+	t.off += c
+	kind := RepairJump
+	if d <= 0 {
+		kind = RepairBackward
+	}
+	r.report(kind, au.Track, ms(c))
+	if o.active {
+		o.pendingOK, o.pendingC, o.pendingUntil = true, c, o.lastOut+syncWindow
+	}
+	return out
+}

@@ -1,0 +1,288 @@
+// Package record runs recording tasks: it decides at publish time whether a stream is
+// recorded and with which rule, keeps one task per stream key across publishes that
+// come back within the stitch window, rolls files over at the recording cycle, and
+// finalizes ("generates") files when a task ends. Terms and states follow design.md.
+//
+// Data path inside: ingest tags → media.Demuxer (per publish) → media.TimestampRepair
+// (per task, so the timeline continues across stitched publishes) → one file writer per
+// record format → storage; the catalog and events record what happened.
+package record
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/livrec/livrec/internal/catalog"
+	"github.com/livrec/livrec/internal/metrics"
+	"github.com/livrec/livrec/internal/rtmp"
+	"github.com/livrec/livrec/internal/rules"
+	"github.com/livrec/livrec/internal/storage"
+)
+
+// Config wires a Manager.
+type Config struct {
+	Rules    *rules.Set
+	Catalog  *catalog.Catalog
+	Store    storage.Store
+	WorkDir  string         // working files of open recordings (the spool)
+	Location *time.Location // time zone of {StartTime}-style key variables
+	Logger   *slog.Logger
+	Metrics  *metrics.Metrics
+	Now      func() time.Time
+	// LiveURI maps a stored object key to the URI used in live (in-progress) playlists.
+	LiveURI func(key string) string
+	// OnEvent receives every event after it was logged (callbacks hook in here).
+	OnEvent func(Event)
+}
+
+// StreamKey identifies a stream: at most one live publisher and one task per key.
+type StreamKey struct{ Domain, App, Stream string }
+
+func (k StreamKey) String() string { return k.Domain + "/" + k.App + "/" + k.Stream }
+
+// Manager owns the live publishes and the recording tasks. It implements rtmp.Handler.
+type Manager struct {
+	cfg   Config
+	rules atomic.Pointer[rules.Set]
+
+	mu     sync.Mutex
+	live   map[StreamKey]*session
+	tasks  map[StreamKey]*Task
+	closed bool
+	wg     sync.WaitGroup // delay timers running an end
+}
+
+// NewManager returns a Manager; call Recover before accepting publishes.
+func NewManager(cfg Config) *Manager {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Location == nil {
+		cfg.Location = time.UTC
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
+	}
+	if cfg.LiveURI == nil {
+		cfg.LiveURI = func(key string) string { return "/files/" + key }
+	}
+	m := &Manager{cfg: cfg, live: map[StreamKey]*session{}, tasks: map[StreamKey]*Task{}}
+	m.rules.Store(cfg.Rules)
+	return m
+}
+
+// SetRules replaces the rule set; it applies from the next task (a live task keeps the
+// rule it started with).
+func (m *Manager) SetRules(s *rules.Set) { m.rules.Store(s) }
+
+func (m *Manager) emit(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = m.cfg.Now()
+	}
+	attrs := []any{"event", ev.Type, "domain", ev.Domain, "app", ev.App, "stream", ev.Stream}
+	if ev.TaskID != "" {
+		attrs = append(attrs, "task", ev.TaskID)
+	}
+	if ev.File != nil {
+		attrs = append(attrs, "format", ev.File.Format, "key", ev.File.Key, "duration", ev.File.Duration)
+	}
+	if ev.Code != "" {
+		attrs = append(attrs, "code", ev.Code)
+	}
+	if ev.Message != "" {
+		attrs = append(attrs, "msg", ev.Message)
+	}
+	switch ev.Type {
+	case EventError:
+		m.cfg.Metrics.Errors.WithLabelValues(ev.Code).Inc()
+		m.cfg.Logger.Error("recording error", attrs...)
+	case EventWarning:
+		m.cfg.Metrics.Warnings.WithLabelValues(ev.Code).Inc()
+		m.cfg.Logger.Warn("stream warning", attrs...)
+	case EventTimestampRepair:
+		m.cfg.Metrics.TimestampRepairs.WithLabelValues(ev.Code).Inc()
+		m.cfg.Logger.Info("timestamp repaired", attrs...)
+	case EventFileCreated:
+		if ev.File != nil {
+			m.cfg.Metrics.FilesGenerated.WithLabelValues(ev.File.Format).Inc()
+		}
+		m.cfg.Logger.Info("file generated", attrs...)
+	default:
+		m.cfg.Logger.Info("recording", attrs...)
+	}
+	if m.cfg.OnEvent != nil {
+		m.cfg.OnEvent(ev)
+	}
+}
+
+// errRefused wraps the reasons a publish is refused without being a bad name.
+var errRefused = errors.New("publish refused")
+
+// Publish implements rtmp.Handler: it validates the names, refuses a second publisher
+// on a live stream key, and attaches the publish to a paused task (stitching) or decides
+// whether to start a new one.
+func (m *Manager) Publish(req *rtmp.PublishRequest) (rtmp.Session, error) {
+	for _, f := range []struct{ name, val string }{{"app", req.App}, {"stream", req.Stream}} {
+		if err := rules.ValidName(f.val); err != nil {
+			m.cfg.Metrics.PublishRefused.WithLabelValues("bad_name").Inc()
+			return nil, fmt.Errorf("%w: %s name %q: %v", rtmp.ErrBadName, f.name, f.val, err)
+		}
+	}
+	domain := strings.ToLower(req.Domain)
+	if domain == "" {
+		domain = "default"
+	}
+	key := StreamKey{domain, req.App, req.Stream}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, fmt.Errorf("%w: server is shutting down", errRefused)
+	}
+	if _, ok := m.live[key]; ok {
+		m.cfg.Metrics.PublishRefused.WithLabelValues("already_publishing").Inc()
+		return nil, fmt.Errorf("%w: stream %s is already being published", errRefused, key)
+	}
+	s := newSession(m, key, req)
+	if t, ok := m.tasks[key]; ok {
+		// A paused task within its stitch window: the recording continues.
+		t.resume(s)
+	} else if rule, ok := m.rules.Load().Match(domain, req.App, req.Stream); ok {
+		rec, why := decide(rule, req.Args)
+		if rec {
+			t, err := m.newTask(key, rule, s)
+			if err != nil {
+				m.cfg.Logger.Error("cannot start recording task", "stream", key.String(), "err", err)
+			} else {
+				m.tasks[key] = t
+			}
+		} else {
+			m.cfg.Logger.Info("publish not recorded", "stream", key.String(), "reason", why)
+		}
+	} else {
+		m.cfg.Logger.Info("publish not recorded", "stream", key.String(), "reason", "no rule matches")
+	}
+	m.live[key] = s
+	m.cfg.Metrics.LiveStreams.Inc()
+	return s, nil
+}
+
+// decide applies the rule's start mode (design.md "Start decisions").
+func decide(rule *rules.Rule, args url.Values) (bool, string) {
+	switch rule.OnDemand {
+	case 0:
+		return true, "automatic"
+	case 2:
+		raw := args.Get("record_config")
+		if raw == "" {
+			return false, "onDemand 2: the push URL has no record_config"
+		}
+		var rc struct{ NeedRecord bool }
+		if err := json.Unmarshal([]byte(raw), &rc); err != nil {
+			return false, "onDemand 2: record_config is not valid JSON: " + err.Error()
+		}
+		if !rc.NeedRecord {
+			return false, "onDemand 2: record_config says NeedRecord false"
+		}
+		return true, "onDemand 2: record_config"
+	case 7:
+		return false, "onDemand 7: manual recording only"
+	default:
+		return false, fmt.Sprintf("onDemand %d: start mode not available in this build", rule.OnDemand)
+	}
+}
+
+// publishEnded is called by a session when its publish ends.
+func (m *Manager) publishEnded(s *session) {
+	m.mu.Lock()
+	if m.live[s.key] == s {
+		delete(m.live, s.key)
+		m.cfg.Metrics.LiveStreams.Dec()
+	}
+	t := m.tasks[s.key]
+	m.mu.Unlock()
+	if t != nil {
+		t.pause(s)
+	}
+}
+
+// delayExpired ends a paused task whose stitch window passed, unless it resumed since.
+func (m *Manager) delayExpired(t *Task, gen uint64) {
+	defer m.wg.Done()
+	m.mu.Lock()
+	if m.tasks[t.key] != t || !t.pausedAt(gen) {
+		m.mu.Unlock()
+		return
+	}
+	delete(m.tasks, t.key)
+	m.mu.Unlock()
+	t.end(context.Background(), "stitch window expired")
+}
+
+// Shutdown ends every task now (open files are finalized) and refuses new publishes.
+// Call it after the ingest server closed its connections.
+func (m *Manager) Shutdown(ctx context.Context) {
+	m.mu.Lock()
+	m.closed = true
+	tasks := make([]*Task, 0, len(m.tasks))
+	for k, t := range m.tasks {
+		tasks = append(tasks, t)
+		delete(m.tasks, k)
+	}
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, t := range tasks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.end(ctx, "shutdown")
+		}()
+	}
+	wg.Wait()
+	m.wg.Wait()
+}
+
+// StreamInfo describes a live publish for the API.
+type StreamInfo struct {
+	Domain    string    `json:"domain"`
+	App       string    `json:"app"`
+	Stream    string    `json:"stream"`
+	Since     time.Time `json:"since"`
+	Recording bool      `json:"recording"`
+	TaskID    string    `json:"taskId,omitempty"`
+	Video     string    `json:"videoCodec,omitempty"`
+	Audio     string    `json:"audioCodec,omitempty"`
+	BytesIn   int64     `json:"bytesIn"`
+}
+
+// Streams lists the live publishes.
+func (m *Manager) Streams() []StreamInfo {
+	m.mu.Lock()
+	out := make([]StreamInfo, 0, len(m.live))
+	for k, s := range m.live {
+		si := StreamInfo{Domain: k.Domain, App: k.App, Stream: k.Stream, Since: s.since, BytesIn: s.bytesIn.Load()}
+		if t := m.tasks[k]; t != nil {
+			si.Recording = true
+			si.TaskID = t.id
+		}
+		if v, a := s.codecs(); v != "" || a != "" {
+			si.Video, si.Audio = v, a
+		}
+		out = append(out, si)
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Since.Before(out[j].Since) })
+	return out
+}

@@ -1,0 +1,66 @@
+package record
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/livrec/livrec/internal/catalog"
+	"github.com/livrec/livrec/internal/rules"
+)
+
+// Recover ends the tasks a previous process left RECORDING or PAUSED (a crash or a
+// kill): each open file is finalized from its working files, exactly once. Call it
+// before accepting publishes.
+func (m *Manager) Recover(ctx context.Context) error {
+	tasks, err := m.cfg.Catalog.OpenTasks(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		var rule rules.Rule
+		if err := json.Unmarshal([]byte(t.Rule), &rule); err != nil {
+			m.cfg.Logger.Error("recover: task rule unreadable", "task", t.ID, "err", err)
+		}
+		files, err := m.cfg.Catalog.TaskFiles(ctx, t.ID, catalog.FileRecording)
+		if err != nil {
+			return err
+		}
+		log := m.cfg.Logger.With("task", t.ID)
+		log.Info("recovering recording task left open", "stream", t.Domain+"/"+t.App+"/"+t.Stream, "state", t.State, "files", len(files))
+		for i := range files {
+			f := &files[i]
+			rf, ok := formatOf(rule, f.Format)
+			var res fileResult
+			end := f.Start
+			if !ok {
+				err = fmt.Errorf("the task's rule has no %s format", f.Format)
+			} else {
+				vars := (&Task{m: m, key: StreamKey{t.Domain, t.App, t.Stream}}).keyVars(f.Sequence)
+				vars.Start = f.Start
+				var e2 = end
+				res, e2, err = recoverFile(ctx, m, rf, vars, f.WorkDir, log)
+				if !e2.IsZero() {
+					end = e2
+				}
+			}
+			m.completeFile(ctx, f, end, res, err, nil)
+		}
+		if err := m.cfg.Catalog.SetTaskState(ctx, t.ID, catalog.TaskEnded, m.cfg.Now()); err != nil {
+			return err
+		}
+		os.Remove(filepath.Join(m.cfg.WorkDir, t.ID))
+	}
+	return nil
+}
+
+func formatOf(rule rules.Rule, format string) (rules.RecordFormat, bool) {
+	for _, rf := range rule.RecordFormats {
+		if string(rf.Format) == format {
+			return rf, true
+		}
+	}
+	return rules.RecordFormat{}, false
+}

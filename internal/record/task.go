@@ -1,0 +1,356 @@
+package record
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/livrec/livrec/internal/catalog"
+	"github.com/livrec/livrec/internal/keytemplate"
+	"github.com/livrec/livrec/internal/media"
+	"github.com/livrec/livrec/internal/rules"
+)
+
+// Task records one stream key with one rule (design.md "Task").
+type Task struct {
+	m       *Manager
+	id      string
+	key     StreamKey
+	rule    rules.Rule
+	started time.Time
+
+	mu       sync.Mutex
+	state    string
+	gen      uint64 // bumped on every pause/resume; a delay timer acts only on its own generation
+	timer    *time.Timer
+	pub      *session
+	pushArgs url.Values
+	repair   media.TimestampRepair
+
+	// Current tracks as the writers know them, and the demuxer's pointers they stand for
+	// (a new publish re-announces equal tracks under new pointers).
+	video, audio       *media.Track
+	srcVideo, srcAudio *media.Track
+
+	// Media-anchored wall clock: wall = anchorWall + (DTS - anchorDTS), re-anchored at the
+	// first access unit of each publish, so a stream pushed faster than real time gets
+	// distinct, media-consistent times and a real-time one gets the real clock.
+	anchored   bool
+	anchorWall time.Time
+	anchorDTS  time.Duration
+	lastDTS    time.Duration
+
+	outs []*output
+}
+
+// output is one record format of the task: its open file and the next file sequence.
+type output struct {
+	rf        rules.RecordFormat
+	nextSeq   int
+	cur       *openFile
+	errLogged bool
+}
+
+type openFile struct {
+	row      catalog.File
+	w        fileWriter
+	startDTS time.Duration
+}
+
+func (m *Manager) newTask(key StreamKey, rule *rules.Rule, s *session) (*Task, error) {
+	now := m.cfg.Now()
+	t := &Task{m: m, id: uuid.NewString(), key: key, rule: *rule, started: now, state: catalog.TaskRecording, pub: s, pushArgs: s.req.Args}
+	for _, rf := range rule.RecordFormats {
+		t.outs = append(t.outs, &output{rf: rf})
+	}
+	t.repair.OnRepair = func(r media.Repair) {
+		m.emit(Event{Type: EventTimestampRepair, TaskID: t.id, Domain: key.Domain, App: key.App, Stream: key.Stream,
+			Code: r.Kind, Message: fmt.Sprintf("%s timestamps re-based by %v", trackKind(r.Track), r.Delta)})
+	}
+	ruleJSON, _ := json.Marshal(rule)
+	if err := m.cfg.Catalog.CreateTask(context.Background(), &catalog.Task{ID: t.id, Domain: key.Domain, App: key.App, Stream: key.Stream,
+		State: catalog.TaskRecording, Rule: string(ruleJSON), StartedAt: now, UpdatedAt: now}); err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	s.setTask(t)
+	m.cfg.Metrics.ActiveTasks.WithLabelValues(catalog.TaskRecording).Inc()
+	m.emit(t.event(EventStarted))
+	return t, nil
+}
+
+func trackKind(tr *media.Track) string {
+	if tr != nil && tr.Codec.IsVideo() {
+		return "video"
+	}
+	return "audio"
+}
+
+func (t *Task) event(typ string) Event {
+	return Event{Type: typ, TaskID: t.id, Domain: t.key.Domain, App: t.key.App, Stream: t.key.Stream, PushArgs: t.pushArgs}
+}
+
+// wallAt maps a (repaired) DTS to wall-clock time.
+func (t *Task) wallAt(dts time.Duration) time.Time {
+	if !t.anchored {
+		return t.m.cfg.Now()
+	}
+	return t.anchorWall.Add(dts - t.anchorDTS)
+}
+
+func sameTrack(a, b *media.Track) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Codec == b.Codec && bytes.Equal(a.SPS, b.SPS) && bytes.Equal(a.PPS, b.PPS) && bytes.Equal(a.VPS, b.VPS) &&
+		bytes.Equal(a.VideoConfig, b.VideoConfig) && bytes.Equal(a.AudioConfig, b.AudioConfig) &&
+		a.SampleRate == b.SampleRate && a.Channels == b.Channels && a.Width == b.Width && a.Height == b.Height
+}
+
+func (t *Task) setTracks(s *session, video, audio *media.Track) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pub != s {
+		return
+	}
+	t.srcVideo, t.srcAudio = video, audio
+	if sameTrack(video, t.video) && sameTrack(audio, t.audio) {
+		return
+	}
+	t.video, t.audio = video, audio
+	for _, o := range t.outs {
+		if o.cur != nil {
+			if err := o.cur.w.SetTracks(video, audio); err != nil {
+				t.fileError(o, "track_change", err)
+			}
+			o.cur.row.Width, o.cur.row.Height, o.cur.row.Codecs = trackInfo(video, audio)
+		}
+	}
+}
+
+func (t *Task) writeAU(s *session, au *media.AccessUnit) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pub != s || t.state != catalog.TaskRecording {
+		return
+	}
+	switch au.Track {
+	case t.srcVideo:
+		au.Track = t.video
+	case t.srcAudio:
+		au.Track = t.audio
+	}
+	t.repair.Fix(au)
+	if !t.anchored {
+		t.anchored, t.anchorWall, t.anchorDTS = true, t.m.cfg.Now(), au.DTS
+	}
+	if au.DTS > t.lastDTS {
+		t.lastDTS = au.DTS
+	}
+	canStart := t.video == nil || (au.Track == t.video && au.Key)
+	for _, o := range t.outs {
+		if o.cur != nil && canStart && o.cur.w.Duration() >= time.Duration(o.rf.CycleDuration)*time.Second {
+			t.finishFile(context.Background(), o) // recording cycle reached: roll over at this keyframe
+		}
+		if o.cur == nil {
+			if !canStart {
+				continue
+			}
+			if err := t.openFile(o, au.DTS); err != nil {
+				t.fileError(o, "open_failed", err)
+				continue
+			}
+		}
+		if err := o.cur.w.WriteAU(au); err != nil {
+			t.fileError(o, "write_failed", err)
+		}
+	}
+}
+
+// fileError reports a writer error once per file (the stream keeps going).
+func (t *Task) fileError(o *output, code string, err error) {
+	if o.errLogged {
+		return
+	}
+	o.errLogged = true
+	ev := t.event(EventError)
+	ev.Code, ev.Message = code, fmt.Sprintf("%s: %v", o.rf.Format, err)
+	if o.cur != nil {
+		row := o.cur.row
+		ev.File = &row
+	}
+	t.m.emit(ev)
+}
+
+func trackInfo(video, audio *media.Track) (w, h int, codecs string) {
+	var names []string
+	if video != nil {
+		w, h = video.Width, video.Height
+		names = append(names, string(video.Codec))
+	}
+	if audio != nil {
+		names = append(names, string(audio.Codec))
+	}
+	return w, h, strings.Join(names, ",")
+}
+
+func (t *Task) keyVars(seq int) keytemplate.Vars {
+	return keytemplate.Vars{AppName: t.key.App, StreamName: t.key.Stream, Sequence: seq, Location: t.m.cfg.Location}
+}
+
+func (t *Task) openFile(o *output, dts time.Duration) error {
+	seq := o.nextSeq
+	o.nextSeq++
+	dir := filepath.Join(t.m.cfg.WorkDir, t.id, fmt.Sprintf("%s-%d", o.rf.Format, seq))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	row := catalog.File{ID: uuid.NewString(), TaskID: t.id, Domain: t.key.Domain, App: t.key.App, Stream: t.key.Stream,
+		Format: string(o.rf.Format), Sequence: seq, WorkDir: dir, Start: t.wallAt(dts), Status: catalog.FileRecording}
+	row.Width, row.Height, row.Codecs = trackInfo(t.video, t.audio)
+	w, err := newFileWriter(t, o.rf, dir)
+	if err != nil {
+		return err
+	}
+	if err := w.SetTracks(t.video, t.audio); err != nil {
+		return err
+	}
+	if err := t.m.cfg.Catalog.CreateFile(context.Background(), &row); err != nil {
+		return fmt.Errorf("catalog: %w", err)
+	}
+	o.cur = &openFile{row: row, w: w, startDTS: dts}
+	o.errLogged = false
+	return nil
+}
+
+// finishFile generates the open file of o: its final object is stored, the catalog row
+// completed and file_created emitted.
+func (t *Task) finishFile(ctx context.Context, o *output) {
+	f := o.cur
+	o.cur = nil
+	if f == nil {
+		return
+	}
+	end := t.wallAt(f.startDTS + f.w.Duration())
+	vars := t.keyVars(f.row.Sequence)
+	vars.Start, vars.End = f.row.Start, end
+	res, err := finishWriter(ctx, f.w, o.rf, vars)
+	t.m.completeFile(ctx, &f.row, end, res, err, t.pushArgs)
+}
+
+// completeFile records the outcome of a finished (or recovered) file.
+func (m *Manager) completeFile(ctx context.Context, row *catalog.File, end time.Time, res fileResult, err error, pushArgs url.Values) {
+	row.End = end
+	row.Key = res.Key
+	row.Duration = res.Duration.Seconds()
+	row.Bytes = res.Bytes
+	row.Segments = res.Segments
+	if err != nil {
+		row.Status, row.Error = catalog.FileFailed, err.Error()
+	} else {
+		row.Status, row.Error = catalog.FileDone, ""
+	}
+	if uerr := m.cfg.Catalog.UpdateFile(ctx, row); uerr != nil {
+		m.cfg.Logger.Error("catalog update failed", "file", row.ID, "err", uerr)
+	}
+	ev := Event{TaskID: row.TaskID, Domain: row.Domain, App: row.App, Stream: row.Stream, File: row, PushArgs: pushArgs}
+	if err != nil {
+		ev.Type, ev.Code, ev.Message = EventError, "finalize_failed", fmt.Sprintf("%s file %d: %v (working files kept in %s)", row.Format, row.Sequence, err, row.WorkDir)
+	} else {
+		ev.Type = EventFileCreated
+		m.cfg.Metrics.SegmentsWritten.WithLabelValues(row.Format).Add(float64(res.Segments))
+	}
+	m.emit(ev)
+}
+
+// pause detaches the ending publish: RECORDING → PAUSED, and the stitch window starts.
+func (t *Task) pause(s *session) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pub != s || t.state != catalog.TaskRecording {
+		return
+	}
+	t.pub = nil
+	t.state = catalog.TaskPaused
+	t.gen++
+	gen := t.gen
+	t.m.wg.Add(1)
+	t.timer = time.AfterFunc(time.Duration(t.rule.DelayTime)*time.Second, func() { t.m.delayExpired(t, gen) })
+	t.setState(catalog.TaskRecording, catalog.TaskPaused)
+	t.m.emit(t.event(EventPaused))
+}
+
+func (t *Task) stopTimer() {
+	if t.timer != nil && t.timer.Stop() {
+		t.m.wg.Done()
+	}
+	t.timer = nil
+}
+
+// resume attaches a new publish within the stitch window: PAUSED → RECORDING. The
+// files continue: the timeline goes on after the last access unit and segment formats
+// mark a discontinuity. Called with Manager.mu held.
+func (t *Task) resume(s *session) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.stopTimer()
+	t.gen++
+	t.pub = s
+	t.pushArgs = s.req.Args
+	t.srcVideo, t.srcAudio = nil, nil
+	t.anchored = false
+	t.repair.Resume()
+	for _, o := range t.outs {
+		if o.cur != nil {
+			o.cur.w.Discontinuity()
+		}
+	}
+	s.setTask(t)
+	if t.state == catalog.TaskPaused {
+		t.setState(catalog.TaskPaused, catalog.TaskRecording)
+		t.state = catalog.TaskRecording
+		t.m.emit(t.event(EventResumed))
+	}
+}
+
+func (t *Task) pausedAt(gen uint64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.state == catalog.TaskPaused && t.gen == gen
+}
+
+func (t *Task) setState(from, to string) {
+	t.m.cfg.Metrics.ActiveTasks.WithLabelValues(from).Dec()
+	if to != catalog.TaskEnded {
+		t.m.cfg.Metrics.ActiveTasks.WithLabelValues(to).Inc()
+	}
+	if err := t.m.cfg.Catalog.SetTaskState(context.Background(), t.id, to, t.m.cfg.Now()); err != nil {
+		t.m.cfg.Logger.Error("catalog update failed", "task", t.id, "err", err)
+	}
+}
+
+// end finalizes every open file: → ENDED.
+func (t *Task) end(ctx context.Context, reason string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.state == catalog.TaskEnded {
+		return
+	}
+	t.stopTimer()
+	t.pub = nil
+	for _, o := range t.outs {
+		t.finishFile(ctx, o)
+	}
+	t.setState(t.state, catalog.TaskEnded)
+	t.state = catalog.TaskEnded
+	os.Remove(filepath.Join(t.m.cfg.WorkDir, t.id)) // only if empty: working files of a failed file stay
+	t.m.cfg.Logger.Info("recording task ended", "task", t.id, "stream", t.key.String(), "reason", reason)
+}

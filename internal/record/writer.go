@@ -1,0 +1,106 @@
+package record
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/livrec/livrec/internal/format/hls"
+	"github.com/livrec/livrec/internal/keytemplate"
+	"github.com/livrec/livrec/internal/media"
+	"github.com/livrec/livrec/internal/rules"
+)
+
+// fileWriter is what a task needs from a format writer: one recording file of one
+// format. Writers know nothing of RTMP, rules or the catalog.
+type fileWriter interface {
+	SetTracks(video, audio *media.Track) error
+	WriteAU(au *media.AccessUnit) error
+	Discontinuity()
+	Duration() time.Duration
+}
+
+// fileResult is what a finished file reports for the catalog.
+type fileResult struct {
+	Key      string
+	Duration time.Duration
+	Bytes    int64
+	Segments int
+}
+
+func extension(f rules.Format) string {
+	switch f {
+	case rules.M3U8:
+		return ".m3u8"
+	default:
+		return "." + string(f)
+	}
+}
+
+func newFileWriter(t *Task, rf rules.RecordFormat, dir string) (fileWriter, error) {
+	switch rf.Format {
+	case rules.M3U8:
+		return hls.New(hls.Config{
+			SliceDuration: time.Duration(rf.SliceDuration) * time.Second,
+			WorkDir:       dir,
+			SegmentKey: func(seq int, start time.Time) string {
+				v := t.keyVars(seq)
+				v.Start, v.UnixTimestamp = start, start.Unix()
+				key, err := keytemplate.Render(rf.SliceObjectPrefix, v)
+				if err != nil { // the template was validated with the rule; this is a bug
+					t.m.cfg.Logger.Error("segment key template", "err", err)
+					key = fmt.Sprintf("record/%s/%s/%d_%d", t.key.App, t.key.Stream, start.Unix(), seq)
+				}
+				return key + ".ts"
+			},
+			SegmentURI: t.m.cfg.LiveURI,
+			Store:      t.m.cfg.Store,
+			Now:        func() time.Time { return t.wallAt(t.lastDTS) },
+			Logger:     t.m.cfg.Logger.With("task", t.id, "format", "m3u8"),
+		})
+	default:
+		return nil, fmt.Errorf("format %q is not available in this build", rf.Format)
+	}
+}
+
+// finishWriter closes w and stores the file under the object prefix rendered with vars.
+func finishWriter(ctx context.Context, w fileWriter, rf rules.RecordFormat, vars keytemplate.Vars) (fileResult, error) {
+	key, err := keytemplate.Render(rf.ObjectPrefix, vars)
+	if err != nil {
+		return fileResult{}, err
+	}
+	key += extension(rf.Format)
+	switch w := w.(type) {
+	case *hls.Writer:
+		res, err := w.Finish(ctx, key)
+		return hlsResult(res), err
+	default:
+		return fileResult{}, fmt.Errorf("unknown writer %T", w)
+	}
+}
+
+func hlsResult(res hls.Result) fileResult {
+	return fileResult{Key: res.PlaylistKey, Duration: res.Duration, Bytes: res.Bytes, Segments: len(res.Segments)}
+}
+
+// recoverFile finalizes a file left open by a crash from its working directory.
+func recoverFile(ctx context.Context, m *Manager, rf rules.RecordFormat, vars keytemplate.Vars, workDir string, log *slog.Logger) (fileResult, time.Time, error) {
+	var end time.Time
+	switch rf.Format {
+	case rules.M3U8:
+		res, err := hls.Recover(ctx, workDir, m.cfg.Store, func(e time.Time) string {
+			end = e
+			v := vars
+			v.End = e
+			key, kerr := keytemplate.Render(rf.ObjectPrefix, v)
+			if kerr != nil {
+				log.Error("object key template", "err", kerr)
+			}
+			return key + extension(rf.Format)
+		}, log)
+		return hlsResult(res), end, err
+	default:
+		return fileResult{}, end, fmt.Errorf("cannot recover format %q", rf.Format)
+	}
+}

@@ -1,0 +1,658 @@
+package rtmp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/bluenviron/gortmplib/pkg/amf0"
+	"github.com/bluenviron/gortmplib/pkg/bytecounter"
+	"github.com/bluenviron/gortmplib/pkg/handshake"
+	"github.com/bluenviron/gortmplib/pkg/rawmessage"
+
+	"github.com/livrec/livrec/internal/flv"
+)
+
+// RTMP message types.
+const (
+	msgSetChunkSize     = 1
+	msgAbort            = 2
+	msgAcknowledgement  = 3
+	msgUserControl      = 4
+	msgWindowAckSize    = 5
+	msgSetPeerBandwidth = 6
+	msgAudio            = 8
+	msgVideo            = 9
+	msgDataAMF3         = 15
+	msgCommandAMF3      = 17
+	msgDataAMF0         = 18
+	msgCommandAMF0      = 20
+	msgAggregate        = 22
+)
+
+// User control event types.
+const (
+	ucStreamBegin  = 0
+	ucPingRequest  = 6
+	ucPingResponse = 7
+)
+
+const (
+	controlChunkStream = 2 // protocol control and user control messages
+	statusChunkStream  = 5 // onStatus messages
+
+	// streamID is the only message stream we hand out. rawmessage reads and writes the
+	// 4-byte message stream id big-endian although the wire format is little-endian, so
+	// stream 1 appears as 0x01000000 on its side.
+	streamID       = 1
+	rawStreamID    = 0x01000000
+	maxCommandSize = 64 << 10
+	// lingerTimeout bounds how long a refused connection is drained so that the client
+	// reads our error status before the TCP connection is torn down.
+	lingerTimeout = time.Second
+)
+
+// refusal is returned by the message loop after the client was sent an error status
+// (publish refused, play, commands out of order); the connection then closes.
+type refusal struct{ reason string }
+
+func (r *refusal) Error() string { return "rtmp: " + r.reason }
+
+// sessionError carries an error returned by Session.Tag.
+type sessionError struct{ err error }
+
+func (e *sessionError) Error() string { return "session: " + e.err.Error() }
+func (e *sessionError) Unwrap() error { return e.err }
+
+// conn is one client connection. All of its state is owned by the goroutine running
+// serve; only abort is called from elsewhere.
+type conn struct {
+	srv     *Server
+	nc      net.Conn
+	dc      *deadlineConn
+	log     *slog.Logger
+	aborted atomic.Bool
+
+	bc *bytecounter.ReadWriter
+	r  *rawmessage.Reader
+	w  *rawmessage.Writer
+
+	connected     bool
+	app, tcURL    string
+	streamCreated bool
+	published     bool    // a publish was accepted on this connection (one at most)
+	session       Session // non-nil while the publish is live
+	req           *PublishRequest
+	publishStart  time.Time
+	tags          uint64
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	dc := &deadlineConn{Conn: nc, rt: s.readTimeout(), wt: s.writeTimeout()}
+	return &conn{
+		srv: s,
+		nc:  nc,
+		dc:  dc,
+		bc:  bytecounter.NewReadWriter(dc),
+		log: s.logger().With("remote", remoteString(nc)),
+	}
+}
+
+func remoteString(nc net.Conn) string {
+	if a := nc.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
+// abort closes the connection from another goroutine (Server.Close).
+func (c *conn) abort() {
+	c.aborted.Store(true)
+	c.nc.Close()
+}
+
+// serve runs the connection to its end and releases everything it holds.
+func (c *conn) serve() {
+	c.log.Debug("rtmp connection opened")
+	err := c.classify(c.runRecover())
+	hadSession := c.session != nil
+	c.endSession(err)
+
+	var ref *refusal
+	if errors.As(err, &ref) && !c.aborted.Load() {
+		c.lingerClose()
+	} else {
+		c.nc.Close()
+	}
+
+	attrs := []any{"reason", err, "bytes_in", c.bc.Reader.Count(), "bytes_out", c.bc.Writer.Count()}
+	switch {
+	case ref != nil, hadSession, errors.Is(err, ErrServerClosed), isDisconnect(err):
+		c.log.Debug("rtmp connection closed", attrs...)
+	default:
+		c.log.Warn("rtmp connection closed", attrs...)
+	}
+}
+
+// runRecover runs the message loop, turning a panic into an error as a last resort.
+func (c *conn) runRecover() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("rtmp connection panicked", "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("rtmp: internal error: %v", p)
+		}
+	}()
+	return c.run()
+}
+
+// classify replaces low-level errors with ones that say what happened.
+func (c *conn) classify(err error) error {
+	var ne net.Error
+	switch {
+	case c.aborted.Load():
+		return ErrServerClosed
+	case isDisconnect(err):
+		return fmt.Errorf("rtmp: client disconnected: %w", err)
+	case errors.As(err, &ne) && ne.Timeout():
+		if c.dc.writeTimedOut.Load() {
+			return fmt.Errorf("rtmp: client accepted no data for %v: %w", c.dc.wt, err)
+		}
+		return fmt.Errorf("rtmp: no data from client for %v: %w", c.dc.rt, err)
+	}
+	return err
+}
+
+func isDisconnect(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrClosedPipe)
+}
+
+// endSession closes the live publish, if any, with err.
+func (c *conn) endSession(err error) {
+	s := c.session
+	if s == nil {
+		return
+	}
+	c.session = nil
+	attrs := []any{"tags", c.tags, "duration", time.Since(c.publishStart).Round(time.Millisecond)}
+	if err != nil {
+		attrs = append(attrs, "reason", err)
+	}
+	c.log.Info("rtmp publish ended", attrs...)
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("Session.Close panicked", "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	s.Close(err)
+}
+
+// lingerClose half-closes the connection and drains it for a short while, so that a
+// client which is still sending receives our last status message rather than a reset.
+func (c *conn) lingerClose() {
+	defer c.nc.Close()
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok {
+		return
+	}
+	if cw.CloseWrite() != nil {
+		return
+	}
+	c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	io.Copy(io.Discard, io.LimitReader(c.nc, 1<<20))
+}
+
+// run performs the handshake and then the message loop.
+func (c *conn) run() error {
+	keyIn, keyOut, err := handshake.DoServer(c.bc, false)
+	if err != nil {
+		return fmt.Errorf("rtmp handshake: %w", err)
+	}
+	var rw io.ReadWriter = c.bc
+	if keyIn != nil {
+		if rw, err = newRC4ReadWriter(c.bc, keyIn, keyOut); err != nil {
+			return fmt.Errorf("rtmp handshake: %w", err)
+		}
+		c.log = c.log.With("encrypted", true)
+	}
+	c.w = rawmessage.NewWriter(rw, c.bc.Writer, false)
+	c.r = rawmessage.NewReader(rw, c.bc.Reader, c.sendAck)
+	// Acknowledge with our own window until the client announces one.
+	c.r.SetWindowAckSize(c.srv.windowAckSize())
+
+	for {
+		msg, err := c.r.Read()
+		if err != nil {
+			return err
+		}
+		if err := c.handleMessage(msg); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *conn) handleMessage(msg *rawmessage.Message) error {
+	body := msg.Body
+	switch msg.Type {
+	case msgSetChunkSize:
+		if len(body) != 4 {
+			return fmt.Errorf("rtmp: Set Chunk Size with %d-byte body", len(body))
+		}
+		v := binary.BigEndian.Uint32(body) & 0x7FFFFFFF
+		if v == 0 {
+			return errors.New("rtmp: Set Chunk Size 0")
+		}
+		return c.r.SetChunkSize(v)
+
+	case msgAbort:
+		if len(body) != 4 {
+			return fmt.Errorf("rtmp: Abort with %d-byte body", len(body))
+		}
+		c.r.AbortChunkStream(binary.BigEndian.Uint32(body))
+
+	case msgAcknowledgement, msgSetPeerBandwidth:
+		// Nothing to do: we send too little to need flow control.
+
+	case msgWindowAckSize:
+		if len(body) != 4 {
+			return fmt.Errorf("rtmp: Window Acknowledgement Size with %d-byte body", len(body))
+		}
+		if v := binary.BigEndian.Uint32(body); v > 0 {
+			c.r.SetWindowAckSize(v)
+		}
+
+	case msgUserControl:
+		if len(body) < 2 {
+			return fmt.Errorf("rtmp: user control message with %d-byte body", len(body))
+		}
+		if binary.BigEndian.Uint16(body) == ucPingRequest {
+			if len(body) != 6 {
+				return fmt.Errorf("rtmp: ping request with %d-byte body", len(body))
+			}
+			return c.writeUserControl(ucPingResponse, binary.BigEndian.Uint32(body[2:]))
+		}
+		// Stream begin/EOF/dry, set buffer length, ping response...: nothing to do.
+
+	case msgAudio, msgVideo:
+		if c.session != nil && len(body) > 0 {
+			return c.deliver(msg.Type, msTimestamp(msg.Timestamp), body)
+		}
+
+	case msgDataAMF0:
+		if c.session != nil {
+			return c.deliverData(msTimestamp(msg.Timestamp), body)
+		}
+
+	case msgDataAMF3:
+		// AMF3 data messages start with a format byte; we only understand AMF0 inside.
+		if c.session != nil && len(body) > 1 && body[0] == 0 {
+			return c.deliverData(msTimestamp(msg.Timestamp), body[1:])
+		}
+
+	case msgCommandAMF0:
+		return c.handleCommand(msg, body)
+
+	case msgCommandAMF3:
+		if len(body) < 1 {
+			return errors.New("rtmp: empty AMF3 command")
+		}
+		return c.handleCommand(msg, body[1:])
+
+	case msgAggregate:
+		if c.session != nil {
+			return c.deliverAggregate(msTimestamp(msg.Timestamp), body)
+		}
+
+	default:
+		// Shared objects and unknown types are ignored.
+		c.log.Debug("rtmp message ignored", "type", msg.Type, "size", len(body))
+	}
+	return nil
+}
+
+func msTimestamp(d time.Duration) uint32 {
+	return uint32(d / time.Millisecond)
+}
+
+// deliver hands one tag to the session.
+func (c *conn) deliver(typ uint8, ts uint32, body []byte) error {
+	c.tags++
+	if err := c.session.Tag(flv.Tag{Type: typ, Timestamp: ts, Body: body}); err != nil {
+		return &sessionError{err}
+	}
+	return nil
+}
+
+// deliverData hands an AMF0 data message to the session as an FLV script tag:
+// "@setDataFrame" is stripped (what follows is what an FLV file stores) and
+// "@clearDataFrame" is dropped.
+func (c *conn) deliverData(ts uint32, body []byte) error {
+	const setDataFrame = "@setDataFrame"
+	switch {
+	case hasAMF0StringPrefix(body, setDataFrame):
+		body = body[3+len(setDataFrame):]
+	case hasAMF0StringPrefix(body, "@clearDataFrame"):
+		return nil
+	}
+	if len(body) == 0 {
+		return nil
+	}
+	return c.deliver(flv.TagScript, ts, body)
+}
+
+// deliverAggregate splits an aggregate message, a sequence of FLV tags (11-byte header,
+// body, 4-byte back pointer). The first tag's timestamp is rebased to the message's.
+func (c *conn) deliverAggregate(ts uint32, b []byte) error {
+	var base uint32
+	for first := true; len(b) > 0; first = false {
+		if len(b) < 11 {
+			return errors.New("rtmp: truncated aggregate message")
+		}
+		typ := b[0] & 0x1F
+		size := uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		tts := uint32(b[4])<<16 | uint32(b[5])<<8 | uint32(b[6]) | uint32(b[7])<<24
+		if uint64(len(b)-11) < uint64(size) {
+			return errors.New("rtmp: truncated aggregate message")
+		}
+		body := b[11 : 11+size]
+		b = b[11+size:]
+		if len(b) >= 4 {
+			b = b[4:]
+		} else {
+			b = nil
+		}
+		if first {
+			base = tts
+		}
+		t := ts + (tts - base)
+		var err error
+		switch typ {
+		case msgAudio, msgVideo:
+			if len(body) > 0 {
+				err = c.deliver(typ, t, body)
+			}
+		case msgDataAMF0:
+			err = c.deliverData(t, body)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *conn) handleCommand(msg *rawmessage.Message, body []byte) error {
+	if len(body) > maxCommandSize {
+		return fmt.Errorf("rtmp: command message of %d bytes", len(body))
+	}
+	cmd, err := parseCommand(body)
+	if err != nil {
+		return fmt.Errorf("rtmp: bad command: %w", err)
+	}
+
+	if !c.connected && cmd.Name != "connect" {
+		switch cmd.Name {
+		case "publish":
+			return c.refusePublish(msg, "NetStream.Publish.Denied", "publish before connect")
+		case "play", "play2":
+			return c.refusePlay(msg)
+		}
+		return fmt.Errorf("rtmp: command %q before connect", cmd.Name)
+	}
+
+	switch cmd.Name {
+	case "connect":
+		return c.onConnect(msg, &cmd)
+
+	case "releaseStream":
+		return c.writeResult(msg, cmd.TxID, nil, amf0.Undefined{})
+
+	case "FCPublish":
+		if err := c.writeCommand(msg.ChunkStreamID, 0, "onFCPublish", 0.0, nil); err != nil {
+			return err
+		}
+		return c.writeResult(msg, cmd.TxID, nil, amf0.Undefined{})
+
+	case "createStream":
+		c.streamCreated = true
+		return c.writeResult(msg, cmd.TxID, nil, float64(streamID))
+
+	case "publish":
+		return c.onPublish(msg, &cmd)
+
+	case "FCUnpublish", "deleteStream", "closeStream":
+		if c.session != nil {
+			c.log.Debug("rtmp unpublish", "command", cmd.Name)
+			c.endSession(nil)
+		}
+		if cmd.Name == "FCUnpublish" {
+			return c.writeResult(msg, cmd.TxID, nil, amf0.Undefined{})
+		}
+		return nil
+
+	case "play", "play2":
+		return c.refusePlay(msg)
+
+	case "_result", "_error", "onStatus", "onBWDone", "_checkbw_result":
+		// Replies and notifications: nothing to answer.
+		return nil
+
+	default:
+		c.log.Debug("rtmp command ignored", "command", cmd.Name)
+		// Answer calls that expect a reply so that a client waiting for one goes on.
+		return c.writeResult(msg, cmd.TxID, nil, amf0.Undefined{})
+	}
+}
+
+func (c *conn) onConnect(msg *rawmessage.Message, cmd *command) error {
+	if c.connected {
+		return errors.New("rtmp: second connect")
+	}
+	obj := cmd.Object
+	if obj == nil {
+		return errors.New("rtmp: connect without command object")
+	}
+	c.app, _ = obj.GetString("app")
+	tcURL, ok := obj.GetString("tcUrl")
+	if !ok {
+		tcURL, _ = obj.GetString("tcurl")
+	}
+	c.tcURL = trimQuotes(tcURL)
+	c.connected = true
+	c.log = c.log.With("app", c.app)
+	flashVer, _ := obj.GetString("flashVer")
+	c.log.Debug("rtmp connect", "tcUrl", c.tcURL, "flashVer", flashVer)
+
+	cs := c.srv.chunkSize()
+	if err := c.writeControl(msgWindowAckSize, be32(c.srv.windowAckSize())); err != nil {
+		return err
+	}
+	if err := c.writeControl(msgSetPeerBandwidth, append(be32(c.srv.windowAckSize()), 2)); err != nil {
+		return err
+	}
+	if err := c.writeControl(msgSetChunkSize, be32(cs)); err != nil {
+		return err
+	}
+	c.w.SetChunkSize(cs)
+
+	props := amf0.Object{
+		{Key: "fmsVer", Value: "FMS/3,5,7,7009"},
+		{Key: "capabilities", Value: 31.0},
+		{Key: "mode", Value: 1.0},
+	}
+	if list, ok := obj.Get("fourCcList"); ok {
+		if arr, ok := list.(amf0.StrictArray); ok {
+			// Enhanced RTMP: we pass any codec through, so we support what the
+			// client offers.
+			props = append(props, amf0.ObjectEntry{Key: "fourCcList", Value: arr})
+		}
+	}
+	info := amf0.Object{
+		{Key: "level", Value: "status"},
+		{Key: "code", Value: "NetConnection.Connect.Success"},
+		{Key: "description", Value: "Connection succeeded."},
+	}
+	if enc, ok := obj.GetFloat64("objectEncoding"); ok {
+		info = append(info, amf0.ObjectEntry{Key: "objectEncoding", Value: enc})
+	} else {
+		info = append(info, amf0.ObjectEntry{Key: "objectEncoding", Value: 0.0})
+	}
+	return c.writeCommand(msg.ChunkStreamID, 0, "_result", cmd.TxID, props, info)
+}
+
+func trimQuotes(s string) string {
+	if len(s) >= 2 && s[0] == '\'' && s[len(s)-1] == '\'' {
+		return s[1 : len(s)-1]
+	}
+	return s
+}
+
+func (c *conn) onPublish(msg *rawmessage.Message, cmd *command) error {
+	if c.published {
+		return c.refusePublish(msg, "NetStream.Publish.Denied", "only one publish per connection")
+	}
+	name, _ := cmd.stringArg(0)
+	publishType, _ := cmd.stringArg(1)
+	req := newPublishRequest(c.app, c.tcURL, name, publishType, c.nc.RemoteAddr())
+	log := c.log.With("stream", req.Stream, "domain", req.Domain)
+	if req.Stream == "" {
+		c.log = log
+		return c.refusePublish(msg, "NetStream.Publish.BadName", "empty stream name")
+	}
+	if !c.streamCreated {
+		log.Debug("rtmp publish before createStream")
+	}
+
+	sess, err := c.srv.Handler.Publish(req)
+	if err == nil && sess == nil {
+		err = errors.New("no session")
+	}
+	c.log = log
+	if err != nil {
+		code := "NetStream.Publish.Denied"
+		if errors.Is(err, ErrBadName) {
+			code = "NetStream.Publish.BadName"
+		}
+		return c.refusePublish(msg, code, err.Error())
+	}
+
+	c.published = true
+	c.session = sess
+	c.req = req
+	c.publishStart = time.Now()
+	c.log.Info("rtmp publish started", "args", req.Args.Encode(), "type", publishType)
+
+	if err := c.writeUserControl(ucStreamBegin, streamID); err != nil {
+		return err
+	}
+	return c.writeStatus(msg, "status", "NetStream.Publish.Start", req.Stream+" is now published.")
+}
+
+// refusePublish sends an error status and returns the refusal ending the connection.
+func (c *conn) refusePublish(msg *rawmessage.Message, code, description string) error {
+	c.log.Warn("rtmp publish refused", "code", code, "reason", description)
+	if err := c.writeStatus(msg, "error", code, description); err != nil {
+		return err
+	}
+	return &refusal{"publish refused: " + description}
+}
+
+func (c *conn) refusePlay(msg *rawmessage.Message) error {
+	const desc = "playback is not supported by this server"
+	c.log.Info("rtmp play refused")
+	if err := c.writeStatus(msg, "error", "NetStream.Play.Failed", desc); err != nil {
+		return err
+	}
+	return &refusal{"play refused"}
+}
+
+// sendAck is rawmessage.Reader's callback when an acknowledgement is due.
+func (c *conn) sendAck(count uint32) error {
+	return c.writeControl(msgAcknowledgement, be32(count))
+}
+
+func be32(v uint32) []byte {
+	return binary.BigEndian.AppendUint32(make([]byte, 0, 5), v)
+}
+
+func (c *conn) writeControl(typ uint8, body []byte) error {
+	return c.w.Write(&rawmessage.Message{ChunkStreamID: controlChunkStream, Type: typ, Body: body})
+}
+
+func (c *conn) writeUserControl(event uint16, v uint32) error {
+	b := make([]byte, 6)
+	binary.BigEndian.PutUint16(b, event)
+	binary.BigEndian.PutUint32(b[2:], v)
+	return c.writeControl(msgUserControl, b)
+}
+
+// writeCommand sends an AMF0 command message.
+func (c *conn) writeCommand(csid byte, msid uint32, vals ...any) error {
+	body, err := amf0.Data(vals).Marshal()
+	if err != nil {
+		return err
+	}
+	if csid < 2 || csid > 63 {
+		csid = 3
+	}
+	return c.w.Write(&rawmessage.Message{
+		ChunkStreamID: csid, Type: msgCommandAMF0, MessageStreamID: msid, Body: body,
+	})
+}
+
+// writeResult answers a call on the chunk and message stream it came on. Calls with
+// transaction id 0 expect no answer.
+func (c *conn) writeResult(msg *rawmessage.Message, txID float64, vals ...any) error {
+	if txID == 0 {
+		return nil
+	}
+	return c.writeCommand(msg.ChunkStreamID, msg.MessageStreamID, append([]any{"_result", txID}, vals...)...)
+}
+
+// writeStatus sends onStatus on the message stream of the triggering command (our stream
+// if that was 0, as for a publish before createStream).
+func (c *conn) writeStatus(msg *rawmessage.Message, level, code, description string) error {
+	msid := msg.MessageStreamID
+	if msid == 0 {
+		msid = rawStreamID
+	}
+	return c.writeCommand(statusChunkStream, msid, "onStatus", 0.0, nil, amf0.Object{
+		{Key: "level", Value: level},
+		{Key: "code", Value: code},
+		{Key: "description", Value: description},
+	})
+}
+
+// deadlineConn refreshes the read (write) deadline before every read (write), so that
+// a connection fails after ReadTimeout without a byte received (WriteTimeout without a
+// byte accepted), whatever the message sizes.
+type deadlineConn struct {
+	net.Conn
+	rt, wt        time.Duration
+	writeTimedOut atomic.Bool
+}
+
+func (d *deadlineConn) Read(p []byte) (int, error) {
+	if err := d.Conn.SetReadDeadline(time.Now().Add(d.rt)); err != nil {
+		return 0, err
+	}
+	return d.Conn.Read(p)
+}
+
+func (d *deadlineConn) Write(p []byte) (int, error) {
+	if err := d.Conn.SetWriteDeadline(time.Now().Add(d.wt)); err != nil {
+		return 0, err
+	}
+	n, err := d.Conn.Write(p)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		d.writeTimedOut.Store(true)
+	}
+	return n, err
+}

@@ -1,0 +1,43 @@
+// Package rtmp is livrec's RTMP ingest server. It accepts pushes to
+// rtmp://host[:port]/{App}/{Stream}[?args], asks a Handler whether to accept each
+// publish, and hands every audio, video and script-data message of an accepted publish
+// onward as an flv.Tag, untouched and in arrival order.
+//
+// # Why not gortmplib's ServerConn
+//
+// gortmplib's high-level ServerConn/Reader is not used: its message layer
+// (pkg/message) rejects FLV video codec id 9 (MPEG-4 Part 2) with "unsupported video
+// codec", which ends the connection, and it parses media into typed messages, hiding
+// the raw tag bodies that livrec needs to pass on. Instead this package reuses
+// gortmplib's exported low-level pieces and does its own command handling on top:
+//
+//   - pkg/handshake: the plain and the encrypted (RTMPE, C0 version 6) server handshake;
+//     the encrypted variant is finished here with an RC4 stream (see rc4.go);
+//   - pkg/rawmessage: chunk-stream reassembly and writing, chunk-size changes, abort,
+//     and the acknowledgement window (our Acknowledgements are sent from its callback);
+//   - pkg/bytecounter: byte counts for the acknowledgements;
+//   - pkg/amf0: the AMF0 types and the encoder used for our replies.
+//
+// AMF0 decoding of client commands is our own (amf.go): gortmplib's decoder recurses
+// without a depth limit, so a deeply nested object in a hostile command could exhaust
+// the goroutine stack, which is a fatal error rather than a recoverable panic.
+//
+// # Protocol
+//
+// Supported: connect (the Enhanced RTMP fourCcList is accepted and echoed), releaseStream,
+// FCPublish, createStream (stream id 1), publish (also before createStream),
+// FCUnpublish, deleteStream, closeStream, Set Chunk Size, Abort, Window Acknowledgement
+// Size, Acknowledgement, user control ping, aggregate messages and AMF3-wrapped
+// commands and data whose payload is AMF0. Play is refused; only one publish is allowed
+// per connection. "@setDataFrame" data messages are delivered as FLV script tags with
+// the "@setDataFrame" string stripped, as an FLV file stores them; other data messages
+// pass through as they are. Empty audio and video messages are dropped.
+//
+// Any malformed input closes the connection with a logged reason. Each connection runs in
+// one goroutine with a read deadline refreshed on every read, so an idle or stalled peer
+// cannot hold a session open for longer than Server.ReadTimeout.
+//
+// Limitations: extended chunk stream ids (csid 0 and 1 in the basic header) are refused
+// by rawmessage; a single message may be at most 10 MiB (rawmessage's limit) and a
+// command at most 64 KiB.
+package rtmp

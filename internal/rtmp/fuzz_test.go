@@ -1,0 +1,341 @@
+package rtmp
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortmplib/pkg/amf0"
+	"github.com/bluenviron/gortmplib/pkg/bytecounter"
+	"github.com/bluenviron/gortmplib/pkg/rawmessage"
+
+	"github.com/livrec/livrec/internal/flv"
+)
+
+// handshakeLen is the size of C0+C1+C2, which FuzzConn prepends to its input unless
+// the input starts with 0xFF.
+const handshakeLen = 1 + 1536 + 1536
+
+// memConn is a net.Conn that reads a fixed input, then EOF, and discards writes.
+type memConn struct {
+	r      *bytes.Reader
+	mu     sync.Mutex
+	closed bool
+}
+
+type memAddr struct{}
+
+func (memAddr) Network() string { return "mem" }
+func (memAddr) String() string  { return "mem:1" }
+
+func (c *memConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	return c.r.Read(p)
+}
+
+func (c *memConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	return len(p), nil
+}
+
+func (c *memConn) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	return nil
+}
+
+func newMemConn(b []byte) *memConn { return &memConn{r: bytes.NewReader(b)} }
+
+func (c *memConn) LocalAddr() net.Addr              { return memAddr{} }
+func (c *memConn) RemoteAddr() net.Addr             { return memAddr{} }
+func (c *memConn) SetDeadline(time.Time) error      { return nil }
+func (c *memConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *memConn) SetWriteDeadline(time.Time) error { return nil }
+
+// fuzzHandler accepts every publish except stream "deny", and makes Tag fail on
+// script tags whose body is exactly "fail" so that the error path runs too.
+type fuzzHandler struct {
+	mu sync.Mutex
+	n  int // Publish calls
+	s  []*fuzzSession
+}
+
+// count returns the number of Publish calls and of accepted publishes.
+func (h *fuzzHandler) count() (int, int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n, len(h.s)
+}
+
+func (h *fuzzHandler) sessions() []*fuzzSession {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]*fuzzSession(nil), h.s...)
+}
+
+func (h *fuzzHandler) Publish(req *PublishRequest) (Session, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.n++
+	if req.Stream == "deny" {
+		return nil, fmt.Errorf("denied: %w", ErrBadName)
+	}
+	s := &fuzzSession{recSession: newRecSession()}
+	h.s = append(h.s, s)
+	return s, nil
+}
+
+// fuzzSession checks the tag contract on top of recSession's Close accounting.
+type fuzzSession struct {
+	*recSession
+	violation string // set under recSession.mu
+}
+
+func (s *fuzzSession) Tag(t flv.Tag) error {
+	var v string
+	switch {
+	case t.Type != flv.TagAudio && t.Type != flv.TagVideo && t.Type != flv.TagScript:
+		v = fmt.Sprintf("tag type %d delivered", t.Type)
+	case t.Type == flv.TagScript && hasAMF0StringPrefix(t.Body, "@setDataFrame"):
+		v = "@setDataFrame not stripped"
+	case len(t.Body) == 0:
+		v = "empty tag delivered"
+	}
+	if v != "" {
+		s.mu.Lock()
+		s.violation = v
+		s.mu.Unlock()
+	}
+	if err := s.recSession.Tag(t); err != nil {
+		return err
+	}
+	if string(t.Body) == "fail" {
+		return errors.New("session failure")
+	}
+	return nil
+}
+
+// runConn serves input on an in-memory connection and checks that it terminates and
+// that every accepted session was closed exactly once, with no Tag after Close.
+func runConn(t *testing.T, input []byte) *fuzzHandler {
+	t.Helper()
+	h := &fuzzHandler{}
+	s := &Server{Handler: h, Logger: slog.New(slog.DiscardHandler), ReadTimeout: 50 * time.Millisecond}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.serveConn(newMemConn(input))
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("connection did not terminate")
+	}
+	for i, ss := range h.sessions() {
+		ss.mu.Lock()
+		closes, after, v := ss.closes, ss.tagAfterClose, ss.violation
+		ss.mu.Unlock()
+		if closes != 1 || after || v != "" {
+			t.Fatalf("session %d: Close called %d times, Tag after Close %v, violation %q", i, closes, after, v)
+		}
+	}
+	return h
+}
+
+// fuzzInput turns a fuzz input into connection bytes: a plain handshake is prepended
+// unless the input starts with 0xFF (then the rest is fed raw, handshake included).
+func fuzzInput(data []byte) []byte {
+	if len(data) > 0 && data[0] == 0xFF {
+		return data[1:]
+	}
+	in := make([]byte, handshakeLen, handshakeLen+len(data))
+	in[0] = 3
+	return append(in, data...)
+}
+
+// synthSession builds the chunk stream of a complete publish session (after the
+// handshake) with gortmplib's writer.
+func synthSession(t testing.TB, name string, extra func(w *rawmessage.Writer)) []byte {
+	var buf bytes.Buffer
+	bc := bytecounter.NewWriter(&buf)
+	w := rawmessage.NewWriter(&buf, bc, false)
+	cmd := func(csid byte, msid uint32, vals ...any) {
+		w.Write(&rawmessage.Message{ChunkStreamID: csid, Type: msgCommandAMF0, MessageStreamID: msid, Body: amfBytes(t, vals...)})
+	}
+	cmd(3, 0, "connect", 1.0, amf0.Object{
+		{Key: "app", Value: "live"}, {Key: "tcUrl", Value: "rtmp://h.example/live?a=1"},
+		{Key: "fourCcList", Value: amf0.StrictArray{"hvc1"}}, {Key: "objectEncoding", Value: 0.0},
+	})
+	w.Write(&rawmessage.Message{ChunkStreamID: 2, Type: msgWindowAckSize, Body: be32(100)})
+	cmd(3, 0, "releaseStream", 2.0, nil, name)
+	cmd(3, 0, "FCPublish", 3.0, nil, name)
+	cmd(3, 0, "createStream", 4.0, nil)
+	cmd(4, rawStreamID, "publish", 5.0, nil, name, "live")
+	w.Write(&rawmessage.Message{ChunkStreamID: 4, Type: msgDataAMF0, MessageStreamID: rawStreamID,
+		Body: amfBytes(t, "@setDataFrame", "onMetaData", amf0.ECMAArray{{Key: "width", Value: 1.0}})})
+	w.Write(&rawmessage.Message{ChunkStreamID: 6, Type: msgVideo, MessageStreamID: rawStreamID,
+		Body: append([]byte{0x17, 0, 0, 0, 0}, make([]byte, 300)...)})
+	w.Write(&rawmessage.Message{ChunkStreamID: 7, Type: msgAudio, MessageStreamID: rawStreamID,
+		Timestamp: 23 * time.Millisecond, Body: []byte{0xAF, 1, 2, 3}})
+	w.Write(&rawmessage.Message{ChunkStreamID: 2, Type: msgUserControl, Body: []byte{0, 6, 0, 0, 0, 1}})
+	if extra != nil {
+		extra(w)
+	}
+	cmd(3, 0, "FCUnpublish", 6.0, nil, name)
+	cmd(3, 0, "deleteStream", 7.0, nil, 1.0)
+	return buf.Bytes()
+}
+
+func FuzzConn(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{0xFF})
+	f.Add([]byte{0xFF, 6})
+	f.Add(synthSession(f, "s", nil))
+	f.Add(synthSession(f, "deny", nil))
+	f.Add(synthSession(f, "s", func(w *rawmessage.Writer) {
+		w.Write(&rawmessage.Message{ChunkStreamID: 2, Type: msgSetChunkSize, Body: be32(64)})
+		w.SetChunkSize(64)
+		w.Write(&rawmessage.Message{ChunkStreamID: 6, Type: msgAggregate, MessageStreamID: rawStreamID,
+			Body: []byte{9, 0, 0, 2, 0, 0, 10, 0, 0, 0, 0, 0x27, 1, 0, 0, 0, 13}})
+		w.Write(&rawmessage.Message{ChunkStreamID: 4, Type: msgDataAMF0, MessageStreamID: rawStreamID, Body: []byte("fail")})
+	}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		runConn(t, fuzzInput(data))
+	})
+}
+
+// TestFuzzConnSeeds checks that the committed seeds reach the interesting paths, so
+// that the fuzz corpus stays meaningful.
+func TestFuzzConnSeeds(t *testing.T) {
+	h := runConn(t, fuzzInput(synthSession(t, "s", nil)))
+	if n, ns := h.count(); n != 1 || ns != 1 {
+		t.Fatalf("publishes %d, sessions %d", n, ns)
+	}
+	s := h.sessions()[0]
+	if s.closeErr != nil || len(s.tags) != 3 {
+		t.Fatalf("close %v, %d tags", s.closeErr, len(s.tags))
+	}
+	files, _ := filepath.Glob("testdata/fuzz/FuzzConn/*")
+	published := 0
+	for _, f := range files {
+		data, err := readCorpusFile(f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if _, ns := runConn(t, fuzzInput(data)).count(); ns > 0 {
+			published++
+		}
+	}
+	if len(files) > 0 && published == 0 {
+		t.Error("no committed FuzzConn seed reaches a publish")
+	}
+}
+
+// readCorpusFile decodes a "go test fuzz v1" file holding one []byte.
+func readCorpusFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	lines := bytes.SplitN(b, []byte("\n"), 2)
+	if len(lines) != 2 || string(lines[0]) != "go test fuzz v1" {
+		return nil, errors.New("not a fuzz corpus file")
+	}
+	v := bytes.TrimSpace(lines[1])
+	if !bytes.HasPrefix(v, []byte("[]byte(")) || !bytes.HasSuffix(v, []byte(")")) {
+		return nil, errors.New("not a []byte corpus entry")
+	}
+	s, err := strconv.Unquote(string(v[len("[]byte(") : len(v)-1]))
+	return []byte(s), err
+}
+
+// TestWriteCapturedSeeds records real client sessions (ffmpeg and gortmplib's client)
+// as FuzzConn seeds. Run with RTMP_WRITE_SEEDS=1 to refresh testdata.
+func TestWriteCapturedSeeds(t *testing.T) {
+	if os.Getenv("RTMP_WRITE_SEEDS") == "" {
+		t.Skip("set RTMP_WRITE_SEEDS=1 to record seeds")
+	}
+	ffmpeg := needFFmpeg(t)
+	for name, codec := range map[string][]string{
+		"ffmpeg-h264-aac":  {"-c:v", "libx264", "-preset", "ultrafast", "-g", "5", "-c:a", "aac"},
+		"ffmpeg-mpeg4-mp3": {"-c:v", "mpeg4", "-strict", "-1", "-g", "5", "-c:a", "libmp3lame"},
+	} {
+		h := newRecHandler()
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tl := &teeListener{Listener: l}
+		s := &Server{Handler: h, Logger: testLogger(t)}
+		go s.Serve(tl)
+		args := []string{"-hide_banner", "-nostdin", "-loglevel", "error",
+			"-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-f", "lavfi", "-i", "sine", "-t", "0.3"}
+		args = append(append(args, codec...), "-f", "flv", "rtmp://"+l.Addr().String()+"/live/seed?vhost=v.example")
+		out, err := exec.Command(ffmpeg, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		h.waitPublish(t).waitClosed(t, 5*time.Second)
+		s.Close()
+		data := tl.captured()[handshakeLen:]
+		path := filepath.Join("testdata/fuzz/FuzzConn", name)
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		content := "go test fuzz v1\n[]byte(" + strconv.Quote(string(data)) + ")\n"
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s (%d bytes)", path, len(data))
+	}
+}
+
+// teeListener records what the first accepted connection receives.
+type teeListener struct {
+	net.Listener
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *teeListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &teeConn{Conn: c, l: l}, nil
+}
+
+func (l *teeListener) captured() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]byte(nil), l.buf.Bytes()...)
+}
+
+type teeConn struct {
+	net.Conn
+	l *teeListener
+}
+
+func (c *teeConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.l.mu.Lock()
+	c.l.buf.Write(p[:n])
+	c.l.mu.Unlock()
+	return n, err
+}

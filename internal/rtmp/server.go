@@ -1,0 +1,252 @@
+package rtmp
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/livrec/livrec/internal/flv"
+)
+
+// Default values of the Server's tunables.
+const (
+	DefaultReadTimeout   = 30 * time.Second
+	DefaultWriteTimeout  = 10 * time.Second
+	DefaultChunkSize     = 4096
+	DefaultWindowAckSize = 2500000
+)
+
+var (
+	// ErrBadName is wrapped by a Handler's error to refuse a publish with
+	// NetStream.Publish.BadName instead of NetStream.Publish.Denied.
+	ErrBadName = errors.New("rtmp: bad stream name")
+
+	// ErrServerClosed is returned by Serve after Close, and passed to Session.Close for
+	// the publishes that Close interrupted.
+	ErrServerClosed = errors.New("rtmp: server closed")
+)
+
+// PublishRequest describes a client's publish.
+type PublishRequest struct {
+	// App is the connect command's "app" (tcUrl path if absent) without query and
+	// surrounding slashes; Stream is the publish name without its query.
+	App, Stream string
+	// Domain is the `vhost` query argument if present (publish-name args first, then
+	// tcUrl args), else the tcUrl host without port.
+	Domain string
+	// TcURL is the connect command's tcUrl as sent.
+	TcURL string
+	// Args holds the query arguments of the publish name followed by those of the tcUrl
+	// (so Args.Get prefers the publish name's value).
+	Args url.Values
+	// PublishType is the publish command's type argument ("live", "record", "append"),
+	// empty if absent. Informational only.
+	PublishType string
+	// RemoteAddr is the client's address.
+	RemoteAddr net.Addr
+}
+
+// Handler decides on publishes.
+type Handler interface {
+	// Publish is called when a client sends `publish`. A non-nil error refuses the
+	// publish: the client receives an onStatus error (NetStream.Publish.BadName if the
+	// error wraps ErrBadName, else NetStream.Publish.Denied) whose description is the
+	// error text, and the connection is closed.
+	Publish(req *PublishRequest) (Session, error)
+}
+
+// Session receives one accepted publish.
+type Session interface {
+	// Tag receives every audio (8), video (9) and script-data (18) message in arrival
+	// order. t.Body is only valid during the call. Returning an error ends the
+	// connection (and Close is then called with that error).
+	Tag(t flv.Tag) error
+	// Close is called exactly once when the publish ends: deleteStream / FCUnpublish /
+	// closeStream, disconnect, timeout or protocol error. err is nil for a clean
+	// unpublish, ErrServerClosed if Server.Close ended it.
+	Close(err error)
+}
+
+// Server is an RTMP ingest server. Set the fields before calling Serve; the zero values
+// of the optional ones select the defaults.
+type Server struct {
+	Handler Handler      // required
+	Logger  *slog.Logger // nil: slog.Default()
+
+	// ReadTimeout closes a connection that sent no byte for this long (default 30s).
+	ReadTimeout time.Duration
+	// WriteTimeout closes a connection that does not accept our bytes for this long
+	// (default 10s).
+	WriteTimeout time.Duration
+	// ChunkSize is the chunk size announced for (and used by) our outgoing messages
+	// (default 4096).
+	ChunkSize uint32
+	// WindowAckSize is announced to clients and also used for our own
+	// acknowledgements until the client announces its window (default 2,500,000).
+	WindowAckSize uint32
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[*net.Listener]struct{}
+	conns     map[*conn]struct{}
+	wg        sync.WaitGroup
+}
+
+// Serve accepts connections on l until Close is called, then returns ErrServerClosed.
+// It returns another error if Accept fails permanently. Serve closes l when it returns.
+// Serve may be called on several listeners at once.
+func (s *Server) Serve(l net.Listener) error {
+	if s.Handler == nil {
+		l.Close()
+		return errors.New("rtmp: Server.Handler is nil")
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	if s.listeners == nil {
+		s.listeners = make(map[*net.Listener]struct{})
+	}
+	lp := &l
+	s.listeners[lp] = struct{}{}
+	s.mu.Unlock()
+
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, lp)
+		s.mu.Unlock()
+		l.Close()
+	}()
+
+	s.logger().Info("rtmp server listening", "addr", l.Addr().String())
+
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Transient failures such as EMFILE: back off like net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.logger().Warn("rtmp accept failed; retrying", "err", err, "backoff", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		c, ok := s.track(nc)
+		if !ok {
+			nc.Close()
+			return ErrServerClosed
+		}
+		go func() {
+			defer s.untrack(c)
+			c.serve()
+		}()
+	}
+}
+
+// Close stops all Serve calls, closes every connection and waits until their goroutines
+// have ended; every open Session has received Close(ErrServerClosed) by then. It returns
+// the first error met while closing a listener.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	var err error
+	for lp := range s.listeners {
+		if e := (*lp).Close(); e != nil && err == nil && !errors.Is(e, net.ErrClosed) {
+			err = e
+		}
+	}
+	for c := range s.conns {
+		c.abort()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return err
+}
+
+// serveConn serves one already accepted connection synchronously (used by tests and
+// fuzzing with in-memory connections). It returns false if the server is closed.
+func (s *Server) serveConn(nc net.Conn) bool {
+	c, ok := s.track(nc)
+	if !ok {
+		nc.Close()
+		return false
+	}
+	defer s.untrack(c)
+	c.serve()
+	return true
+}
+
+// track registers a new connection unless the server is closed.
+func (s *Server) track(nc net.Conn) (*conn, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, false
+	}
+	if s.conns == nil {
+		s.conns = make(map[*conn]struct{})
+	}
+	c := newConn(s, nc)
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return c, true
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func (s *Server) readTimeout() time.Duration {
+	if s.ReadTimeout > 0 {
+		return s.ReadTimeout
+	}
+	return DefaultReadTimeout
+}
+
+func (s *Server) writeTimeout() time.Duration {
+	if s.WriteTimeout > 0 {
+		return s.WriteTimeout
+	}
+	return DefaultWriteTimeout
+}
+
+func (s *Server) chunkSize() uint32 {
+	if s.ChunkSize >= 128 && s.ChunkSize <= 0xFFFFFF {
+		return s.ChunkSize
+	}
+	return DefaultChunkSize
+}
+
+func (s *Server) windowAckSize() uint32 {
+	if s.WindowAckSize > 0 {
+		return s.WindowAckSize
+	}
+	return DefaultWindowAckSize
+}

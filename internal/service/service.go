@@ -1,0 +1,122 @@
+// Package service wires livrec together for `livrec serve`: catalog, storage, the
+// recording manager, the RTMP ingest and the HTTP API, with crash recovery at start and
+// a graceful shutdown that finalizes every open recording.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/livrec/livrec/internal/api"
+	"github.com/livrec/livrec/internal/catalog"
+	"github.com/livrec/livrec/internal/metrics"
+	"github.com/livrec/livrec/internal/record"
+	"github.com/livrec/livrec/internal/rtmp"
+	"github.com/livrec/livrec/internal/rules"
+	"github.com/livrec/livrec/internal/storage"
+)
+
+// Options configure a service instance.
+type Options struct {
+	DataDir  string
+	RTMPAddr string
+	HTTPAddr string
+	Location *time.Location
+	Rules    []rules.Rule // normalized and validated
+	Logger   *slog.Logger
+	// Ready, if set, is called with the bound addresses once both listeners are up.
+	Ready func(rtmpAddr, httpAddr net.Addr)
+}
+
+// Layout of the data directory.
+const (
+	filesDir   = "files" // the local storage root: object keys are paths below it
+	workDir    = "work"  // working files of open recordings
+	catalogDB  = "catalog.db"
+	httpPrefix = "/files/"
+)
+
+// Run serves until ctx is cancelled, then shuts down gracefully.
+func Run(ctx context.Context, o Options) error {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	set, err := rules.NewSet(o.Rules)
+	if err != nil {
+		return err
+	}
+	cat, err := catalog.Open(filepath.Join(o.DataDir, catalogDB))
+	if err != nil {
+		return err
+	}
+	defer cat.Close()
+	store, err := storage.NewLocal(filepath.Join(o.DataDir, filesDir))
+	if err != nil {
+		return err
+	}
+	met := metrics.New()
+	mgr := record.NewManager(record.Config{
+		Rules:    set,
+		Catalog:  cat,
+		Store:    store,
+		WorkDir:  filepath.Join(o.DataDir, workDir),
+		Location: o.Location,
+		Logger:   log,
+		Metrics:  met,
+		LiveURI:  func(key string) string { return httpPrefix + key },
+	})
+	if err := mgr.Recover(ctx); err != nil {
+		return fmt.Errorf("recovering open recordings: %w", err)
+	}
+
+	rl, err := net.Listen("tcp", o.RTMPAddr)
+	if err != nil {
+		return fmt.Errorf("rtmp listener: %w", err)
+	}
+	hl, err := net.Listen("tcp", o.HTTPAddr)
+	if err != nil {
+		rl.Close()
+		return fmt.Errorf("http listener: %w", err)
+	}
+	ingest := &rtmp.Server{Handler: mgr, Logger: log}
+	httpSrv := &http.Server{
+		Handler:           (&api.Server{Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log}).Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- ingest.Serve(rl) }()
+	go func() {
+		if err := httpSrv.Serve(hl); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+			return
+		}
+		errc <- nil
+	}()
+	log.Info("livrec serving", "rtmp", rl.Addr().String(), "http", hl.Addr().String(), "data", o.DataDir, "storage", store.Describe(), "rules", set.Len())
+	if o.Ready != nil {
+		o.Ready(rl.Addr(), hl.Addr())
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	log.Info("shutting down: finalizing open recordings")
+	ingest.Close()
+	mgr.Shutdown(context.Background())
+	api.Shutdown(httpSrv, 5*time.Second)
+	log.Info("livrec stopped")
+	return runErr
+}
