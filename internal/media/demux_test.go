@@ -13,8 +13,12 @@ import (
 	"github.com/livrec/livrec/internal/flv"
 )
 
-func videoTag(ts uint32, body []byte) flv.Tag { return flv.Tag{Type: flv.TagVideo, Timestamp: ts, Body: body} }
-func audioTag(ts uint32, body []byte) flv.Tag { return flv.Tag{Type: flv.TagAudio, Timestamp: ts, Body: body} }
+func videoTag(ts uint32, body []byte) flv.Tag {
+	return flv.Tag{Type: flv.TagVideo, Timestamp: ts, Body: body}
+}
+func audioTag(ts uint32, body []byte) flv.Tag {
+	return flv.Tag{Type: flv.TagAudio, Timestamp: ts, Body: body}
+}
 
 // avcc joins NAL units with 4-byte length prefixes.
 func avcc(nalus ...[]byte) []byte {
@@ -516,7 +520,9 @@ func TestDemuxUnsupportedCodecs(t *testing.T) {
 func TestDemuxTrackSet(t *testing.T) {
 	sps, pps := fixtureAVC(t)
 	aacCfg := audioTag(0, append(flv.AppendAudioHeaderAAC(nil, 0), 0x12, 0x10))
-	aacFrame := func(ts uint32) flv.Tag { return audioTag(ts, append(flv.AppendAudioHeaderAAC(nil, 1), 0x21, 0x10, 0x04)) }
+	aacFrame := func(ts uint32) flv.Tag {
+		return audioTag(ts, append(flv.AppendAudioHeaderAAC(nil, 1), 0x21, 0x10, 0x04))
+	}
 
 	t.Run("audio appears late", func(t *testing.T) {
 		c := newCapture()

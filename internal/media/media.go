@@ -1,6 +1,19 @@
 // Package media holds what the recorder works on after the ingest: tracks (codec and its
 // parameters) and access units (timestamps, key flag, elementary-stream data), the
 // demuxer that turns FLV tags into them, and timestamp repair.
+//
+// Codec parsing uses mediacommon where it fits: h264.SPS / h265.SPS (size, frame rate),
+// h264/h265.IsRandomAccess (key frames), mpeg4audio.AudioSpecificConfig (AAC) and
+// mpeg1audio.FrameHeader (MP3). Hand-written, and why:
+//   - AVCC splitting (demux.go): mediacommon's h264.AVCC only knows 4-byte length prefixes;
+//     FLV configs may declare 1..4 (lengthSizeMinusOne). An Annex B fallback tolerates
+//     encoders that put start codes into FLV.
+//   - MPEG-4 Part 2 start-code scan and VOL header parse (mpeg4video.go): mediacommon's
+//     mpeg4video package has only start-code constants and a validity check.
+//   - Timestamp repair (repair.go): livrec-specific policy.
+//
+// Third-party parsers run on untrusted bytes behind a recover (safeCall), so a parser bug
+// cannot take the process down.
 package media
 
 import "time"
