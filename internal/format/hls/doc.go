@@ -42,7 +42,10 @@
 // run on across segment boundaries; each segment begins with an explicit PAT/PMT. H.264
 // and H.265 access units arrive without AUD and parameter sets: the writer prepends an AUD
 // itself (so mediacommon does not reallocate the NALU slice) and inserts SPS/PPS (and VPS)
-// before every keyframe. MPEG-4 Part 2 keyframes get the track's VOS/VOL configuration
+// before every keyframe. Contiguous audio frames are batched, up to 100 ms, into one PES
+// (as ffmpeg does): one PES per frame would waste a partly stuffed packet per frame and,
+// for audio-only streams, repeat PAT/PMT before every frame (mediacommon flags each audio
+// PES as a random access point), tripling the size. MPEG-4 Part 2 keyframes get the track's VOS/VOL configuration
 // prepended when they do not already start with it. AAC is written as ADTS (HE-AAC
 // configurations are signalled as AAC-LC at the core rate, as ADTS requires); MP3 frames
 // go in as MPEG-1 audio; MPEG-2/2.5 "LSF" MP3 (sample rates below 32 kHz), which
@@ -70,7 +73,9 @@
 // partial current segment at its last complete PES (it truncates to whole 188-byte
 // packets, scans the packets by hand, and drops every PES that is not provably complete,
 // including the last unbounded video PES), measures it from its PES timestamps, stores it
-// and then the VOD playlist. It is idempotent: the final state is journaled before the
+// and then the VOD playlist (for audio-only streams the partial segment's last PES holds a
+// batch of frames, so its duration is estimated from the previous batch spacing, within
+// about 100 ms). It is idempotent: the final state is journaled before the
 // playlist is stored, and an ErrExists for an object whose bytes equal the local file is
 // taken as "already stored by an earlier attempt".
 //

@@ -530,11 +530,19 @@ func checkSegmentStarts(t *testing.T, st *diskStore, res Result, hasVideo bool) 
 		if !hasVideo {
 			continue
 		}
-		if !d.order[0] {
-			t.Errorf("segment %d: starts with audio", i)
+		// File order (the reader delivers unbounded video PES late): video comes first.
+		sc, err := scanTS(bytes.NewReader(b))
+		if err != nil || len(sc.pes) == 0 || !sc.pes[0].video {
+			t.Errorf("segment %d: does not start with a video PES", i)
 		}
-		first := d.aus[0]
-		if first.Track != d.video || !first.Key {
+		var first *media.AccessUnit
+		for _, au := range d.aus {
+			if au.Track == d.video {
+				first = au
+				break
+			}
+		}
+		if first == nil || !first.Key {
 			t.Errorf("segment %d: does not start with a keyframe", i)
 		}
 		if len(d.video.SPS) == 0 || len(d.video.PPS) == 0 || d.video.Codec == media.H265 && len(d.video.VPS) == 0 {
@@ -590,22 +598,37 @@ func concatSegments(t testing.TB, st *diskStore, segs []Segment) []byte {
 // expectedDuration is what the writer should measure for a continuous feed: from the
 // first video keyframe to the last video unit plus one frame (audio-only: audio units).
 func expectedDuration(aus []*media.AccessUnit, hasVideo bool) time.Duration {
-	var first, last, prev time.Duration
-	n := 0
+	// The lead track (video if any) decides where the recording starts; it lasts until
+	// the end of the last frame of either track (last DTS + its last frame spacing).
+	var first time.Duration
+	started := false
+	var end time.Duration
+	var last, prev [2]time.Duration
+	var n [2]int
 	for _, au := range aus {
-		if au.Track.Codec.IsVideo() != hasVideo {
+		lead := au.Track.Codec.IsVideo() == hasVideo
+		if !started {
+			if !lead || !au.Key && hasVideo {
+				continue
+			}
+			first, started = au.DTS, true
+		}
+		if au.DTS < first {
 			continue
 		}
-		if n == 0 && !au.Key {
-			continue
+		k := 0
+		if !lead {
+			k = 1
 		}
-		if n == 0 {
-			first = au.DTS
-		}
-		prev, last = last, au.DTS
-		n++
+		prev[k], last[k] = last[k], au.DTS
+		n[k]++
 	}
-	return last - first + (last - prev)
+	for k := range 2 {
+		if n[k] > 1 {
+			end = max(end, last[k]+(last[k]-prev[k]))
+		}
+	}
+	return end - first
 }
 
 var _ = h264.NALUTypeIDR

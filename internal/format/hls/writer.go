@@ -178,6 +178,7 @@ type Writer struct {
 	dropped  int64 // units dropped so far (logged)
 	naluBuf  [][]byte
 	audioBuf [][]byte
+	batch    audioBatch
 }
 
 // New validates cfg and returns a Writer. Nothing is written until the first access unit
@@ -422,6 +423,12 @@ func (w *Writer) curDuration(nextFirst time.Duration, continuous bool) time.Dura
 		return nextFirst - c.firstDTS
 	}
 	d := last - c.firstDTS + w.frameDuration(k)
+	// The end of a run (a resume follows, or the file ends): the segment lasts until the
+	// end of its last frame of either track, so that the next run's timeline starts after
+	// every unit written here (audio usually ends a little after the last picture).
+	if o := 1 - k; c.count[o] > 0 {
+		d = max(d, c.last[o]-c.firstDTS+w.frameDuration(o))
+	}
 	if d <= 0 {
 		d = time.Millisecond
 	}
@@ -454,9 +461,12 @@ func (w *Writer) frameDuration(k trackKind) time.Duration {
 func (w *Writer) closeCurrent(nextFirst time.Duration, continuous bool) error {
 	c := w.cur
 	c.Duration = w.curDuration(nextFirst, continuous)
-	err := c.bw.Flush()
+	err := w.flushAudio()
 	if err == nil {
-		err = c.f.Sync()
+		err = c.bw.Flush()
+	}
+	if err == nil {
+		err = syncFile(c.f)
 	}
 	if cerr := c.f.Close(); err == nil {
 		err = cerr
@@ -495,6 +505,8 @@ func (w *Writer) openSegment(au *media.AccessUnit) (storeErr, err error) {
 	file := fmt.Sprintf("seg%06d.ts", seq)
 	f, err := os.OpenFile(filepath.Join(w.cfg.WorkDir, file), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
+		// The media until the next segment opens is lost: mark the gap.
+		w.pendingDisc = len(w.segs) > 0
 		return nil, fmt.Errorf("hls: create segment: %w", err)
 	}
 	w.nextSeq++
@@ -589,27 +601,102 @@ func (w *Writer) writeUnit(s *trackSet, kind trackKind, au *media.AccessUnit) er
 		}
 		return fmt.Errorf("hls: unsupported video codec %s", t.Codec)
 	}
-	t := s.audio
-	w.audioBuf = append(w.audioBuf[:0], au.Data)
-	switch t.Codec {
-	case media.AAC:
-		return w.mux.WriteMPEG4Audio(s.tsAudio, dts, w.audioBuf)
-	case media.MP3:
-		if !s.mp3LSFChecked {
-			var h mpeg1audio.FrameHeader
-			if err := h.Unmarshal(au.Data); err != nil {
-				return fmt.Errorf("hls: MP3 frame: %w", err)
-			}
-			s.mp3LSF = h.MPEG2
-			s.mp3LSFChecked = true
-		}
-		if s.mp3LSF {
-			// WriteAC3 writes the bytes as one audio PES without any framing or check.
-			return w.mux.WriteAC3(s.tsAudio, dts, au.Data)
-		}
-		return w.mux.WriteMPEG1Audio(s.tsAudio, dts, w.audioBuf)
+	return w.queueAudio(s, au, pts)
+}
+
+// audioBatch collects contiguous audio frames so that several go into one PES, as ffmpeg
+// does. One PES per frame would cost a partly stuffed TS packet per frame and, when audio
+// carries the PCR (audio-only), a PAT and PMT per frame too, because mediacommon marks
+// every audio PES as a random access point and astits then repeats the tables: about
+// three times the audio bitrate.
+type audioBatch struct {
+	data []byte // frames back to back
+	lens []int
+	pts  int64         // 90 kHz PTS of the first frame
+	next time.Duration // input DTS a contiguous next frame has
+	dur  time.Duration // media duration held
+}
+
+// maxAudioBatch bounds the media duration of one audio PES.
+const maxAudioBatch = 100 * time.Millisecond
+
+// queueAudio adds an audio unit to the batch, writing the batch out first if the unit is
+// not contiguous with it, and after if it is full.
+func (w *Writer) queueAudio(s *trackSet, au *media.AccessUnit, pts int64) error {
+	fd, err := audioFrameDuration(s, au.Data)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("hls: unsupported audio codec %s", t.Codec)
+	b := &w.batch
+	if len(b.lens) > 0 {
+		if d := au.DTS - b.next; d < -fd/4 || d > fd/4 {
+			if err := w.flushAudio(); err != nil {
+				return err
+			}
+		}
+	}
+	if len(b.lens) == 0 {
+		b.pts = pts
+	}
+	b.data = append(b.data, au.Data...)
+	b.lens = append(b.lens, len(au.Data))
+	b.next = au.DTS + fd
+	b.dur += fd
+	if b.dur >= maxAudioBatch {
+		return w.flushAudio()
+	}
+	return nil
+}
+
+// flushAudio writes the batched audio frames as one PES.
+func (w *Writer) flushAudio() error {
+	b := &w.batch
+	if len(b.lens) == 0 {
+		return nil
+	}
+	s := w.muxSet
+	frames := w.audioBuf[:0]
+	off := 0
+	for _, n := range b.lens {
+		frames = append(frames, b.data[off:off+n])
+		off += n
+	}
+	w.audioBuf = frames
+	var err error
+	switch {
+	case s.audio.Codec == media.AAC:
+		err = w.mux.WriteMPEG4Audio(s.tsAudio, b.pts, frames)
+	case s.mp3LSF:
+		// WriteAC3 writes the bytes as one audio PES without any framing or check.
+		err = w.mux.WriteAC3(s.tsAudio, b.pts, b.data)
+	default:
+		err = w.mux.WriteMPEG1Audio(s.tsAudio, b.pts, frames)
+	}
+	b.data, b.lens, b.dur = b.data[:0], b.lens[:0], 0
+	return err
+}
+
+// audioFrameDuration returns the nominal duration of an audio unit (for MP3, of its first
+// frame; its header also tells whether the stream is MPEG-2/2.5 "LSF").
+func audioFrameDuration(s *trackSet, data []byte) (time.Duration, error) {
+	switch s.audio.Codec {
+	case media.AAC:
+		sr := s.tsAudio.Codec.(*mtscodecs.MPEG4Audio).SampleRate
+		if sr <= 0 {
+			return 0, errors.New("hls: AAC sample rate unknown")
+		}
+		return 1024 * time.Second / time.Duration(sr), nil
+	case media.MP3:
+		var h mpeg1audio.FrameHeader
+		if err := h.Unmarshal(data); err != nil {
+			return 0, fmt.Errorf("hls: MP3 frame: %w", err)
+		}
+		if !s.mp3LSFChecked {
+			s.mp3LSF, s.mp3LSFChecked = h.MPEG2, true
+		}
+		return time.Duration(h.SampleCount()) * time.Second / time.Duration(h.SampleRate), nil
+	}
+	return 0, fmt.Errorf("hls: unsupported audio codec %s", s.audio.Codec)
 }
 
 // Access unit delimiters prepended by the writer (mediacommon would otherwise allocate a

@@ -35,8 +35,10 @@ func recordAll(t *testing.T, name string) (*input, *diskStore, Result) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkVOD(t, st, res, wantDur)
+	m := checkVOD(t, st, res, wantDur)
 	checkSegmentStarts(t, st, res, in.video != nil)
+	t.Logf("%s: %d segments, %v recorded, input %v, %d bytes, target %ds", name, len(m.Segments),
+		res.Duration, in.duration, res.Bytes, m.TargetDuration)
 	if absDur(res.Duration-in.duration) > 100*time.Millisecond {
 		t.Errorf("recorded %v, input ffprobe duration %v", res.Duration, in.duration)
 	}
@@ -202,6 +204,9 @@ func TestDiscontinuity(t *testing.T) {
 	want := expectedDuration(part1, true) + expectedDuration(part2, true)
 	m := checkVOD(t, st, res, want)
 	checkSegmentStarts(t, st, res, true)
+	if b, err := os.ReadFile(st.path(res.PlaylistKey)); err == nil {
+		t.Logf("playlist:\n%s", b)
+	}
 	discs := 0
 	for i, s := range m.Segments {
 		if s.Discontinuity {
@@ -214,9 +219,10 @@ func TestDiscontinuity(t *testing.T) {
 	if discs != 1 {
 		t.Errorf("%d discontinuities, want 1", discs)
 	}
-	// Segment 1 ends the first run: last video DTS + one frame, no gap included.
-	if d := res.Segments[1].Duration; absDur(d-2*time.Second) > time.Millisecond {
-		t.Errorf("segment before the resume lasts %v, want 2s", d)
+	// Segment 1 ends the first run: the end of its last frame (video, or audio that
+	// ends up to one audio frame later), no gap included.
+	if d := res.Segments[1].Duration; d < 2*time.Second-time.Millisecond || d > 2*time.Second+25*time.Millisecond {
+		t.Errorf("segment before the resume lasts %v, want 2s (+ at most one audio frame)", d)
 	}
 	// The output TS timeline stays monotonic across the resume.
 	out := demuxTS(t, bytes.NewReader(concatSegments(t, st, res.Segments)))
@@ -229,25 +235,18 @@ func TestDiscontinuity(t *testing.T) {
 			last = au.DTS
 		}
 	}
-	// Video from the second keyframe of part2 (at 4 s input time) is all there.
-	if a, b := vcl(append(append([]*media.AccessUnit{}, part1...), part2...), false), vcl(out.aus, false); !bytes.Equal(a, b) {
-		// part2 starts mid-GOP: vcl() of the concatenation keeps that GOP tail, the
-		// writer drops it. Compare against what the writer should have kept.
-		var kept []*media.AccessUnit
-		kept = append(kept, part1...)
-		seen := false
-		for _, au := range part2 {
-			if au.Track.Codec.IsVideo() && au.Key {
-				seen = true
-			}
-			if seen {
-				kept = append(kept, au)
-			}
+	// The video is all there: part1, then part2 from its first keyframe (the GOP tail
+	// the resume began with is dropped).
+	kept := append([]*media.AccessUnit{}, part1...)
+	seen := false
+	for _, au := range part2 {
+		seen = seen || au.Track.Codec.IsVideo() && au.Key
+		if seen {
+			kept = append(kept, au)
 		}
-		if a2 := vcl(kept, false); !bytes.Equal(a2, b) {
-			t.Errorf("VCL differs: want %d bytes, got %d", len(a2), len(b))
-		}
-		_ = a
+	}
+	if a, b := vcl(kept, false), vcl(out.aus, false); !bytes.Equal(a, b) {
+		t.Errorf("VCL differs: want %d bytes, got %d", len(a), len(b))
 	}
 }
 
@@ -271,7 +270,8 @@ func TestTrackChange(t *testing.T) {
 	}
 	feed(t, w, part1)
 	// Same parameters again: no change.
-	if err := w.SetTracks(&(*a.video), a.audio); err != nil {
+	vcopy, acopy := *a.video, *a.audio
+	if err := w.SetTracks(&vcopy, &acopy); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.SetTracks(b.video, b.audio); err != nil {
@@ -515,11 +515,11 @@ func TestOddInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, au := range []*media.AccessUnit{
-		{Track: v, Key: true},                             // empty
-		{Track: v, Key: true, NALUs: [][]byte{{}, {}}},    // empty NALUs
-		{Track: a, Data: []byte{1, 2, 3}},                 // audio before the keyframe
-		{Track: v, NALUs: [][]byte{{0x41, 1}}},            // not a keyframe
-		{Track: v, Key: true, NALUs: [][]byte{{0x65, 1}}}, // opens the segment
+		{Track: v, Key: true},                                     // empty
+		{Track: v, Key: true, NALUs: [][]byte{{}, {}}},            // empty NALUs
+		{Track: a, Data: []byte{1, 2, 3}},                         // audio before the keyframe
+		{Track: v, NALUs: [][]byte{{0x41, 1}}},                    // not a keyframe
+		{Track: v, Key: true, NALUs: [][]byte{{0x65, 1}}},         // opens the segment
 		{Track: v, DTS: -time.Second, NALUs: [][]byte{{0x41, 2}}}, // backwards
 		{Track: a, DTS: 10 * time.Millisecond, Data: []byte{0x21, 0x1b}},
 		{Track: v, DTS: 40 * time.Millisecond, PTS: 0, NALUs: [][]byte{{0x41, 3}}}, // PTS < DTS
@@ -590,17 +590,31 @@ func TestTargetDuration(t *testing.T) {
 	}
 }
 
-// BenchmarkWriter muxes the 12 s H.264+AAC input; MB/s counts elementary-stream bytes.
+// BenchmarkWriter muxes the 12 s H.264+AAC input into a local-disk store; MB/s counts
+// elementary-stream bytes. "fsync" is the real path (segment, journal and playlist
+// fsyncs, which dominate on a small stream); "mux" replaces fsync with a no-op to show
+// the CPU cost.
 func BenchmarkWriter(b *testing.B) {
 	in := getInput(b, inH264AAC)
+	b.Run("fsync", func(b *testing.B) { benchWriter(b, in) })
+	b.Run("mux", func(b *testing.B) {
+		syncFile = func(*os.File) error { return nil }
+		defer func() { syncFile = (*os.File).Sync }()
+		benchWriter(b, in)
+	})
+}
+
+func benchWriter(b *testing.B, in *input) {
 	var size int64
 	for _, au := range in.aus {
 		size += int64(au.Size())
 	}
+	media := in.aus[len(in.aus)-1].DTS
 	b.SetBytes(size)
 	b.ReportAllocs()
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
+	start := time.Now()
 	for b.Loop() {
 		st := newDiskStore(b)
 		dir := b.TempDir()
@@ -620,6 +634,8 @@ func BenchmarkWriter(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	elapsed := time.Since(start)
 	runtime.ReadMemStats(&ms1)
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(b.N)/float64(len(in.aus)), "allocs/AU")
+	b.ReportMetric(float64(media)*float64(b.N)/float64(elapsed), "x-realtime")
 }
