@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -414,7 +415,11 @@ func (c *conn) handleCommand(msg *rawmessage.Message, body []byte) error {
 		return c.writeResult(msg, cmd.TxID, nil, amf0.Undefined{})
 
 	case "FCPublish":
-		if err := c.writeCommand(msg.ChunkStreamID, 0, "onFCPublish", 0.0, nil); err != nil {
+		name, _ := cmd.stringArg(0)
+		if err := c.writeCommand(msg.ChunkStreamID, 0, "onFCPublish", 0.0, nil, amf0.Object{
+			{Key: "code", Value: "NetStream.Publish.Start"},
+			{Key: "description", Value: name},
+		}); err != nil {
 			return err
 		}
 		return c.writeResult(msg, cmd.TxID, nil, amf0.Undefined{})
@@ -546,7 +551,13 @@ func (c *conn) onPublish(msg *rawmessage.Message, cmd *command) error {
 	c.session = sess
 	c.req = req
 	c.publishStart = time.Now()
-	c.log.Info("rtmp publish started", "args", req.Args.Encode(), "type", publishType)
+	// Argument values may be credentials: log the names only.
+	argNames := make([]string, 0, len(req.Args))
+	for k := range req.Args {
+		argNames = append(argNames, k)
+	}
+	slices.Sort(argNames)
+	c.log.Info("rtmp publish started", "args", argNames, "type", publishType)
 
 	if err := c.writeUserControl(ucStreamBegin, streamID); err != nil {
 		return err
@@ -650,9 +661,11 @@ func (d *deadlineConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	n, err := d.Conn.Write(p)
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		d.writeTimedOut.Store(true)
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			d.writeTimedOut.Store(true)
+		}
 	}
 	return n, err
 }

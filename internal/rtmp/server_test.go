@@ -444,3 +444,18 @@ func TestNewPublishRequest(t *testing.T) {
 		}
 	}
 }
+
+type panicHandler struct{}
+
+func (panicHandler) Publish(*PublishRequest) (Session, error) { panic("handler bug") }
+
+// TestHandlerPanic: a panic in the handler closes that connection only.
+func TestHandlerPanic(t *testing.T) {
+	_, addr := startServer(t, panicHandler{}, nil)
+	for range 2 {
+		c := dialTest(t, addr, false)
+		c.connect("live", "rtmp://127.0.0.1/live")
+		c.call(3, 0, "publish", 2.0, nil, "k", "live")
+		c.expectClosed()
+	}
+}
