@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"fmt"
+	"io"
 	"math"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -87,5 +90,62 @@ func TestBadNameRefused(t *testing.T) {
 	}
 	if recs := s.recordings(""); len(recs) != 0 {
 		t.Fatalf("a refused push was recorded: %+v", recs)
+	}
+}
+
+// TestSecondPublisherRefused: a second publisher on a live stream key is refused and the
+// first keeps going; the in-progress recording is playable from its live playlist.
+func TestSecondPublisherRefused(t *testing.T) {
+	needTools(t)
+	src := makeSource(t, t.TempDir(), 8)
+	s := startServer(t, t.TempDir(), hlsConfig)
+	first := make(chan error, 1)
+	go func() {
+		out, err := push(t, src, s.rtmpURL("live", "dup"), "-re")
+		if err != nil {
+			err = fmt.Errorf("%v: %s", err, out)
+		}
+		first <- err
+	}()
+	time.Sleep(6500 * time.Millisecond)
+	if out, err := push(t, src, s.rtmpURL("live", "dup")); err == nil {
+		t.Fatalf("second publisher accepted:\n%s", out)
+	}
+
+	// While recording: the live EVENT playlist lists the segments stored so far.
+	recs := s.recordings("app=live&stream=dup&status=recording")
+	if len(recs) != 1 {
+		t.Fatalf("want 1 recording in progress, got %+v", recs)
+	}
+	resp, err := http.Get(s.url("/live/" + recs[0].ID + ".m3u8"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(live), "#EXT-X-PLAYLIST-TYPE:EVENT") || strings.Contains(string(live), "ENDLIST") {
+		t.Fatalf("live playlist (%d):\n%s", resp.StatusCode, live)
+	}
+	var seg string
+	for _, l := range strings.Split(string(live), "\n") {
+		if strings.HasPrefix(l, "/files/") {
+			seg = l
+			break
+		}
+	}
+	if seg == "" {
+		t.Fatalf("live playlist names no segment:\n%s", live)
+	}
+	decodeClean(t, s.url(seg))
+
+	if err := <-first; err != nil {
+		t.Fatalf("the first publisher was disturbed: %v", err)
+	}
+	s.waitIdle()
+	s.stop()
+	s.start()
+	r := s.waitDone("app=live&stream=dup", 1, 5*time.Second)[0]
+	if want := probeDuration(t, src); math.Abs(r.Duration-want) > 0.1 {
+		t.Fatalf("recorded %.3f s of %.3f s", r.Duration, want)
 	}
 }

@@ -101,7 +101,10 @@ rules:
         sliceDuration: 30
         cycleDuration: %d
 `, cycle))
-	if out, err := push(t, src, s.rtmpURL("live", "long")); err != nil {
+	// 150× real time. Not "as fast as possible": ffmpeg closes its socket without reading
+	// the server's last acknowledgements, its kernel then resets the connection and drops
+	// whatever ffmpeg had not sent yet — with an unthrottled push that is megabytes.
+	if out, err := push(t, src, s.rtmpURL("live", "long"), "-readrate", "150"); err != nil {
 		t.Fatalf("push: %v\n%s", err, out)
 	}
 	s.waitIdle()
