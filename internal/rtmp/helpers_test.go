@@ -235,13 +235,17 @@ func dialTest(t *testing.T, addr string, encrypted bool) *testClient {
 
 func (c *testClient) send(typ uint8, csid byte, msid, ts uint32, body []byte) {
 	c.t.Helper()
-	err := c.w.Write(&rawmessage.Message{
+	if err := c.trySend(typ, csid, msid, ts, body); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// trySend is send for messages the server may legitimately refuse by closing.
+func (c *testClient) trySend(typ uint8, csid byte, msid, ts uint32, body []byte) error {
+	return c.w.Write(&rawmessage.Message{
 		ChunkStreamID: csid, Type: typ, MessageStreamID: msid,
 		Timestamp: time.Duration(ts) * time.Millisecond, Body: body,
 	})
-	if err != nil {
-		c.t.Fatalf("write: %v", err)
-	}
 }
 
 func (c *testClient) call(csid byte, msid uint32, vals ...any) {
