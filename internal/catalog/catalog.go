@@ -44,25 +44,27 @@ type Task struct {
 
 // File is one output of a task: per format per cycle.
 type File struct {
-	ID       string    `json:"id"`
-	TaskID   string    `json:"taskId"`
-	Domain   string    `json:"domain"`
-	App      string    `json:"app"`
-	Stream   string    `json:"stream"`
-	Format   string    `json:"format"`
-	Sequence int       `json:"sequence"`
-	Key      string    `json:"key,omitempty"` // object key of the playlist / file, set when generated
-	WorkDir  string    `json:"-"`
-	Start    time.Time `json:"startTime"`
-	End      time.Time `json:"endTime,omitzero"`
-	Duration float64   `json:"duration"` // media seconds
-	Width    int       `json:"width"`
-	Height   int       `json:"height"`
-	Codecs   string    `json:"codecs"` // e.g. "h264,aac"
-	Bytes    int64     `json:"bytes"`
-	Segments int       `json:"segments"`
-	Status   string    `json:"status"`
-	Error    string    `json:"error,omitempty"`
+	ID        string    `json:"id"`
+	TaskID    string    `json:"taskId"`
+	Domain    string    `json:"domain"`
+	App       string    `json:"app"`
+	Stream    string    `json:"stream"`
+	Format    string    `json:"format"`
+	Sequence  int       `json:"sequence"`
+	Key       string    `json:"key,omitempty"` // object key of the playlist / file, set when generated
+	WorkDir   string    `json:"-"`
+	Start     time.Time `json:"startTime"`
+	End       time.Time `json:"endTime,omitzero"`
+	Duration  float64   `json:"duration"` // media seconds
+	Width     int       `json:"width"`
+	Height    int       `json:"height"`
+	Codecs    string    `json:"codecs"`    // e.g. "h264,aac"
+	FrameRate float64   `json:"frameRate"` // frames per second of the video track, 0 if unknown
+	Bitrate   int64     `json:"bitrate"`   // average bit/s of the stored file(s)
+	Bytes     int64     `json:"bytes"`
+	Segments  int       `json:"segments"`
+	Status    string    `json:"status"`
+	Error     string    `json:"error,omitempty"`
 }
 
 // Catalog wraps the SQLite database.
@@ -89,6 +91,7 @@ CREATE TABLE IF NOT EXISTS files (
 	duration REAL NOT NULL DEFAULT 0,
 	width INTEGER NOT NULL DEFAULT 0, height INTEGER NOT NULL DEFAULT 0,
 	codecs TEXT NOT NULL DEFAULT '',
+	frame_rate REAL NOT NULL DEFAULT 0, bitrate INTEGER NOT NULL DEFAULT 0,
 	bytes INTEGER NOT NULL DEFAULT 0, segments INTEGER NOT NULL DEFAULT 0,
 	status TEXT NOT NULL, error TEXT NOT NULL DEFAULT ''
 );
@@ -110,7 +113,32 @@ func Open(path string) (*Catalog, error) {
 		db.Close()
 		return nil, fmt.Errorf("catalog %s: %w", path, err)
 	}
+	if err := migrate(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("catalog %s: %w", path, err)
+	}
 	return &Catalog{db: db}, nil
+}
+
+// columns added after the first schema: a catalog made by an older build gets them.
+var addedColumns = []struct{ table, column, decl string }{
+	{"files", "frame_rate", "REAL NOT NULL DEFAULT 0"},
+	{"files", "bitrate", "INTEGER NOT NULL DEFAULT 0"},
+}
+
+func migrate(db *sql.DB) error {
+	for _, c := range addedColumns {
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info(?) WHERE name=?`, c.table, c.column).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := db.Exec(`ALTER TABLE ` + c.table + ` ADD COLUMN ` + c.column + ` ` + c.decl); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Close closes the database.
@@ -169,17 +197,17 @@ func (c *Catalog) OpenTasks(ctx context.Context) ([]Task, error) {
 
 // CreateFile inserts a file row (status recording).
 func (c *Catalog) CreateFile(ctx context.Context, f *File) error {
-	_, err := c.db.ExecContext(ctx, `INSERT INTO files(id,task_id,domain,app,stream,format,sequence,key,work_dir,start_time,end_time,duration,width,height,codecs,bytes,segments,status,error)
-		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err := c.db.ExecContext(ctx, `INSERT INTO files(id,task_id,domain,app,stream,format,sequence,key,work_dir,start_time,end_time,duration,width,height,codecs,frame_rate,bitrate,bytes,segments,status,error)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		f.ID, f.TaskID, f.Domain, f.App, f.Stream, f.Format, f.Sequence, f.Key, f.WorkDir, ms(f.Start), ms(f.End),
-		f.Duration, f.Width, f.Height, f.Codecs, f.Bytes, f.Segments, f.Status, f.Error)
+		f.Duration, f.Width, f.Height, f.Codecs, f.FrameRate, f.Bitrate, f.Bytes, f.Segments, f.Status, f.Error)
 	return err
 }
 
 // UpdateFile writes every mutable field of a file row.
 func (c *Catalog) UpdateFile(ctx context.Context, f *File) error {
-	res, err := c.db.ExecContext(ctx, `UPDATE files SET key=?, work_dir=?, start_time=?, end_time=?, duration=?, width=?, height=?, codecs=?, bytes=?, segments=?, status=?, error=? WHERE id=?`,
-		f.Key, f.WorkDir, ms(f.Start), ms(f.End), f.Duration, f.Width, f.Height, f.Codecs, f.Bytes, f.Segments, f.Status, f.Error, f.ID)
+	res, err := c.db.ExecContext(ctx, `UPDATE files SET key=?, work_dir=?, start_time=?, end_time=?, duration=?, width=?, height=?, codecs=?, frame_rate=?, bitrate=?, bytes=?, segments=?, status=?, error=? WHERE id=?`,
+		f.Key, f.WorkDir, ms(f.Start), ms(f.End), f.Duration, f.Width, f.Height, f.Codecs, f.FrameRate, f.Bitrate, f.Bytes, f.Segments, f.Status, f.Error, f.ID)
 	if err != nil {
 		return err
 	}
@@ -192,7 +220,7 @@ func (c *Catalog) UpdateFile(ctx context.Context, f *File) error {
 // ErrNotFound is returned for an unknown id.
 var ErrNotFound = errors.New("not found")
 
-const fileCols = `id,task_id,domain,app,stream,format,sequence,key,work_dir,start_time,end_time,duration,width,height,codecs,bytes,segments,status,error`
+const fileCols = `id,task_id,domain,app,stream,format,sequence,key,work_dir,start_time,end_time,duration,width,height,codecs,frame_rate,bitrate,bytes,segments,status,error`
 
 func scanFiles(rows *sql.Rows) ([]File, error) {
 	defer rows.Close()
@@ -201,7 +229,7 @@ func scanFiles(rows *sql.Rows) ([]File, error) {
 		var f File
 		var s, e int64
 		if err := rows.Scan(&f.ID, &f.TaskID, &f.Domain, &f.App, &f.Stream, &f.Format, &f.Sequence, &f.Key, &f.WorkDir, &s, &e,
-			&f.Duration, &f.Width, &f.Height, &f.Codecs, &f.Bytes, &f.Segments, &f.Status, &f.Error); err != nil {
+			&f.Duration, &f.Width, &f.Height, &f.Codecs, &f.FrameRate, &f.Bitrate, &f.Bytes, &f.Segments, &f.Status, &f.Error); err != nil {
 			return nil, err
 		}
 		f.Start, f.End = fromMS(s), fromMS(e)

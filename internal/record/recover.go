@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/livrec/livrec/internal/catalog"
+	"github.com/livrec/livrec/internal/format"
 	"github.com/livrec/livrec/internal/rules"
 )
 
@@ -33,7 +34,7 @@ func (m *Manager) Recover(ctx context.Context) error {
 		for i := range files {
 			f := &files[i]
 			rf, ok := formatOf(rule, f.Format)
-			var res fileResult
+			var res format.Result
 			end := f.Start
 			if !ok {
 				err = fmt.Errorf("the task's rule has no %s format", f.Format)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/livrec/livrec/internal/catalog"
+	"github.com/livrec/livrec/internal/format"
 	"github.com/livrec/livrec/internal/keytemplate"
 	"github.com/livrec/livrec/internal/media"
 	"github.com/livrec/livrec/internal/rules"
@@ -62,7 +64,7 @@ type output struct {
 
 type openFile struct {
 	row      catalog.File
-	w        fileWriter
+	w        format.Writer
 	startDTS time.Duration
 }
 
@@ -128,10 +130,17 @@ func (t *Task) setTracks(s *session, video, audio *media.Track) {
 	t.video, t.audio = video, audio
 	for _, o := range t.outs {
 		if o.cur != nil {
-			if err := o.cur.w.SetTracks(video, audio); err != nil {
+			err := o.cur.w.SetTracks(video, audio)
+			if errors.Is(err, format.ErrNeedNewFile) {
+				// The container cannot signal the change: this file is generated now and
+				// the next one opens at the next access unit that can start a file.
+				t.finishFile(context.Background(), o)
+				continue
+			}
+			if err != nil {
 				t.fileError(o, "track_change", err)
 			}
-			o.cur.row.Width, o.cur.row.Height, o.cur.row.Codecs = trackInfo(video, audio)
+			o.cur.row.Width, o.cur.row.Height, o.cur.row.FrameRate, o.cur.row.Codecs = trackInfo(video, audio)
 		}
 	}
 }
@@ -190,16 +199,16 @@ func (t *Task) fileError(o *output, code string, err error) {
 	t.m.emit(ev)
 }
 
-func trackInfo(video, audio *media.Track) (w, h int, codecs string) {
+func trackInfo(video, audio *media.Track) (w, h int, fps float64, codecs string) {
 	var names []string
 	if video != nil {
-		w, h = video.Width, video.Height
+		w, h, fps = video.Width, video.Height, video.FrameRate
 		names = append(names, string(video.Codec))
 	}
 	if audio != nil {
 		names = append(names, string(audio.Codec))
 	}
-	return w, h, strings.Join(names, ",")
+	return w, h, fps, strings.Join(names, ",")
 }
 
 func (t *Task) keyVars(seq int) keytemplate.Vars {
@@ -215,7 +224,7 @@ func (t *Task) openFile(o *output, dts time.Duration) error {
 	}
 	row := catalog.File{ID: uuid.NewString(), TaskID: t.id, Domain: t.key.Domain, App: t.key.App, Stream: t.key.Stream,
 		Format: string(o.rf.Format), Sequence: seq, WorkDir: dir, Start: t.wallAt(dts), Status: catalog.FileRecording}
-	row.Width, row.Height, row.Codecs = trackInfo(t.video, t.audio)
+	row.Width, row.Height, row.FrameRate, row.Codecs = trackInfo(t.video, t.audio)
 	w, err := newFileWriter(t, o.rf, dir)
 	if err != nil {
 		return err
@@ -247,12 +256,15 @@ func (t *Task) finishFile(ctx context.Context, o *output) {
 }
 
 // completeFile records the outcome of a finished (or recovered) file.
-func (m *Manager) completeFile(ctx context.Context, row *catalog.File, end time.Time, res fileResult, err error, pushArgs url.Values) {
+func (m *Manager) completeFile(ctx context.Context, row *catalog.File, end time.Time, res format.Result, err error, pushArgs url.Values) {
 	row.End = end
 	row.Key = res.Key
 	row.Duration = res.Duration.Seconds()
 	row.Bytes = res.Bytes
 	row.Segments = res.Segments
+	if res.Duration > 0 {
+		row.Bitrate = int64(float64(res.Bytes*8) / res.Duration.Seconds())
+	}
 	if err != nil {
 		row.Status, row.Error = catalog.FileFailed, err.Error()
 	} else {

@@ -6,27 +6,18 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/livrec/livrec/internal/format"
 	"github.com/livrec/livrec/internal/format/hls"
 	"github.com/livrec/livrec/internal/keytemplate"
-	"github.com/livrec/livrec/internal/media"
 	"github.com/livrec/livrec/internal/rules"
 )
 
-// fileWriter is what a task needs from a format writer: one recording file of one
-// format. Writers know nothing of RTMP, rules or the catalog.
-type fileWriter interface {
-	SetTracks(video, audio *media.Track) error
-	WriteAU(au *media.AccessUnit) error
-	Discontinuity()
-	Duration() time.Duration
-}
+// hlsWriter adapts hls.Writer, whose Finish reports segment details, to format.Writer.
+type hlsWriter struct{ *hls.Writer }
 
-// fileResult is what a finished file reports for the catalog.
-type fileResult struct {
-	Key      string
-	Duration time.Duration
-	Bytes    int64
-	Segments int
+func (w hlsWriter) Finish(ctx context.Context, key string) (format.Result, error) {
+	res, err := w.Writer.Finish(ctx, key)
+	return hlsResult(res), err
 }
 
 func extension(f rules.Format) string {
@@ -38,10 +29,10 @@ func extension(f rules.Format) string {
 	}
 }
 
-func newFileWriter(t *Task, rf rules.RecordFormat, dir string) (fileWriter, error) {
+func newFileWriter(t *Task, rf rules.RecordFormat, dir string) (format.Writer, error) {
 	switch rf.Format {
 	case rules.M3U8:
-		return hls.New(hls.Config{
+		w, err := hls.New(hls.Config{
 			SliceDuration: time.Duration(rf.SliceDuration) * time.Second,
 			WorkDir:       dir,
 			SegmentKey: func(seq int, start time.Time) string {
@@ -59,33 +50,30 @@ func newFileWriter(t *Task, rf rules.RecordFormat, dir string) (fileWriter, erro
 			Now:        func() time.Time { return t.wallAt(t.lastDTS) },
 			Logger:     t.m.cfg.Logger.With("task", t.id, "format", "m3u8"),
 		})
+		if err != nil {
+			return nil, err
+		}
+		return hlsWriter{w}, nil
 	default:
 		return nil, fmt.Errorf("format %q is not available in this build", rf.Format)
 	}
 }
 
 // finishWriter closes w and stores the file under the object prefix rendered with vars.
-func finishWriter(ctx context.Context, w fileWriter, rf rules.RecordFormat, vars keytemplate.Vars) (fileResult, error) {
+func finishWriter(ctx context.Context, w format.Writer, rf rules.RecordFormat, vars keytemplate.Vars) (format.Result, error) {
 	key, err := keytemplate.Render(rf.ObjectPrefix, vars)
 	if err != nil {
-		return fileResult{}, err
+		return format.Result{}, err
 	}
-	key += extension(rf.Format)
-	switch w := w.(type) {
-	case *hls.Writer:
-		res, err := w.Finish(ctx, key)
-		return hlsResult(res), err
-	default:
-		return fileResult{}, fmt.Errorf("unknown writer %T", w)
-	}
+	return w.Finish(ctx, key+extension(rf.Format))
 }
 
-func hlsResult(res hls.Result) fileResult {
-	return fileResult{Key: res.PlaylistKey, Duration: res.Duration, Bytes: res.Bytes, Segments: len(res.Segments)}
+func hlsResult(res hls.Result) format.Result {
+	return format.Result{Key: res.PlaylistKey, Duration: res.Duration, Bytes: res.Bytes, Segments: len(res.Segments)}
 }
 
 // recoverFile finalizes a file left open by a crash from its working directory.
-func recoverFile(ctx context.Context, m *Manager, rf rules.RecordFormat, vars keytemplate.Vars, workDir string, log *slog.Logger) (fileResult, time.Time, error) {
+func recoverFile(ctx context.Context, m *Manager, rf rules.RecordFormat, vars keytemplate.Vars, workDir string, log *slog.Logger) (format.Result, time.Time, error) {
 	var end time.Time
 	switch rf.Format {
 	case rules.M3U8:
@@ -101,6 +89,6 @@ func recoverFile(ctx context.Context, m *Manager, rf rules.RecordFormat, vars ke
 		}, log)
 		return hlsResult(res), end, err
 	default:
-		return fileResult{}, end, fmt.Errorf("cannot recover format %q", rf.Format)
+		return format.Result{}, end, fmt.Errorf("cannot recover format %q", rf.Format)
 	}
 }

@@ -1,0 +1,43 @@
+// Package format defines what every output format writer is to the recording task: one
+// recording *file* of one format (a playlist with its segments, or one container file).
+// The writers live in the sub-packages: hls (MPEG-TS + m3u8), cmaf (fMP4 + m3u8), mp4
+// (progressive MP4) and flvfile (FLV). A writer knows nothing of RTMP, rules or the
+// catalog: it turns access units into bytes in its working directory and hands finished
+// objects to a storage.Store.
+package format
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/livrec/livrec/internal/media"
+)
+
+// Writer is one recording file being written.
+type Writer interface {
+	// SetTracks declares the tracks before the first access unit, and announces a track
+	// or parameter change later. A writer whose container can signal the change does so
+	// (a discontinuity, a new init segment); one that cannot returns ErrNeedNewFile and
+	// stays unchanged: the task then finishes it and opens the next file.
+	SetTracks(video, audio *media.Track) error
+	// WriteAU writes one access unit (timestamps already repaired: monotonic per track).
+	WriteAU(au *media.AccessUnit) error
+	// Discontinuity marks a stitched resume (a new publish continues the file).
+	Discontinuity()
+	// Duration is the media duration written so far.
+	Duration() time.Duration
+	// Finish completes the file and stores it under key (extension included).
+	Finish(ctx context.Context, key string) (Result, error)
+}
+
+// ErrNeedNewFile is returned by SetTracks when the container cannot carry the change.
+var ErrNeedNewFile = errors.New("the container cannot signal this track change: start a new file")
+
+// Result describes a finished (or recovered) file.
+type Result struct {
+	Key      string        // object key of the file or playlist
+	Duration time.Duration // media duration
+	Bytes    int64         // bytes stored (all segments, init and playlist included)
+	Segments int           // stored segments (0 for single-file formats)
+}
