@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/livrec/livrec/internal/format"
+	"github.com/livrec/livrec/internal/format/flvfile"
 	"github.com/livrec/livrec/internal/format/hls"
 	"github.com/livrec/livrec/internal/keytemplate"
 	"github.com/livrec/livrec/internal/rules"
@@ -54,6 +55,9 @@ func newFileWriter(t *Task, rf rules.RecordFormat, dir string) (format.Writer, e
 			return nil, err
 		}
 		return hlsWriter{w}, nil
+	case rules.FLV:
+		return flvfile.New(flvfile.Config{WorkDir: dir, Store: t.m.cfg.Store, Now: func() time.Time { return t.wallAt(t.lastDTS) },
+			Logger: t.m.cfg.Logger.With("task", t.id, "format", "flv")})
 	default:
 		return nil, fmt.Errorf("format %q is not available in this build", rf.Format)
 	}
@@ -75,19 +79,23 @@ func hlsResult(res hls.Result) format.Result {
 // recoverFile finalizes a file left open by a crash from its working directory.
 func recoverFile(ctx context.Context, m *Manager, rf rules.RecordFormat, vars keytemplate.Vars, workDir string, log *slog.Logger) (format.Result, time.Time, error) {
 	var end time.Time
+	keyFn := func(e time.Time) string {
+		end = e
+		v := vars
+		v.End = e
+		key, err := keytemplate.Render(rf.ObjectPrefix, v)
+		if err != nil {
+			log.Error("object key template", "err", err)
+		}
+		return key + extension(rf.Format)
+	}
 	switch rf.Format {
 	case rules.M3U8:
-		res, err := hls.Recover(ctx, workDir, m.cfg.Store, func(e time.Time) string {
-			end = e
-			v := vars
-			v.End = e
-			key, kerr := keytemplate.Render(rf.ObjectPrefix, v)
-			if kerr != nil {
-				log.Error("object key template", "err", kerr)
-			}
-			return key + extension(rf.Format)
-		}, log)
+		res, err := hls.Recover(ctx, workDir, m.cfg.Store, keyFn, log)
 		return hlsResult(res), end, err
+	case rules.FLV:
+		res, err := flvfile.Recover(ctx, workDir, m.cfg.Store, keyFn, log)
+		return res, end, err
 	default:
 		return format.Result{}, end, fmt.Errorf("cannot recover format %q", rf.Format)
 	}

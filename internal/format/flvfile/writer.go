@@ -1,0 +1,572 @@
+package flvfile
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+
+	"github.com/livrec/livrec/internal/flv"
+	"github.com/livrec/livrec/internal/format"
+	"github.com/livrec/livrec/internal/media"
+	"github.com/livrec/livrec/internal/storage"
+)
+
+// Names of the working files in Config.WorkDir.
+const (
+	workName  = "work.flv"   // the tags recorded so far
+	stateName = "state.json" // sidecar: wall start, track description, final key
+	finalName = "final.flv"  // the final file being built (Finish, Recover)
+	tmpSuffix = ".tmp"
+)
+
+// writeBufferSize is the bufio buffer in front of the working file.
+const writeBufferSize = 64 << 10
+
+// flushInterval bounds what a kill -9 can lose: the buffer is handed to the OS whenever
+// this much media time or wall time has passed since the last flush.
+const flushInterval = time.Second
+
+// Errors.
+var (
+	// ErrNoMedia is returned by Finish and Recover when no media tag was recorded: nothing
+	// is stored and the working files are removed.
+	ErrNoMedia = errors.New("flvfile: no media recorded")
+	// ErrNothingToRecover is returned by Recover when the work directory holds no
+	// recording state: nothing was recorded there, or it was finished or recovered.
+	ErrNothingToRecover = errors.New("flvfile: nothing to recover in work directory")
+	// ErrFinished is returned by calls on a Writer after Finish succeeded (or Close).
+	ErrFinished = errors.New("flvfile: writer already finished")
+	// ErrNoTracks is returned by WriteAU before the first SetTracks.
+	ErrNoTracks = errors.New("flvfile: access unit before SetTracks")
+
+	errTooLarge = errors.New("flvfile: frame exceeds the FLV tag size limit")
+)
+
+// Config configures a Writer.
+type Config struct {
+	// WorkDir is a private, existing, empty directory for this file's working data.
+	WorkDir string
+	// Store receives the finished file.
+	Store storage.Store
+	// Now is the wall clock (the file's start time, used by Recover to compute the end
+	// time its key is rendered with). Nil means time.Now.
+	Now func() time.Time
+	// Logger receives warnings (dropped units). Nil discards.
+	Logger *slog.Logger
+}
+
+// kind indexes per-kind state.
+const (
+	kindVideo = 0
+	kindAudio = 1
+)
+
+// Writer writes one FLV recording file. Its methods are safe for concurrent use; the
+// recording task drives it from one goroutine, Duration may be called from others.
+type Writer struct {
+	mu  sync.Mutex
+	cfg Config
+	log *slog.Logger
+
+	video, audio *media.Track // declared tracks
+	started      bool         // the working file exists and holds the sequence headers
+	finished     bool
+	err          error // sticky write error
+
+	f  *os.File
+	bw *bufio.Writer
+	n  int64 // bytes written to the working file (buffered included)
+
+	base      time.Duration // input DTS mapped to timestamp 0
+	waitKey   bool          // drop video until the next keyframe (resume)
+	lastDTS   [2]int64      // last tag timestamp (ms) per kind, -1 before the first
+	flushedMs int64         // media time (ms) of the last flush
+	flushedAt time.Time     // wall (monotonic) time of the last flush
+
+	meta    fileMeta
+	idx     index
+	dropped int64
+	hdr     [32]byte // scratch: [0:11] tag header, [12:16] NALU length, [16:20] PreviousTagSize, [20:32] media header
+}
+
+// New validates cfg and returns a Writer. Nothing is written until the first access unit
+// that can start the file.
+func New(cfg Config) (*Writer, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("flvfile: Store is required")
+	}
+	st, err := os.Stat(cfg.WorkDir)
+	if err != nil {
+		return nil, fmt.Errorf("flvfile: work dir: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("flvfile: work dir %s is not a directory", cfg.WorkDir)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.WorkDir, stateName)); err == nil {
+		return nil, fmt.Errorf("flvfile: work dir %s holds a recording: recover it first", cfg.WorkDir)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Writer{cfg: cfg, log: log, lastDTS: [2]int64{-1, -1}}, nil
+}
+
+var _ format.Writer = (*Writer)(nil)
+
+// SetTracks declares the tracks (either may be nil, not both). Before any media was
+// written it may be called again freely. Afterwards, a call with the same track kinds and
+// parameters only adopts the new *Track values; any other change (parameters, a kind
+// added or removed) returns format.ErrNeedNewFile and leaves the writer unchanged: FLV
+// players do not expect a second sequence header, so the task starts a new file.
+func (w *Writer) SetTracks(video, audio *media.Track) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.finished {
+		return ErrFinished
+	}
+	if err := checkTracks(video, audio); err != nil {
+		return err
+	}
+	if w.started {
+		if !sameTrack(w.video, video) || !sameTrack(w.audio, audio) {
+			return format.ErrNeedNewFile
+		}
+	}
+	w.video, w.audio = video, audio
+	return nil
+}
+
+func checkTracks(video, audio *media.Track) error {
+	if video == nil && audio == nil {
+		return errors.New("flvfile: no tracks")
+	}
+	if video != nil {
+		switch video.Codec {
+		case media.H264:
+			if len(video.SPS) == 0 || len(video.PPS) == 0 {
+				return errors.New("flvfile: H.264 track without SPS/PPS")
+			}
+		case media.H265:
+			if len(video.VPS) == 0 || len(video.SPS) == 0 || len(video.PPS) == 0 {
+				return errors.New("flvfile: H.265 track without VPS/SPS/PPS")
+			}
+		case media.MPEG4Video:
+		default:
+			return fmt.Errorf("flvfile: unsupported video codec %q", video.Codec)
+		}
+	}
+	if audio != nil {
+		switch audio.Codec {
+		case media.AAC:
+			if len(audio.AudioConfig) == 0 && (audio.SampleRate <= 0 || audio.Channels <= 0) {
+				return errors.New("flvfile: AAC track without configuration")
+			}
+		case media.MP3:
+		default:
+			return fmt.Errorf("flvfile: unsupported audio codec %q", audio.Codec)
+		}
+	}
+	return nil
+}
+
+// sameTrack reports whether two tracks (either may be nil) have the same parameters.
+func sameTrack(a, b *media.Track) bool {
+	if a == b {
+		return true
+	}
+	if a == nil || b == nil {
+		return false
+	}
+	return a.Codec == b.Codec &&
+		bytes.Equal(a.VPS, b.VPS) && bytes.Equal(a.SPS, b.SPS) && bytes.Equal(a.PPS, b.PPS) &&
+		bytes.Equal(a.VideoConfig, b.VideoConfig) && bytes.Equal(a.AudioConfig, b.AudioConfig) &&
+		a.SampleRate == b.SampleRate && a.Channels == b.Channels
+}
+
+// Discontinuity marks a stitched resume: video is dropped until the next keyframe (audio
+// goes on). The timeline continues: timestamps were repaired upstream.
+func (w *Writer) Discontinuity() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started && w.video != nil {
+		w.waitKey = true
+	}
+}
+
+// Duration returns the media duration written so far (see the package documentation).
+func (w *Writer) Duration() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.idx.duration(&w.meta)
+}
+
+// WriteAU writes one access unit. Units that cannot be written (before the first video
+// keyframe, video after a resume until a keyframe, empty units, timestamps before the
+// file's start or going backwards) are dropped and logged at debug level. Errors are
+// returned for misuse (no SetTracks, a unit of an undeclared track) and I/O failures.
+func (w *Writer) WriteAU(au *media.AccessUnit) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.finished {
+		return ErrFinished
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if au == nil || au.Track == nil {
+		return errors.New("flvfile: access unit without track")
+	}
+	if w.video == nil && w.audio == nil {
+		return ErrNoTracks
+	}
+	var k int
+	switch {
+	case au.Track == w.video || w.video != nil && sameTrack(au.Track, w.video):
+		k = kindVideo
+	case au.Track == w.audio || w.audio != nil && sameTrack(au.Track, w.audio):
+		k = kindAudio
+	default:
+		return fmt.Errorf("flvfile: access unit of a track (%s) not declared with SetTracks", au.Track.Codec)
+	}
+	if au.Size() == 0 {
+		w.drop("empty access unit", au)
+		return nil
+	}
+	if !w.started {
+		if w.video != nil && (k != kindVideo || !au.Key) {
+			w.drop("before the first keyframe", au)
+			return nil
+		}
+		if err := w.start(au.DTS); err != nil {
+			w.err = err
+			return err
+		}
+	}
+	if k == kindVideo && w.waitKey {
+		if !au.Key {
+			w.drop("after a resume, before a keyframe", au)
+			return nil
+		}
+		w.waitKey = false
+	}
+	if au.DTS < w.base {
+		w.drop("before the start of the file", au)
+		return nil
+	}
+	dts := toMs(au.DTS - w.base)
+	if dts < w.lastDTS[k] {
+		w.drop("timestamp going backwards", au)
+		return nil
+	}
+	pts := dts
+	if au.PTS > au.DTS {
+		pts = toMs(au.PTS - w.base)
+	}
+	off := w.n
+	var err error
+	if k == kindVideo {
+		err = w.writeVideo(au, dts, pts)
+	} else {
+		err = w.writeAudio(au, dts)
+	}
+	if errors.Is(err, errTooLarge) { // nothing was written
+		w.log.Warn("flvfile: access unit too large for an FLV tag, dropped", "codec", au.Track.Codec,
+			"dts", au.DTS, "bytes", au.Size())
+		w.dropped++
+		return nil
+	}
+	if err != nil {
+		w.err = fmt.Errorf("flvfile: write: %w", err)
+		return w.err
+	}
+	w.lastDTS[k] = dts
+	w.idx.addFrame(k, dts, pts, k == kindVideo && au.Key, w.n-off-15, off)
+	if dts-w.flushedMs >= flushInterval.Milliseconds() || time.Since(w.flushedAt) >= flushInterval {
+		if err := w.bw.Flush(); err != nil {
+			w.err = fmt.Errorf("flvfile: write: %w", err)
+			return w.err
+		}
+		w.flushedMs, w.flushedAt = dts, time.Now()
+	}
+	return nil
+}
+
+// toMs converts a duration to rounded milliseconds.
+func toMs(d time.Duration) int64 {
+	return int64((d + time.Millisecond/2) / time.Millisecond)
+}
+
+func (w *Writer) drop(reason string, au *media.AccessUnit) {
+	w.dropped++
+	w.log.Debug("flvfile: access unit dropped", "reason", reason, "codec", au.Track.Codec,
+		"dts", au.DTS, "key", au.Key, "dropped_total", w.dropped)
+}
+
+// start creates the working file and its sidecar and writes the FLV header and the
+// sequence headers, all at timestamp 0 (= input DTS first).
+func (w *Writer) start(first time.Duration) error {
+	w.meta = newFileMeta(w.video, w.audio)
+	st := state{Version: stateVersion, Start: w.cfg.Now(), Meta: w.meta}
+	// The sidecar exists before any tag does: a working file without it is never left.
+	if err := saveState(w.cfg.WorkDir, &st); err != nil {
+		return fmt.Errorf("flvfile: state: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(w.cfg.WorkDir, workName), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("flvfile: create working file: %w", err)
+	}
+	w.f, w.bw = f, bufio.NewWriterSize(f, writeBufferSize)
+	w.base, w.started = first, true
+	w.flushedAt = time.Now()
+	w.idx = index{firstVideo: -1}
+
+	var flags byte
+	if w.audio != nil {
+		flags |= 0x04
+	}
+	if w.video != nil {
+		flags |= 0x01
+	}
+	hdr := []byte{'F', 'L', 'V', 1, flags, 0, 0, 0, 9, 0, 0, 0, 0}
+	if _, err := w.bw.Write(hdr); err != nil {
+		return err
+	}
+	w.n = int64(len(hdr))
+	if v := w.video; v != nil {
+		var body []byte
+		switch v.Codec {
+		case media.H264:
+			cfg, err := flv.MarshalAVCConfig([][]byte{v.SPS}, [][]byte{v.PPS})
+			if err != nil {
+				return err
+			}
+			body = append(flv.AppendVideoHeader(nil, true, flv.CodecIDAVC, 0, 0), cfg...)
+		case media.H265:
+			cfg, err := flv.MarshalHEVCConfig([][]byte{v.VPS}, [][]byte{v.SPS}, [][]byte{v.PPS})
+			if err != nil {
+				return err
+			}
+			body = append(flv.AppendVideoExHeader(nil, true, flv.VideoExSequenceStart, flv.FourCCHEVC, 0), cfg...)
+		case media.MPEG4Video:
+			// As ffmpeg -strict -1 writes it: a (possibly empty) configuration packet.
+			body = append(flv.AppendVideoHeader(nil, true, flv.CodecIDMPEG4, 0, 0), v.VideoConfig...)
+		}
+		if err := w.writeTag(flv.TagVideo, 0, body); err != nil {
+			return err
+		}
+	}
+	if a := w.audio; a != nil && a.Codec == media.AAC {
+		asc := a.AudioConfig
+		if len(asc) == 0 {
+			cfg := mpeg4audio.AudioSpecificConfig{Type: mpeg4audio.ObjectTypeAACLC,
+				SampleRate: a.SampleRate, ChannelConfig: uint8(min(a.Channels, 7))}
+			var err error
+			if asc, err = cfg.Marshal(); err != nil {
+				return fmt.Errorf("flvfile: AAC configuration: %w", err)
+			}
+		}
+		if err := w.writeTag(flv.TagAudio, 0, append(flv.AppendAudioHeaderAAC(nil, 0), asc...)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tagHeader fills w.hdr with an 11-byte tag header and returns it.
+func (w *Writer) tagHeader(typ uint8, ts int64, size int) []byte {
+	t := uint32(ts) // 32-bit milliseconds: wraps after 49.7 days, as FLV does
+	h := w.hdr[:11]
+	h[0] = typ
+	h[1], h[2], h[3] = byte(size>>16), byte(size>>8), byte(size)
+	h[4], h[5], h[6], h[7] = byte(t>>16), byte(t>>8), byte(t), byte(t>>24)
+	h[8], h[9], h[10] = 0, 0, 0
+	return h
+}
+
+func (w *Writer) writePrevSize(size int) error {
+	total := uint32(11 + size)
+	p := w.hdr[16:20]
+	p[0], p[1], p[2], p[3] = byte(total>>24), byte(total>>16), byte(total>>8), byte(total)
+	_, err := w.bw.Write(p)
+	w.n += 4
+	return err
+}
+
+// writeTag writes a whole tag and its PreviousTagSize.
+func (w *Writer) writeTag(typ uint8, ts int64, body []byte) error {
+	if len(body) > flv.MaxTagSize {
+		return fmt.Errorf("flvfile: tag body of %d bytes exceeds %d", len(body), flv.MaxTagSize)
+	}
+	if _, err := w.bw.Write(w.tagHeader(typ, ts, len(body))); err != nil {
+		return err
+	}
+	if _, err := w.bw.Write(body); err != nil {
+		return err
+	}
+	w.n += int64(11 + len(body))
+	return w.writePrevSize(len(body))
+}
+
+// writeVideo writes one video frame tag. H.264/H.265 NAL units get 4-byte lengths and are
+// written straight into the buffer, without an intermediate body.
+func (w *Writer) writeVideo(au *media.AccessUnit, dts, pts int64) error {
+	cts := int32(pts - dts)
+	var vh []byte
+	switch w.video.Codec {
+	case media.H264:
+		vh = flv.AppendVideoHeader(w.hdr[20:20], au.Key, flv.CodecIDAVC, 1, cts)
+	case media.H265:
+		vh = flv.AppendVideoExHeader(w.hdr[20:20], au.Key, flv.VideoExCodedFrames, flv.FourCCHEVC, cts)
+	case media.MPEG4Video:
+		vh = flv.AppendVideoHeader(w.hdr[20:20], au.Key, flv.CodecIDMPEG4, 1, cts)
+		return w.writeTagParts(flv.TagVideo, dts, vh, au.Data)
+	}
+	size := len(vh)
+	for _, n := range au.NALUs {
+		size += 4 + len(n)
+	}
+	if size > flv.MaxTagSize {
+		return errTooLarge
+	}
+	// vh lives in w.hdr[20:], which tagHeader and writePrevSize do not touch.
+	if _, err := w.bw.Write(w.tagHeader(flv.TagVideo, dts, size)); err != nil {
+		return err
+	}
+	if _, err := w.bw.Write(vh); err != nil {
+		return err
+	}
+	l := w.hdr[12:16]
+	for _, n := range au.NALUs {
+		l[0], l[1], l[2], l[3] = byte(len(n)>>24), byte(len(n)>>16), byte(len(n)>>8), byte(len(n))
+		if _, err := w.bw.Write(l); err != nil {
+			return err
+		}
+		if _, err := w.bw.Write(n); err != nil {
+			return err
+		}
+	}
+	w.n += int64(11 + size)
+	return w.writePrevSize(size)
+}
+
+// writeAudio writes one audio frame tag.
+func (w *Writer) writeAudio(au *media.AccessUnit, dts int64) error {
+	var ah []byte
+	if w.audio.Codec == media.AAC {
+		ah = flv.AppendAudioHeaderAAC(w.hdr[20:20], 1)
+	} else {
+		ah = flv.AppendAudioHeaderMP3(w.hdr[20:20], w.audio.SampleRate, w.audio.Channels != 1)
+	}
+	return w.writeTagParts(flv.TagAudio, dts, ah, au.Data)
+}
+
+// writeTagParts writes a tag whose body is head (at most 12 bytes, held in w.hdr[20:]) then
+// data.
+func (w *Writer) writeTagParts(typ uint8, ts int64, head, data []byte) error {
+	size := len(head) + len(data)
+	if size > flv.MaxTagSize {
+		return errTooLarge
+	}
+	if _, err := w.bw.Write(w.tagHeader(typ, ts, size)); err != nil {
+		return err
+	}
+	if _, err := w.bw.Write(head); err != nil {
+		return err
+	}
+	if _, err := w.bw.Write(data); err != nil {
+		return err
+	}
+	w.n += int64(11 + size)
+	return w.writePrevSize(size)
+}
+
+// closeWork flushes and closes the working file.
+func (w *Writer) closeWork() error {
+	if w.f == nil {
+		return nil
+	}
+	err := w.bw.Flush()
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	w.f, w.bw = nil, nil
+	return err
+}
+
+// Finish writes the final file (FLV header, onMetaData with duration, size and keyframe
+// index, then the recorded tags), fsyncs it, stores it under key and removes the working
+// files. If storing fails the error is returned and Finish may be called again. ErrNoMedia
+// means nothing was recorded: nothing is stored and the working files are removed.
+func (w *Writer) Finish(ctx context.Context, key string) (format.Result, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.finished {
+		return format.Result{}, ErrFinished
+	}
+	if key == "" {
+		return format.Result{}, errors.New("flvfile: empty key")
+	}
+	if !w.started {
+		w.finished = true
+		removeWorkFiles(w.cfg.WorkDir)
+		return format.Result{}, ErrNoMedia
+	}
+	if err := w.closeWork(); err != nil {
+		return format.Result{}, fmt.Errorf("flvfile: flush working file: %w", err)
+	}
+	if w.err != nil {
+		w.log.Warn("flvfile: finishing after a write error; the file keeps what was written", "err", w.err)
+	}
+	res, err := finalize(ctx, w.cfg.Store, w.cfg.WorkDir, key, nil, w.log)
+	if err != nil {
+		return format.Result{}, err
+	}
+	w.finished = true
+	return res, nil
+}
+
+// Close abandons the writer without finishing: it flushes and closes the working file but
+// stores nothing and keeps the working directory, which Recover turns into a stored file
+// later.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.finished {
+		return nil
+	}
+	w.finished = true
+	return w.closeWork()
+}
+
+// nominalFrame is the duration assumed for a track's last frame when no DTS delta is
+// known yet, in milliseconds.
+func nominalFrame(m *fileMeta, k int) int64 {
+	if k == kindVideo {
+		if m.FrameRate > 0 {
+			return int64(math.Round(1000 / m.FrameRate))
+		}
+		return 40
+	}
+	if m.SampleRate > 0 {
+		samples := 1024.0
+		if m.AudioCodec == media.MP3 {
+			samples = 1152
+		}
+		return int64(math.Round(samples * 1000 / float64(m.SampleRate)))
+	}
+	return 23
+}
