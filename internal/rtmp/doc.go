@@ -3,6 +3,11 @@
 // publish, and hands every audio, video and script-data message of an accepted publish
 // onward as an flv.Tag, untouched and in arrival order.
 //
+// The package also has a publishing client (Publish, PublishFile): it pushes FLV tags
+// with any codec as they are (legacy HEVC id 12, Enhanced RTMP hvc1, MPEG-4 Part 2 id 9),
+// for tests, pull relays and the load generator. It reads everything the server sends and
+// closes gracefully, so its last tags are never lost to a connection reset.
+//
 // # Why not gortmplib's ServerConn
 //
 // gortmplib's high-level ServerConn/Reader is not used: its message layer
