@@ -327,3 +327,7 @@ func (c *Catalog) ListFiles(ctx context.Context, q FileQuery) ([]File, error) {
 	}
 	return scanFiles(rows)
 }
+
+// DB exposes the database to packages that keep their own tables in the catalog (for
+// example the callback queue). They create their tables with CREATE TABLE IF NOT EXISTS.
+func (c *Catalog) DB() *sql.DB { return c.db }

@@ -4,13 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
 
+	"github.com/livrec/livrec/internal/format/segment"
 	"github.com/livrec/livrec/internal/storage"
 )
 
@@ -28,61 +27,10 @@ import (
 // recorded (the working files are removed).
 func Recover(ctx context.Context, workDir string, store storage.Store, playlistKey func(end time.Time) string,
 	logger *slog.Logger) (Result, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	j, err := loadJournal(workDir)
-	if err != nil {
-		return Result{}, err
-	}
-	segs := make([]*segState, 0, len(j.Segments)+1)
-	for _, s := range j.Segments {
-		segs = append(segs, fromJournalSeg(s))
-	}
-
-	var extra string // partial file to remove if it is dropped
-	if c := j.Current; c != nil && j.PlaylistKey == "" {
-		p := filepath.Join(workDir, c.File)
-		dur, size, err := cutPartialSegment(p)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			logger.Warn("hls: partial segment file missing", "file", p)
-		case err != nil:
-			return Result{}, fmt.Errorf("hls: recover partial segment: %w", err)
-		case dur <= 0:
-			logger.Warn("hls: partial segment holds no complete frame, dropped", "file", p)
-			extra = c.File
-		default:
-			s := fromJournalSeg(*c)
-			s.Duration, s.Bytes = dur, size
-			segs = append(segs, s)
-		}
-	}
-	if len(segs) == 0 {
-		removeWorkFiles(workDir, nil, extra)
-		return Result{}, ErrNoMedia
-	}
-
-	// Journal the final segment list first, so a repeated Recover does not re-cut.
-	final := &journal{Version: journalVersion, NextSeq: j.NextSeq, PlaylistKey: j.PlaylistKey}
-	if final.PlaylistKey == "" {
-		last := segs[len(segs)-1]
-		final.PlaylistKey = playlistKey(last.Start.Add(last.Duration))
-	}
-	save := func() error {
-		final.Segments = final.Segments[:0]
-		for _, s := range segs {
-			final.Segments = append(final.Segments, toJournalSeg(s))
-		}
-		return saveJournal(workDir, final)
-	}
-	if err := save(); err != nil {
-		return Result{}, fmt.Errorf("hls: journal: %w", err)
-	}
-	if extra != "" {
-		_ = os.Remove(filepath.Join(workDir, extra))
-	}
-	return finalize(ctx, store, workDir, segs, final.PlaylistKey, logger, true, save)
+	return segment.Recover(ctx, "hls", workDir, store, playlistKey, logger,
+		func(_ context.Context, p segment.Partial) (time.Duration, int64, error) {
+			return cutPartialSegment(p.Path)
+		})
 }
 
 // cutPartialSegment truncates the MPEG-TS file at p after its last complete PES (whole

@@ -13,6 +13,7 @@ import (
 
 	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
 
+	"github.com/livrec/livrec/internal/format/segment"
 	"github.com/livrec/livrec/internal/media"
 	"github.com/livrec/livrec/internal/storage"
 )
@@ -23,11 +24,11 @@ func recordAll(t *testing.T, name string) (*input, *diskStore, Result) {
 	in := getInput(t, name)
 	st := newDiskStore(t)
 	w, dir := newTestWriter(t, st, testSlice)
-	if err := w.SetTracks(in.video, in.audio); err != nil {
+	if err := w.SetTracks(in.Video, in.Audio); err != nil {
 		t.Fatal(err)
 	}
-	feed(t, w, in.aus)
-	wantDur := expectedDuration(in.aus, in.video != nil)
+	feed(t, w, in.AUs)
+	wantDur := expectedDuration(in.AUs, in.Video != nil)
 	if got := w.Duration(); absDur(got-wantDur) > time.Millisecond {
 		t.Errorf("Duration() before Finish = %v, want %v", got, wantDur)
 	}
@@ -36,11 +37,11 @@ func recordAll(t *testing.T, name string) (*input, *diskStore, Result) {
 		t.Fatal(err)
 	}
 	m := checkVOD(t, st, res, wantDur)
-	checkSegmentStarts(t, st, res, in.video != nil)
+	checkSegmentStarts(t, st, res, in.Video != nil)
 	t.Logf("%s: %d segments, %v recorded, input %v, %d bytes, target %ds", name, len(m.Segments),
-		res.Duration, in.duration, res.Bytes, m.TargetDuration)
-	if absDur(res.Duration-in.duration) > 100*time.Millisecond {
-		t.Errorf("recorded %v, input ffprobe duration %v", res.Duration, in.duration)
+		res.Duration, in.Duration, res.Bytes, m.TargetDuration)
+	if absDur(res.Duration-in.Duration) > 100*time.Millisecond {
+		t.Errorf("recorded %v, input ffprobe duration %v", res.Duration, in.Duration)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("work dir not cleaned: %v", entries)
@@ -66,23 +67,23 @@ func TestH264AAC(t *testing.T) {
 		}
 	}
 	// Relative URIs in the final playlist.
-	m, _ := readPlaylist(t, st.path(res.PlaylistKey))
+	m, _ := readPlaylist(t, st.Path(res.PlaylistKey))
 	if m.Segments[0].URI != "seg/000.ts" {
 		t.Errorf("URI %q, want seg/000.ts", m.Segments[0].URI)
 	}
 	// The video elementary stream is carried byte for byte.
 	out := demuxTS(t, bytes.NewReader(concatSegments(t, st, res.Segments)))
-	if a, b := vcl(in.aus, false), vcl(out.aus, false); !bytes.Equal(a, b) {
+	if a, b := vcl(in.AUs, false), vcl(out.AUs, false); !bytes.Equal(a, b) {
 		t.Errorf("VCL NAL units differ: input %d bytes, output %d bytes", len(a), len(b))
 	}
 	// So is the audio (every frame after the first keyframe).
 	var inAudio, outAudio [][]byte
-	for _, au := range in.aus {
+	for _, au := range in.AUs {
 		if !au.Track.Codec.IsVideo() && au.DTS >= 0 {
 			inAudio = append(inAudio, au.Data)
 		}
 	}
-	for _, au := range out.aus {
+	for _, au := range out.AUs {
 		if !au.Track.Codec.IsVideo() {
 			outAudio = append(outAudio, au.Data)
 		}
@@ -91,7 +92,7 @@ func TestH264AAC(t *testing.T) {
 		t.Errorf("audio differs: %d frames in, %d out", len(inAudio), len(outAudio))
 	}
 	// The output timeline is the playlist timeline: starts at 1 s, continuous.
-	if d := out.aus[0].DTS; d != time.Second {
+	if d := out.AUs[0].DTS; d != time.Second {
 		t.Errorf("first output DTS %v, want 1s", d)
 	}
 	if res.Bytes <= res.PlaylistBytes || res.Start.IsZero() || !res.End.After(res.Start) {
@@ -102,7 +103,7 @@ func TestH264AAC(t *testing.T) {
 func TestH265AAC(t *testing.T) {
 	in, st, res := recordAll(t, inH265AAC)
 	out := demuxTS(t, bytes.NewReader(concatSegments(t, st, res.Segments)))
-	if a, b := vcl(in.aus, true), vcl(out.aus, true); len(a) == 0 || !bytes.Equal(a, b) {
+	if a, b := vcl(in.AUs, true), vcl(out.AUs, true); len(a) == 0 || !bytes.Equal(a, b) {
 		t.Errorf("VCL NAL units differ: input %d bytes, output %d bytes", len(a), len(b))
 	}
 }
@@ -113,7 +114,7 @@ func TestH264MP3(t *testing.T) {
 
 func TestAudioOnly(t *testing.T) {
 	in, _, res := recordAll(t, inAACOnly)
-	frame := time.Second * 1024 / time.Duration(in.audio.SampleRate)
+	frame := time.Second * 1024 / time.Duration(in.Audio.SampleRate)
 	if len(res.Segments) < 3 {
 		t.Fatalf("%d segments", len(res.Segments))
 	}
@@ -129,15 +130,15 @@ func TestLivePlaylist(t *testing.T) {
 	in := getInput(t, inH264AAC)
 	st := newDiskStore(t)
 	w, _ := newTestWriter(t, st, testSlice)
-	if err := w.SetTracks(in.video, in.audio); err != nil {
+	if err := w.SetTracks(in.Video, in.Audio); err != nil {
 		t.Fatal(err)
 	}
 	checked := 0
-	for _, au := range in.aus {
+	for _, au := range in.AUs {
 		if err := w.WriteAU(au); err != nil {
 			t.Fatal(err)
 		}
-		n := len(st.stored())
+		n := len(st.Stored())
 		if n == checked || n == 0 {
 			continue
 		}
@@ -179,11 +180,11 @@ func TestDiscontinuity(t *testing.T) {
 	in := getInput(t, inH264AAC)
 	st := newDiskStore(t)
 	w, _ := newTestWriter(t, st, testSlice)
-	if err := w.SetTracks(in.video, in.audio); err != nil {
+	if err := w.SetTracks(in.Video, in.Audio); err != nil {
 		t.Fatal(err)
 	}
 	var part1, part2 []*media.AccessUnit
-	for _, au := range in.aus {
+	for _, au := range in.AUs {
 		if au.DTS < 6*time.Second {
 			part1 = append(part1, au)
 		}
@@ -204,7 +205,7 @@ func TestDiscontinuity(t *testing.T) {
 	want := expectedDuration(part1, true) + expectedDuration(part2, true)
 	m := checkVOD(t, st, res, want)
 	checkSegmentStarts(t, st, res, true)
-	if b, err := os.ReadFile(st.path(res.PlaylistKey)); err == nil {
+	if b, err := os.ReadFile(st.Path(res.PlaylistKey)); err == nil {
 		t.Logf("playlist:\n%s", b)
 	}
 	discs := 0
@@ -227,7 +228,7 @@ func TestDiscontinuity(t *testing.T) {
 	// The output TS timeline stays monotonic across the resume.
 	out := demuxTS(t, bytes.NewReader(concatSegments(t, st, res.Segments)))
 	var last time.Duration
-	for _, au := range out.aus {
+	for _, au := range out.AUs {
 		if au.Track.Codec.IsVideo() {
 			if au.DTS <= last {
 				t.Fatalf("output video DTS not increasing: %v after %v", au.DTS, last)
@@ -245,7 +246,7 @@ func TestDiscontinuity(t *testing.T) {
 			kept = append(kept, au)
 		}
 	}
-	if a, b := vcl(kept, false), vcl(out.aus, false); !bytes.Equal(a, b) {
+	if a, b := vcl(kept, false), vcl(out.AUs, false); !bytes.Equal(a, b) {
 		t.Errorf("VCL differs: want %d bytes, got %d", len(a), len(b))
 	}
 }
@@ -257,12 +258,12 @@ func TestTrackChange(t *testing.T) {
 	b := getInput(t, inH264AAC2)
 	st := newDiskStore(t)
 	w, _ := newTestWriter(t, st, testSlice)
-	if err := w.SetTracks(a.video, a.audio); err != nil {
+	if err := w.SetTracks(a.Video, a.Audio); err != nil {
 		t.Fatal(err)
 	}
 	var part1 []*media.AccessUnit
 	var end time.Duration
-	for _, au := range a.aus {
+	for _, au := range a.AUs {
 		if au.DTS < 6*time.Second {
 			part1 = append(part1, au)
 			end = au.DTS
@@ -270,16 +271,16 @@ func TestTrackChange(t *testing.T) {
 	}
 	feed(t, w, part1)
 	// Same parameters again: no change.
-	vcopy, acopy := *a.video, *a.audio
+	vcopy, acopy := *a.Video, *a.Audio
 	if err := w.SetTracks(&vcopy, &acopy); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.SetTracks(b.video, b.audio); err != nil {
+	if err := w.SetTracks(b.Video, b.Audio); err != nil {
 		t.Fatal(err)
 	}
 	shift := end + 40*time.Millisecond
 	var part2 []*media.AccessUnit
-	for _, au := range b.aus {
+	for _, au := range b.AUs {
 		c := *au
 		c.DTS += shift
 		c.PTS += shift
@@ -312,17 +313,17 @@ func TestRecover(t *testing.T) {
 	in := getInput(t, inH264AAC)
 	st := newDiskStore(t)
 	w, dir := newTestWriter(t, st, testSlice)
-	if err := w.SetTracks(in.video, in.audio); err != nil {
+	if err := w.SetTracks(in.Video, in.Audio); err != nil {
 		t.Fatal(err)
 	}
 	var fed []*media.AccessUnit
-	for _, au := range in.aus {
+	for _, au := range in.AUs {
 		if au.DTS < 10500*time.Millisecond {
 			fed = append(fed, au)
 		}
 	}
 	feed(t, w, fed)
-	if n := len(st.stored()); n != 2 {
+	if n := len(st.Stored()); n != 2 {
 		t.Fatalf("%d segments stored before the crash, want 2", n)
 	}
 	// Simulate the crash: the buffered data reached the file, the last write was torn.
@@ -340,7 +341,7 @@ func TestRecover(t *testing.T) {
 
 	// The playlist store fails once: Recover must be repeatable.
 	failed := false
-	st.fail = func(key string) error {
+	st.Fail = func(key string) error {
 		if strings.HasSuffix(key, ".m3u8") && !failed {
 			failed = true
 			return errors.New("transient")
@@ -374,11 +375,11 @@ func TestRecover(t *testing.T) {
 		t.Errorf("recovered %v, fed %v", res.Duration, fedDur)
 	}
 	// Its EXTINF matches its content: last video DTS − first + one frame.
-	b, _ := os.ReadFile(st.path(last.Key))
+	b, _ := os.ReadFile(st.Path(last.Key))
 	d := demuxTS(t, bytes.NewReader(b))
 	var first, lastDTS time.Duration
 	n := 0
-	for _, au := range d.aus {
+	for _, au := range d.AUs {
 		if au.Track.Codec.IsVideo() {
 			if n == 0 {
 				first = au.DTS
@@ -403,11 +404,11 @@ func TestRecoverUnflushed(t *testing.T) {
 	in := getInput(t, inH264AAC)
 	st := newDiskStore(t)
 	w, dir := newTestWriter(t, st, testSlice)
-	if err := w.SetTracks(in.video, in.audio); err != nil {
+	if err := w.SetTracks(in.Video, in.Audio); err != nil {
 		t.Fatal(err)
 	}
 	var fed []*media.AccessUnit
-	for _, au := range in.aus {
+	for _, au := range in.AUs {
 		if au.DTS < 8100*time.Millisecond {
 			fed = append(fed, au)
 		}
@@ -421,7 +422,7 @@ func TestRecoverUnflushed(t *testing.T) {
 		t.Fatalf("%d segments, want 2", len(res.Segments))
 	}
 	checkVOD(t, st, res, 8*time.Second)
-	w.cur.f.Close()
+	w.Abandon()
 }
 
 // A failed store is retried at the next boundary; the live playlist lists only the
@@ -430,18 +431,18 @@ func TestStoreRetry(t *testing.T) {
 	in := getInput(t, inH264AAC)
 	st := newDiskStore(t)
 	w, _ := newTestWriter(t, st, testSlice)
-	if err := w.SetTracks(in.video, in.audio); err != nil {
+	if err := w.SetTracks(in.Video, in.Audio); err != nil {
 		t.Fatal(err)
 	}
 	fails := 0
-	st.fail = func(key string) error {
+	st.Fail = func(key string) error {
 		if key == testSegmentKey(0, time.Time{}) && fails == 0 {
 			fails++
 			return errors.New("spool full")
 		}
 		return nil
 	}
-	feed(t, w, in.aus)
+	feed(t, w, in.AUs)
 	if fails != 1 {
 		t.Fatalf("store failure not triggered")
 	}
@@ -449,14 +450,14 @@ func TestStoreRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkVOD(t, st, res, expectedDuration(in.aus, true))
+	checkVOD(t, st, res, expectedDuration(in.AUs, true))
 }
 
 // ErrExists is reported, the local file kept, never overwritten.
 func TestStoreExists(t *testing.T) {
 	in := getInput(t, inH264AAC)
 	st := newDiskStore(t)
-	taken := st.path(testSegmentKey(1, time.Time{}))
+	taken := st.Path(testSegmentKey(1, time.Time{}))
 	if err := os.MkdirAll(filepath.Dir(taken), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -464,11 +465,11 @@ func TestStoreExists(t *testing.T) {
 		t.Fatal(err)
 	}
 	w, dir := newTestWriter(t, st, testSlice)
-	if err := w.SetTracks(in.video, in.audio); err != nil {
+	if err := w.SetTracks(in.Video, in.Audio); err != nil {
 		t.Fatal(err)
 	}
 	var errs int
-	for _, au := range in.aus {
+	for _, au := range in.AUs {
 		if err := w.WriteAU(au); err != nil {
 			if !errors.Is(err, storage.ErrExists) {
 				t.Fatalf("unexpected error %v", err)
@@ -488,7 +489,7 @@ func TestStoreExists(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "seg000001.ts")); err != nil {
 		t.Errorf("local segment not kept: %v", err)
 	}
-	if _, err := os.Stat(st.path(testPlaylistKey)); !os.IsNotExist(err) {
+	if _, err := os.Stat(st.Path(testPlaylistKey)); !os.IsNotExist(err) {
 		t.Error("playlist stored despite a missing segment")
 	}
 }
@@ -555,38 +556,11 @@ func TestOddInput(t *testing.T) {
 	if _, err := w2.Finish(context.Background(), testPlaylistKey); !errors.Is(err, ErrNoMedia) {
 		t.Errorf("Finish without media: %v", err)
 	}
-	if len(st2.stored()) != 0 {
+	if len(st2.Stored()) != 0 {
 		t.Error("something stored")
 	}
 	if _, err := Recover(context.Background(), dir2, st2, func(time.Time) string { return "x" }, nil); !errors.Is(err, ErrNoJournal) {
 		t.Errorf("Recover of an empty dir: %v", err)
-	}
-}
-
-func TestRelativeURI(t *testing.T) {
-	for _, c := range []struct{ pl, seg, want string }{
-		{"a/b/index.m3u8", "a/b/seg/0.ts", "seg/0.ts"},
-		{"a/b/index.m3u8", "a/b/0.ts", "0.ts"},
-		{"a/b/index.m3u8", "a/c/0.ts", "../c/0.ts"},
-		{"index.m3u8", "x/0.ts", "x/0.ts"},
-		{"a/index.m3u8", "0.ts", "../0.ts"},
-		{"a/index.m3u8", "a/s 1#?.ts", "s%201%23%3F.ts"},
-		{"a/index.m3u8", "a/12:00:00.ts", "./12:00:00.ts"},
-	} {
-		if got := relativeURI(c.pl, c.seg); got != c.want {
-			t.Errorf("relativeURI(%q, %q) = %q, want %q", c.pl, c.seg, got, c.want)
-		}
-	}
-}
-
-func TestTargetDuration(t *testing.T) {
-	segs := []*segState{{Segment: Segment{Duration: 4 * time.Second}}, {Segment: Segment{Duration: 4*time.Second + 3*time.Microsecond}}}
-	if got := targetDuration(segs, 0); got != 4 {
-		t.Errorf("got %d, want 4 (EXTINF prints as 4.00000)", got)
-	}
-	segs[1].Duration = 4*time.Second + 20*time.Microsecond
-	if got := targetDuration(segs, 0); got != 5 {
-		t.Errorf("got %d, want 5", got)
 	}
 }
 
@@ -598,18 +572,18 @@ func BenchmarkWriter(b *testing.B) {
 	in := getInput(b, inH264AAC)
 	b.Run("fsync", func(b *testing.B) { benchWriter(b, in) })
 	b.Run("mux", func(b *testing.B) {
-		syncFile = func(*os.File) error { return nil }
-		defer func() { syncFile = (*os.File).Sync }()
+		prev := segment.SetSync(func(*os.File) error { return nil })
+		defer segment.SetSync(prev)
 		benchWriter(b, in)
 	})
 }
 
 func benchWriter(b *testing.B, in *input) {
 	var size int64
-	for _, au := range in.aus {
+	for _, au := range in.AUs {
 		size += int64(au.Size())
 	}
-	media := in.aus[len(in.aus)-1].DTS
+	media := in.AUs[len(in.AUs)-1].DTS
 	b.SetBytes(size)
 	b.ReportAllocs()
 	var ms0, ms1 runtime.MemStats
@@ -622,10 +596,10 @@ func benchWriter(b *testing.B, in *input) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := w.SetTracks(in.video, in.audio); err != nil {
+		if err := w.SetTracks(in.Video, in.Audio); err != nil {
 			b.Fatal(err)
 		}
-		for _, au := range in.aus {
+		for _, au := range in.AUs {
 			if err := w.WriteAU(au); err != nil {
 				b.Fatal(err)
 			}
@@ -636,6 +610,6 @@ func benchWriter(b *testing.B, in *input) {
 	}
 	elapsed := time.Since(start)
 	runtime.ReadMemStats(&ms1)
-	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(b.N)/float64(len(in.aus)), "allocs/AU")
+	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(b.N)/float64(len(in.AUs)), "allocs/AU")
 	b.ReportMetric(float64(media)*float64(b.N)/float64(elapsed), "x-realtime")
 }
