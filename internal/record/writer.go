@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/livrec/livrec/internal/format"
+	"github.com/livrec/livrec/internal/format/cmaf"
 	"github.com/livrec/livrec/internal/format/flvfile"
 	"github.com/livrec/livrec/internal/format/hls"
 	"github.com/livrec/livrec/internal/keytemplate"
@@ -19,6 +20,18 @@ type hlsWriter struct{ *hls.Writer }
 func (w hlsWriter) Finish(ctx context.Context, key string) (format.Result, error) {
 	res, err := w.Writer.Finish(ctx, key)
 	return hlsResult(res), err
+}
+
+// sliceKey renders the segment key template (without extension).
+func (t *Task) sliceKey(rf rules.RecordFormat, seq int, start time.Time) string {
+	v := t.keyVars(seq)
+	v.Start, v.UnixTimestamp = start, start.Unix()
+	key, err := keytemplate.Render(rf.SliceObjectPrefix, v)
+	if err != nil { // the template was validated with the rule: only over-long names get here
+		t.m.cfg.Logger.Error("segment key template", "err", err)
+		key = fmt.Sprintf("record/%s/%d_%d", t.id, start.Unix(), seq)
+	}
+	return key
 }
 
 func extension(f rules.Format) string {
@@ -36,25 +49,27 @@ func newFileWriter(t *Task, rf rules.RecordFormat, dir string) (format.Writer, e
 		w, err := hls.New(hls.Config{
 			SliceDuration: time.Duration(rf.SliceDuration) * time.Second,
 			WorkDir:       dir,
-			SegmentKey: func(seq int, start time.Time) string {
-				v := t.keyVars(seq)
-				v.Start, v.UnixTimestamp = start, start.Unix()
-				key, err := keytemplate.Render(rf.SliceObjectPrefix, v)
-				if err != nil { // the template was validated with the rule; this is a bug
-					t.m.cfg.Logger.Error("segment key template", "err", err)
-					key = fmt.Sprintf("record/%s/%s/%d_%d", t.key.App, t.key.Stream, start.Unix(), seq)
-				}
-				return key + ".ts"
-			},
-			SegmentURI: t.m.cfg.LiveURI,
-			Store:      t.m.cfg.Store,
-			Now:        func() time.Time { return t.wallAt(t.lastDTS) },
-			Logger:     t.m.cfg.Logger.With("task", t.id, "format", "m3u8"),
+			SegmentKey:    func(seq int, start time.Time) string { return t.sliceKey(rf, seq, start) + ".ts" },
+			SegmentURI:    t.m.cfg.LiveURI,
+			Store:         t.m.cfg.Store,
+			Now:           func() time.Time { return t.wallAt(t.lastDTS) },
+			Logger:        t.m.cfg.Logger.With("task", t.id, "format", "m3u8"),
 		})
 		if err != nil {
 			return nil, err
 		}
 		return hlsWriter{w}, nil
+	case rules.CMAF:
+		return cmaf.New(cmaf.Config{
+			SliceDuration: time.Duration(rf.SliceDuration) * time.Second,
+			WorkDir:       dir,
+			SegmentKey:    func(seq int, start time.Time) string { return t.sliceKey(rf, seq, start) + ".m4s" },
+			InitKey:       func(n int) string { return t.sliceKey(rf, n, t.wallAt(t.lastDTS)) + "_init.mp4" },
+			SegmentURI:    t.m.cfg.LiveURI,
+			Store:         t.m.cfg.Store,
+			Now:           func() time.Time { return t.wallAt(t.lastDTS) },
+			Logger:        t.m.cfg.Logger.With("task", t.id, "format", "cmaf"),
+		})
 	case rules.FLV:
 		return flvfile.New(flvfile.Config{WorkDir: dir, Store: t.m.cfg.Store, Now: func() time.Time { return t.wallAt(t.lastDTS) },
 			Logger: t.m.cfg.Logger.With("task", t.id, "format", "flv")})
@@ -93,6 +108,9 @@ func recoverFile(ctx context.Context, m *Manager, rf rules.RecordFormat, vars ke
 	case rules.M3U8:
 		res, err := hls.Recover(ctx, workDir, m.cfg.Store, keyFn, log)
 		return hlsResult(res), end, err
+	case rules.CMAF:
+		res, err := cmaf.Recover(ctx, workDir, m.cfg.Store, keyFn, log)
+		return res, end, err
 	case rules.FLV:
 		res, err := flvfile.Recover(ctx, workDir, m.cfg.Store, keyFn, log)
 		return res, end, err

@@ -1,0 +1,472 @@
+package segment
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/livrec/livrec/internal/storage"
+)
+
+// journal is the crash-recovery record in WorkDir/journal.json.
+type journal struct {
+	Version  int          `json:"version"`
+	Maps     []journalMap `json:"maps,omitempty"`
+	Segments []journalSeg `json:"segments"`
+	NextSeq  int          `json:"next_seq"`
+	// Current is the segment being written (its file may be partial).
+	Current *journalSeg `json:"current,omitempty"`
+	// PendingDiscontinuity: a resume was signalled and no segment has opened since.
+	PendingDiscontinuity bool `json:"pending_discontinuity,omitempty"`
+	// PlaylistKey is set once the file is being finalized (Finish or Recover): the key
+	// the VOD playlist is stored under.
+	PlaylistKey string `json:"playlist_key,omitempty"`
+}
+
+type journalSeg struct {
+	Seq           int           `json:"seq"`
+	Key           string        `json:"key"`
+	File          string        `json:"file"`
+	Duration      time.Duration `json:"duration_ns,omitempty"`
+	Start         time.Time     `json:"start"`
+	Discontinuity bool          `json:"discontinuity,omitempty"`
+	Bytes         int64         `json:"bytes,omitempty"`
+	Stored        bool          `json:"stored,omitempty"`
+	Map           string        `json:"map,omitempty"`          // key of its initialization segment
+	OutStart      time.Duration `json:"out_start_ns,omitempty"` // output time of its start
+}
+
+type journalMap struct {
+	N      int    `json:"n"`
+	Key    string `json:"key"`
+	File   string `json:"file"`
+	Bytes  int64  `json:"bytes"`
+	Stored bool   `json:"stored,omitempty"`
+}
+
+const journalVersion = 1
+
+func toJournalSeg(s *segState) journalSeg {
+	return journalSeg{Seq: s.seq, Key: s.Key, File: s.file, Duration: s.Duration, Start: s.Start,
+		Discontinuity: s.Discontinuity, Bytes: s.Bytes, Stored: s.stored, Map: s.MapKey}
+}
+
+func fromJournalSeg(j journalSeg) *segState {
+	return &segState{
+		Segment: Segment{Key: j.Key, Duration: j.Duration, Start: j.Start, Discontinuity: j.Discontinuity,
+			Bytes: j.Bytes, MapKey: j.Map},
+		seq: j.Seq, file: j.File, stored: j.Stored,
+	}
+}
+
+func toJournalMaps(maps []*mapState) []journalMap {
+	var out []journalMap
+	for _, m := range maps {
+		out = append(out, journalMap{N: m.n, Key: m.key, File: m.file, Bytes: m.bytes, Stored: m.stored})
+	}
+	return out
+}
+
+func fromJournalMaps(js []journalMap) []*mapState {
+	var out []*mapState
+	for _, j := range js {
+		out = append(out, &mapState{n: j.N, key: j.Key, file: j.File, bytes: j.Bytes, stored: j.Stored})
+	}
+	return out
+}
+
+// writeJournal atomically rewrites the journal from the writer's state.
+func (w *Writer) writeJournal(playlistKey string) error {
+	j := journal{Version: journalVersion, NextSeq: w.nextSeq, PendingDiscontinuity: w.pendingDisc,
+		PlaylistKey: playlistKey, Segments: make([]journalSeg, 0, len(w.segs)), Maps: toJournalMaps(w.maps)}
+	for _, s := range w.segs {
+		j.Segments = append(j.Segments, toJournalSeg(s))
+	}
+	if w.cur != nil {
+		c := toJournalSeg(&w.cur.segState)
+		c.OutStart = w.cur.outStart
+		j.Current = &c
+	}
+	return saveJournal(w.cfg.WorkDir, &j)
+}
+
+func saveJournal(dir string, j *journal) error {
+	b, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	return atomicWrite(dir, journalName, b, true)
+}
+
+func loadJournal(dir string) (*journal, error) {
+	b, err := os.ReadFile(filepath.Join(dir, journalName))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, ErrNoJournal
+		}
+		return nil, err
+	}
+	var j journal
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	if j.Version != journalVersion {
+		return nil, fmt.Errorf("journal version %d not supported", j.Version)
+	}
+	return &j, nil
+}
+
+// syncFile is f.Sync; benchmarks replace it (SetSync) to measure CPU cost alone.
+var syncFile = (*os.File).Sync
+
+// SetSync replaces fsync for the whole package (nil restores it) and returns the previous
+// function. Only benchmarks use it, to measure the muxing cost without disk flushes.
+func SetSync(f func(*os.File) error) func(*os.File) error {
+	prev := syncFile
+	if f == nil {
+		f = (*os.File).Sync
+	}
+	syncFile = f
+	return prev
+}
+
+// atomicWrite replaces dir/name with data: temp file, fsync, rename (and a directory
+// fsync when durable is set, so the rename itself survives a power loss).
+func atomicWrite(dir, name string, data []byte, durable bool) error {
+	tmp := filepath.Join(dir, name+tmpSuffix)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = syncFile(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if durable {
+		if d, err := os.Open(dir); err == nil {
+			_ = syncFile(d)
+			_ = d.Close()
+		}
+	}
+	return nil
+}
+
+// logger is the part of *slog.Logger used by the storing helpers.
+type logger interface {
+	Warn(msg string, args ...any)
+	Error(msg string, args ...any)
+}
+
+// object is a working file to store under a key.
+type object struct {
+	key, file string
+	stored    *bool
+}
+
+func objects(segs []*segState, maps []*mapState) []object {
+	objs := make([]object, 0, len(segs)+len(maps))
+	for _, m := range maps {
+		objs = append(objs, object{m.key, m.file, &m.stored})
+	}
+	for _, s := range segs {
+		objs = append(objs, object{s.Key, s.file, &s.stored})
+	}
+	return objs
+}
+
+// storeObjects stores every object not stored yet. A failure other than ErrExists is
+// logged and left for a retry; ErrExists is returned (joined) as an error. Files missing
+// from dir are taken as stored when assumeMissingStored is set (Recover: the store moves
+// the file, so a crash after the move but before the journal update leaves exactly that
+// state).
+func storeObjects(ctx context.Context, st storage.Store, dir string, objs []object,
+	log logger, assumeMissingStored bool) (changed bool, existsErr error, lastErr error) {
+	for _, o := range objs {
+		if *o.stored {
+			continue
+		}
+		p := filepath.Join(dir, o.file)
+		if assumeMissingStored {
+			if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+				log.Warn("working file gone, assuming it was stored", "key", o.key)
+				*o.stored, changed = true, true
+				continue
+			}
+		}
+		err := storeChecked(ctx, st, o.key, p, assumeMissingStored)
+		switch {
+		case err == nil:
+			*o.stored, changed = true, true
+		case errors.Is(err, storage.ErrExists):
+			log.Error("object key already exists, local file kept", "key", o.key, "file", p)
+			existsErr = errors.Join(existsErr, fmt.Errorf("store %q: %w", o.key, err))
+			lastErr = err
+		default:
+			log.Warn("store failed, will retry", "key", o.key, "err", err)
+			lastErr = err
+		}
+	}
+	return changed, existsErr, lastErr
+}
+
+// storeChecked stores the file at p under key. With sameIsOK, an ErrExists for an object
+// whose bytes equal the local file counts as success (an earlier attempt stored it) and
+// the local file is removed.
+func storeChecked(ctx context.Context, st storage.Store, key, p string, sameIsOK bool) error {
+	err := st.Store(ctx, key, p)
+	if err == nil || !errors.Is(err, storage.ErrExists) || !sameIsOK {
+		return err
+	}
+	same, cerr := sameContent(ctx, st, key, p)
+	if cerr != nil || !same {
+		return err
+	}
+	_ = os.Remove(p)
+	return nil
+}
+
+// sameContent compares a stored object with a local file.
+func sameContent(ctx context.Context, st storage.Store, key, p string) (bool, error) {
+	local, err := os.Open(p)
+	if err != nil {
+		return false, err
+	}
+	defer local.Close()
+	fi, err := local.Stat()
+	if err != nil {
+		return false, err
+	}
+	obj, err := st.Open(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	defer obj.Close()
+	if obj.Size() != fi.Size() {
+		return false, nil
+	}
+	a, b := make([]byte, 64<<10), make([]byte, 64<<10)
+	for {
+		n, errA := io.ReadFull(local, a)
+		m, errB := io.ReadFull(obj, b[:n])
+		if m != n || !bytes.Equal(a[:n], b[:m]) {
+			return false, nil
+		}
+		if errA == io.EOF || errA == io.ErrUnexpectedEOF {
+			return true, nil
+		}
+		if errA != nil {
+			return false, errA
+		}
+		if errB != nil {
+			return false, errB
+		}
+	}
+}
+
+// storePending stores the closed segments (and initialization segments) and refreshes
+// the live playlist when something was stored. It returns only ErrExists failures.
+func (w *Writer) storePending(ctx context.Context) error {
+	changed, existsErr, _ := storeObjects(ctx, w.cfg.Store, w.cfg.WorkDir, objects(w.segs, w.maps), w.log, false)
+	if changed {
+		w.writeLive()
+	}
+	if existsErr != nil {
+		existsErr = w.cfg.errorf("%w", existsErr)
+	}
+	return existsErr
+}
+
+// writeLive rewrites live.m3u8: an EVENT playlist of the longest stored prefix (segments
+// whose initialization segment is stored too).
+func (w *Writer) writeLive() {
+	mapStored := map[string]bool{}
+	for _, m := range w.maps {
+		mapStored[m.key] = m.stored
+	}
+	n := 0
+	for n < len(w.segs) && w.segs[n].stored && (w.segs[n].MapKey == "" || mapStored[w.segs[n].MapKey]) {
+		n++
+	}
+	if n == 0 || n == w.liveStored {
+		return
+	}
+	b := marshalPlaylist(w.segs[:n], "EVENT", false, w.cfg.SliceDuration, w.cfg.SegmentURI)
+	if err := atomicWrite(w.cfg.WorkDir, liveName, b, false); err != nil {
+		w.log.Warn("live playlist write failed", "err", err)
+		return
+	}
+	w.liveStored = n
+}
+
+// targetDuration is the ceiling of the longest EXTINF as printed (five decimals).
+func targetDuration(segs []*segState, floor time.Duration) int {
+	maxD := floor
+	for _, s := range segs {
+		maxD = max(maxD, s.Duration)
+	}
+	// Round to the printed precision (10 µs) before taking the ceiling.
+	sec := math.Round(maxD.Seconds()*1e5) / 1e5
+	return max(1, int(math.Ceil(sec)))
+}
+
+// marshalPlaylist writes a media playlist of type typ ("VOD" or "EVENT"). For EVENT
+// playlists the target duration is at least floor, so it rarely has to grow while the
+// recording runs. An #EXT-X-MAP precedes the first segment and every segment whose
+// initialization segment differs from the previous one's; a playlist with maps is version
+// 6 (RFC 8216 section 7), else version 3 (float EXTINF). The text is what gohlslib's
+// playlist.Media.Marshal writes for the same playlist, plus the per-segment maps that it
+// cannot express.
+func marshalPlaylist(segs []*segState, typ string, endlist bool, floor time.Duration,
+	uri func(key string) string) []byte {
+	if typ == "VOD" {
+		floor = 0
+	}
+	version := 3
+	for _, s := range segs {
+		if s.MapKey != "" {
+			version = 6
+		}
+	}
+	var b strings.Builder
+	b.WriteString("#EXTM3U\n#EXT-X-VERSION:" + strconv.Itoa(version) + "\n")
+	b.WriteString("#EXT-X-TARGETDURATION:" + strconv.Itoa(targetDuration(segs, floor)) + "\n")
+	b.WriteString("#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:" + typ + "\n")
+	curMap := ""
+	for _, s := range segs {
+		if s.Discontinuity {
+			b.WriteString("#EXT-X-DISCONTINUITY\n")
+		}
+		if s.MapKey != "" && s.MapKey != curMap {
+			b.WriteString("#EXT-X-MAP:URI=\"" + uri(s.MapKey) + "\"\n")
+			curMap = s.MapKey
+		}
+		b.WriteString("#EXTINF:" + strconv.FormatFloat(s.Duration.Seconds(), 'f', 5, 64) + ",\n")
+		b.WriteString(uri(s.Key) + "\n")
+	}
+	if endlist {
+		b.WriteString("#EXT-X-ENDLIST\n")
+	}
+	return []byte(b.String())
+}
+
+// RelativeURI returns the URI of the object key relative to the directory of the object
+// playlistKey, percent-encoded per path segment.
+func RelativeURI(playlistKey, key string) string {
+	dir := path.Dir(playlistKey)
+	var from []string
+	if dir != "." && dir != "/" {
+		from = strings.Split(strings.Trim(dir, "/"), "/")
+	}
+	to := strings.Split(strings.TrimLeft(key, "/"), "/")
+	common := 0
+	for common < len(from) && common < len(to)-1 && from[common] == to[common] {
+		common++
+	}
+	parts := make([]string, 0, len(from)-common+len(to)-common)
+	for range len(from) - common {
+		parts = append(parts, "..")
+	}
+	for _, p := range to[common:] {
+		parts = append(parts, url.PathEscape(p))
+	}
+	rel := strings.Join(parts, "/")
+	if first, _, _ := strings.Cut(rel, "/"); strings.Contains(first, ":") {
+		rel = "./" + rel // "a:b.ts" would read as a URI scheme
+	}
+	return rel
+}
+
+// finalizer stores a file's objects and its VOD playlist.
+type finalizer struct {
+	name       string
+	st         storage.Store
+	dir        string
+	log        logger
+	recovering bool
+	journal    func() error // journals the final state before the playlist is stored
+}
+
+func (f *finalizer) errorf(format string, args ...any) error {
+	return fmt.Errorf(f.name+": "+format, args...)
+}
+
+// run stores pending objects, then the VOD playlist under playlistKey, then removes the
+// working files.
+func (f *finalizer) run(ctx context.Context, segs []*segState, maps []*mapState, playlistKey string) (Result, error) {
+	objs := objects(segs, maps)
+	if _, existsErr, lastErr := storeObjects(ctx, f.st, f.dir, objs, f.log, f.recovering); lastErr != nil {
+		_ = f.journal()
+		if existsErr != nil {
+			return Result{}, f.errorf("%w", existsErr)
+		}
+		return Result{}, f.errorf("store segments: %w", lastErr)
+	}
+	if err := f.journal(); err != nil {
+		return Result{}, f.errorf("journal: %w", err)
+	}
+	b := marshalPlaylist(segs, "VOD", true, 0, func(key string) string { return RelativeURI(playlistKey, key) })
+	if err := atomicWrite(f.dir, playlistName, b, false); err != nil {
+		return Result{}, f.errorf("playlist: %w", err)
+	}
+	// An equal playlist already under the key was stored by an earlier attempt of this
+	// very file (the key was journaled before), so it counts as stored.
+	if err := storeChecked(ctx, f.st, playlistKey, filepath.Join(f.dir, playlistName), true); err != nil {
+		return Result{}, f.errorf("store playlist %q: %w", playlistKey, err)
+	}
+
+	res := Result{PlaylistKey: playlistKey, PlaylistBytes: int64(len(b)), Recovered: f.recovering}
+	res.Bytes = res.PlaylistBytes
+	for _, m := range maps {
+		res.Bytes += m.bytes
+	}
+	for _, s := range segs {
+		res.Segments = append(res.Segments, s.Segment)
+		res.Duration += s.Duration
+		res.Bytes += s.Bytes
+	}
+	res.Start = segs[0].Start
+	last := segs[len(segs)-1]
+	res.End = last.Start.Add(last.Duration)
+
+	removeWorkFiles(f.dir, segs, maps, "")
+	return res, nil
+}
+
+// removeWorkFiles removes the files this package creates in dir (never anything else).
+func removeWorkFiles(dir string, segs []*segState, maps []*mapState, extra string) {
+	names := []string{journalName, liveName, playlistName, journalName + tmpSuffix,
+		liveName + tmpSuffix, playlistName + tmpSuffix}
+	for _, s := range segs {
+		names = append(names, s.file)
+	}
+	for _, m := range maps {
+		names = append(names, m.file, m.file+tmpSuffix)
+	}
+	if extra != "" {
+		names = append(names, extra)
+	}
+	for _, n := range names {
+		_ = os.Remove(filepath.Join(dir, n))
+	}
+}

@@ -1,0 +1,765 @@
+package segment
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+
+	"github.com/livrec/livrec/internal/media"
+	"github.com/livrec/livrec/internal/storage"
+)
+
+// Names of the working files in Config.WorkDir.
+const (
+	journalName  = "journal.json"
+	liveName     = "live.m3u8"
+	playlistName = "playlist.m3u8"
+	tmpSuffix    = ".tmp"
+)
+
+// writeBufferSize is the bufio buffer between a muxer and a segment file.
+const writeBufferSize = 64 << 10
+
+// Errors.
+var (
+	// ErrNoMedia is returned by Finish and Recover when the file holds no complete frame:
+	// there is nothing to store, and no playlist was stored.
+	ErrNoMedia = errors.New("no media recorded")
+	// ErrNoJournal is returned by Recover when the work directory has no journal: nothing
+	// was recorded there, or the file was already finished or recovered.
+	ErrNoJournal = errors.New("no journal in work directory")
+	// ErrFinished is returned by calls on a Writer after a successful Finish.
+	ErrFinished = errors.New("writer already finished")
+	// ErrNoTracks is returned by WriteAU before the first SetTracks.
+	ErrNoTracks = errors.New("access unit before SetTracks")
+)
+
+// Config configures a Writer.
+type Config struct {
+	// Name prefixes errors and log messages ("hls", "cmaf").
+	Name string
+	// Ext is the extension of the segment working files (".ts", ".m4s").
+	Ext string
+	// SliceDuration is the target segment length. A segment is cut at the first keyframe
+	// at least this long after the segment's start.
+	SliceDuration time.Duration
+	// WorkDir is a private, existing, empty directory for this file's working data.
+	WorkDir string
+	// SegmentKey returns the object key (with extension) of segment seq (0, 1, ...) that
+	// started at wall-clock time start.
+	SegmentKey func(seq int, start time.Time) string
+	// InitKey returns the object key of initialization segment n (0, 1, ...: one per track
+	// set). Nil for formats without initialization segments (Muxer.Init is not called).
+	InitKey func(n int) string
+	// SegmentURI returns the URI of a stored object in the live playlist. Nil means the
+	// key itself.
+	SegmentURI func(key string) string
+	// Store receives the finished objects and the final playlist.
+	Store storage.Store
+	// Now is the wall clock (segment start times). Nil means time.Now.
+	Now func() time.Time
+	// Logger receives warnings. Nil discards.
+	Logger *slog.Logger
+}
+
+// Segment describes one segment of a recording file.
+type Segment struct {
+	Key           string        // object key
+	Duration      time.Duration // media duration (the EXTINF value)
+	Start         time.Time     // wall-clock time the segment's first unit was written
+	Discontinuity bool          // preceded by #EXT-X-DISCONTINUITY
+	Bytes         int64         // size of the segment object
+	MapKey        string        // object key of its initialization segment (EXT-X-MAP), if any
+}
+
+// Result describes a finished (or recovered) recording file.
+type Result struct {
+	PlaylistKey   string    // object key of the VOD playlist
+	Segments      []Segment // in playlist order
+	Duration      time.Duration
+	Bytes         int64     // segment, initialization segment and playlist bytes
+	PlaylistBytes int64     // size of the playlist object
+	Start         time.Time // wall start of the first segment
+	End           time.Time // wall start of the last segment plus its duration
+	Recovered     bool      // produced by Recover
+}
+
+// Kind indexes the tracks of a set.
+type Kind int
+
+// Track kinds.
+const (
+	Video Kind = 0
+	Audio Kind = 1
+)
+
+// Set is one set of tracks, as declared by SetTracks, with the muxer's state for it.
+type Set struct {
+	Video, Audio *media.Track
+	State        any // returned by Muxer.NewSet
+}
+
+// Lead is the kind whose units open segments and measure durations.
+func (s *Set) Lead() Kind {
+	if s.Video != nil {
+		return Video
+	}
+	return Audio
+}
+
+// Track returns the track of kind k.
+func (s *Set) Track(k Kind) *media.Track {
+	if k == Video {
+		return s.Video
+	}
+	return s.Audio
+}
+
+// End tells Muxer.End how the segment ends.
+type End struct {
+	// Next is the output time at which the next segment starts when the run continues
+	// (the lead track's next unit), or -1 when the run ends (a resume follows, Finish).
+	Next time.Duration
+	// Frame is the duration of the last frame of each kind: the last DTS delta, else a
+	// nominal value.
+	Frame [2]time.Duration
+}
+
+// Muxer is the container-specific part of a segment writer. The Writer calls it with its
+// lock held, from one goroutine at a time.
+type Muxer interface {
+	// NewSet checks that the container carries the tracks (after the common checks) and
+	// returns its per-set state.
+	NewSet(video, audio *media.Track) (any, error)
+	// Init returns the initialization segment for s, which becomes active with the unit
+	// au. It is called only when Config.InitKey is set, once per set, before Begin.
+	Init(s *Set, au *media.AccessUnit) ([]byte, error)
+	// Begin starts a segment in f. changed reports that s is not the set of the previous
+	// segment (always true for the first segment).
+	Begin(f *File, s *Set, changed bool) error
+	// Write writes au into the open segment; out is its DTS on the output timeline (the
+	// sum of the previous segments' durations plus its offset in the segment).
+	Write(f *File, s *Set, k Kind, au *media.AccessUnit, out time.Duration) error
+	// End writes what the muxer still holds for the segment.
+	End(f *File, s *Set, e End) error
+}
+
+// File is the working file of the open segment: buffered, counting.
+type File struct {
+	f  *os.File
+	bw *bufio.Writer
+	n  int64
+}
+
+// Write appends p to the segment.
+func (f *File) Write(p []byte) (int, error) {
+	n, err := f.bw.Write(p)
+	f.n += int64(n)
+	return n, err
+}
+
+// Flush hands the buffered bytes to the operating system (no fsync).
+func (f *File) Flush() error { return f.bw.Flush() }
+
+// Size returns the bytes written so far.
+func (f *File) Size() int64 { return f.n }
+
+// segState is a closed segment: complete on disk and either stored or waiting for a
+// (retried) store.
+type segState struct {
+	Segment
+	seq    int
+	file   string // base name in WorkDir
+	stored bool
+}
+
+// mapState is an initialization segment.
+type mapState struct {
+	n      int
+	key    string
+	file   string
+	bytes  int64
+	stored bool
+}
+
+// openSeg is the segment being written.
+type openSeg struct {
+	segState
+	f        *File
+	firstDTS time.Duration // input DTS of the unit that opened the segment
+	outStart time.Duration // output time of firstDTS
+	runStart bool          // first segment of a continuous run
+	// per kind: last input DTS written, and the delta to the one before
+	last  [2]time.Duration
+	delta [2]time.Duration
+	count [2]int
+}
+
+// Writer is the format-independent part of a segmented recording file: track sets,
+// segmenting, timeline, journal, storing, live and VOD playlists. Its methods are safe
+// for concurrent use.
+type Writer struct {
+	mu  sync.Mutex
+	cfg Config
+	log *slog.Logger
+	mux Muxer
+
+	active  *Set // the set the open segment uses, or the next one will
+	pending *Set // a changed set, taking effect at the next segment
+	retired *Set // the set before the last change: its late units are dropped
+	muxSet  *Set // the set of the open (or last) segment
+
+	maps        []*mapState
+	segs        []*segState // closed segments
+	cur         *openSeg
+	nextSeq     int
+	pendingDisc bool          // Discontinuity() called: the next segment starts a new run
+	doneDur     time.Duration // sum of the closed segments' durations
+	liveStored  int           // segments listed in live.m3u8
+	finished    bool
+	dropped     int64
+}
+
+// New validates cfg and returns a Writer using m. Nothing is written until the first
+// access unit that can open a segment.
+func New(cfg Config, m Muxer) (*Writer, error) {
+	if cfg.SliceDuration <= 0 {
+		return nil, cfg.errorf("SliceDuration must be positive")
+	}
+	if cfg.SegmentKey == nil {
+		return nil, cfg.errorf("SegmentKey is required")
+	}
+	if cfg.Store == nil {
+		return nil, cfg.errorf("Store is required")
+	}
+	st, err := os.Stat(cfg.WorkDir)
+	if err != nil {
+		return nil, cfg.errorf("work dir: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, cfg.errorf("work dir %s is not a directory", cfg.WorkDir)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.WorkDir, journalName)); err == nil {
+		return nil, cfg.errorf("work dir %s holds a journal: recover it first", cfg.WorkDir)
+	}
+	if cfg.SegmentURI == nil {
+		cfg.SegmentURI = func(key string) string { return key }
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Writer{cfg: cfg, log: log.With("format", cfg.Name), mux: m}, nil
+}
+
+func (c *Config) errorf(format string, args ...any) error {
+	return fmt.Errorf(c.Name+": "+format, args...)
+}
+
+// LivePlaylistPath returns the path of the live EVENT playlist. The file exists once the
+// first segment has been stored, and is removed by Finish.
+func (w *Writer) LivePlaylistPath() string {
+	return filepath.Join(w.cfg.WorkDir, liveName)
+}
+
+// SetTracks declares the tracks (either may be nil, not both). The first call must come
+// before any access unit. A later call with different parameters is a track-set change:
+// the current segment ends at the next unit that can open a segment (a keyframe of the new
+// video track, or any frame of the new audio track for audio-only), and the next segment
+// is marked #EXT-X-DISCONTINUITY. A later call with identical parameters only adopts the
+// new *Track values.
+func (w *Writer) SetTracks(video, audio *media.Track) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.finished {
+		return ErrFinished
+	}
+	if video == nil && audio == nil {
+		return w.cfg.errorf("no tracks")
+	}
+	if err := checkTracks(video, audio); err != nil {
+		return w.cfg.errorf("%w", err)
+	}
+	switch {
+	case w.active != nil && sameTrack(w.active.Video, video) && sameTrack(w.active.Audio, audio):
+		// Same parameters: keep the muxer state, adopt the new pointers, cancel any change.
+		w.active.Video, w.active.Audio = video, audio
+		w.pending = nil
+		return nil
+	}
+	state, err := w.mux.NewSet(video, audio)
+	if err != nil {
+		return err
+	}
+	set := &Set{Video: video, Audio: audio, State: state}
+	if w.active == nil {
+		w.active = set
+	} else {
+		w.pending = set
+	}
+	return nil
+}
+
+// checkTracks runs the checks common to every format.
+func checkTracks(video, audio *media.Track) error {
+	if video != nil {
+		switch video.Codec {
+		case media.H264:
+			if len(video.SPS) == 0 || len(video.PPS) == 0 {
+				return errors.New("H.264 track without SPS/PPS")
+			}
+		case media.H265:
+			if len(video.VPS) == 0 || len(video.SPS) == 0 || len(video.PPS) == 0 {
+				return errors.New("H.265 track without VPS/SPS/PPS")
+			}
+		case media.MPEG4Video:
+		default:
+			return fmt.Errorf("unsupported video codec %q", video.Codec)
+		}
+	}
+	if audio != nil && audio.Codec != media.AAC && audio.Codec != media.MP3 {
+		return fmt.Errorf("unsupported audio codec %q", audio.Codec)
+	}
+	return nil
+}
+
+// Discontinuity marks a stitched resume: the next unit that can open a segment starts a
+// new segment marked #EXT-X-DISCONTINUITY. Until a video keyframe arrives, video units are
+// dropped, and audio is dropped too (audio-only streams resume at once). Input timestamps
+// may restart: the new run is appended to the output timeline without a gap.
+func (w *Writer) Discontinuity() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cur != nil || len(w.segs) > 0 {
+		w.pendingDisc = true
+	}
+}
+
+// Duration returns the media duration recorded so far: the finished segments plus the
+// current one up to its last unit and one frame.
+func (w *Writer) Duration() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	d := w.doneDur
+	if w.cur != nil {
+		d += w.curDuration(-1, false)
+	}
+	return d
+}
+
+// WriteAU writes one access unit. Units that cannot be written yet (before the first
+// keyframe, after a resume until a keyframe, empty units, DTS going backwards) are dropped
+// and logged, not reported. Errors are returned for misuse (no SetTracks, a unit of an
+// unknown track), I/O failures, and a segment that could not be stored because its key
+// exists (storage.ErrExists; the local file is kept).
+func (w *Writer) WriteAU(au *media.AccessUnit) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.finished {
+		return ErrFinished
+	}
+	if au == nil {
+		return w.cfg.errorf("nil access unit")
+	}
+	if w.active == nil {
+		return ErrNoTracks
+	}
+	if au.Track == nil {
+		return w.cfg.errorf("access unit without track")
+	}
+	set, kind, ok := w.lookup(au.Track)
+	if !ok && w.retired != nil && (au.Track == w.retired.Video || au.Track == w.retired.Audio) {
+		w.drop("unit of a replaced track", au)
+		return nil
+	}
+	if !ok {
+		return w.cfg.errorf("access unit of a track (%s) not declared with SetTracks", au.Track.Codec)
+	}
+	if au.Size() == 0 {
+		w.drop("empty access unit", au)
+		return nil
+	}
+
+	// The set that decides where a segment may open: the pending one if a change waits.
+	eff := w.active
+	if w.pending != nil {
+		eff = w.pending
+	}
+	canOpen := set == eff && (kind == Video && au.Key || kind == Audio && eff.Video == nil)
+
+	var storeErr error
+	switch {
+	case w.cur == nil || w.pendingDisc || w.pending != nil:
+		// Waiting for a unit that opens a segment.
+		if canOpen {
+			var err error
+			storeErr, err = w.openSegment(au)
+			if err != nil {
+				return err
+			}
+			break
+		}
+		if w.cur == nil || w.pendingDisc {
+			w.drop("waiting for a keyframe", au)
+			return nil
+		}
+		// A track change is pending but the old segment continues: keep writing units
+		// the old muxer can carry.
+		if set != w.active {
+			if kind == Audio && w.active.Audio != nil && sameTrack(au.Track, w.active.Audio) {
+				set = w.active
+			} else {
+				w.drop("track changed, waiting for a keyframe", au)
+				return nil
+			}
+		}
+	default:
+		if canOpen && au.DTS-w.cur.firstDTS >= w.cfg.SliceDuration {
+			var err error
+			storeErr, err = w.openSegment(au)
+			if err != nil {
+				return err
+			}
+		}
+	}
+
+	cur := w.cur
+	if cur.count[kind] > 0 && au.DTS < cur.last[kind] {
+		w.drop("DTS going backwards", au)
+		return storeErr
+	}
+	if cur.runStart && au.DTS < cur.firstDTS {
+		// Audio decoded before the picture that opened the run: not part of the file.
+		w.drop("before the opening keyframe", au)
+		return storeErr
+	}
+	out := cur.outStart + (au.DTS - cur.firstDTS)
+	if err := w.mux.Write(cur.f, set, kind, au, out); err != nil {
+		return errors.Join(storeErr, w.cfg.errorf("write segment %d: %w", cur.seq, err))
+	}
+	if cur.count[kind] > 0 {
+		cur.delta[kind] = au.DTS - cur.last[kind]
+	}
+	cur.last[kind] = au.DTS
+	cur.count[kind]++
+	return storeErr
+}
+
+// lookup finds the set and kind au's track belongs to: by pointer, else by value against
+// the active set (a unit whose track was re-announced with equal parameters).
+func (w *Writer) lookup(t *media.Track) (*Set, Kind, bool) {
+	for _, s := range []*Set{w.active, w.pending} {
+		if s == nil {
+			continue
+		}
+		if t == s.Video {
+			return s, Video, true
+		}
+		if t == s.Audio {
+			return s, Audio, true
+		}
+	}
+	if w.active.Video != nil && sameTrack(t, w.active.Video) {
+		return w.active, Video, true
+	}
+	if w.active.Audio != nil && sameTrack(t, w.active.Audio) {
+		return w.active, Audio, true
+	}
+	return nil, 0, false
+}
+
+func (w *Writer) drop(reason string, au *media.AccessUnit) {
+	w.dropped++
+	w.log.Debug("access unit dropped", "reason", reason, "codec", au.Track.Codec,
+		"dts", au.DTS, "key", au.Key, "dropped_total", w.dropped)
+}
+
+// curDuration returns the duration of the open segment: next−first if nextFirst is a
+// usable continuation (continuous run), else last−first plus one frame of the lead track.
+// cont reports which one it is.
+func (w *Writer) curDuration(nextFirst time.Duration, continuous bool) time.Duration {
+	d, _ := w.curDurationCont(nextFirst, continuous)
+	return d
+}
+
+func (w *Writer) curDurationCont(nextFirst time.Duration, continuous bool) (time.Duration, bool) {
+	c := w.cur
+	k := w.muxSet.Lead()
+	if c.count[k] == 0 {
+		// Cannot happen (the segment was opened by a lead unit); be defensive.
+		k = 1 - k
+	}
+	last := c.last[k]
+	if continuous && nextFirst > c.firstDTS && nextFirst >= last {
+		return nextFirst - c.firstDTS, true
+	}
+	d := last - c.firstDTS + w.frameDuration(k)
+	// The end of a run (a resume follows, or the file ends): the segment lasts until the
+	// end of its last frame of either track, so that the next run's timeline starts after
+	// every unit written here (audio usually ends a little after the last picture).
+	if o := 1 - k; c.count[o] > 0 {
+		d = max(d, c.last[o]-c.firstDTS+w.frameDuration(o))
+	}
+	if d <= 0 {
+		d = time.Millisecond
+	}
+	return d, false
+}
+
+// frameDuration estimates one frame of kind k: the last DTS delta, else the nominal one.
+func (w *Writer) frameDuration(k Kind) time.Duration {
+	if d := w.cur.delta[k]; d > 0 {
+		return d
+	}
+	return NominalFrame(w.muxSet.Track(k))
+}
+
+// NominalFrame is the nominal frame duration of t: from the frame rate (video) or the
+// sample rate (audio), else a default (40 ms video, 20 ms audio).
+func NominalFrame(t *media.Track) time.Duration {
+	if t == nil {
+		return 20 * time.Millisecond
+	}
+	if t.Codec.IsVideo() {
+		if t.FrameRate > 0 {
+			return time.Duration(float64(time.Second) / t.FrameRate)
+		}
+		return 40 * time.Millisecond
+	}
+	if t.SampleRate > 0 {
+		samples := 1024
+		if t.Codec == media.MP3 {
+			samples = 1152
+		}
+		return time.Duration(samples) * time.Second / time.Duration(t.SampleRate)
+	}
+	return 20 * time.Millisecond
+}
+
+// endInfo describes how the open segment ends, for Muxer.End.
+func (w *Writer) endInfo(next time.Duration) End {
+	return End{Next: next, Frame: [2]time.Duration{w.frameDuration(Video), w.frameDuration(Audio)}}
+}
+
+// closeCurrent completes the open segment: its duration, flush, fsync, close.
+func (w *Writer) closeCurrent(nextFirst time.Duration, continuous bool) error {
+	c := w.cur
+	d, cont := w.curDurationCont(nextFirst, continuous)
+	c.Duration = d
+	next := time.Duration(-1)
+	if cont {
+		next = c.outStart + d
+	}
+	err := w.mux.End(c.f, w.muxSet, w.endInfo(next))
+	if err == nil {
+		err = c.f.Flush()
+	}
+	if err == nil {
+		err = syncFile(c.f.f)
+	}
+	if cerr := c.f.f.Close(); err == nil {
+		err = cerr
+	}
+	c.Bytes = c.f.n
+	w.doneDur += c.Duration
+	seg := c.segState
+	w.segs = append(w.segs, &seg)
+	w.cur = nil
+	if err != nil {
+		return w.cfg.errorf("complete segment %d: %w", seg.seq, err)
+	}
+	return nil
+}
+
+// openSegment closes the current segment (if any), opens the next one starting with au,
+// stores what is pending and rewrites the journal and live playlist. storeErr reports an
+// object that could not be stored because its key exists; err is fatal for this unit.
+func (w *Writer) openSegment(au *media.AccessUnit) (storeErr, err error) {
+	newRun := w.cur == nil || w.pendingDisc
+	disc := len(w.segs) > 0 || w.cur != nil
+	disc = disc && (w.pendingDisc || w.pending != nil || w.muxSet != w.active)
+	if w.cur != nil {
+		if err := w.closeCurrent(au.DTS, !w.pendingDisc); err != nil {
+			return nil, err
+		}
+	}
+	if w.pending != nil {
+		w.retired, w.active, w.pending = w.active, w.pending, nil
+	}
+	changed := w.muxSet != w.active
+	if changed && w.cfg.InitKey != nil {
+		if err := w.newInit(au); err != nil {
+			// The media until the next segment opens is lost: mark the gap.
+			w.pendingDisc = len(w.segs) > 0
+			return nil, err
+		}
+	}
+
+	seq := w.nextSeq
+	start := w.cfg.Now()
+	key := w.cfg.SegmentKey(seq, start)
+	file := fmt.Sprintf("seg%06d%s", seq, w.cfg.Ext)
+	f, err := os.OpenFile(filepath.Join(w.cfg.WorkDir, file), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		w.pendingDisc = len(w.segs) > 0
+		return nil, w.cfg.errorf("create segment: %w", err)
+	}
+	w.nextSeq++
+	c := &openSeg{
+		segState: segState{
+			Segment: Segment{Key: key, Start: start, Discontinuity: disc},
+			seq:     seq,
+			file:    file,
+		},
+		f:        &File{f: f, bw: bufio.NewWriterSize(f, writeBufferSize)},
+		firstDTS: au.DTS,
+		outStart: w.doneDur,
+		runStart: newRun,
+	}
+	if len(w.maps) > 0 {
+		c.MapKey = w.maps[len(w.maps)-1].key
+	}
+	w.cur = c
+	w.pendingDisc = false
+	w.muxSet = w.active
+	if err := w.mux.Begin(c.f, w.active, changed); err != nil {
+		return nil, w.cfg.errorf("begin segment: %w", err)
+	}
+
+	storeErr = w.storePending(context.Background())
+	if err := w.writeJournal(""); err != nil {
+		// The recording goes on; only crash recovery of this segment is at risk.
+		w.log.Error("journal write failed", "err", err)
+	}
+	return storeErr, nil
+}
+
+// newInit writes the initialization segment of the active set.
+func (w *Writer) newInit(au *media.AccessUnit) error {
+	b, err := w.mux.Init(w.active, au)
+	if err != nil {
+		return w.cfg.errorf("initialization segment: %w", err)
+	}
+	n := len(w.maps)
+	m := &mapState{n: n, key: w.cfg.InitKey(n), file: fmt.Sprintf("init%03d%s", n, w.cfg.Ext), bytes: int64(len(b))}
+	if err := atomicWrite(w.cfg.WorkDir, m.file, b, true); err != nil {
+		return w.cfg.errorf("initialization segment: %w", err)
+	}
+	w.maps = append(w.maps, m)
+	return nil
+}
+
+// Finish closes and stores the current segment, stores every object still waiting, then
+// stores the final VOD playlist (#EXT-X-PLAYLIST-TYPE:VOD ... #EXT-X-ENDLIST, URIs
+// relative to the playlist's directory) under playlistKey, and removes the working files.
+// If storing fails, the error is returned and Finish may be called again (the working
+// files are kept). ErrNoMedia means no complete frame was ever written; nothing is stored
+// and the working files are removed.
+func (w *Writer) Finish(ctx context.Context, playlistKey string) (Result, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.finished {
+		return Result{}, ErrFinished
+	}
+	if w.cur != nil {
+		if err := w.closeCurrent(-1, false); err != nil {
+			_ = w.writeJournal("")
+			return Result{}, err
+		}
+	}
+	if len(w.segs) == 0 {
+		w.finished = true
+		removeWorkFiles(w.cfg.WorkDir, nil, w.maps, "")
+		return Result{}, ErrNoMedia
+	}
+	fin := finalizer{name: w.cfg.Name, st: w.cfg.Store, dir: w.cfg.WorkDir, log: w.log,
+		journal: func() error { return w.writeJournal(playlistKey) }}
+	res, err := fin.run(ctx, w.segs, w.maps, playlistKey)
+	if err != nil {
+		return Result{}, err
+	}
+	w.finished = true
+	return res, nil
+}
+
+// Close abandons the writer without finishing: it ends and flushes the open segment file
+// but stores nothing and keeps the working directory, which Recover can turn into a stored
+// file later. Use it when the process must stop without storing.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cur == nil {
+		return nil
+	}
+	err := w.mux.End(w.cur.f, w.muxSet, w.endInfo(-1))
+	if err == nil {
+		err = w.cur.f.Flush()
+	}
+	if cerr := w.cur.f.f.Close(); err == nil {
+		err = cerr
+	}
+	w.cur = nil
+	w.finished = true
+	return err
+}
+
+// Abandon drops the writer as a crash would: the open segment file is closed without
+// writing what is still buffered in the process. Recover can then finalize the work
+// directory. It exists for crash tests.
+func (w *Writer) Abandon() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cur != nil {
+		_ = w.cur.f.f.Close()
+		w.cur = nil
+	}
+	w.finished = true
+}
+
+// sameTrack reports whether two tracks have the same codec parameters.
+func sameTrack(a, b *media.Track) bool {
+	if a == b {
+		return true
+	}
+	if a == nil || b == nil {
+		return false
+	}
+	return a.Codec == b.Codec &&
+		bytes.Equal(a.VPS, b.VPS) && bytes.Equal(a.SPS, b.SPS) && bytes.Equal(a.PPS, b.PPS) &&
+		bytes.Equal(a.VideoConfig, b.VideoConfig) && bytes.Equal(a.AudioConfig, b.AudioConfig) &&
+		a.SampleRate == b.SampleRate && a.Channels == b.Channels
+}
+
+// AACConfig returns the AudioSpecificConfig of an AAC track: parsed from AudioConfig,
+// else an AAC-LC configuration built from SampleRate and Channels.
+func AACConfig(t *media.Track) (mpeg4audio.AudioSpecificConfig, error) {
+	var cfg mpeg4audio.AudioSpecificConfig
+	err := cfg.Unmarshal(t.AudioConfig)
+	if err == nil {
+		return cfg, nil
+	}
+	if t.SampleRate <= 0 || t.Channels <= 0 {
+		return cfg, fmt.Errorf("AAC track without a usable AudioSpecificConfig: %w", err)
+	}
+	cfg = mpeg4audio.AudioSpecificConfig{
+		Type:          mpeg4audio.ObjectTypeAACLC,
+		SampleRate:    t.SampleRate,
+		ChannelConfig: uint8(t.Channels),
+	}
+	if t.Channels == 8 {
+		cfg.ChannelConfig = 7
+	}
+	return cfg, nil
+}
