@@ -48,6 +48,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/recordings", s.listRecordings)
 	mux.HandleFunc("GET /api/v1/recordings/{id}", s.getRecording)
 	mux.HandleFunc("GET /api/v1/streams", s.listStreams)
+	mux.HandleFunc("POST /api/v1/streams/{domain}/{app}/{stream}/record", s.recordCommand)
 	return mux
 }
 
@@ -210,4 +211,36 @@ func Shutdown(srv *http.Server, d time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	return srv.Shutdown(ctx)
+}
+
+// maxBody bounds JSON request bodies.
+const maxBody = 1 << 20
+
+type commandRequest struct {
+	Command string `json:"command"`
+}
+
+// recordCommand runs a manual recording command: POST
+// /api/v1/streams/{domain}/{app}/{stream}/record {"command": "start"|"stop"|"cancel_delay"|"restart"}.
+func (s *Server) recordCommand(w http.ResponseWriter, r *http.Request) {
+	var req commandRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "command", "body: want {\"command\": \"start\"|\"stop\"|\"cancel_delay\"|\"restart\"}: "+err.Error())
+		return
+	}
+	err := s.Manager.Command(r.Context(), r.PathValue("domain"), r.PathValue("app"), r.PathValue("stream"), req.Command)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, map[string]string{"command": req.Command, "status": "ok"})
+	case errors.Is(err, record.ErrUnknownCommand):
+		writeError(w, http.StatusBadRequest, "command", err.Error())
+	case errors.Is(err, record.ErrNoRule):
+		writeError(w, http.StatusNotFound, "", err.Error())
+	case errors.Is(err, record.ErrTaskAlreadyStarted), errors.Is(err, record.ErrTaskNotStarted), errors.Is(err, record.ErrStreamNotLive):
+		writeError(w, http.StatusConflict, "", err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, "", err.Error())
+	}
 }

@@ -40,8 +40,28 @@ type Config struct {
 	Now      func() time.Time
 	// LiveURI maps a stored object key to the URI used in live (in-progress) playlists.
 	LiveURI func(key string) string
-	// OnEvent receives every event after it was logged (callbacks hook in here).
+	// OnEvent receives every event after it was logged (callbacks hook in here). It must
+	// not block.
 	OnEvent func(Event)
+	// AskOnDemand asks the user's system whether to record a publish (onDemand 1). Nil:
+	// such publishes are not recorded.
+	AskOnDemand func(ctx context.Context, q OnDemandQuery) (OnDemandAnswer, error)
+}
+
+// OnDemandQuery is what the on-demand callback is told about a publish.
+type OnDemandQuery struct {
+	Domain, App, Stream string
+	Codec               string // video codec (h264, h265, mpeg4), or the audio codec
+	VideoKbps           int
+}
+
+// OnDemandAnswer is the user's decision: formats (lower case; nil = the rule's) are
+// intersected with the rule's, intervals (seconds, by "mp4", "flv", "m3u8") override the
+// cycle of those formats (m3u8's also applies to cmaf).
+type OnDemandAnswer struct {
+	NeedRecord bool
+	Formats    []string
+	Intervals  map[string]int
 }
 
 // StreamKey identifies a stream: at most one live publisher and one task per key.
@@ -157,18 +177,24 @@ func (m *Manager) Publish(req *rtmp.PublishRequest) (rtmp.Session, error) {
 	}
 	s := newSession(m, key, req)
 	if t, ok := m.tasks[key]; ok {
-		// A paused task within its stitch window: the recording continues.
-		t.resume(s)
-	} else if rule, ok := m.rules.Load().Match(domain, req.App, req.Stream); ok {
-		rec, why := decide(rule, req.Args)
-		if rec {
-			t, err := m.newTask(key, rule, s)
-			if err != nil {
-				m.cfg.Logger.Error("cannot start recording task", "stream", key.String(), "err", err)
-			} else {
-				m.tasks[key] = t
-			}
+		if t.resume(s) {
+			// A paused task within its stitch window: the recording continues.
+			s.attach(t)
 		} else {
+			m.cfg.Logger.Info("publish not recorded", "stream", key.String(),
+				"reason", "the stream's task was stopped by a command: only a start command resumes it")
+		}
+	} else if rule, ok := m.rules.Load().Match(domain, req.App, req.Stream); ok {
+		switch rec, why := decide(rule, req.Args); {
+		case rule.OnDemand == rules.OnDemandCallback && m.cfg.AskOnDemand != nil:
+			s.keepAll = true // keep the media until the answer arrives
+			m.wg.Add(1)
+			go m.askOnDemand(s, rule)
+		case rec:
+			if err := m.startTask(key, rule, s, false); err != nil {
+				m.cfg.Logger.Error("cannot start recording task", "stream", key.String(), "err", err)
+			}
+		default:
 			m.cfg.Logger.Info("publish not recorded", "stream", key.String(), "reason", why)
 		}
 	} else {
@@ -199,9 +225,24 @@ func decide(rule *rules.Rule, args url.Values) (bool, string) {
 		return true, "onDemand 2: record_config"
 	case 7:
 		return false, "onDemand 7: manual recording only"
+	case 1:
+		return false, "onDemand 1: no on-demand callback is configured"
 	default:
-		return false, fmt.Sprintf("onDemand %d: start mode not available in this build", rule.OnDemand)
+		return false, fmt.Sprintf("onDemand %d: unknown start mode", rule.OnDemand)
 	}
+}
+
+// startTask creates a task for the live publish s and attaches it (with the media the
+// session buffered). Called with m.mu held.
+func (m *Manager) startTask(key StreamKey, rule *rules.Rule, s *session, manual bool) error {
+	t, err := m.newTask(key, rule, s)
+	if err != nil {
+		return err
+	}
+	t.manual = manual
+	m.tasks[key] = t
+	s.attach(t)
+	return nil
 }
 
 // publishEnded is called by a session when its publish ends.
@@ -256,33 +297,47 @@ func (m *Manager) Shutdown(ctx context.Context) {
 
 // StreamInfo describes a live publish for the API.
 type StreamInfo struct {
-	Domain    string    `json:"domain"`
-	App       string    `json:"app"`
-	Stream    string    `json:"stream"`
-	Since     time.Time `json:"since"`
-	Recording bool      `json:"recording"`
-	TaskID    string    `json:"taskId,omitempty"`
-	Video     string    `json:"videoCodec,omitempty"`
-	Audio     string    `json:"audioCodec,omitempty"`
-	BytesIn   int64     `json:"bytesIn"`
+	Domain    string      `json:"domain"`
+	App       string      `json:"app"`
+	Stream    string      `json:"stream"`
+	Since     time.Time   `json:"since"`
+	State     string      `json:"state"` // recording, paused (stopped by a command), or "" (not recorded)
+	Recording bool        `json:"recording"`
+	TaskID    string      `json:"taskId,omitempty"`
+	Rule      *rules.Rule `json:"rule,omitempty"` // the rule the task started with
+	Video     string      `json:"videoCodec,omitempty"`
+	Audio     string      `json:"audioCodec,omitempty"`
+	Bitrate   int64       `json:"videoBitrate"` // bit/s, measured
+	BytesIn   int64       `json:"bytesIn"`
 }
 
 // Streams lists the live publishes.
 func (m *Manager) Streams() []StreamInfo {
 	m.mu.Lock()
-	out := make([]StreamInfo, 0, len(m.live))
+	type entry struct {
+		k StreamKey
+		s *session
+		t *Task
+	}
+	var live []entry
 	for k, s := range m.live {
-		si := StreamInfo{Domain: k.Domain, App: k.App, Stream: k.Stream, Since: s.since, BytesIn: s.bytesIn.Load()}
-		if t := m.tasks[k]; t != nil {
-			si.Recording = true
-			si.TaskID = t.id
-		}
-		if v, a := s.codecs(); v != "" || a != "" {
-			si.Video, si.Audio = v, a
+		live = append(live, entry{k, s, m.tasks[k]})
+	}
+	m.mu.Unlock()
+	out := make([]StreamInfo, 0, len(live))
+	for _, e := range live {
+		st := e.s.state()
+		si := StreamInfo{Domain: e.k.Domain, App: e.k.App, Stream: e.k.Stream, Since: e.s.since, BytesIn: e.s.bytesIn.Load(),
+			Video: st.video, Audio: st.audio, Bitrate: st.bitrate}
+		if t := e.t; t != nil {
+			t.mu.Lock()
+			si.State, si.TaskID, si.Recording = t.state, t.id, t.state == catalog.TaskRecording
+			r := t.rule
+			si.Rule = &r
+			t.mu.Unlock()
 		}
 		out = append(out, si)
 	}
-	m.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Since.Before(out[j].Since) })
 	return out
 }

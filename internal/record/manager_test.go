@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/livrec/livrec/internal/catalog"
+	"github.com/livrec/livrec/internal/flv"
 	"github.com/livrec/livrec/internal/rtmp"
 	"github.com/livrec/livrec/internal/rules"
 )
@@ -85,4 +86,88 @@ func TestStartModes(t *testing.T) {
 		m.closed = false // Shutdown refuses further publishes; reopen for the next case
 		m.mu.Unlock()
 	}
+}
+
+// TestManualCommands: onDemand 7 records nothing until start; start begins at the last
+// keyframe already received; stop pauses; start resumes; restart and cancel_delay
+// generate files now.
+func TestManualCommands(t *testing.T) {
+	ctx := context.Background()
+	m := newTestManager(t, []rules.Rule{{DomainName: "*", AppName: "*", OnDemand: rules.OnDemandManual,
+		RecordFormats: []rules.RecordFormat{{Format: rules.M3U8}, {Format: rules.FLV}}}})
+	tags := readTags(t, "../media/testdata/h264_aac.flv")
+	s, err := m.Publish(&rtmp.PublishRequest{App: "live", Stream: "m", Domain: "d", Args: url.Values{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := func(c string) error { return m.Command(ctx, "d", "live", "m", c) }
+	if err := cmd("stop"); !errors.Is(err, ErrTaskNotStarted) {
+		t.Fatalf("stop without a task: %v", err)
+	}
+	if err := m.Command(ctx, "d", "live", "other", "start"); !errors.Is(err, ErrStreamNotLive) {
+		t.Fatalf("start on a stream that is not live: %v", err)
+	}
+	if err := cmd("pause"); !errors.Is(err, ErrUnknownCommand) {
+		t.Fatalf("unknown command: %v", err)
+	}
+	half := len(tags) / 2
+	for _, tag := range tags[:half] {
+		s.Tag(tag)
+	}
+	if st := m.Streams(); st[0].Recording {
+		t.Fatalf("onDemand 7 recorded without a command: %+v", st)
+	}
+	if err := cmd("start"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd("start"); !errors.Is(err, ErrTaskAlreadyStarted) {
+		t.Fatalf("second start: %v", err)
+	}
+	for _, tag := range tags[half:] {
+		s.Tag(tag)
+	}
+	if err := cmd("restart"); err != nil {
+		t.Fatal(err)
+	}
+	files := func(status string) []catalog.File {
+		fs, err := m.cfg.Catalog.ListFiles(ctx, catalog.FileQuery{Stream: "m", Status: status})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fs
+	}
+	done := files(catalog.FileDone)
+	if len(done) != 2 {
+		t.Fatalf("restart should generate the m3u8 and flv files, got %+v", done)
+	}
+	// The recording began at the last keyframe before the start command, not at the next.
+	var lastKey, lastTS uint32
+	for i, tag := range tags {
+		if tag.Type == flv.TagVideo && len(tag.Body) > 1 && tag.Body[0]>>4 == 1 && tag.Body[1] == 1 && i < half {
+			lastKey = tag.Timestamp
+		}
+		lastTS = max(lastTS, tag.Timestamp)
+	}
+	want := float64(lastTS-lastKey) / 1000
+	for _, f := range done {
+		if f.Duration < want {
+			t.Fatalf("%s recorded %.3f s: it should start at the keyframe before the command (%.3f s of media)", f.Format, f.Duration, want)
+		}
+	}
+	if err := cmd("stop"); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Streams(); st[0].State != catalog.TaskPaused {
+		t.Fatalf("after stop: %+v", st)
+	}
+	if err := cmd("start"); err != nil {
+		t.Fatalf("start after stop: %v", err)
+	}
+	if err := cmd("cancel_delay"); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Streams(); st[0].Recording || st[0].TaskID != "" {
+		t.Fatalf("after cancel_delay the stream is live but not recorded: %+v", st)
+	}
+	s.Close(nil)
 }

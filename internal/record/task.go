@@ -52,6 +52,9 @@ type Task struct {
 	lastDTS    time.Duration
 
 	outs []*output
+
+	manual  bool // started by a command: a re-push after a cut does not resume it
+	stopped bool // paused by a stop command: only a start command resumes it
 }
 
 // output is one record format of the task: its open file and the next file sequence.
@@ -83,7 +86,6 @@ func (m *Manager) newTask(key StreamKey, rule *rules.Rule, s *session) (*Task, e
 		State: catalog.TaskRecording, Rule: string(ruleJSON), StartedAt: now, UpdatedAt: now}); err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
-	s.setTask(t)
 	m.cfg.Metrics.ActiveTasks.WithLabelValues(catalog.TaskRecording).Inc()
 	m.emit(t.event(EventStarted))
 	return t, nil
@@ -309,12 +311,20 @@ func (t *Task) stopTimer() {
 
 // resume attaches a new publish within the stitch window: PAUSED → RECORDING. The
 // files continue: the timeline goes on after the last access unit and segment formats
-// mark a discontinuity. Called with Manager.mu held.
-func (t *Task) resume(s *session) {
+// mark a discontinuity. It refuses (false) a task that a command stopped, or a manual
+// task whose stream was cut, unless force (a start command). Called with Manager.mu
+// held; the caller then attaches the session.
+func (t *Task) resume(s *session) bool { return t.resumeWith(s, false) }
+
+func (t *Task) resumeWith(s *session, force bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if !force && (t.stopped || t.manual) {
+		return false
+	}
 	t.stopTimer()
 	t.gen++
+	t.stopped = false
 	t.pub = s
 	t.pushArgs = s.req.Args
 	t.srcVideo, t.srcAudio = nil, nil
@@ -325,12 +335,12 @@ func (t *Task) resume(s *session) {
 			o.cur.w.Discontinuity()
 		}
 	}
-	s.setTask(t)
 	if t.state == catalog.TaskPaused {
 		t.setState(catalog.TaskPaused, catalog.TaskRecording)
 		t.state = catalog.TaskRecording
 		t.m.emit(t.event(EventResumed))
 	}
+	return true
 }
 
 func (t *Task) pausedAt(gen uint64) bool {

@@ -1,0 +1,213 @@
+package record
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/livrec/livrec/internal/catalog"
+	"github.com/livrec/livrec/internal/rules"
+)
+
+// Manual recording commands (RealTimeRecordCommand in the cloud API).
+const (
+	CommandStart       = "start"
+	CommandStop        = "stop"
+	CommandCancelDelay = "cancel_delay"
+	CommandRestart     = "restart"
+)
+
+// Command errors; the API maps them to its codes.
+var (
+	ErrTaskAlreadyStarted = errors.New("TaskAlreadyStarted: the stream is already being recorded")
+	ErrTaskNotStarted     = errors.New("TaskNotStarted: the stream has no recording task")
+	ErrStreamNotLive      = errors.New("StreamNotLive: the stream is not being published")
+	ErrNoRule             = errors.New("NoRecordConfig: no recording rule matches the stream")
+	ErrUnknownCommand     = errors.New("InvalidCommand: command must be start, stop, cancel_delay or restart")
+)
+
+// onDemandTimeout bounds the whole on-demand decision (the HTTP client has its own).
+const onDemandTimeout = 10 * time.Second
+
+// Command runs a manual recording command on a stream key (design.md "Task states"):
+//   - start: record the live stream now, from the last keyframe already received
+//     (a task a stop command paused resumes; error if already recording);
+//   - stop: pause the task like a stream cut; its files are generated when the stitch
+//     window expires;
+//   - cancel_delay: end the task now: its files are generated immediately;
+//   - restart: generate the open files now; new files begin at the next keyframe.
+func (m *Manager) Command(ctx context.Context, domain, app, stream, cmd string) error {
+	key := StreamKey{strings.ToLower(domain), app, stream}
+	m.mu.Lock()
+	s, t := m.live[key], m.tasks[key]
+	switch cmd {
+	case CommandStart:
+		defer m.mu.Unlock()
+		if s == nil {
+			return ErrStreamNotLive
+		}
+		if t != nil {
+			if t.recording() {
+				return ErrTaskAlreadyStarted
+			}
+			t.resumeWith(s, true)
+			s.attach(t)
+			return nil
+		}
+		rule, ok := m.rules.Load().Match(key.Domain, app, stream)
+		if !ok {
+			return ErrNoRule
+		}
+		return m.startTask(key, rule, s, true)
+	case CommandStop:
+		defer m.mu.Unlock()
+		if t == nil || !t.recording() {
+			return ErrTaskNotStarted
+		}
+		if s != nil {
+			s.detach(t)
+		}
+		t.stop()
+		return nil
+	case CommandCancelDelay:
+		if t == nil {
+			m.mu.Unlock()
+			return ErrTaskNotStarted
+		}
+		delete(m.tasks, key)
+		if s != nil {
+			s.detach(t)
+		}
+		m.mu.Unlock()
+		t.end(ctx, "cancel_delay command")
+		return nil
+	case CommandRestart:
+		if t == nil || !t.recording() {
+			m.mu.Unlock()
+			err := m.Command(ctx, domain, app, stream, CommandStart)
+			if errors.Is(err, ErrTaskAlreadyStarted) { // started meanwhile
+				return m.Command(ctx, domain, app, stream, CommandRestart)
+			}
+			return err
+		}
+		m.mu.Unlock()
+		t.restart(ctx)
+		return nil
+	default:
+		m.mu.Unlock()
+		return fmt.Errorf("%w (got %q)", ErrUnknownCommand, cmd)
+	}
+}
+
+func (t *Task) recording() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.state == catalog.TaskRecording
+}
+
+// stop pauses the task on a command while the stream may still be live.
+func (t *Task) stop() {
+	t.mu.Lock()
+	pub := t.pub
+	t.stopped = true
+	t.mu.Unlock()
+	t.pause(pub)
+}
+
+// restart generates the open files; the next ones open at the next keyframe.
+func (t *Task) restart(ctx context.Context) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, o := range t.outs {
+		t.finishFile(ctx, o)
+	}
+}
+
+// askOnDemand puts the on-demand question for a publish (onDemand 1) and starts the task
+// if the answer is yes. The session keeps the media meanwhile.
+func (m *Manager) askOnDemand(s *session, rule *rules.Rule) {
+	defer m.wg.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), onDemandTimeout)
+	defer cancel()
+	// Wait (briefly) for the tracks and a first bitrate estimate.
+	wait := time.NewTimer(2 * time.Second)
+	select {
+	case <-wait.C:
+	case <-s.closed:
+		wait.Stop()
+		return
+	}
+	st := s.state()
+	codec := st.video
+	if codec == "" {
+		codec = st.audio
+	}
+	q := OnDemandQuery{Domain: s.key.Domain, App: s.key.App, Stream: s.key.Stream, Codec: codec, VideoKbps: s.videoKbps()}
+	ans, err := m.cfg.AskOnDemand(ctx, q)
+	log := m.cfg.Logger.With("stream", s.key.String())
+	reason := ""
+	var r rules.Rule
+	switch {
+	case err != nil:
+		reason = "on-demand callback failed: " + err.Error()
+	case !ans.NeedRecord:
+		reason = "on-demand callback answered NeedRecord false"
+	default:
+		r = applyAnswer(*rule, ans)
+		if len(r.RecordFormats) == 0 {
+			reason = fmt.Sprintf("on-demand callback formats %v share none with the rule's", ans.Formats)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.live[s.key] != s || m.closed {
+		return // the publish ended meanwhile
+	}
+	if reason != "" {
+		log.Info("publish not recorded", "reason", reason)
+		s.mu.Lock()
+		s.keepAll = false
+		s.mu.Unlock()
+		return
+	}
+	if _, busy := m.tasks[s.key]; busy {
+		return
+	}
+	log.Info("on-demand callback: recording", "formats", formatNames(r), "codec", q.Codec, "vbitrate", q.VideoKbps)
+	if err := m.startTask(s.key, &r, s, false); err != nil {
+		log.Error("cannot start recording task", "err", err)
+	}
+}
+
+// applyAnswer intersects the rule's formats with the answer's and applies its intervals.
+func applyAnswer(r rules.Rule, ans OnDemandAnswer) rules.Rule {
+	var out []rules.RecordFormat
+	for _, rf := range r.RecordFormats {
+		if ans.Formats != nil && !slices.ContainsFunc(ans.Formats, func(f string) bool { return strings.EqualFold(f, string(rf.Format)) }) {
+			continue
+		}
+		name := string(rf.Format)
+		if rf.Format == rules.CMAF {
+			name = "m3u8"
+		}
+		for k, v := range ans.Intervals {
+			if strings.EqualFold(k, name) && v > 0 {
+				rf.CycleDuration = v
+			}
+		}
+		out = append(out, rf)
+	}
+	r.RecordFormats = out
+	return r
+}
+
+func formatNames(r rules.Rule) []string {
+	var n []string
+	for _, rf := range r.RecordFormats {
+		n = append(n, string(rf.Format))
+	}
+	return n
+}
