@@ -185,24 +185,56 @@ func (m *Manager) Publish(req *rtmp.PublishRequest) (rtmp.Session, error) {
 				"reason", "the stream's task was stopped by a command: only a start command resumes it")
 		}
 	} else if rule, ok := m.rules.Load().Match(domain, req.App, req.Stream); ok {
-		switch rec, why := decide(rule, req.Args); {
-		case rule.OnDemand == rules.OnDemandCallback && m.cfg.AskOnDemand != nil:
-			s.keepAll = true // keep the media until the answer arrives
-			m.wg.Add(1)
-			go m.askOnDemand(s, rule)
-		case rec:
-			if err := m.startTask(key, rule, s, false); err != nil {
-				m.cfg.Logger.Error("cannot start recording task", "stream", key.String(), "err", err)
-			}
-		default:
-			m.cfg.Logger.Info("publish not recorded", "stream", key.String(), "reason", why)
-		}
+		m.decideAndStart(s, rule)
 	} else {
 		m.cfg.Logger.Info("publish not recorded", "stream", key.String(), "reason", "no rule matches")
 	}
 	m.live[key] = s
 	m.cfg.Metrics.LiveStreams.Inc()
 	return s, nil
+}
+
+// decideAndStart applies the rule's time window and start mode to a live publish.
+// Called with m.mu held.
+func (m *Manager) decideAndStart(s *session, rule *rules.Rule) {
+	key := s.key
+	in, edge := rule.InWindow(m.cfg.Now())
+	if !in {
+		if edge.IsZero() {
+			m.cfg.Logger.Info("publish not recorded", "stream", key.String(), "reason", "the rule's time window has ended")
+			return
+		}
+		m.cfg.Logger.Info("publish not recorded yet", "stream", key.String(), "reason", "before the rule's time window", "start", edge)
+		s.after(edge.Sub(m.cfg.Now()), func() {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if m.live[key] == s && m.tasks[key] == nil && !m.closed {
+				m.decideAndStart(s, rule)
+			}
+		})
+		return
+	}
+	if !edge.IsZero() {
+		// The window closes: the task ends and its files are generated.
+		s.after(edge.Sub(m.cfg.Now()), func() {
+			m.cfg.Logger.Info("the rule's time window ended", "stream", key.String())
+			m.Command(context.Background(), key.Domain, key.App, key.Stream, CommandCancelDelay)
+		})
+	}
+	switch rec, why := decide(rule, s.req.Args); {
+	case rule.OnDemand == rules.OnDemandCallback && m.cfg.AskOnDemand != nil:
+		s.mu.Lock()
+		s.keepAll = true // keep the media until the answer arrives
+		s.mu.Unlock()
+		m.wg.Add(1)
+		go m.askOnDemand(s, rule)
+	case rec:
+		if err := m.startTask(key, rule, s, false); err != nil {
+			m.cfg.Logger.Error("cannot start recording task", "stream", key.String(), "err", err)
+		}
+	default:
+		m.cfg.Logger.Info("publish not recorded", "stream", key.String(), "reason", why)
+	}
 }
 
 // decide applies the rule's start mode (design.md "Start decisions").

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/livrec/livrec/internal/catalog"
 	"github.com/livrec/livrec/internal/flv"
@@ -168,6 +169,43 @@ func TestManualCommands(t *testing.T) {
 	}
 	if st := m.Streams(); st[0].Recording || st[0].TaskID != "" {
 		t.Fatalf("after cancel_delay the stream is live but not recorded: %+v", st)
+	}
+	s.Close(nil)
+}
+
+// TestTimeWindow: a stream-level rule with a window records only inside it: nothing
+// before startTime, a task from startTime on, and the file generated at endTime.
+func TestTimeWindow(t *testing.T) {
+	ctx := context.Background()
+	start := time.Now().Add(300 * time.Millisecond)
+	end := start.Add(700 * time.Millisecond)
+	m := newTestManager(t, []rules.Rule{{DomainName: "d", AppName: "live", StreamName: "w", StartTime: &start, EndTime: &end,
+		RecordFormats: []rules.RecordFormat{{Format: rules.FLV}}}})
+	s, err := m.Publish(&rtmp.PublishRequest{App: "live", Stream: "w", Domain: "d", Args: url.Values{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags := readTags(t, "../media/testdata/h264_aac.flv")
+	for _, tag := range tags[:20] {
+		s.Tag(tag)
+	}
+	if st := m.Streams(); st[0].Recording {
+		t.Fatal("recording before the window")
+	}
+	time.Sleep(time.Until(start) + 100*time.Millisecond)
+	if st := m.Streams(); !st[0].Recording {
+		t.Fatalf("not recording inside the window: %+v", st)
+	}
+	for _, tag := range tags[20:] {
+		s.Tag(tag)
+	}
+	time.Sleep(time.Until(end) + 200*time.Millisecond)
+	if st := m.Streams(); st[0].Recording {
+		t.Fatal("still recording after the window")
+	}
+	fs, _ := m.cfg.Catalog.ListFiles(ctx, catalog.FileQuery{Stream: "w", Status: catalog.FileDone})
+	if len(fs) != 1 {
+		t.Fatalf("want the file generated at the window's end, got %+v", fs)
 	}
 	s.Close(nil)
 }

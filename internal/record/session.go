@@ -49,8 +49,23 @@ type session struct {
 	lastDTS      time.Duration
 	haveDTS      bool
 
+	timers []*time.Timer // time-window edges, stopped when the publish ends
+
 	closeOnce sync.Once
 	closed    chan struct{}
+}
+
+// after runs f after d unless the publish has ended by then.
+func (s *session) after(d time.Duration, f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.timers = append(s.timers, time.AfterFunc(d, func() {
+		select {
+		case <-s.closed:
+		default:
+			f()
+		}
+	}))
 }
 
 func newSession(m *Manager, key StreamKey, req *rtmp.PublishRequest) *session {
@@ -141,6 +156,11 @@ func (s *session) Close(err error) {
 	s.closeOnce.Do(func() {
 		s.dem.Flush()
 		close(s.closed)
+		s.mu.Lock()
+		for _, t := range s.timers {
+			t.Stop()
+		}
+		s.mu.Unlock()
 		s.m.publishEnded(s)
 	})
 }

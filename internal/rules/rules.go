@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/livrec/livrec/internal/keytemplate"
 )
@@ -128,12 +129,43 @@ type Rule struct {
 	OnDemand int `yaml:"onDemand" json:"onDemand"`
 	// RecordFormats are the outputs, at most one per format.
 	RecordFormats []RecordFormat `yaml:"recordFormats" json:"recordFormats"`
+	// StartTime and EndTime (RFC 3339) restrict a stream-level rule to a time window:
+	// a publish is recorded only inside [StartTime, EndTime). At most MaxWindow apart.
+	StartTime *time.Time `yaml:"startTime,omitempty" json:"startTime,omitempty"`
+	EndTime   *time.Time `yaml:"endTime,omitempty" json:"endTime,omitempty"`
+}
+
+// MaxWindow is the longest recording window of a rule (startTime to endTime).
+const MaxWindow = 7 * 24 * time.Hour
+
+// InWindow reports whether t is inside the rule's time window (always, without one),
+// and the next window edge after t (zero if none): the start if t is before it, else
+// the end.
+func (r *Rule) InWindow(t time.Time) (bool, time.Time) {
+	if r.StartTime != nil && t.Before(*r.StartTime) {
+		return false, *r.StartTime
+	}
+	if r.EndTime != nil {
+		if !t.Before(*r.EndTime) {
+			return false, time.Time{}
+		}
+		return true, *r.EndTime
+	}
+	return true, time.Time{}
 }
 
 // Clone returns a deep copy of r.
 func (r *Rule) Clone() *Rule {
 	c := *r
 	c.RecordFormats = slices.Clone(r.RecordFormats)
+	if r.StartTime != nil {
+		st := *r.StartTime
+		c.StartTime = &st
+	}
+	if r.EndTime != nil {
+		et := *r.EndTime
+		c.EndTime = &et
+	}
 	return &c
 }
 
@@ -199,6 +231,20 @@ func (r *Rule) Validate() error {
 		es.add("onDemand", fmt.Sprintf("%d is not one of 0, 1, 2, 7", r.OnDemand))
 	}
 
+	if r.StartTime != nil || r.EndTime != nil {
+		field := "startTime"
+		if r.StartTime == nil {
+			field = "endTime"
+		}
+		switch {
+		case r.StreamName == Wildcard:
+			es.add(field, "a time window is only allowed on a stream-level rule (a specific streamName)")
+		case r.StartTime != nil && r.EndTime != nil && !r.EndTime.After(*r.StartTime):
+			es.add("endTime", fmt.Sprintf("%s is not after startTime %s", r.EndTime.Format(time.RFC3339), r.StartTime.Format(time.RFC3339)))
+		case r.StartTime != nil && r.EndTime != nil && r.EndTime.Sub(*r.StartTime) > MaxWindow:
+			es.add("endTime", fmt.Sprintf("the window %s–%s is longer than 7 days", r.StartTime.Format(time.RFC3339), r.EndTime.Format(time.RFC3339)))
+		}
+	}
 	if len(r.RecordFormats) == 0 {
 		es.add("recordFormats", "at least one format is required")
 	}

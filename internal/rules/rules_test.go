@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // valid returns a rule that passes validation; tests change one thing at a time.
@@ -83,12 +84,26 @@ func TestValidateOK(t *testing.T) {
 	}
 }
 
+var winStart = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+
 func TestValidateErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		mod  func(*Rule)
 		want []string // every line of the error, in order
 	}{
+		{"window on a wildcard stream", func(r *Rule) { st := winStart; r.StreamName = "*"; r.StartTime = &st },
+			[]string{"startTime: a time window is only allowed on a stream-level rule (a specific streamName)"}},
+		{"window end before start", func(r *Rule) {
+			st, et := winStart, winStart.Add(-time.Hour)
+			r.StreamName, r.StartTime, r.EndTime = "s1", &st, &et
+		},
+			[]string{"endTime: 2026-11-30T23:00:00Z is not after startTime 2026-12-01T00:00:00Z"}},
+		{"window over 7 days", func(r *Rule) {
+			st, et := winStart, winStart.Add(7*24*time.Hour+time.Second)
+			r.StreamName, r.StartTime, r.EndTime = "s1", &st, &et
+		},
+			[]string{"endTime: the window 2026-12-01T00:00:00Z–2026-12-08T00:00:01Z is longer than 7 days"}},
 		{"delay below", func(r *Rule) { r.DelayTime = 14 },
 			[]string{"delayTime: 14 is out of range (allowed 15–21600 seconds)"}},
 		{"delay above", func(r *Rule) { r.DelayTime = 21601 },
