@@ -21,12 +21,14 @@ import (
 
 	"github.com/livrec/livrec/internal/catalog"
 	"github.com/livrec/livrec/internal/metrics"
+	"github.com/livrec/livrec/internal/recindex"
 	"github.com/livrec/livrec/internal/record"
 	"github.com/livrec/livrec/internal/storage"
 )
 
 // Server holds what the handlers need.
 type Server struct {
+	WorkDir string // scratch space for files the API creates (index playlists)
 	Catalog *catalog.Catalog
 	Store   storage.Store
 	Manager *record.Manager
@@ -47,6 +49,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /live/{id}", s.serveLive)
 	mux.HandleFunc("GET /api/v1/recordings", s.listRecordings)
 	mux.HandleFunc("GET /api/v1/recordings/{id}", s.getRecording)
+	mux.HandleFunc("GET /api/v1/recording-content", s.recordingContent)
+	mux.HandleFunc("POST /api/v1/streams/{domain}/{app}/{stream}/index", s.createIndex)
 	mux.HandleFunc("GET /api/v1/streams", s.listStreams)
 	mux.HandleFunc("POST /api/v1/streams/{domain}/{app}/{stream}/record", s.recordCommand)
 	return mux
@@ -240,6 +244,79 @@ func (s *Server) recordCommand(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "", err.Error())
 	case errors.Is(err, record.ErrTaskAlreadyStarted), errors.Is(err, record.ErrTaskNotStarted), errors.Is(err, record.ErrStreamNotLive):
 		writeError(w, http.StatusConflict, "", err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, "", err.Error())
+	}
+}
+
+// recordingContent lists the recording sessions (tasks) of a stream in a time range:
+// GET /api/v1/recording-content?domain=&app=&stream=&from=&to=&order=&limit=&offset=
+func (s *Server) recordingContent(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	tq := catalog.TaskQuery{Domain: q.Get("domain"), App: q.Get("app"), Stream: q.Get("stream"), Desc: q.Get("order") == "desc"}
+	var err error
+	if tq.From, err = parseTime(q.Get("from")); err != nil {
+		writeError(w, http.StatusBadRequest, "from", "from: want RFC 3339 time or Unix seconds")
+		return
+	}
+	if tq.To, err = parseTime(q.Get("to")); err != nil {
+		writeError(w, http.StatusBadRequest, "to", "to: want RFC 3339 time or Unix seconds")
+		return
+	}
+	if v := q.Get("limit"); v != "" {
+		if tq.Limit, err = strconv.Atoi(v); err != nil || tq.Limit < 1 || tq.Limit > 1000 {
+			writeError(w, http.StatusBadRequest, "limit", "limit: want an integer 1–1000")
+			return
+		}
+	}
+	if v := q.Get("offset"); v != "" {
+		if tq.Offset, err = strconv.Atoi(v); err != nil || tq.Offset < 0 {
+			writeError(w, http.StatusBadRequest, "offset", "offset: want an integer ≥ 0")
+			return
+		}
+	}
+	tasks, err := s.Catalog.ListTasks(r.Context(), tq)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"content": tasks})
+}
+
+type indexRequest struct {
+	StartTime       time.Time `json:"startTime"`
+	EndTime         time.Time `json:"endTime"`
+	ObjectKey       string    `json:"objectKey"`
+	EndTimeIncluded bool      `json:"endTimeIncluded"`
+}
+
+// createIndex builds a new m3u8 over a time window from the stored TS segments:
+// POST /api/v1/streams/{domain}/{app}/{stream}/index {"startTime","endTime","objectKey","endTimeIncluded"}.
+func (s *Server) createIndex(w http.ResponseWriter, r *http.Request) {
+	var req indexRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "", "body: want {\"startTime\": RFC 3339, \"endTime\": RFC 3339, \"objectKey\"?, \"endTimeIncluded\"?}: "+err.Error())
+		return
+	}
+	if req.StartTime.IsZero() || req.EndTime.IsZero() {
+		writeError(w, http.StatusBadRequest, "startTime", "startTime and endTime are required (RFC 3339)")
+		return
+	}
+	f, err := recindex.Create(r.Context(), s.Catalog, s.Store, s.WorkDir, recindex.Request{Domain: r.PathValue("domain"),
+		App: r.PathValue("app"), Stream: r.PathValue("stream"), Start: req.StartTime, End: req.EndTime, Key: req.ObjectKey,
+		EndTimeIncluded: req.EndTimeIncluded})
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusCreated, f)
+	case errors.Is(err, recindex.ErrNoSegments):
+		writeError(w, http.StatusNotFound, "", err.Error())
+	case errors.Is(err, storage.ErrExists):
+		writeError(w, http.StatusConflict, "objectKey", "objectKey: an object already exists under this key (livrec never overwrites)")
+	case strings.HasPrefix(err.Error(), "endTime") || strings.HasPrefix(err.Error(), "objectKey"):
+		field, _, _ := strings.Cut(err.Error(), ":")
+		writeError(w, http.StatusBadRequest, field, err.Error())
 	default:
 		writeError(w, http.StatusInternalServerError, "", err.Error())
 	}

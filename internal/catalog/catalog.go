@@ -31,15 +31,15 @@ const (
 // Task is one recording task: one stream key recorded with one rule across publishes
 // that come back within the stitch window.
 type Task struct {
-	ID        string
-	Domain    string
-	App       string
-	Stream    string
-	State     string
-	Rule      string // the rule the task started with, as JSON
-	StartedAt time.Time
-	UpdatedAt time.Time
-	EndedAt   time.Time
+	ID        string    `json:"id"`
+	Domain    string    `json:"domain"`
+	App       string    `json:"app"`
+	Stream    string    `json:"stream"`
+	State     string    `json:"state"`
+	Rule      string    `json:"-"` // the rule the task started with, as JSON
+	StartedAt time.Time `json:"startTime"`
+	UpdatedAt time.Time `json:"updatedAt"`
+	EndedAt   time.Time `json:"endTime,omitzero"`
 }
 
 // File is one output of a task: per format per cycle.
@@ -331,3 +331,57 @@ func (c *Catalog) ListFiles(ctx context.Context, q FileQuery) ([]File, error) {
 // DB exposes the database to packages that keep their own tables in the catalog (for
 // example the callback queue). They create their tables with CREATE TABLE IF NOT EXISTS.
 func (c *Catalog) DB() *sql.DB { return c.db }
+
+// TaskQuery selects tasks ("recording content": the recording sessions of a stream).
+type TaskQuery struct {
+	Domain, App, Stream string
+	From, To            time.Time // tasks overlapping [From, To)
+	Limit, Offset       int
+	Desc                bool
+}
+
+// ListTasks returns the tasks matching q, ordered by start time.
+func (c *Catalog) ListTasks(ctx context.Context, q TaskQuery) ([]Task, error) {
+	where := []string{"1=1"}
+	var args []any
+	for _, f := range []struct{ col, v string }{{"domain", q.Domain}, {"app", q.App}, {"stream", q.Stream}} {
+		if f.v != "" {
+			where = append(where, f.col+"=?")
+			args = append(args, f.v)
+		}
+	}
+	if !q.From.IsZero() {
+		where = append(where, "(ended_at=0 OR ended_at>=?)")
+		args = append(args, ms(q.From))
+	}
+	if !q.To.IsZero() {
+		where = append(where, "started_at<?")
+		args = append(args, ms(q.To))
+	}
+	order := "ASC"
+	if q.Desc {
+		order = "DESC"
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	args = append(args, limit, q.Offset)
+	rows, err := c.db.QueryContext(ctx, `SELECT id,domain,app,stream,state,rule,started_at,updated_at,ended_at FROM tasks WHERE `+
+		strings.Join(where, " AND ")+` ORDER BY started_at `+order+` LIMIT ? OFFSET ?`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Task{}
+	for rows.Next() {
+		var t Task
+		var s, u, e int64
+		if err := rows.Scan(&t.ID, &t.Domain, &t.App, &t.Stream, &t.State, &t.Rule, &s, &u, &e); err != nil {
+			return nil, err
+		}
+		t.StartedAt, t.UpdatedAt, t.EndedAt = fromMS(s), fromMS(u), fromMS(e)
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}

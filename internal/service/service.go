@@ -91,7 +91,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	ingest := &rtmp.Server{Handler: mgr, Logger: log}
 	httpSrv := &http.Server{
-		Handler:           (&api.Server{Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log}).Handler(),
+		Handler:           (&api.Server{WorkDir: filepath.Join(o.DataDir, workDir, "api"), Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	errc := make(chan error, 2)
