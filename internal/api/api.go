@@ -21,6 +21,7 @@ import (
 
 	"github.com/livrec/livrec/internal/catalog"
 	"github.com/livrec/livrec/internal/metrics"
+	"github.com/livrec/livrec/internal/notify"
 	"github.com/livrec/livrec/internal/recindex"
 	"github.com/livrec/livrec/internal/record"
 	"github.com/livrec/livrec/internal/storage"
@@ -28,7 +29,8 @@ import (
 
 // Server holds what the handlers need.
 type Server struct {
-	WorkDir string // scratch space for files the API creates (index playlists)
+	WorkDir  string // scratch space for files the API creates (index playlists)
+	Notifier *notify.Notifier
 	Catalog *catalog.Catalog
 	Store   storage.Store
 	Manager *record.Manager
@@ -50,6 +52,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/recordings", s.listRecordings)
 	mux.HandleFunc("GET /api/v1/recordings/{id}", s.getRecording)
 	mux.HandleFunc("GET /api/v1/recording-content", s.recordingContent)
+	mux.HandleFunc("GET /api/v1/domains/{domain}/notify", s.getNotify)
+	mux.HandleFunc("PUT /api/v1/domains/{domain}/notify", s.putNotify)
+	mux.HandleFunc("DELETE /api/v1/domains/{domain}/notify", s.deleteNotify)
+	mux.HandleFunc("GET /api/v1/callbacks", s.listCallbacks)
 	mux.HandleFunc("POST /api/v1/streams/{domain}/{app}/{stream}/index", s.createIndex)
 	mux.HandleFunc("GET /api/v1/streams", s.listStreams)
 	mux.HandleFunc("POST /api/v1/streams/{domain}/{app}/{stream}/record", s.recordCommand)

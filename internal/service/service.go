@@ -17,6 +17,7 @@ import (
 	"github.com/livrec/livrec/internal/api"
 	"github.com/livrec/livrec/internal/catalog"
 	"github.com/livrec/livrec/internal/metrics"
+	"github.com/livrec/livrec/internal/notify"
 	"github.com/livrec/livrec/internal/record"
 	"github.com/livrec/livrec/internal/rtmp"
 	"github.com/livrec/livrec/internal/rules"
@@ -66,7 +67,15 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	met := metrics.New()
+	notifier, err := notify.New(cat.DB(), notify.Options{Registerer: met.Registry, Logger: log})
+	if err != nil {
+		return fmt.Errorf("callbacks: %w", err)
+	}
+	notifier.Start(ctx)
+	defer notifier.Close() // after the manager's shutdown: the last file_created events are queued first
 	mgr := record.NewManager(record.Config{
+		OnEvent:     notifier.Notify,
+		AskOnDemand: askOnDemand(notifier),
 		Rules:    set,
 		Catalog:  cat,
 		Store:    store,
@@ -91,7 +100,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	ingest := &rtmp.Server{Handler: mgr, Logger: log}
 	httpSrv := &http.Server{
-		Handler:           (&api.Server{WorkDir: filepath.Join(o.DataDir, workDir, "api"), Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log}).Handler(),
+		Handler:           (&api.Server{WorkDir: filepath.Join(o.DataDir, workDir, "api"), Notifier: notifier, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	errc := make(chan error, 2)
@@ -119,4 +128,24 @@ func Run(ctx context.Context, o Options) error {
 	api.Shutdown(httpSrv, 5*time.Second)
 	log.Info("livrec stopped")
 	return runErr
+}
+
+// askOnDemand puts the on-demand question to the domain's onDemandUrl.
+func askOnDemand(n *notify.Notifier) func(context.Context, record.OnDemandQuery) (record.OnDemandAnswer, error) {
+	return func(ctx context.Context, q record.OnDemandQuery) (record.OnDemandAnswer, error) {
+		cfg, err := n.Get(ctx, q.Domain)
+		if err != nil || cfg.OnDemandURL == "" {
+			return record.OnDemandAnswer{}, fmt.Errorf("domain %s has no onDemandUrl configured", q.Domain)
+		}
+		codec := q.Codec
+		if codec != "h264" && codec != "h265" {
+			codec = "" // audio only or another codec: blank (the receiver reads it as h264)
+		}
+		d, err := n.AskOnDemand(ctx, cfg.OnDemandURL, notify.OnDemandQuery{Domain: q.Domain, App: q.App, Stream: q.Stream,
+			Codec: codec, VideoBitrate: q.VideoKbps})
+		if err != nil {
+			return record.OnDemandAnswer{}, err
+		}
+		return record.OnDemandAnswer{NeedRecord: d.NeedRecord, Formats: d.Formats, Intervals: d.Intervals}, nil
+	}
 }
