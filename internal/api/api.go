@@ -31,11 +31,11 @@ import (
 type Server struct {
 	WorkDir  string // scratch space for files the API creates (index playlists)
 	Notifier *notify.Notifier
-	Catalog *catalog.Catalog
-	Store   storage.Store
-	Manager *record.Manager
-	Metrics *metrics.Metrics
-	Logger  *slog.Logger
+	Catalog  *catalog.Catalog
+	Store    storage.Store
+	Manager  *record.Manager
+	Metrics  *metrics.Metrics
+	Logger   *slog.Logger
 }
 
 // Handler returns the HTTP handler.

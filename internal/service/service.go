@@ -76,14 +76,14 @@ func Run(ctx context.Context, o Options) error {
 	mgr := record.NewManager(record.Config{
 		OnEvent:     notifier.Notify,
 		AskOnDemand: askOnDemand(notifier),
-		Rules:    set,
-		Catalog:  cat,
-		Store:    store,
-		WorkDir:  filepath.Join(o.DataDir, workDir),
-		Location: o.Location,
-		Logger:   log,
-		Metrics:  met,
-		LiveURI:  func(key string) string { return httpPrefix + key },
+		Rules:       set,
+		Catalog:     cat,
+		Store:       store,
+		WorkDir:     filepath.Join(o.DataDir, workDir),
+		Location:    o.Location,
+		Logger:      log,
+		Metrics:     met,
+		LiveURI:     func(key string) string { return httpPrefix + key },
 	})
 	if err := mgr.Recover(ctx); err != nil {
 		return fmt.Errorf("recovering open recordings: %w", err)
