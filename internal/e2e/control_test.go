@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -58,16 +59,29 @@ rules:
 	if code, body := cmd("bogus"); code != http.StatusBadRequest || !strings.Contains(body, `"field": "command"`) {
 		t.Fatalf("bogus command: %d %s", code, body)
 	}
-	time.Sleep(3 * time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	if code, body := cmd("restart"); code != 200 {
+		t.Fatalf("restart: %d %s", code, body)
+	}
+	first := s.waitDone("stream=manual", 1, 3*time.Second)
+	time.Sleep(2500 * time.Millisecond)
 	if code, body := cmd("cancel_delay"); code != 200 {
 		t.Fatalf("cancel_delay: %d %s", code, body)
 	}
-	recs := s.waitDone("stream=manual", 1, 3*time.Second)
-	// Started at the keyframe before the command (t≈2 s, GOP 2 s), ended at t≈5 s.
-	if d := recs[0].Duration; d < 2.5 || d > 5.5 {
-		t.Fatalf("manual recording lasts %.2f s, want about 3–5 s", d)
+	recs := s.waitDone("stream=manual", 2, 3*time.Second)
+	// Started at the keyframe before the command (t≈2 s, GOP 2 s), restarted at t≈3.5 s
+	// (the next file opens at the next keyframe, t=4 s), ended at t≈6 s.
+	if d := first[0].Duration; d < 1.4 || d > 3.6 {
+		t.Fatalf("first manual file lasts %.2f s, want about 1.5–3.5 s", d)
 	}
-	decodeClean(t, s.filePath(recs[0].Key))
+	var total float64
+	for _, r := range recs {
+		total += r.Duration
+		decodeClean(t, s.filePath(r.Key))
+	}
+	if recs[0].TaskID != recs[1].TaskID || recs[1].Sequence != 1 || total < 3 || total > 6.5 {
+		t.Fatalf("restart should continue the task with file 1: %+v", recs)
+	}
 	if code, body := cmd("stop"); code != http.StatusConflict || !strings.Contains(body, "TaskNotStarted") {
 		t.Fatalf("stop with no task: %d %s", code, body)
 	}
@@ -133,5 +147,35 @@ func TestRecordIndexAndContent(t *testing.T) {
 		"startTime": start.Add(time.Second), "endTime": start.Add(7 * time.Second), "objectKey": "index/idx-false"})
 	if code != http.StatusConflict {
 		t.Fatalf("an index over an existing key must be refused, got %d %s", code, body)
+	}
+}
+
+// TestOnDemandPushURL: onDemand 2 records only pushes whose URL says record_config
+// {"NeedRecord":true}.
+func TestOnDemandPushURL(t *testing.T) {
+	needTools(t)
+	src := makeSource(t, t.TempDir(), 2)
+	s := startServer(t, t.TempDir(), `
+rules:
+  - domainName: "*"
+    appName: "*"
+    onDemand: 2
+    recordFormats:
+      - format: m3u8
+`)
+	for stream, q := range map[string]string{"yes": `{"NeedRecord":true}`, "no": `{"NeedRecord":false}`, "none": ""} {
+		u := s.rtmpURL("live", stream)
+		if q != "" {
+			u += "?record_config=" + url.QueryEscape(q)
+		}
+		if out, err := push(t, src, u); err != nil {
+			t.Fatalf("push: %v\n%s", err, out)
+		}
+	}
+	s.waitIdle()
+	s.stop()
+	s.start()
+	if recs := s.recordings(""); len(recs) != 1 || recs[0].Status != "done" || !strings.Contains(recs[0].Key, "/yes/") {
+		t.Fatalf("want only the record_config NeedRecord:true push recorded, got %+v", recs)
 	}
 }
