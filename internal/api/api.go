@@ -56,6 +56,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT /api/v1/domains/{domain}/notify", s.putNotify)
 	mux.HandleFunc("DELETE /api/v1/domains/{domain}/notify", s.deleteNotify)
 	mux.HandleFunc("GET /api/v1/callbacks", s.listCallbacks)
+	s.registerRules(mux)
 	mux.HandleFunc("POST /api/v1/streams/{domain}/{app}/{stream}/index", s.createIndex)
 	mux.HandleFunc("GET /api/v1/streams", s.listStreams)
 	mux.HandleFunc("POST /api/v1/streams/{domain}/{app}/{stream}/record", s.recordCommand)

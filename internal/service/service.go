@@ -20,6 +20,7 @@ import (
 	"github.com/livrec/livrec/internal/notify"
 	"github.com/livrec/livrec/internal/record"
 	"github.com/livrec/livrec/internal/rtmp"
+	"github.com/livrec/livrec/internal/ruledb"
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
 )
@@ -53,15 +54,16 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	set, err := rules.NewSet(o.Rules)
-	if err != nil {
-		return err
-	}
 	cat, err := catalog.Open(filepath.Join(o.DataDir, catalogDB))
 	if err != nil {
 		return err
 	}
 	defer cat.Close()
+	// Config-file rules merged with the API's rules in the catalog (see package ruledb).
+	set, err := ruledb.New(cat, nil, log).SyncConfig(ctx, o.Rules)
+	if err != nil {
+		return err
+	}
 	store, err := storage.NewLocal(filepath.Join(o.DataDir, filesDir))
 	if err != nil {
 		return err

@@ -1,0 +1,138 @@
+// Package ruledb is the single place where livrec's recording rules change: it stores
+// them in the catalog (table rules) and, after every successful change, rebuilds the
+// rules.Set from the database and hands it to OnChange (wired to record.Manager.SetRules,
+// so a change applies from the next push while a live task keeps its rule).
+//
+// Config-file rules are merged at start by SyncConfig: they are upserted with source
+// "config", config rows no longer in the file are deleted, rules created through the API
+// (source "api") persist, and when both have the same (domainName, appName, streamName)
+// the config file wins with a warning. See catalog.SyncConfigRules.
+package ruledb
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/livrec/livrec/internal/catalog"
+	"github.com/livrec/livrec/internal/rules"
+)
+
+// changeMu serializes "change the rules table, rebuild the set, call OnChange" across all
+// Stores of the process, so sets are published in the order of the changes even if two
+// Stores share a catalog.
+var changeMu sync.Mutex
+
+// Store changes rules and publishes the new set.
+type Store struct {
+	cat      *catalog.Catalog
+	onChange func(*rules.Set)
+	log      *slog.Logger
+}
+
+// New returns a Store on cat. onChange (may be nil) receives the complete new rule set
+// after every successful change, including SyncConfig; log may be nil.
+func New(cat *catalog.Catalog, onChange func(*rules.Set), log *slog.Logger) *Store {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Store{cat: cat, onChange: onChange, log: log}
+}
+
+// SyncConfig merges the config file's rules into the catalog (see the package comment),
+// logs what changed and returns the resulting set (also passed to OnChange). Call it once
+// at start, before the recorder takes pushes.
+func (s *Store) SyncConfig(ctx context.Context, cfg []rules.Rule) (*rules.Set, error) {
+	changeMu.Lock()
+	defer changeMu.Unlock()
+	res, err := s.cat.SyncConfigRules(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("rules: merging the config file's rules into the catalog: %w", err)
+	}
+	for _, r := range res.Overridden {
+		s.log.Warn("config file rule replaces a rule set through the API with the same key",
+			"id", r.ID, "domainName", r.DomainName, "appName", r.AppName, "streamName", r.StreamName, "apiUpdatedAt", r.UpdatedAt)
+	}
+	for _, r := range res.Added {
+		s.log.Info("rule added from the config file", "id", r.ID, "domainName", r.DomainName, "appName", r.AppName, "streamName", r.StreamName)
+	}
+	for _, r := range res.Updated {
+		s.log.Info("rule updated from the config file", "id", r.ID, "domainName", r.DomainName, "appName", r.AppName, "streamName", r.StreamName)
+	}
+	for _, r := range res.Removed {
+		s.log.Info("rule removed: no longer in the config file", "id", r.ID, "domainName", r.DomainName, "appName", r.AppName, "streamName", r.StreamName)
+	}
+	return s.publish(ctx)
+}
+
+// Create stores a new rule (source "api"). Errors: rules.ValidationErrors,
+// *catalog.RuleExistsError, or a failure to store or apply it.
+func (s *Store) Create(ctx context.Context, r *rules.Rule) (*catalog.StoredRule, error) {
+	changeMu.Lock()
+	defer changeMu.Unlock()
+	sr, err := s.cat.CreateRule(ctx, r, catalog.RuleSourceAPI)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("rule created", "id", sr.ID, "domainName", sr.DomainName, "appName", sr.AppName, "streamName", sr.StreamName)
+	if _, err := s.publish(ctx); err != nil {
+		return sr, err
+	}
+	return sr, nil
+}
+
+// Update replaces a rule (source becomes "api"). Errors: catalog.ErrNotFound,
+// rules.ValidationErrors, *catalog.RuleExistsError, or a failure to store or apply it.
+func (s *Store) Update(ctx context.Context, id string, r *rules.Rule) (*catalog.StoredRule, error) {
+	changeMu.Lock()
+	defer changeMu.Unlock()
+	sr, err := s.cat.UpdateRule(ctx, id, r, catalog.RuleSourceAPI)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("rule updated", "id", sr.ID, "domainName", sr.DomainName, "appName", sr.AppName, "streamName", sr.StreamName)
+	if _, err := s.publish(ctx); err != nil {
+		return sr, err
+	}
+	return sr, nil
+}
+
+// Delete deletes a rule. Errors: catalog.ErrNotFound, or a failure to delete or apply.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	changeMu.Lock()
+	defer changeMu.Unlock()
+	if err := s.cat.DeleteRule(ctx, id); err != nil {
+		return err
+	}
+	s.log.Info("rule deleted", "id", id)
+	_, err := s.publish(ctx)
+	return err
+}
+
+// Get returns one rule or catalog.ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (*catalog.StoredRule, error) {
+	return s.cat.GetRule(ctx, id)
+}
+
+// List returns a page of rules and the total number matching q.
+func (s *Store) List(ctx context.Context, q catalog.RuleQuery) ([]catalog.StoredRule, int, error) {
+	return s.cat.ListRules(ctx, q)
+}
+
+// Set returns the current rule set as stored.
+func (s *Store) Set(ctx context.Context) (*rules.Set, error) { return s.cat.RuleSet(ctx) }
+
+// publish rebuilds the set and calls onChange. The change is committed by now, so a
+// cancelled request must not stop it from being applied.
+func (s *Store) publish(ctx context.Context) (*rules.Set, error) {
+	set, err := s.cat.RuleSet(context.WithoutCancel(ctx))
+	if err != nil {
+		s.log.Error("rules changed in the catalog but the new set could not be built; the recorder keeps the previous rules", "err", err)
+		return nil, fmt.Errorf("rules stored but not applied: %w", err)
+	}
+	if s.onChange != nil {
+		s.onChange(set)
+	}
+	return set, nil
+}
