@@ -10,6 +10,7 @@ import (
 	"github.com/livrec/livrec/internal/format/cmaf"
 	"github.com/livrec/livrec/internal/format/flvfile"
 	"github.com/livrec/livrec/internal/format/hls"
+	"github.com/livrec/livrec/internal/format/mp4"
 	"github.com/livrec/livrec/internal/keytemplate"
 	"github.com/livrec/livrec/internal/rules"
 )
@@ -70,6 +71,9 @@ func newFileWriter(t *Task, rf rules.RecordFormat, dir string) (format.Writer, e
 			Now:           func() time.Time { return t.wallAt(t.lastDTS) },
 			Logger:        t.m.cfg.Logger.With("task", t.id, "format", "cmaf"),
 		})
+	case rules.MP4:
+		return mp4.New(mp4.Config{WorkDir: dir, Store: t.m.cfg.Store, Now: func() time.Time { return t.wallAt(t.lastDTS) },
+			Logger: t.m.cfg.Logger.With("task", t.id, "format", "mp4")})
 	case rules.FLV:
 		return flvfile.New(flvfile.Config{WorkDir: dir, Store: t.m.cfg.Store, Now: func() time.Time { return t.wallAt(t.lastDTS) },
 			Logger: t.m.cfg.Logger.With("task", t.id, "format", "flv")})
@@ -110,6 +114,9 @@ func recoverFile(ctx context.Context, m *Manager, rf rules.RecordFormat, vars ke
 		return hlsResult(res), end, err
 	case rules.CMAF:
 		res, err := cmaf.Recover(ctx, workDir, m.cfg.Store, keyFn, log)
+		return res, end, err
+	case rules.MP4:
+		res, err := mp4.Recover(ctx, workDir, m.cfg.Store, keyFn, log)
 		return res, end, err
 	case rules.FLV:
 		res, err := flvfile.Recover(ctx, workDir, m.cfg.Store, keyFn, log)

@@ -1,0 +1,217 @@
+package mp4
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/livrec/livrec/internal/format"
+	"github.com/livrec/livrec/internal/storage"
+)
+
+// Recover finalizes a file whose writer died (crash, kill -9) from its working
+// directory: it parses the fragmented working file up to its last complete fragment,
+// rebuilds the sample index, writes the progressive MP4 and stores it under key(end),
+// end being the journaled start time plus the recovered duration. If the journal already
+// names a key (the crash happened inside Finish or an earlier Recover), that key is used.
+// On success the working files are removed.
+//
+// Recover is idempotent: run again after a failure it rebuilds the same bytes, and an
+// ErrExists for an object with exactly those bytes counts as success. ErrNoJournal means
+// there is nothing to recover; ErrNoMedia that nothing decodable was recorded (the
+// working files are removed).
+func Recover(ctx context.Context, workDir string, store storage.Store, key func(end time.Time) string,
+	logger *slog.Logger) (format.Result, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	j, err := loadJournal(workDir)
+	if err != nil {
+		return format.Result{}, err
+	}
+	if j.Key == "" && key == nil {
+		return format.Result{}, errors.New("mp4: Recover needs a key function")
+	}
+	workPath := filepath.Join(workDir, workName)
+	x, valid, err := scanWorkFile(workPath)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		logger.Warn("mp4: journal without working file", "dir", workDir)
+		removeWorkFiles(workDir)
+		return format.Result{}, ErrNoMedia
+	case err != nil:
+		return format.Result{}, fmt.Errorf("mp4: recover %s: %w", workPath, err)
+	}
+	if st, err := os.Stat(workPath); err == nil && st.Size() > valid {
+		logger.Warn("mp4: working file ends in an incomplete fragment, dropped", "file", workPath,
+			"bytes", st.Size()-valid)
+	}
+	if x.samples() == 0 {
+		logger.Warn("mp4: working file holds no complete fragment", "file", workPath)
+		removeWorkFiles(workDir)
+		return format.Result{}, ErrNoMedia
+	}
+	k := j.Key
+	if k == "" {
+		k = key(j.Start.Add(x.computeTiming().duration))
+		j.Key = k
+		if err := saveJournal(workDir, j); err != nil {
+			return format.Result{}, fmt.Errorf("mp4: journal: %w", err)
+		}
+	}
+	res, err := produce(ctx, store, workDir, x, k)
+	if err != nil {
+		return format.Result{}, err
+	}
+	logger.Info("mp4: recovered", "key", k, "duration", res.Duration, "bytes", res.Bytes)
+	return res, nil
+}
+
+// produce writes the progressive file for x, stores it under key and removes the
+// working files.
+func produce(ctx context.Context, store storage.Store, workDir string, x *index, key string) (format.Result, error) {
+	out := filepath.Join(workDir, outName)
+	size, dur, err := x.writeProgressive(out, filepath.Join(workDir, workName))
+	if err != nil {
+		return format.Result{}, fmt.Errorf("mp4: write %s: %w", out, err)
+	}
+	if err := storeFile(ctx, store, key, out); err != nil {
+		return format.Result{}, err
+	}
+	removeWorkFiles(workDir)
+	return format.Result{Key: key, Duration: dur, Bytes: size}, nil
+}
+
+// storeFile stores path under key. ErrExists for an object with the same bytes (an
+// earlier attempt that died before cleaning up) counts as success.
+func storeFile(ctx context.Context, store storage.Store, key, path string) error {
+	err := store.Store(ctx, key, path)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, storage.ErrExists) {
+		return fmt.Errorf("mp4: store %s: %w", key, err)
+	}
+	same, cerr := sameObject(ctx, store, key, path)
+	if cerr != nil {
+		return fmt.Errorf("mp4: store %s: %w (comparing: %v)", key, err, cerr)
+	}
+	if !same {
+		return fmt.Errorf("mp4: store %s: %w with different content", key, err)
+	}
+	os.Remove(path)
+	return nil
+}
+
+func sameObject(ctx context.Context, store storage.Store, key, path string) (bool, error) {
+	obj, err := store.Open(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	defer obj.Close()
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	if st.Size() != obj.Size() {
+		return false, nil
+	}
+	a, b := bufio.NewReaderSize(obj, 64<<10), bufio.NewReaderSize(f, 64<<10)
+	var pa, pb [32 << 10]byte
+	for {
+		na, ea := io.ReadFull(a, pa[:])
+		nb, eb := io.ReadFull(b, pb[:])
+		if na != nb || !bytes.Equal(pa[:na], pb[:nb]) {
+			return false, nil
+		}
+		if ea != nil || eb != nil {
+			done := func(e error) bool { return errors.Is(e, io.EOF) || errors.Is(e, io.ErrUnexpectedEOF) }
+			if done(ea) && done(eb) {
+				return true, nil
+			}
+			if ea != nil && !done(ea) {
+				return false, ea
+			}
+			if eb != nil && !done(eb) {
+				return false, eb
+			}
+			return false, nil
+		}
+	}
+}
+
+// removeWorkFiles removes the working files: the journal first, so that a crash in
+// between leaves nothing that Recover would try to store again.
+func removeWorkFiles(dir string) {
+	os.Remove(filepath.Join(dir, journalName))
+	syncDir(dir)
+	for _, n := range []string{workName, outName, journalName + tmpSuffix} {
+		os.Remove(filepath.Join(dir, n))
+	}
+}
+
+func saveJournal(dir string, j *journal) error {
+	b, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, journalName+tmpSuffix)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, journalName))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	syncDir(dir)
+	return nil
+}
+
+func loadJournal(dir string) (*journal, error) {
+	b, err := os.ReadFile(filepath.Join(dir, journalName))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, ErrNoJournal
+		}
+		return nil, err
+	}
+	var j journal
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("mp4: journal: %w", err)
+	}
+	if j.Version != journalVersion {
+		return nil, fmt.Errorf("mp4: journal version %d not supported", j.Version)
+	}
+	return &j, nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync() //nolint:errcheck // best effort
+		d.Close()
+	}
+}
