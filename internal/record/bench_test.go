@@ -61,12 +61,22 @@ func newTestManager(tb testing.TB, rs []rules.Rule) *Manager {
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 }
 
-// BenchmarkRemuxHLS measures the remux path of a live stream: FLV tags → demuxer →
-// timestamp repair → task → MPEG-TS segments and playlist on local disk. One publish
+// BenchmarkRemux measures the remux path of a live stream per output format: FLV tags →
+// demuxer → timestamp repair → task → format writer → files on local disk. One publish
 // runs for the whole benchmark: the fixture's media tags are replayed with continuous
 // timestamps, so segment boundaries come at the rule's slice duration as in production.
-// Run: go test -run '^$' -bench RemuxHLS -benchmem ./internal/record
-func BenchmarkRemuxHLS(b *testing.B) {
+// MB/s counts the tag bytes received.
+// Run: go test -run '^$' -bench Remux -benchmem ./internal/record
+func BenchmarkRemux(b *testing.B) {
+	for _, f := range rules.Formats {
+		b.Run(string(f), func(b *testing.B) {
+			rs := []rules.Rule{{DomainName: "*", AppName: "*", RecordFormats: []rules.RecordFormat{{Format: f}}}}
+			benchRemux(b, rs)
+		})
+	}
+}
+
+func benchRemux(b *testing.B, rs []rules.Rule) {
 	tags := readTags(b, "../media/testdata/h264_aac.flv")
 	var size int64
 	var span uint32
@@ -75,7 +85,7 @@ func BenchmarkRemuxHLS(b *testing.B) {
 		span = max(span, t.Timestamp)
 	}
 	span += 40
-	m := newTestManager(b, rules.DefaultRules())
+	m := newTestManager(b, rs)
 	s, err := m.Publish(&rtmp.PublishRequest{App: "live", Stream: "bench", Domain: "example.com", Args: url.Values{}})
 	if err != nil {
 		b.Fatal(err)
