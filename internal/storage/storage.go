@@ -1,7 +1,30 @@
 // Package storage puts finished recording files under their object keys. A store only
 // ever creates objects: it never replaces, modifies or deletes one. Writers produce their
-// bytes in a local working file first (the spool) and hand the complete file over with
-// Store; local disk is the default backend.
+// bytes in a local working file first and hand the complete file over with Store.
+//
+// Backends:
+//   - Local (the default): files below a root directory, hard-linked into place.
+//   - S3: an S3-compatible bucket (minio-go). Store checks the key with HEAD, then uploads
+//     with If-None-Match: * (one PUT up to the part size, 64 MiB by default, a streamed
+//     multipart upload above it, whose CompleteMultipartUpload carries the condition), so
+//     neither the client nor the server ever replaces an object; a taken key is
+//     ErrExists. Check probes credentials, bucket and write permission at start-up.
+//
+// Uploader is the spool that goes in front of a remote backend: Store moves the file into a
+// spool directory with an fsync'd journal entry and returns at once; background workers
+// upload FIFO per stream (WithStream, UploaderOptions.StreamOf) with exponential backoff,
+// so recording continues while the object store is unreachable, a playlist reaches the
+// store after the segments stored before it, and a restart after kill -9 uploads what is
+// left exactly once. A spool size limit raises an alarm (callback and metric) but never
+// drops media.
+//
+// Wiring (config `s3: [{endpoint, accessKey, secretKey, secure, region, pathStyle}]`):
+//
+//	s3, err := storage.NewS3(cfg.S3[0], bucket) // keys may come from LIVREC_S3_* / AWS_*
+//	if err := s3.Check(ctx); err != nil { log it, raise a status event; keep recording }
+//	up, err := storage.NewUploader(filepath.Join(dataDir, "spool"), s3, opts)
+//	up.Start(ctx)             // also re-queues a previous run's spool
+//	// writers get up as their storage.Store; on shutdown: up.Drain(ctx) (bounded), up.Close()
 package storage
 
 import (

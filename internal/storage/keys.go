@@ -1,0 +1,78 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// checkKey refuses keys that are empty, absolute, or have empty, "." or ".." elements
+// (the rules Local.Path applies), so every backend accepts the same keys.
+func checkKey(key string) error {
+	if key == "" || strings.HasPrefix(key, "/") || strings.Contains(key, "\\") || strings.ContainsRune(key, 0) {
+		return fmt.Errorf("invalid object key %q", key)
+	}
+	for _, el := range strings.Split(key, "/") {
+		if el == "" || el == "." || el == ".." {
+			return fmt.Errorf("invalid object key %q", key)
+		}
+	}
+	return nil
+}
+
+// SameContent reports whether the object stored under key holds exactly the bytes of the
+// local file p (an earlier attempt stored it, so an ErrExists is not a clash). Backends
+// with a cheaper comparison (S3: size and ETag) provide a method
+// SameContent(ctx, key, p) (bool, error); otherwise the object is read and compared.
+// A missing object gives ErrNotFound.
+func SameContent(ctx context.Context, st Store, key, p string) (bool, error) {
+	if c, ok := st.(interface {
+		SameContent(ctx context.Context, key, p string) (bool, error)
+	}); ok {
+		return c.SameContent(ctx, key, p)
+	}
+	return compareBytes(ctx, st, key, p)
+}
+
+func compareBytes(ctx context.Context, st Store, key, p string) (bool, error) {
+	local, err := os.Open(p)
+	if err != nil {
+		return false, err
+	}
+	defer local.Close()
+	fi, err := local.Stat()
+	if err != nil {
+		return false, err
+	}
+	obj, err := st.Open(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	defer obj.Close()
+	if obj.Size() != fi.Size() {
+		return false, nil
+	}
+	a, b := make([]byte, 256<<10), make([]byte, 256<<10)
+	for {
+		n, errA := io.ReadFull(local, a)
+		m, errB := io.ReadFull(obj, b[:n])
+		if m != n || !bytes.Equal(a[:n], b[:m]) {
+			return false, nil
+		}
+		if errA == io.EOF || errA == io.ErrUnexpectedEOF {
+			// The local file is exhausted; the object must be too.
+			var one [1]byte
+			k, _ := obj.Read(one[:])
+			return k == 0, nil
+		}
+		if errA != nil {
+			return false, errA
+		}
+		if errB != nil {
+			return false, errB
+		}
+	}
+}
