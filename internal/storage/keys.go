@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -75,4 +76,21 @@ func compareBytes(ctx context.Context, st Store, key, p string) (bool, error) {
 			return false, errB
 		}
 	}
+}
+
+// StoreOnce stores the local file p under key like Store, except that an ErrExists for
+// an object holding exactly the bytes of p counts as success (an earlier attempt stored
+// it and died before cleaning up: recovery and retries are idempotent); the local file is
+// then removed. An object with other bytes is a clash: the ErrExists error is returned
+// and p is kept.
+func StoreOnce(ctx context.Context, st Store, key, p string) error {
+	err := st.Store(ctx, key, p)
+	if err == nil || !errors.Is(err, ErrExists) {
+		return err
+	}
+	if same, cerr := SameContent(ctx, st, key, p); cerr != nil || !same {
+		return err
+	}
+	_ = os.Remove(p)
+	return nil
 }

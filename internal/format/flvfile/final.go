@@ -2,7 +2,6 @@ package flvfile
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -514,64 +513,11 @@ func finalize(ctx context.Context, st storage.Store, dir, key string, keyFn func
 	if err != nil {
 		return format.Result{}, fmt.Errorf("flvfile: write final file: %w", err)
 	}
-	if err := storeChecked(ctx, st, key, filepath.Join(dir, finalName)); err != nil {
+	if err := storage.StoreOnce(ctx, st, key, filepath.Join(dir, finalName)); err != nil {
 		return format.Result{}, fmt.Errorf("flvfile: store %q: %w", key, err)
 	}
 	removeWorkFiles(dir)
 	return format.Result{Key: key, Duration: dur, Bytes: size}, nil
-}
-
-// storeChecked stores the file at p under key. An ErrExists for an object whose bytes equal
-// the local file counts as success (an earlier attempt stored it); the local file is then
-// removed.
-func storeChecked(ctx context.Context, st storage.Store, key, p string) error {
-	err := st.Store(ctx, key, p)
-	if err == nil || !errors.Is(err, storage.ErrExists) {
-		return err
-	}
-	if same, cerr := sameContent(ctx, st, key, p); cerr != nil || !same {
-		return err
-	}
-	_ = os.Remove(p)
-	return nil
-}
-
-// sameContent compares a stored object with a local file.
-func sameContent(ctx context.Context, st storage.Store, key, p string) (bool, error) {
-	local, err := os.Open(p)
-	if err != nil {
-		return false, err
-	}
-	defer local.Close()
-	fi, err := local.Stat()
-	if err != nil {
-		return false, err
-	}
-	obj, err := st.Open(ctx, key)
-	if err != nil {
-		return false, err
-	}
-	defer obj.Close()
-	if obj.Size() != fi.Size() {
-		return false, nil
-	}
-	a, b := make([]byte, 64<<10), make([]byte, 64<<10)
-	for {
-		n, errA := io.ReadFull(local, a)
-		m, errB := io.ReadFull(obj, b[:n])
-		if m != n || !bytes.Equal(a[:n], b[:m]) {
-			return false, nil
-		}
-		if errA == io.EOF || errA == io.ErrUnexpectedEOF {
-			return true, nil
-		}
-		if errA != nil {
-			return false, errA
-		}
-		if errB != nil {
-			return false, errB
-		}
-	}
 }
 
 // Recover finalizes a file whose writer died (crash, kill -9) from its working directory:

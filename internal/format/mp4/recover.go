@@ -1,13 +1,10 @@
 package mp4
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -90,67 +87,13 @@ func produce(ctx context.Context, store storage.Store, workDir string, x *index,
 	return format.Result{Key: key, Duration: dur, Bytes: size}, nil
 }
 
-// storeFile stores path under key. ErrExists for an object with the same bytes (an
-// earlier attempt that died before cleaning up) counts as success.
+// storeFile stores path under key; an object with the same bytes (an earlier attempt
+// that died before cleaning up) counts as success (storage.StoreOnce).
 func storeFile(ctx context.Context, store storage.Store, key, path string) error {
-	err := store.Store(ctx, key, path)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, storage.ErrExists) {
+	if err := storage.StoreOnce(ctx, store, key, path); err != nil {
 		return fmt.Errorf("mp4: store %s: %w", key, err)
 	}
-	same, cerr := sameObject(ctx, store, key, path)
-	if cerr != nil {
-		return fmt.Errorf("mp4: store %s: %w (comparing: %v)", key, err, cerr)
-	}
-	if !same {
-		return fmt.Errorf("mp4: store %s: %w with different content", key, err)
-	}
-	os.Remove(path)
 	return nil
-}
-
-func sameObject(ctx context.Context, store storage.Store, key, path string) (bool, error) {
-	obj, err := store.Open(ctx, key)
-	if err != nil {
-		return false, err
-	}
-	defer obj.Close()
-	f, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return false, err
-	}
-	if st.Size() != obj.Size() {
-		return false, nil
-	}
-	a, b := bufio.NewReaderSize(obj, 64<<10), bufio.NewReaderSize(f, 64<<10)
-	var pa, pb [32 << 10]byte
-	for {
-		na, ea := io.ReadFull(a, pa[:])
-		nb, eb := io.ReadFull(b, pb[:])
-		if na != nb || !bytes.Equal(pa[:na], pb[:nb]) {
-			return false, nil
-		}
-		if ea != nil || eb != nil {
-			done := func(e error) bool { return errors.Is(e, io.EOF) || errors.Is(e, io.ErrUnexpectedEOF) }
-			if done(ea) && done(eb) {
-				return true, nil
-			}
-			if ea != nil && !done(ea) {
-				return false, ea
-			}
-			if eb != nil && !done(eb) {
-				return false, eb
-			}
-			return false, nil
-		}
-	}
 }
 
 // removeWorkFiles removes the working files: the journal first, so that a crash in

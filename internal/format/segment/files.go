@@ -1,12 +1,10 @@
 package segment
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/url"
 	"os"
@@ -231,57 +229,12 @@ func storeObjects(ctx context.Context, st storage.Store, dir string, objs []obje
 }
 
 // storeChecked stores the file at p under key. With sameIsOK, an ErrExists for an object
-// whose bytes equal the local file counts as success (an earlier attempt stored it) and
-// the local file is removed.
+// holding the same bytes counts as success (see storage.StoreOnce).
 func storeChecked(ctx context.Context, st storage.Store, key, p string, sameIsOK bool) error {
-	err := st.Store(ctx, key, p)
-	if err == nil || !errors.Is(err, storage.ErrExists) || !sameIsOK {
-		return err
+	if sameIsOK {
+		return storage.StoreOnce(ctx, st, key, p)
 	}
-	same, cerr := sameContent(ctx, st, key, p)
-	if cerr != nil || !same {
-		return err
-	}
-	_ = os.Remove(p)
-	return nil
-}
-
-// sameContent compares a stored object with a local file.
-func sameContent(ctx context.Context, st storage.Store, key, p string) (bool, error) {
-	local, err := os.Open(p)
-	if err != nil {
-		return false, err
-	}
-	defer local.Close()
-	fi, err := local.Stat()
-	if err != nil {
-		return false, err
-	}
-	obj, err := st.Open(ctx, key)
-	if err != nil {
-		return false, err
-	}
-	defer obj.Close()
-	if obj.Size() != fi.Size() {
-		return false, nil
-	}
-	a, b := make([]byte, 64<<10), make([]byte, 64<<10)
-	for {
-		n, errA := io.ReadFull(local, a)
-		m, errB := io.ReadFull(obj, b[:n])
-		if m != n || !bytes.Equal(a[:n], b[:m]) {
-			return false, nil
-		}
-		if errA == io.EOF || errA == io.ErrUnexpectedEOF {
-			return true, nil
-		}
-		if errA != nil {
-			return false, errA
-		}
-		if errB != nil {
-			return false, errB
-		}
-	}
+	return st.Store(ctx, key, p)
 }
 
 // storePending stores the closed segments (and initialization segments) and refreshes
