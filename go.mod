@@ -15,10 +15,10 @@ require (
 require (
 	github.com/abema/go-mp4 v1.7.1 // indirect
 	github.com/alibabacloud-go/alibabacloud-gateway-spi v0.0.5 // indirect
-	github.com/alibabacloud-go/darabonba-openapi/v2 v2.1.14 // indirect
+	github.com/alibabacloud-go/darabonba-openapi/v2 v2.1.14
 	github.com/alibabacloud-go/debug v1.0.1 // indirect
-	github.com/alibabacloud-go/live-20161101/v2 v2.7.4 // indirect
-	github.com/alibabacloud-go/tea v1.3.13 // indirect
+	github.com/alibabacloud-go/live-20161101/v2 v2.7.4
+	github.com/alibabacloud-go/tea v1.3.13
 	github.com/alibabacloud-go/tea-utils/v2 v2.0.7 // indirect
 	github.com/aliyun/credentials-go v1.4.5 // indirect
 	github.com/asticode/go-astikit v0.30.0 // indirect

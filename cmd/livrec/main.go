@@ -95,5 +95,8 @@ func serve(args []string) error {
 		Location: cfg.Location,
 		Rules:    cfg.Rules,
 		Logger:   log,
+
+		AccessKeys:       cfg.AccessKeySecrets(),
+		AllowDeleteFiles: cfg.AllowDeleteFiles,
 	})
 }

@@ -29,7 +29,8 @@ import (
 
 // Server holds what the handlers need.
 type Server struct {
-	WorkDir  string // scratch space for files the API creates (index playlists)
+	CloudAPI http.Handler // cloud-compatible RPC API on "/" (internal/cloudapi); nil = off
+	WorkDir  string       // scratch space for files the API creates (index playlists)
 	Notifier *notify.Notifier
 	Catalog  *catalog.Catalog
 	Store    storage.Store
@@ -57,6 +58,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE /api/v1/domains/{domain}/notify", s.deleteNotify)
 	mux.HandleFunc("GET /api/v1/callbacks", s.listCallbacks)
 	s.registerRules(mux)
+	if s.CloudAPI != nil {
+		mux.Handle("/{$}", s.CloudAPI) // exactly "/", any method
+	}
 	mux.HandleFunc("POST /api/v1/streams/{domain}/{app}/{stream}/index", s.createIndex)
 	mux.HandleFunc("GET /api/v1/streams", s.listStreams)
 	mux.HandleFunc("POST /api/v1/streams/{domain}/{app}/{stream}/record", s.recordCommand)

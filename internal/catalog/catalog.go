@@ -279,6 +279,64 @@ type FileQuery struct {
 
 // ListFiles returns files matching q, ordered by start time.
 func (c *Catalog) ListFiles(ctx context.Context, q FileQuery) ([]File, error) {
+	where, args := q.where()
+	sqlq := `SELECT ` + fileCols + ` FROM files` + where
+	order := "ASC"
+	if q.Desc {
+		order = "DESC"
+	}
+	sqlq += " ORDER BY start_time " + order + ", format, sequence"
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	sqlq += " LIMIT ? OFFSET ?"
+	args = append(args, limit, q.Offset)
+	rows, err := c.db.QueryContext(ctx, sqlq, args...)
+	if err != nil {
+		return nil, err
+	}
+	return scanFiles(rows)
+}
+
+// CountFiles counts the files matching q (Limit, Offset and Desc are ignored).
+func (c *Catalog) CountFiles(ctx context.Context, q FileQuery) (int, error) {
+	where, args := q.where()
+	var n int
+	err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM files`+where, args...).Scan(&n)
+	return n, err
+}
+
+// DeleteFile deletes a file row (not the stored object), or returns ErrNotFound.
+func (c *Catalog) DeleteFile(ctx context.Context, id string) error {
+	res, err := c.db.ExecContext(ctx, `DELETE FROM files WHERE id=?`, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// GetTask returns one task by id, or ErrNotFound.
+func (c *Catalog) GetTask(ctx context.Context, id string) (*Task, error) {
+	var t Task
+	var s, u, e int64
+	err := c.db.QueryRowContext(ctx, `SELECT id,domain,app,stream,state,rule,started_at,updated_at,ended_at FROM tasks WHERE id=?`, id).
+		Scan(&t.ID, &t.Domain, &t.App, &t.Stream, &t.State, &t.Rule, &s, &u, &e)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.StartedAt, t.UpdatedAt, t.EndedAt = fromMS(s), fromMS(u), fromMS(e)
+	return &t, nil
+}
+
+// where returns the WHERE clause (with a leading space, or "") and its arguments.
+func (q FileQuery) where() (string, []any) {
 	var where []string
 	var args []any
 	add := func(cond string, v any) {
@@ -306,26 +364,10 @@ func (c *Catalog) ListFiles(ctx context.Context, q FileQuery) ([]File, error) {
 	if !q.To.IsZero() {
 		add("start_time<?", ms(q.To))
 	}
-	sqlq := `SELECT ` + fileCols + ` FROM files`
-	if len(where) > 0 {
-		sqlq += " WHERE " + strings.Join(where, " AND ")
+	if len(where) == 0 {
+		return "", nil
 	}
-	order := "ASC"
-	if q.Desc {
-		order = "DESC"
-	}
-	sqlq += " ORDER BY start_time " + order + ", format, sequence"
-	limit := q.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	sqlq += " LIMIT ? OFFSET ?"
-	args = append(args, limit, q.Offset)
-	rows, err := c.db.QueryContext(ctx, sqlq, args...)
-	if err != nil {
-		return nil, err
-	}
-	return scanFiles(rows)
+	return " WHERE " + strings.Join(where, " AND "), args
 }
 
 // DB exposes the database to packages that keep their own tables in the catalog (for

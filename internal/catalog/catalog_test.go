@@ -59,4 +59,22 @@ func TestCatalogRoundTrip(t *testing.T) {
 	if _, err := c.GetFile(ctx, "nope"); err != ErrNotFound {
 		t.Fatalf("want ErrNotFound, got %v", err)
 	}
+	if n, err := c.CountFiles(ctx, FileQuery{Domain: "d", Status: FileDone}); err != nil || n != 1 {
+		t.Fatalf("CountFiles = %d, %v", n, err)
+	}
+	if tk, err := c.GetTask(ctx, "t1"); err != nil || tk.State != TaskEnded || tk.Rule != "{}" || !tk.StartedAt.Equal(now) {
+		t.Fatalf("GetTask = %+v, %v", tk, err)
+	}
+	if _, err := c.GetTask(ctx, "nope"); err != ErrNotFound {
+		t.Fatalf("GetTask of a missing id: %v", err)
+	}
+	if err := c.DeleteFile(ctx, "f1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteFile(ctx, "f1"); err != ErrNotFound {
+		t.Fatalf("second DeleteFile: %v", err)
+	}
+	if n, _ := c.CountFiles(ctx, FileQuery{}); n != 0 {
+		t.Fatalf("CountFiles after delete = %d", n)
+	}
 }

@@ -282,7 +282,9 @@ func (c *Catalog) DeleteRule(ctx context.Context, id string) error {
 // case-insensitively, App exactly ("*" selects the rules whose appName is "*").
 type RuleQuery struct {
 	Domain, App   string
-	Offset, Limit int // Limit <= 0: no limit
+	Stream        string // exact ("*" selects the rules for every stream); "" does not filter
+	Offset, Limit int    // Limit <= 0: no limit
+	Desc          bool   // newest first
 }
 
 // ListRules returns a page of the rules matching q, oldest first, and the number of all
@@ -301,6 +303,10 @@ func (c *Catalog) ListRules(ctx context.Context, q RuleQuery) ([]StoredRule, int
 		where = append(where, "app=?")
 		args = append(args, q.App)
 	}
+	if q.Stream != "" {
+		where = append(where, "stream=?")
+		args = append(args, q.Stream)
+	}
 	cond := ""
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
@@ -313,12 +319,36 @@ func (c *Catalog) ListRules(ctx context.Context, q RuleQuery) ([]StoredRule, int
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rs, err := queryRules(ctx, c.db, `SELECT `+ruleCols+` FROM rules`+cond+` ORDER BY created_at, rowid LIMIT ? OFFSET ?`,
+	order := "ASC"
+	if q.Desc {
+		order = "DESC"
+	}
+	rs, err := queryRules(ctx, c.db, `SELECT `+ruleCols+` FROM rules`+cond+` ORDER BY created_at `+order+`, rowid `+order+` LIMIT ? OFFSET ?`,
 		append(args, limit, max(q.Offset, 0))...)
 	if err != nil {
 		return nil, 0, err
 	}
 	return rs, total, nil
+}
+
+// FindRule returns the rule with the key (domain, app, stream), or ErrNotFound. The key is
+// compared as stored: domain in lower case, an empty stream means "*".
+func (c *Catalog) FindRule(ctx context.Context, domain, app, stream string) (*StoredRule, error) {
+	if err := c.ensureRules(ctx); err != nil {
+		return nil, err
+	}
+	if stream == "" {
+		stream = rules.Wildcard
+	}
+	rs, err := queryRules(ctx, c.db, `SELECT `+ruleCols+` FROM rules WHERE domain=? AND app=? AND stream=?`,
+		strings.ToLower(domain), app, stream)
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) == 0 {
+		return nil, ErrNotFound
+	}
+	return &rs[0], nil
 }
 
 // AllRules returns every stored rule, oldest first.

@@ -216,3 +216,35 @@ func TestSyncConfigRules(t *testing.T) {
 		t.Fatalf("failed sync changed rules: %+v", all2)
 	}
 }
+
+func TestFindRuleAndFilters(t *testing.T) {
+	ctx := context.Background()
+	c, _ := openTemp(t)
+	a, err := c.CreateRule(ctx, rule("example.com", "live", ""), RuleSourceAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.CreateRule(ctx, rule("example.com", "live", "cam"), RuleSourceAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		domain, app, stream, want string
+	}{{"Example.com", "live", "", a.ID}, {"example.com", "live", "*", a.ID}, {"example.com", "live", "cam", b.ID}} {
+		got, err := c.FindRule(ctx, tc.domain, tc.app, tc.stream)
+		if err != nil || got.ID != tc.want {
+			t.Errorf("FindRule(%q, %q, %q) = %v, %v; want %s", tc.domain, tc.app, tc.stream, got, err, tc.want)
+		}
+	}
+	if _, err := c.FindRule(ctx, "example.com", "other", ""); !errors.Is(err, ErrNotFound) {
+		t.Errorf("FindRule of a missing key: %v", err)
+	}
+	rs, total, err := c.ListRules(ctx, RuleQuery{Domain: "example.com", Stream: "cam"})
+	if err != nil || total != 1 || len(rs) != 1 || rs[0].ID != b.ID {
+		t.Errorf("Stream filter: %v %d %v", rs, total, err)
+	}
+	rs, _, err = c.ListRules(ctx, RuleQuery{Desc: true})
+	if err != nil || len(rs) != 2 || rs[0].ID != b.ID {
+		t.Errorf("Desc: %v %v", rs, err)
+	}
+}

@@ -42,9 +42,46 @@ type Config struct {
 	// rules.DefaultRules (record every stream as m3u8); an explicit empty list
 	// ("rules: []") records nothing.
 	Rules []rules.Rule `yaml:"rules"`
+	// AccessKeys authenticate the cloud-compatible API (signed requests on "/"). Without
+	// any, that API refuses every request. A key's secret may be left out of the file and
+	// given in the environment as LIVREC_ACCESS_KEY_SECRET_<ID> (see AccessKeyEnv).
+	AccessKeys []AccessKey `yaml:"accessKeys"`
+	// AllowDeleteFiles lets DeleteLiveStreamRecordIndexFiles with RemoveFile=true delete
+	// stored files. Off by default: only the catalog entry is deleted, and RemoveFile=true
+	// is refused.
+	AllowDeleteFiles bool `yaml:"allowDeleteFiles"`
 
 	// Location is TimeZone loaded; set by LoadConfig and Parse.
 	Location *time.Location `yaml:"-"`
+}
+
+// AccessKey is an access key pair of the cloud-compatible API.
+type AccessKey struct {
+	ID     string `yaml:"id"`
+	Secret string `yaml:"secret"`
+}
+
+// AccessKeyEnv is the environment variable that supplies the secret of the access key id
+// when the file has none: LIVREC_ACCESS_KEY_SECRET_ followed by the id in upper case with
+// every character other than a letter or digit replaced by "_" (id "ak-test" →
+// LIVREC_ACCESS_KEY_SECRET_AK_TEST). The environment wins over the file.
+func AccessKeyEnv(id string) string {
+	b := []byte(strings.ToUpper(id))
+	for i, c := range b {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	return "LIVREC_ACCESS_KEY_SECRET_" + string(b)
+}
+
+// AccessKeySecrets returns the access keys as id → secret.
+func (c *Config) AccessKeySecrets() map[string]string {
+	m := make(map[string]string, len(c.AccessKeys))
+	for _, k := range c.AccessKeys {
+		m[k.ID] = k.Secret
+	}
+	return m
 }
 
 // LoadConfig reads, normalizes and validates the configuration file at path. On a
@@ -113,6 +150,29 @@ func Parse(data []byte) (*Config, error) {
 	}
 	if c.TimeZone == "" {
 		c.TimeZone = DefaultTimeZone
+	}
+
+	seenKeys := map[string]int{}
+	for i := range c.AccessKeys {
+		k := &c.AccessKeys[i]
+		field := fmt.Sprintf("accessKeys[%d]", i)
+		if v, ok := os.LookupEnv(AccessKeyEnv(k.ID)); ok && k.ID != "" {
+			k.Secret = v
+		}
+		switch {
+		case k.ID == "":
+			es = append(es, &rules.ValidationError{Field: field + ".id", Msg: "is required"})
+		case strings.ContainsFunc(k.ID, func(r rune) bool { return r <= ' ' || r > '~' }):
+			es = append(es, &rules.ValidationError{Field: field + ".id", Msg: fmt.Sprintf("%q: only printable ASCII without spaces", k.ID)})
+		case k.Secret == "":
+			es = append(es, &rules.ValidationError{Field: field + ".secret",
+				Msg: fmt.Sprintf("is required (in the file, or in the environment variable %s)", AccessKeyEnv(k.ID))})
+		}
+		if j, dup := seenKeys[k.ID]; dup && k.ID != "" {
+			es = append(es, &rules.ValidationError{Field: field + ".id", Msg: fmt.Sprintf("%q is already used by accessKeys[%d]", k.ID, j)})
+		} else {
+			seenKeys[k.ID] = i
+		}
 	}
 
 	loc, err := time.LoadLocation(c.TimeZone)

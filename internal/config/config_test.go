@@ -181,3 +181,26 @@ func TestLoadConfigFileErrors(t *testing.T) {
 		t.Errorf("error %v, want it prefixed with the path", err)
 	}
 }
+
+func TestAccessKeys(t *testing.T) {
+	t.Setenv(AccessKeyEnv("ak-env"), "from-env")
+	if got := AccessKeyEnv("ak-env"); got != "LIVREC_ACCESS_KEY_SECRET_AK_ENV" {
+		t.Errorf("AccessKeyEnv = %q", got)
+	}
+	c, err := Parse([]byte("allowDeleteFiles: true\naccessKeys:\n  - {id: ak1, secret: s1}\n  - id: ak-env\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"ak1": "s1", "ak-env": "from-env"}; !reflect.DeepEqual(c.AccessKeySecrets(), want) || !c.AllowDeleteFiles {
+		t.Errorf("keys %v, allowDeleteFiles %v", c.AccessKeySecrets(), c.AllowDeleteFiles)
+	}
+	_, err = Parse([]byte("accessKeys:\n  - {id: ak1}\n  - {id: ak1, secret: x}\n  - {secret: y}\n"))
+	want := []string{
+		"line 2: accessKeys[0].secret: is required (in the file, or in the environment variable LIVREC_ACCESS_KEY_SECRET_AK1)",
+		`line 3: accessKeys[1].id: "ak1" is already used by accessKeys[0]`,
+		"line 4: accessKeys[2].id: is required",
+	}
+	if err == nil || !reflect.DeepEqual(strings.Split(err.Error(), "\n"), want) {
+		t.Errorf("error:\n got %v\nwant %q", err, want)
+	}
+}

@@ -115,6 +115,12 @@ func (s *Store) Get(ctx context.Context, id string) (*catalog.StoredRule, error)
 	return s.cat.GetRule(ctx, id)
 }
 
+// Find returns the rule with the key (domain, app, stream) or catalog.ErrNotFound; an
+// empty stream means "*".
+func (s *Store) Find(ctx context.Context, domain, app, stream string) (*catalog.StoredRule, error) {
+	return s.cat.FindRule(ctx, domain, app, stream)
+}
+
 // List returns a page of rules and the total number matching q.
 func (s *Store) List(ctx context.Context, q catalog.RuleQuery) ([]catalog.StoredRule, int, error) {
 	return s.cat.ListRules(ctx, q)

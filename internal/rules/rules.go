@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -133,6 +134,12 @@ type Rule struct {
 	// a publish is recorded only inside [StartTime, EndTime). At most MaxWindow apart.
 	StartTime *time.Time `yaml:"startTime,omitempty" json:"startTime,omitempty"`
 	EndTime   *time.Time `yaml:"endTime,omitempty" json:"endTime,omitempty"`
+	// OssEndpoint and OssBucket name the object storage the rule's files go to (the
+	// cloud API's OssEndpoint and OssBucket): both set or both empty. Empty means the
+	// server's own storage (local disk by default). OssEndpoint is a host[:port] or an
+	// http(s)://host[:port] URL; OssBucket follows the S3/OSS bucket naming rules.
+	OssEndpoint string `yaml:"ossEndpoint,omitempty" json:"ossEndpoint,omitempty"`
+	OssBucket   string `yaml:"ossBucket,omitempty" json:"ossBucket,omitempty"`
 }
 
 // MaxWindow is the longest recording window of a rule (startTime to endTime).
@@ -243,6 +250,22 @@ func (r *Rule) Validate() error {
 			es.add("endTime", fmt.Sprintf("%s is not after startTime %s", r.EndTime.Format(time.RFC3339), r.StartTime.Format(time.RFC3339)))
 		case r.StartTime != nil && r.EndTime != nil && r.EndTime.Sub(*r.StartTime) > MaxWindow:
 			es.add("endTime", fmt.Sprintf("the window %s–%s is longer than 7 days", r.StartTime.Format(time.RFC3339), r.EndTime.Format(time.RFC3339)))
+		}
+	}
+	switch {
+	case r.OssEndpoint != "" && r.OssBucket == "":
+		es.add("ossBucket", "is required when ossEndpoint is set (set both or neither)")
+	case r.OssEndpoint == "" && r.OssBucket != "":
+		es.add("ossEndpoint", "is required when ossBucket is set (set both or neither)")
+	}
+	if r.OssEndpoint != "" {
+		if err := CheckOssEndpoint(r.OssEndpoint); err != nil {
+			es.add("ossEndpoint", err.Error())
+		}
+	}
+	if r.OssBucket != "" {
+		if err := CheckOssBucket(r.OssBucket); err != nil {
+			es.add("ossBucket", err.Error())
 		}
 	}
 	if len(r.RecordFormats) == 0 {
@@ -424,4 +447,63 @@ func quoteByte(c byte) string {
 		return fmt.Sprintf("%q", rune(c))
 	}
 	return fmt.Sprintf("0x%02x", c)
+}
+
+// MaxEndpointLen bounds ossEndpoint.
+const MaxEndpointLen = 255
+
+// CheckOssEndpoint checks an object storage endpoint: a host name or IP address with an
+// optional port ("oss-cn-shanghai.aliyuncs.com", "127.0.0.1:7070"), or the same as an
+// http:// or https:// URL without a path.
+func CheckOssEndpoint(s string) error {
+	if len(s) > MaxEndpointLen {
+		return fmt.Errorf("is %d characters, more than %d", len(s), MaxEndpointLen)
+	}
+	hostport := s
+	if scheme, rest, ok := strings.Cut(s, "://"); ok {
+		if scheme != "http" && scheme != "https" {
+			return fmt.Errorf("%q: scheme must be http or https", s)
+		}
+		hostport = strings.TrimSuffix(rest, "/")
+	}
+	if strings.ContainsAny(hostport, "/?#@") {
+		return fmt.Errorf("%q: want host[:port] or http(s)://host[:port], without a path", s)
+	}
+	host := hostport
+	if h, port, ok := strings.Cut(hostport, ":"); ok {
+		host = h
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q: port %q is not a number 1–65535", s, port)
+		}
+	}
+	if host == "" {
+		return fmt.Errorf("%q: no host", s)
+	}
+	if err := validDomain(strings.ToLower(host)); err != nil {
+		return fmt.Errorf("host %v", err)
+	}
+	return nil
+}
+
+// CheckOssBucket checks a bucket name with the rules OSS and S3 share: 3–63 characters,
+// lower-case letters, digits, "-" and ".", starting and ending with a letter or digit,
+// without "..".
+func CheckOssBucket(s string) error {
+	if len(s) < 3 || len(s) > 63 {
+		return fmt.Errorf("%q: a bucket name has 3–63 characters, not %d", s, len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return fmt.Errorf("%q: character %s at %d is not allowed in a bucket name (lower-case letters, digits, \"-\", \".\")", s, quoteByte(c), i)
+		}
+	}
+	if first, last := s[0], s[len(s)-1]; first == '-' || first == '.' || last == '-' || last == '.' {
+		return fmt.Errorf("%q: a bucket name starts and ends with a letter or digit", s)
+	}
+	if strings.Contains(s, "..") {
+		return fmt.Errorf("%q: \"..\" is not allowed in a bucket name", s)
+	}
+	return nil
 }

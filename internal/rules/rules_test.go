@@ -69,6 +69,8 @@ func TestValidateOK(t *testing.T) {
 		},
 		"name edges": func(r *Rule) { r.AppName, r.StreamName = "A-z_09", strings.Repeat("s", 255) },
 		"ip domain":  func(r *Rule) { r.DomainName = "192.168.1.10" },
+		"oss host":   func(r *Rule) { r.OssEndpoint, r.OssBucket = "oss-cn-shanghai.aliyuncs.com", "my-bucket.2" },
+		"oss url":    func(r *Rule) { r.OssEndpoint, r.OssBucket = "http://127.0.0.1:7070/", "abc" },
 		"prefix 255": func(r *Rule) {
 			p := "{StartTime}{EndTime}"
 			r.RecordFormats[1].ObjectPrefix = strings.Repeat("x/", (255-len(p))/2) + "x" + p
@@ -104,6 +106,22 @@ func TestValidateErrors(t *testing.T) {
 			r.StreamName, r.StartTime, r.EndTime = "s1", &st, &et
 		},
 			[]string{"endTime: the window 2026-12-01T00:00:00Z–2026-12-08T00:00:01Z is longer than 7 days"}},
+		{"bucket without endpoint", func(r *Rule) { r.OssBucket = "bkt" },
+			[]string{"ossEndpoint: is required when ossBucket is set (set both or neither)"}},
+		{"endpoint without bucket", func(r *Rule) { r.OssEndpoint = "oss-cn-shanghai.aliyuncs.com" },
+			[]string{"ossBucket: is required when ossEndpoint is set (set both or neither)"}},
+		{"bad bucket name", func(r *Rule) { r.OssEndpoint, r.OssBucket = "127.0.0.1:7070", "My_Bucket" },
+			[]string{`ossBucket: "My_Bucket": character 'M' at 0 is not allowed in a bucket name (lower-case letters, digits, "-", ".")`}},
+		{"short bucket name", func(r *Rule) { r.OssEndpoint, r.OssBucket = "https://s3.example.com", "ab" },
+			[]string{`ossBucket: "ab": a bucket name has 3–63 characters, not 2`}},
+		{"bucket with dots", func(r *Rule) { r.OssEndpoint, r.OssBucket = "s3.example.com", "a..b" },
+			[]string{`ossBucket: "a..b": ".." is not allowed in a bucket name`}},
+		{"endpoint with path", func(r *Rule) { r.OssEndpoint, r.OssBucket = "http://s3.example.com/x", "bkt" },
+			[]string{`ossEndpoint: "http://s3.example.com/x": want host[:port] or http(s)://host[:port], without a path`}},
+		{"endpoint bad port", func(r *Rule) { r.OssEndpoint, r.OssBucket = "s3.example.com:0", "bkt" },
+			[]string{`ossEndpoint: "s3.example.com:0": port "0" is not a number 1–65535`}},
+		{"endpoint bad scheme", func(r *Rule) { r.OssEndpoint, r.OssBucket = "ftp://s3.example.com", "bkt" },
+			[]string{`ossEndpoint: "ftp://s3.example.com": scheme must be http or https`}},
 		{"delay below", func(r *Rule) { r.DelayTime = 14 },
 			[]string{"delayTime: 14 is out of range (allowed 15–21600 seconds)"}},
 		{"delay above", func(r *Rule) { r.DelayTime = 21601 },

@@ -16,6 +16,7 @@ import (
 
 	"github.com/livrec/livrec/internal/api"
 	"github.com/livrec/livrec/internal/catalog"
+	"github.com/livrec/livrec/internal/cloudapi"
 	"github.com/livrec/livrec/internal/metrics"
 	"github.com/livrec/livrec/internal/notify"
 	"github.com/livrec/livrec/internal/record"
@@ -32,7 +33,11 @@ type Options struct {
 	HTTPAddr string
 	Location *time.Location
 	Rules    []rules.Rule // normalized and validated
-	Logger   *slog.Logger
+	// AccessKeys (id → secret) enable the cloud-compatible API; AllowDeleteFiles lets its
+	// DeleteLiveStreamRecordIndexFiles remove files (RemoveFile=true).
+	AccessKeys       map[string]string
+	AllowDeleteFiles bool
+	Logger           *slog.Logger
 	// Ready, if set, is called with the bound addresses once both listeners are up.
 	Ready func(rtmpAddr, httpAddr net.Addr)
 }
@@ -102,7 +107,10 @@ func Run(ctx context.Context, o Options) error {
 	}
 	ingest := &rtmp.Server{Handler: mgr, Logger: log}
 	httpSrv := &http.Server{
-		Handler:           (&api.Server{WorkDir: filepath.Join(o.DataDir, workDir, "api"), Notifier: notifier, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log}).Handler(),
+		Handler: (&api.Server{CloudAPI: cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Notifier: notifier,
+			WorkDir: filepath.Join(o.DataDir, workDir, "api"), AccessKeys: o.AccessKeys,
+			AllowDeleteFiles: o.AllowDeleteFiles, Location: o.Location, Logger: log}),
+			WorkDir: filepath.Join(o.DataDir, workDir, "api"), Notifier: notifier, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	errc := make(chan error, 2)
