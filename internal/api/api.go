@@ -31,12 +31,14 @@ import (
 type Server struct {
 	CloudAPI http.Handler // cloud-compatible RPC API on "/" (internal/cloudapi); nil = off
 	WorkDir  string       // scratch space for files the API creates (index playlists)
-	Notifier *notify.Notifier
-	Catalog  *catalog.Catalog
-	Store    storage.Store
-	Manager  *record.Manager
-	Metrics  *metrics.Metrics
-	Logger   *slog.Logger
+	// RemoteStores lists the object stores /files/ falls back to after Store.
+	RemoteStores func() []storage.Store
+	Notifier     *notify.Notifier
+	Catalog      *catalog.Catalog
+	Store        storage.Store
+	Manager      *record.Manager
+	Metrics      *metrics.Metrics
+	Logger       *slog.Logger
 }
 
 // Handler returns the HTTP handler.
@@ -89,6 +91,13 @@ func contentType(key string) string {
 func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
 	obj, err := s.Store.Open(r.Context(), key)
+	if errors.Is(err, storage.ErrNotFound) && s.RemoteStores != nil {
+		for _, st := range s.RemoteStores() {
+			if obj, err = st.Open(r.Context(), key); !errors.Is(err, storage.ErrNotFound) {
+				break
+			}
+		}
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		http.NotFound(w, r)
 		return

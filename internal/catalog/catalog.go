@@ -64,7 +64,12 @@ type File struct {
 	Bytes     int64     `json:"bytes"`
 	Segments  int       `json:"segments"`
 	Status    string    `json:"status"`
-	Error     string    `json:"error,omitempty"`
+	// Where the file is: empty for the server's own storage, else the object store and
+	// bucket (the key is the object name); Uploaded says whether it has reached it.
+	OssEndpoint string `json:"ossEndpoint,omitempty"`
+	OssBucket   string `json:"ossBucket,omitempty"`
+	Uploaded    bool   `json:"uploaded"`
+	Error       string `json:"error,omitempty"`
 }
 
 // Catalog wraps the SQLite database.
@@ -124,6 +129,9 @@ func Open(path string) (*Catalog, error) {
 var addedColumns = []struct{ table, column, decl string }{
 	{"files", "frame_rate", "REAL NOT NULL DEFAULT 0"},
 	{"files", "bitrate", "INTEGER NOT NULL DEFAULT 0"},
+	{"files", "oss_endpoint", "TEXT NOT NULL DEFAULT ''"},
+	{"files", "oss_bucket", "TEXT NOT NULL DEFAULT ''"},
+	{"files", "uploaded", "INTEGER NOT NULL DEFAULT 0"},
 }
 
 func migrate(db *sql.DB) error {
@@ -197,16 +205,20 @@ func (c *Catalog) OpenTasks(ctx context.Context) ([]Task, error) {
 
 // CreateFile inserts a file row (status recording).
 func (c *Catalog) CreateFile(ctx context.Context, f *File) error {
-	_, err := c.db.ExecContext(ctx, `INSERT INTO files(id,task_id,domain,app,stream,format,sequence,key,work_dir,start_time,end_time,duration,width,height,codecs,frame_rate,bitrate,bytes,segments,status,error)
-		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err := c.db.ExecContext(ctx, `INSERT INTO files(id,task_id,domain,app,stream,format,sequence,key,work_dir,start_time,end_time,duration,width,height,codecs,frame_rate,bitrate,bytes,segments,status,error,oss_endpoint,oss_bucket,uploaded)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		f.ID, f.TaskID, f.Domain, f.App, f.Stream, f.Format, f.Sequence, f.Key, f.WorkDir, ms(f.Start), ms(f.End),
-		f.Duration, f.Width, f.Height, f.Codecs, f.FrameRate, f.Bitrate, f.Bytes, f.Segments, f.Status, f.Error)
+		f.Duration, f.Width, f.Height, f.Codecs, f.FrameRate, f.Bitrate, f.Bytes, f.Segments, f.Status, f.Error,
+		f.OssEndpoint, f.OssBucket, f.Uploaded || f.OssBucket == "" && f.Status == FileDone)
 	return err
 }
 
 // UpdateFile writes every mutable field of a file row.
 func (c *Catalog) UpdateFile(ctx context.Context, f *File) error {
-	res, err := c.db.ExecContext(ctx, `UPDATE files SET key=?, work_dir=?, start_time=?, end_time=?, duration=?, width=?, height=?, codecs=?, frame_rate=?, bitrate=?, bytes=?, segments=?, status=?, error=? WHERE id=?`,
+	// uploaded is not written here (MarkUploaded, from the upload spool, races with this):
+	// a file in the server's own storage counts as uploaded once it is done.
+	res, err := c.db.ExecContext(ctx, `UPDATE files SET key=?, work_dir=?, start_time=?, end_time=?, duration=?, width=?, height=?, codecs=?, frame_rate=?, bitrate=?, bytes=?, segments=?, status=?, error=?,
+		uploaded = CASE WHEN oss_bucket='' AND status='done' THEN 1 ELSE uploaded END WHERE id=?`,
 		f.Key, f.WorkDir, ms(f.Start), ms(f.End), f.Duration, f.Width, f.Height, f.Codecs, f.FrameRate, f.Bitrate, f.Bytes, f.Segments, f.Status, f.Error, f.ID)
 	if err != nil {
 		return err
@@ -220,7 +232,7 @@ func (c *Catalog) UpdateFile(ctx context.Context, f *File) error {
 // ErrNotFound is returned for an unknown id.
 var ErrNotFound = errors.New("not found")
 
-const fileCols = `id,task_id,domain,app,stream,format,sequence,key,work_dir,start_time,end_time,duration,width,height,codecs,frame_rate,bitrate,bytes,segments,status,error`
+const fileCols = `id,task_id,domain,app,stream,format,sequence,key,work_dir,start_time,end_time,duration,width,height,codecs,frame_rate,bitrate,bytes,segments,status,error,oss_endpoint,oss_bucket,uploaded`
 
 func scanFiles(rows *sql.Rows) ([]File, error) {
 	defer rows.Close()
@@ -229,7 +241,7 @@ func scanFiles(rows *sql.Rows) ([]File, error) {
 		var f File
 		var s, e int64
 		if err := rows.Scan(&f.ID, &f.TaskID, &f.Domain, &f.App, &f.Stream, &f.Format, &f.Sequence, &f.Key, &f.WorkDir, &s, &e,
-			&f.Duration, &f.Width, &f.Height, &f.Codecs, &f.FrameRate, &f.Bitrate, &f.Bytes, &f.Segments, &f.Status, &f.Error); err != nil {
+			&f.Duration, &f.Width, &f.Height, &f.Codecs, &f.FrameRate, &f.Bitrate, &f.Bytes, &f.Segments, &f.Status, &f.Error, &f.OssEndpoint, &f.OssBucket, &f.Uploaded); err != nil {
 			return nil, err
 		}
 		f.Start, f.End = fromMS(s), fromMS(e)
@@ -426,4 +438,14 @@ func (c *Catalog) ListTasks(ctx context.Context, q TaskQuery) ([]Task, error) {
 		out = append(out, t)
 	}
 	return out, rows.Err()
+}
+
+// MarkUploaded records that the object key reached the bucket; it returns how many file
+// rows that completed (0 if no generated file has that key yet).
+func (c *Catalog) MarkUploaded(ctx context.Context, bucket, key string) (int64, error) {
+	res, err := c.db.ExecContext(ctx, `UPDATE files SET uploaded=1 WHERE oss_bucket=? AND key=? AND key<>''`, bucket, key)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/livrec/livrec/internal/rules"
+	"github.com/livrec/livrec/internal/storage"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -50,6 +51,14 @@ type Config struct {
 	// stored files. Off by default: only the catalog entry is deleted, and RemoveFile=true
 	// is refused.
 	AllowDeleteFiles bool `yaml:"allowDeleteFiles"`
+	// S3 lists the S3-compatible endpoints rules may name with ossEndpoint (matched by
+	// the endpoint string). Their files are spooled on local disk under the data
+	// directory and uploaded from there.
+	S3 []storage.S3Config `yaml:"s3"`
+	// SpoolLimitMB raises an alarm (metric livrec_spool_over_limit, log, record_error
+	// event) when the upload spool holds more than this many MiB; 0: no limit. Nothing is
+	// ever dropped.
+	SpoolLimitMB int64 `yaml:"spoolLimitMB"`
 
 	// Location is TimeZone loaded; set by LoadConfig and Parse.
 	Location *time.Location `yaml:"-"`
@@ -173,6 +182,28 @@ func Parse(data []byte) (*Config, error) {
 		} else {
 			seenKeys[k.ID] = i
 		}
+	}
+
+	endpoints := map[string]int{}
+	for i, e := range c.S3 {
+		field := fmt.Sprintf("s3[%d].endpoint", i)
+		switch j, dup := endpoints[e.Endpoint]; {
+		case e.Endpoint == "":
+			es = append(es, &rules.ValidationError{Field: field, Msg: "is required (host:port)"})
+		case dup:
+			es = append(es, &rules.ValidationError{Field: field, Msg: fmt.Sprintf("%q is already used by s3[%d]", e.Endpoint, j)})
+		default:
+			endpoints[e.Endpoint] = i
+		}
+	}
+	for i, r := range c.Rules {
+		if _, ok := endpoints[r.OssEndpoint]; r.OssEndpoint != "" && !ok {
+			es = append(es, &rules.ValidationError{Field: fmt.Sprintf("rules[%d].ossEndpoint", i),
+				Msg: fmt.Sprintf("%q is not one of the endpoints under s3: (add it there with its keys)", r.OssEndpoint)})
+		}
+	}
+	if c.SpoolLimitMB < 0 {
+		es = append(es, &rules.ValidationError{Field: "spoolLimitMB", Msg: fmt.Sprintf("%d: want 0 (no limit) or more", c.SpoolLimitMB)})
 	}
 
 	loc, err := time.LoadLocation(c.TimeZone)

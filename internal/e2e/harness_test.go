@@ -173,18 +173,20 @@ func (s *server) kill() {
 }
 
 type recording struct {
-	ID       string  `json:"id"`
-	TaskID   string  `json:"taskId"`
-	Format   string  `json:"format"`
-	Sequence int     `json:"sequence"`
-	Key      string  `json:"key"`
-	Duration float64 `json:"duration"`
-	Width    int     `json:"width"`
-	Height   int     `json:"height"`
-	Codecs   string  `json:"codecs"`
-	Status   string  `json:"status"`
-	Segments int     `json:"segments"`
-	Error    string  `json:"error"`
+	ID        string  `json:"id"`
+	TaskID    string  `json:"taskId"`
+	Format    string  `json:"format"`
+	Sequence  int     `json:"sequence"`
+	Key       string  `json:"key"`
+	Duration  float64 `json:"duration"`
+	Width     int     `json:"width"`
+	Height    int     `json:"height"`
+	Codecs    string  `json:"codecs"`
+	Status    string  `json:"status"`
+	Segments  int     `json:"segments"`
+	Error     string  `json:"error"`
+	Uploaded  bool    `json:"uploaded"`
+	OssBucket string  `json:"ossBucket"`
 }
 
 func (s *server) recordings(query string) []recording {

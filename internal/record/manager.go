@@ -32,7 +32,10 @@ import (
 type Config struct {
 	Rules    *rules.Set
 	Catalog  *catalog.Catalog
-	Store    storage.Store
+	Store    storage.Store // the default store (local disk)
+	// StoreFor returns the store of a rule that names object storage (ossEndpoint and
+	// ossBucket); nil, or a rule without them, uses Store.
+	StoreFor func(r *rules.Rule) (storage.Store, error)
 	WorkDir  string         // working files of open recordings (the spool)
 	Location *time.Location // time zone of {StartTime}-style key variables
 	Logger   *slog.Logger
@@ -373,3 +376,15 @@ func (m *Manager) Streams() []StreamInfo {
 	sort.Slice(out, func(i, j int) bool { return out[i].Since.Before(out[j].Since) })
 	return out
 }
+
+// storeFor picks the store a rule's files go to.
+func (m *Manager) storeFor(r *rules.Rule) (storage.Store, error) {
+	if r.OssBucket == "" || m.cfg.StoreFor == nil {
+		return m.cfg.Store, nil
+	}
+	return m.cfg.StoreFor(r)
+}
+
+// Emit reports an event that concerns no particular recording (a storage alarm): it is
+// logged, counted and handed to OnEvent like the others.
+func (m *Manager) Emit(ev Event) { m.emit(ev) }

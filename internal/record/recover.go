@@ -10,6 +10,7 @@ import (
 	"github.com/livrec/livrec/internal/catalog"
 	"github.com/livrec/livrec/internal/format"
 	"github.com/livrec/livrec/internal/rules"
+	"github.com/livrec/livrec/internal/storage"
 )
 
 // Recover ends the tasks a previous process left RECORDING or PAUSED (a crash or a
@@ -42,7 +43,10 @@ func (m *Manager) Recover(ctx context.Context) error {
 				vars := (&Task{m: m, key: StreamKey{t.Domain, t.App, t.Stream}}).keyVars(f.Sequence)
 				vars.Start = f.Start
 				var e2 = end
-				res, e2, err = recoverFile(ctx, m, rf, vars, f.WorkDir, log)
+				var store storage.Store
+				if store, err = m.storeFor(&rule); err == nil {
+					res, e2, err = recoverFile(ctx, store, rf, vars, f.WorkDir, log)
+				}
 				if !e2.IsZero() {
 					end = e2
 				}

@@ -20,6 +20,7 @@ import (
 	"github.com/livrec/livrec/internal/keytemplate"
 	"github.com/livrec/livrec/internal/media"
 	"github.com/livrec/livrec/internal/rules"
+	"github.com/livrec/livrec/internal/storage"
 )
 
 // Task records one stream key with one rule (design.md "Task").
@@ -29,6 +30,7 @@ type Task struct {
 	key     StreamKey
 	rule    rules.Rule
 	started time.Time
+	store   storage.Store // where the rule's files go
 
 	mu       sync.Mutex
 	state    string
@@ -73,7 +75,11 @@ type openFile struct {
 
 func (m *Manager) newTask(key StreamKey, rule *rules.Rule, s *session) (*Task, error) {
 	now := m.cfg.Now()
-	t := &Task{m: m, id: uuid.NewString(), key: key, rule: *rule, started: now, state: catalog.TaskRecording, pub: s, pushArgs: s.req.Args}
+	store, err := m.storeFor(rule)
+	if err != nil {
+		return nil, err
+	}
+	t := &Task{m: m, id: uuid.NewString(), key: key, rule: *rule, started: now, store: store, state: catalog.TaskRecording, pub: s, pushArgs: s.req.Args}
 	for _, rf := range rule.RecordFormats {
 		t.outs = append(t.outs, &output{rf: rf})
 	}
@@ -225,7 +231,8 @@ func (t *Task) openFile(o *output, dts time.Duration) error {
 		return err
 	}
 	row := catalog.File{ID: uuid.NewString(), TaskID: t.id, Domain: t.key.Domain, App: t.key.App, Stream: t.key.Stream,
-		Format: string(o.rf.Format), Sequence: seq, WorkDir: dir, Start: t.wallAt(dts), Status: catalog.FileRecording}
+		Format: string(o.rf.Format), Sequence: seq, WorkDir: dir, Start: t.wallAt(dts), Status: catalog.FileRecording,
+		OssEndpoint: t.rule.OssEndpoint, OssBucket: t.rule.OssBucket}
 	row.Width, row.Height, row.FrameRate, row.Codecs = trackInfo(t.video, t.audio)
 	w, err := newFileWriter(t, o.rf, dir)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/livrec/livrec/internal/format/mp4"
 	"github.com/livrec/livrec/internal/keytemplate"
 	"github.com/livrec/livrec/internal/rules"
+	"github.com/livrec/livrec/internal/storage"
 )
 
 // hlsWriter adapts hls.Writer, whose Finish reports segment details, to format.Writer.
@@ -52,7 +53,7 @@ func newFileWriter(t *Task, rf rules.RecordFormat, dir string) (format.Writer, e
 			WorkDir:       dir,
 			SegmentKey:    func(seq int, start time.Time) string { return t.sliceKey(rf, seq, start) + ".ts" },
 			SegmentURI:    t.m.cfg.LiveURI,
-			Store:         t.m.cfg.Store,
+			Store:         t.store,
 			Now:           func() time.Time { return t.wallAt(t.lastDTS) },
 			Logger:        t.m.cfg.Logger.With("task", t.id, "format", "m3u8"),
 		})
@@ -67,15 +68,15 @@ func newFileWriter(t *Task, rf rules.RecordFormat, dir string) (format.Writer, e
 			SegmentKey:    func(seq int, start time.Time) string { return t.sliceKey(rf, seq, start) + ".m4s" },
 			InitKey:       func(n int) string { return t.sliceKey(rf, n, t.wallAt(t.lastDTS)) + "_init.mp4" },
 			SegmentURI:    t.m.cfg.LiveURI,
-			Store:         t.m.cfg.Store,
+			Store:         t.store,
 			Now:           func() time.Time { return t.wallAt(t.lastDTS) },
 			Logger:        t.m.cfg.Logger.With("task", t.id, "format", "cmaf"),
 		})
 	case rules.MP4:
-		return mp4.New(mp4.Config{WorkDir: dir, Store: t.m.cfg.Store, Now: func() time.Time { return t.wallAt(t.lastDTS) },
+		return mp4.New(mp4.Config{WorkDir: dir, Store: t.store, Now: func() time.Time { return t.wallAt(t.lastDTS) },
 			Logger: t.m.cfg.Logger.With("task", t.id, "format", "mp4")})
 	case rules.FLV:
-		return flvfile.New(flvfile.Config{WorkDir: dir, Store: t.m.cfg.Store, Now: func() time.Time { return t.wallAt(t.lastDTS) },
+		return flvfile.New(flvfile.Config{WorkDir: dir, Store: t.store, Now: func() time.Time { return t.wallAt(t.lastDTS) },
 			Logger: t.m.cfg.Logger.With("task", t.id, "format", "flv")})
 	default:
 		return nil, fmt.Errorf("format %q is not available in this build", rf.Format)
@@ -96,7 +97,7 @@ func hlsResult(res hls.Result) format.Result {
 }
 
 // recoverFile finalizes a file left open by a crash from its working directory.
-func recoverFile(ctx context.Context, m *Manager, rf rules.RecordFormat, vars keytemplate.Vars, workDir string, log *slog.Logger) (format.Result, time.Time, error) {
+func recoverFile(ctx context.Context, store storage.Store, rf rules.RecordFormat, vars keytemplate.Vars, workDir string, log *slog.Logger) (format.Result, time.Time, error) {
 	var end time.Time
 	keyFn := func(e time.Time) string {
 		end = e
@@ -110,16 +111,16 @@ func recoverFile(ctx context.Context, m *Manager, rf rules.RecordFormat, vars ke
 	}
 	switch rf.Format {
 	case rules.M3U8:
-		res, err := hls.Recover(ctx, workDir, m.cfg.Store, keyFn, log)
+		res, err := hls.Recover(ctx, workDir, store, keyFn, log)
 		return hlsResult(res), end, err
 	case rules.CMAF:
-		res, err := cmaf.Recover(ctx, workDir, m.cfg.Store, keyFn, log)
+		res, err := cmaf.Recover(ctx, workDir, store, keyFn, log)
 		return res, end, err
 	case rules.MP4:
-		res, err := mp4.Recover(ctx, workDir, m.cfg.Store, keyFn, log)
+		res, err := mp4.Recover(ctx, workDir, store, keyFn, log)
 		return res, end, err
 	case rules.FLV:
-		res, err := flvfile.Recover(ctx, workDir, m.cfg.Store, keyFn, log)
+		res, err := flvfile.Recover(ctx, workDir, store, keyFn, log)
 		return res, end, err
 	default:
 		return format.Result{}, end, fmt.Errorf("cannot recover format %q", rf.Format)

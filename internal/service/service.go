@@ -33,6 +33,10 @@ type Options struct {
 	HTTPAddr string
 	Location *time.Location
 	Rules    []rules.Rule // normalized and validated
+	// S3 are the object-storage endpoints rules may name (ossEndpoint/ossBucket), and
+	// SpoolLimit the upload-spool size (bytes) that raises an alarm (0: none).
+	S3         []storage.S3Config
+	SpoolLimit int64
 	// AccessKeys (id → secret) enable the cloud-compatible API; AllowDeleteFiles lets its
 	// DeleteLiveStreamRecordIndexFiles remove files (RemoveFile=true).
 	AccessKeys       map[string]string
@@ -46,6 +50,7 @@ type Options struct {
 const (
 	filesDir   = "files" // the local storage root: object keys are paths below it
 	workDir    = "work"  // working files of open recordings
+	spoolDir   = "spool" // files waiting for their upload to object storage
 	catalogDB  = "catalog.db"
 	httpPrefix = "/files/"
 )
@@ -80,7 +85,18 @@ func Run(ctx context.Context, o Options) error {
 	}
 	notifier.Start(ctx)
 	defer notifier.Close() // after the manager's shutdown: the last file_created events are queued first
-	mgr := record.NewManager(record.Config{
+	var mgr *record.Manager
+	um := storage.NewUploadMetrics()
+	met.Registry.MustRegister(um.Collectors()...)
+	objects := &objectStores{ctx: ctx, dir: filepath.Join(o.DataDir, spoolDir), endpoints: map[string]storage.S3Config{},
+		limit: o.SpoolLimit, cat: cat, log: log, metrics: um, uploaders: map[string]*storage.Uploader{},
+		alarm: alarmEvent(func() *record.Manager { return mgr })}
+	for _, e := range o.S3 {
+		objects.endpoints[e.Endpoint] = e
+	}
+	defer objects.close(10 * time.Second) // after the recordings are finalized
+	mgr = record.NewManager(record.Config{
+		StoreFor:    objects.storeFor,
 		OnEvent:     notifier.Notify,
 		AskOnDemand: askOnDemand(notifier),
 		Rules:       set,
@@ -92,6 +108,7 @@ func Run(ctx context.Context, o Options) error {
 		Metrics:     met,
 		LiveURI:     func(key string) string { return httpPrefix + key },
 	})
+	objects.openAll(set.Rules())
 	if err := mgr.Recover(ctx); err != nil {
 		return fmt.Errorf("recovering open recordings: %w", err)
 	}
@@ -110,7 +127,7 @@ func Run(ctx context.Context, o Options) error {
 		Handler: (&api.Server{CloudAPI: cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Notifier: notifier,
 			WorkDir: filepath.Join(o.DataDir, workDir, "api"), AccessKeys: o.AccessKeys,
 			AllowDeleteFiles: o.AllowDeleteFiles, Location: o.Location, Logger: log}),
-			WorkDir: filepath.Join(o.DataDir, workDir, "api"), Notifier: notifier, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log}).Handler(),
+			WorkDir: filepath.Join(o.DataDir, workDir, "api"), Notifier: notifier, RemoteStores: objects.all, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	errc := make(chan error, 2)
