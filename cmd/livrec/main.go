@@ -96,6 +96,8 @@ func serve(args []string) error {
 		Rules:    cfg.Rules,
 		Logger:   log,
 
+		S3:               cfg.S3,
+		SpoolLimit:       cfg.SpoolLimitMB << 20,
 		AccessKeys:       cfg.AccessKeySecrets(),
 		AllowDeleteFiles: cfg.AllowDeleteFiles,
 	})

@@ -30,9 +30,9 @@ import (
 
 // Config wires a Manager.
 type Config struct {
-	Rules    *rules.Set
-	Catalog  *catalog.Catalog
-	Store    storage.Store // the default store (local disk)
+	Rules   *rules.Set
+	Catalog *catalog.Catalog
+	Store   storage.Store // the default store (local disk)
 	// StoreFor returns the store of a rule that names object storage (ossEndpoint and
 	// ossBucket); nil, or a rule without them, uses Store.
 	StoreFor func(r *rules.Rule) (storage.Store, error)
