@@ -97,6 +97,7 @@ func serve(args []string) error {
 		Logger:   log,
 
 		S3:               cfg.S3,
+		APITokens:        cfg.APITokens,
 		SpoolLimit:       cfg.SpoolLimitMB << 20,
 		AccessKeys:       cfg.AccessKeySecrets(),
 		AllowDeleteFiles: cfg.AllowDeleteFiles,

@@ -31,6 +31,8 @@ import (
 type Server struct {
 	CloudAPI http.Handler // cloud-compatible RPC API on "/" (internal/cloudapi); nil = off
 	WorkDir  string       // scratch space for files the API creates (index playlists)
+	// Auth protects /api/v1 (nil: loopback clients only).
+	Auth *Auth
 	// RemoteStores lists the object stores /files/ falls back to after Store.
 	RemoteStores func() []storage.Store
 	Notifier     *notify.Notifier
@@ -42,7 +44,10 @@ type Server struct {
 }
 
 // Handler returns the HTTP handler.
-func (s *Server) Handler() http.Handler {
+func (s *Server) Handler() http.Handler { return s.protect(s.routes()) }
+
+// routes registers every endpoint.
+func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -59,14 +64,27 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT /api/v1/domains/{domain}/notify", s.putNotify)
 	mux.HandleFunc("DELETE /api/v1/domains/{domain}/notify", s.deleteNotify)
 	mux.HandleFunc("GET /api/v1/callbacks", s.listCallbacks)
+	mux.HandleFunc("POST /api/v1/streams/{domain}/{app}/{stream}/index", s.createIndex)
+	mux.HandleFunc("GET /api/v1/streams", s.listStreams)
+	mux.HandleFunc("POST /api/v1/streams/{domain}/{app}/{stream}/record", s.recordCommand)
 	s.registerRules(mux)
 	if s.CloudAPI != nil {
 		mux.Handle("/{$}", s.CloudAPI) // exactly "/", any method
 	}
-	mux.HandleFunc("POST /api/v1/streams/{domain}/{app}/{stream}/index", s.createIndex)
-	mux.HandleFunc("GET /api/v1/streams", s.listStreams)
-	mux.HandleFunc("POST /api/v1/streams/{domain}/{app}/{stream}/record", s.recordCommand)
 	return mux
+}
+
+// protect puts /api/v1 behind Auth; files, live playlists, health, metrics and the
+// cloud-compatible API (which checks its own signatures) stay as they are.
+func (s *Server) protect(mux *http.ServeMux) http.Handler {
+	api := s.Auth.wrap(mux)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			api.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func contentType(key string) string {

@@ -134,7 +134,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 
 	// Through the real mux: Handler(), plus the rules routes if Handler does not add them yet.
 	s := &Server{Metrics: metrics.New()}
-	mux, ok := s.Handler().(*http.ServeMux)
+	var h any = s.routes()
+	mux, ok := h.(*http.ServeMux)
 	if !ok {
 		t.Fatalf("Handler() is a %T, not a *http.ServeMux", s.Handler())
 	}

@@ -51,6 +51,9 @@ type Config struct {
 	// stored files. Off by default: only the catalog entry is deleted, and RemoveFile=true
 	// is refused.
 	AllowDeleteFiles bool `yaml:"allowDeleteFiles"`
+	// APITokens are bearer tokens for the JSON API (/api/v1); LIVREC_API_TOKEN adds one.
+	// With neither tokens nor accessKeys the JSON API answers only loopback clients.
+	APITokens []string `yaml:"apiTokens"`
 	// S3 lists the S3-compatible endpoints rules may name with ossEndpoint (matched by
 	// the endpoint string). Their files are spooled on local disk under the data
 	// directory and uploaded from there.
@@ -184,6 +187,14 @@ func Parse(data []byte) (*Config, error) {
 		}
 	}
 
+	if tok := os.Getenv("LIVREC_API_TOKEN"); tok != "" {
+		c.APITokens = append(c.APITokens, tok)
+	}
+	for i, tok := range c.APITokens {
+		if len(tok) < 16 {
+			es = append(es, &rules.ValidationError{Field: fmt.Sprintf("apiTokens[%d]", i), Msg: "too short: use at least 16 random characters"})
+		}
+	}
 	endpoints := map[string]int{}
 	for i, e := range c.S3 {
 		field := fmt.Sprintf("s3[%d].endpoint", i)

@@ -41,7 +41,9 @@ type Options struct {
 	// DeleteLiveStreamRecordIndexFiles remove files (RemoveFile=true).
 	AccessKeys       map[string]string
 	AllowDeleteFiles bool
-	Logger           *slog.Logger
+	// APITokens are bearer tokens for the JSON API (besides V3 signatures by AccessKeys).
+	APITokens []string
+	Logger    *slog.Logger
 	// Ready, if set, is called with the bound addresses once both listeners are up.
 	Ready func(rtmpAddr, httpAddr net.Addr)
 }
@@ -123,10 +125,18 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("http listener: %w", err)
 	}
 	ingest := &rtmp.Server{Handler: mgr, Logger: log}
+	cloud := cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Notifier: notifier,
+		WorkDir: filepath.Join(o.DataDir, workDir, "api"), AccessKeys: o.AccessKeys,
+		AllowDeleteFiles: o.AllowDeleteFiles, Location: o.Location, Logger: log})
+	apiAuth := &api.Auth{Tokens: o.APITokens}
+	if cloud.HasKeys() {
+		apiAuth.VerifyV3 = cloud.VerifyV3
+	}
+	if apiAuth.Open() {
+		log.Warn("no accessKeys or apiTokens configured: the JSON API answers only loopback clients, and the cloud-compatible API refuses every request")
+	}
 	httpSrv := &http.Server{
-		Handler: (&api.Server{CloudAPI: cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Notifier: notifier,
-			WorkDir: filepath.Join(o.DataDir, workDir, "api"), AccessKeys: o.AccessKeys,
-			AllowDeleteFiles: o.AllowDeleteFiles, Location: o.Location, Logger: log}),
+		Handler: (&api.Server{CloudAPI: cloud, Auth: apiAuth,
 			WorkDir: filepath.Join(o.DataDir, workDir, "api"), Notifier: notifier, RemoteStores: objects.all, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
