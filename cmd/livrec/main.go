@@ -98,6 +98,7 @@ func serve(args []string) error {
 
 		S3:               cfg.S3,
 		APITokens:        cfg.APITokens,
+		PublishAuth:      cfg.PublishAuth,
 		SpoolLimit:       cfg.SpoolLimitMB << 20,
 		AccessKeys:       cfg.AccessKeySecrets(),
 		AllowDeleteFiles: cfg.AllowDeleteFiles,

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/livrec/livrec/internal/pushauth"
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
 	"go.yaml.in/yaml/v3"
@@ -51,6 +52,9 @@ type Config struct {
 	// stored files. Off by default: only the catalog entry is deleted, and RemoveFile=true
 	// is refused.
 	AllowDeleteFiles bool `yaml:"allowDeleteFiles"`
+	// PublishAuth lists the domains whose pushes must carry a signed auth_key ("type A"
+	// URL signing), with a primary and a secondary key and a validity in seconds.
+	PublishAuth []pushauth.DomainKeys `yaml:"publishAuth"`
 	// APITokens are bearer tokens for the JSON API (/api/v1); LIVREC_API_TOKEN adds one.
 	// With neither tokens nor accessKeys the JSON API answers only loopback clients.
 	APITokens []string `yaml:"apiTokens"`

@@ -19,6 +19,7 @@ import (
 	"github.com/livrec/livrec/internal/cloudapi"
 	"github.com/livrec/livrec/internal/metrics"
 	"github.com/livrec/livrec/internal/notify"
+	"github.com/livrec/livrec/internal/pushauth"
 	"github.com/livrec/livrec/internal/record"
 	"github.com/livrec/livrec/internal/rtmp"
 	"github.com/livrec/livrec/internal/ruledb"
@@ -43,7 +44,9 @@ type Options struct {
 	AllowDeleteFiles bool
 	// APITokens are bearer tokens for the JSON API (besides V3 signatures by AccessKeys).
 	APITokens []string
-	Logger    *slog.Logger
+	// PublishAuth lists the domains whose pushes need a signed auth_key.
+	PublishAuth []pushauth.DomainKeys
+	Logger      *slog.Logger
 	// Ready, if set, is called with the bound addresses once both listeners are up.
 	Ready func(rtmpAddr, httpAddr net.Addr)
 }
@@ -124,7 +127,13 @@ func Run(ctx context.Context, o Options) error {
 		rl.Close()
 		return fmt.Errorf("http listener: %w", err)
 	}
-	ingest := &rtmp.Server{Handler: mgr, Logger: log}
+	pushAuth, err := pushauth.New(o.PublishAuth, log)
+	if err != nil {
+		rl.Close()
+		hl.Close()
+		return err
+	}
+	ingest := &rtmp.Server{Handler: pushauth.Handler{Next: mgr, Checker: pushAuth}, Logger: log}
 	cloud := cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Notifier: notifier,
 		WorkDir: filepath.Join(o.DataDir, workDir, "api"), AccessKeys: o.AccessKeys,
 		AllowDeleteFiles: o.AllowDeleteFiles, Location: o.Location, Logger: log})
