@@ -23,8 +23,10 @@ const usage = `livrec — live-stream recording service
 
 Usage:
   livrec serve [flags]   run the RTMP ingest and HTTP API, recording pushes
+  livrec remux IN OUTDIR record an FLV file offline (convert archives, benchmark)
+  livrec bench [flags]   publish N looped RTMP streams (load generator)
 
-Run "livrec serve -h" for the flags.
+Run "livrec COMMAND -h" for the flags.
 `
 
 func main() {
@@ -36,6 +38,10 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		err = serve(os.Args[2:])
+	case "remux":
+		err = remuxCmd(os.Args[2:])
+	case "bench":
+		err = benchCmd(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# bench/run.sh — record N streams with livrec and with nginx-rtmp on loopback, same
+# input, same N, same duration, same load generator (`livrec bench`), one server at a
+# time; then time `livrec remux` against `ffmpeg -c copy` on the same file. Prints a table
+# with livrec/nginx ratios and writes it (and the raw data) to the output directory.
+#
+#   bench/run.sh [-n STREAMS] [-d SECONDS] [-f IN.flv] [-r REMUX_RUNS] [-o OUTDIR] [-s SLICE]
+#
+# Defaults: 50 streams, 60 s, a generated 640x360 30 fps H.264 (B-frames) + AAC file of
+# 60 s (~1.2 Mbit/s), 5 remux runs, OUTDIR bench/out-YYYYmmdd-HHMMSS, 10 s segments.
+# Needs go, ffmpeg/ffprobe, curl; installs nginx + libnginx-mod-rtmp with apt-get if
+# missing. Listens on 127.0.0.1 only. Not run in CI.
+#
+# Measured, per server:
+#   CPU s per recorded stream-minute  utime+stime from /proc/PID/stat (nginx: master +
+#                                     workers), from before the load to the final files
+#   RSS peak / steady per stream      VmRSS sampled every second during the load (nginx:
+#                                     summed over the processes), minus the idle RSS, / N;
+#                                     steady = median of the second half of the load
+#   frames lost (flv, hls)            video frames sent (livrec bench summary) minus video
+#                                     packets in the output files (ffprobe -count_packets)
+#   stream end → final files          from the end of the load until all N flv and N m3u8
+#                                     files are final (livrec: they are stored when the
+#                                     stitch window, delayTime 15 s, expires; nginx: the
+#                                     flv is final when the publisher disconnects and the
+#                                     HLS playlist is live, never ended)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+N=50 DUR=60 IN= RUNS=5 OUT= SLICE=10
+while getopts "n:d:f:r:o:s:h" o; do
+  case $o in
+    n) N=$OPTARG ;; d) DUR=$OPTARG ;; f) IN=$OPTARG ;; r) RUNS=$OPTARG ;; o) OUT=$OPTARG ;; s) SLICE=$OPTARG ;;
+    *) sed -n '2,12p' "$0"; exit 2 ;;
+  esac
+done
+OUT=${OUT:-$ROOT/bench/out-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+LIVREC_RTMP=127.0.0.1:19351 LIVREC_HTTP=127.0.0.1:18081 NGINX_PORT=19352
+TICK=$(getconf CLK_TCK)
+log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+
+# --- prerequisites -------------------------------------------------------------------
+for t in go ffmpeg ffprobe curl; do command -v $t >/dev/null || { echo "need $t" >&2; exit 1; }; done
+NGINX_MOD=/usr/lib/nginx/modules/ngx_rtmp_module.so
+if ! command -v nginx >/dev/null || [ ! -f $NGINX_MOD ]; then
+  log "installing nginx + libnginx-mod-rtmp"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq nginx libnginx-mod-rtmp >/dev/null
+fi
+log "building livrec"
+go build -o "$OUT/livrec" ./cmd/livrec
+LIVREC=$OUT/livrec
+if [ -z "$IN" ]; then
+  IN=$OUT/input.flv
+  log "encoding the input ($IN)"
+  ffmpeg -v error -y -f lavfi -i "testsrc2=size=640x360:rate=30:duration=60" \
+    -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=60" \
+    -c:v libx264 -preset veryfast -b:v 1100k -maxrate 1100k -bufsize 2200k -bf 2 -g 60 -pix_fmt yuv420p \
+    -c:a aac -b:a 96k -f flv "$IN"
+fi
+
+# --- helpers -------------------------------------------------------------------------
+# cpu_ticks PID...: utime+stime of the processes (fields 14, 15 of /proc/PID/stat).
+cpu_ticks() { local t=0 p; for p in "$@"; do [ -r /proc/$p/stat ] && t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
+rss_kib() { local t=0 p; for p in "$@"; do [ -r /proc/$p/status ] && t=$((t + $(awk '/^VmRSS/{print $2}' /proc/$p/status))); done; echo $t; }
+nginx_pids() { local m; m=$(cat "$OUT/nginx/nginx.pid" 2>/dev/null) || return 0; echo "$m $(pgrep -P "$m" | tr '\n' ' ')"; }
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+now() { date +%s.%N; }
+# video_packets FILE: video packets counted by ffprobe (HLS lists a stream per program too).
+video_packets() {
+  local probe=(timeout 300 ffprobe -v error -select_streams v:0 -count_packets -show_entries stream=nb_read_packets -of csv=p=0)
+  if [[ $1 == *.m3u8 ]] && ! grep -q '^#EXT-X-ENDLIST' "$1"; then
+    # A live playlist (nginx-rtmp): ffprobe would wait for it to grow; read its segments.
+    local d; d=$(dirname "$1")
+    grep -v '^#' "$1" | grep . | while read -r seg; do cat "$d/$seg"; done | "${probe[@]}" -f mpegts -i pipe:0 2>/dev/null
+  else
+    "${probe[@]}" "$1" 2>/dev/null
+  fi | awk 'NF{print $1+0; exit}'
+}
+sum_packets() { local t=0 f n; for f in "$@"; do n=$(video_packets "$f"); t=$((t + ${n:-0})); done; echo $t; }
+json_num() { grep -o "\"$2\": *[0-9.e+-]*" "$1" | head -1 | sed 's/.*: *//'; }
+
+# sample_rss OUTFILE PIDS-COMMAND: samples RSS every second until killed.
+sample_rss() { while :; do rss_kib $($2) >>"$1"; sleep 1; done; }
+
+# run_load NAME URL PIDS-COMMAND: the load against a running server; sets the globals
+# CPU0 (ticks before), LOAD_END (time), and writes $OUT/NAME-bench.json, NAME-rss.txt.
+run_load() {
+  local name=$1 url=$2 pids=$3
+  rss_kib $($pids) >"$OUT/$name-idle-rss.txt"
+  CPU0=$(cpu_ticks $($pids))
+  : >"$OUT/$name-rss.txt"
+  sample_rss "$OUT/$name-rss.txt" "$pids" & local sampler=$!
+  log "$name: $N streams for ${DUR}s"
+  "$LIVREC" bench --url "$url" --streams "$N" --duration "${DUR}s" --file "$IN" --jitter 2s --seed 1 \
+    --per-stream=false --json "$OUT/$name-bench.json" >/dev/null 2>"$OUT/$name-bench.log" || log "$name: load generator reported errors"
+  LOAD_END=$(now)
+  kill $sampler; wait $sampler 2>/dev/null || true
+}
+
+# summarize NAME CPU_TICKS FINAL_SECONDS FLV_FILES... -- HLS_FILES...
+summarize() {
+  local name=$1 ticks=$2 final=$3; shift 3
+  local flv=() hls=() seen=
+  for f in "$@"; do if [ "$f" = -- ]; then seen=1; elif [ -z "$seen" ]; then flv+=("$f"); else hls+=("$f"); fi; done
+  local sent idle
+  sent=$(json_num "$OUT/$name-bench.json" videoFrames)
+  idle=$(cat "$OUT/$name-idle-rss.txt")
+  local n=$(wc -l <"$OUT/$name-rss.txt")
+  local peak steady
+  peak=$(sort -n "$OUT/$name-rss.txt" | tail -1)
+  steady=$(tail -n $(( (n + 1) / 2 )) "$OUT/$name-rss.txt" | median)
+  local out_flv out_hls
+  out_flv=$(sum_packets "${flv[@]}")
+  out_hls=$(sum_packets "${hls[@]}")
+  {
+    echo "files_flv=${#flv[@]}"
+    echo "files_hls=${#hls[@]}"
+    echo "cpu_s=$(awk -v t="$ticks" -v k="$TICK" 'BEGIN{printf "%.2f", t/k}')"
+    echo "cpu_per_stream_min=$(awk -v t="$ticks" -v k="$TICK" -v n="$N" -v d="$DUR" 'BEGIN{printf "%.4f", t/k/(n*d/60)}')"
+    echo "rss_peak_per_stream_kib=$(awk -v p="$peak" -v i="$idle" -v n="$N" 'BEGIN{printf "%.0f", (p-i)/n}')"
+    echo "rss_steady_per_stream_kib=$(awk -v p="$steady" -v i="$idle" -v n="$N" 'BEGIN{printf "%.0f", (p-i)/n}')"
+    echo "rss_peak_total_mib=$(awk -v p="$peak" 'BEGIN{printf "%.1f", p/1024}')"
+    echo "frames_sent=$sent"
+    echo "lost_flv=$((sent - out_flv))"
+    echo "lost_hls=$((sent - out_hls))"
+    echo "final_s=$final"
+    echo "gen_cpu_pct=$(json_num "$OUT/$name-bench.json" cpuPercent)"
+  } >"$OUT/$name.env"
+}
+
+# wait_files DIR PATTERN COUNT TIMEOUT: until COUNT files match; prints the seconds waited.
+wait_files() {
+  local t0; t0=$(now)
+  while [ "$(find "$1" -name "$2" 2>/dev/null | wc -l)" -lt "$3" ]; do
+    if awk -v a="$(now)" -v b="$t0" -v m="$4" 'BEGIN{exit !(a-b>m)}'; then log "timeout waiting for $3 $2 in $1"; break; fi
+    sleep 0.2
+  done
+}
+
+# --- livrec --------------------------------------------------------------------------
+LD=$OUT/livrec-data
+rm -rf "$LD"; mkdir -p "$LD"
+cat >"$OUT/livrec.yaml" <<YAML
+rules:
+  - domainName: "*"
+    appName: "*"
+    streamName: "*"
+    delayTime: 15
+    recordFormats:
+      - format: m3u8
+        sliceDuration: $SLICE
+      - format: flv
+YAML
+"$LIVREC" serve --config "$OUT/livrec.yaml" --data-dir "$LD" --rtmp-addr $LIVREC_RTMP --http-addr $LIVREC_HTTP \
+  --log-level warn >"$OUT/livrec.log" 2>&1 &
+LPID=$!
+trap 'kill $LPID 2>/dev/null || true; [ -f "$OUT/nginx/nginx.pid" ] && kill "$(cat "$OUT/nginx/nginx.pid")" 2>/dev/null || true' EXIT
+until curl -sf "http://$LIVREC_HTTP/healthz" >/dev/null; do sleep 0.1; done
+run_load livrec "rtmp://$LIVREC_RTMP/bench" "echo $LPID"
+# The files are generated when the stitch window (delayTime) expires after the push ended.
+wait_files "$LD/files" "*.m3u8" "$N" 120
+wait_files "$LD/files" "*.flv" "$N" 30
+L_FINAL=$(awk -v a="$(now)" -v b="$LOAD_END" 'BEGIN{printf "%.1f", a-b}')
+L_TICKS=$(( $(cpu_ticks $LPID) - CPU0 ))
+kill -TERM $LPID; wait $LPID || true
+mapfile -t LFLV < <(find "$LD/files" -name '*.flv' | sort)
+mapfile -t LHLS < <(find "$LD/files" -name '*.m3u8' | sort)
+summarize livrec "$L_TICKS" "$L_FINAL" "${LFLV[@]}" -- "${LHLS[@]}"
+
+# --- nginx-rtmp ----------------------------------------------------------------------
+ND=$OUT/nginx
+rm -rf "$ND"; mkdir -p "$ND/flv" "$ND/hls" "$ND/logs"
+chmod -R a+rwx "$ND"
+cat >"$ND/nginx.conf" <<CONF
+load_module $NGINX_MOD;
+worker_processes auto;
+pid $ND/nginx.pid;
+error_log $ND/logs/error.log warn;
+events { worker_connections 16384; }
+rtmp {
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    chunk_size 4096;
+    application bench {
+      live on;
+      record all;
+      record_path $ND/flv;
+      hls on;
+      hls_path $ND/hls;
+      hls_nested on;
+      hls_fragment ${SLICE}s;
+      hls_playlist_length 24h;
+      hls_cleanup off;
+    }
+  }
+}
+CONF
+nginx -p "$ND" -c "$ND/nginx.conf" -g 'daemon off;' 2>"$ND/logs/stderr.log" &
+NPID=$!
+for _ in $(seq 50); do [ -f "$ND/nginx.pid" ] && [ -n "$(pgrep -P "$(cat "$ND/nginx.pid")")" ] && break; sleep 0.1; done
+sleep 0.5
+run_load nginx "rtmp://127.0.0.1:$NGINX_PORT/bench" nginx_pids
+# nginx closes the flv when the publisher disconnects; wait for the connections to go.
+t0=$(now)
+while ss -Htn state established "( sport = :$NGINX_PORT )" 2>/dev/null | grep -q .; do sleep 0.1; done
+wait_files "$ND/flv" "*.flv" "$N" 30
+N_FINAL=$(awk -v a="$(now)" -v b="$LOAD_END" 'BEGIN{printf "%.1f", a-b}')
+N_TICKS=$(( $(cpu_ticks $(nginx_pids)) - CPU0 ))
+kill -QUIT "$(cat "$ND/nginx.pid")"; wait $NPID || true
+mapfile -t NFLV < <(find "$ND/flv" -name '*.flv' | sort)
+mapfile -t NHLS < <(find "$ND/hls" -name '*.m3u8' | sort)
+summarize nginx "$N_TICKS" "$N_FINAL" "${NFLV[@]}" -- "${NHLS[@]}"
+
+# --- remux vs ffmpeg -c copy ----------------------------------------------------------
+RX=$OUT/remux
+time_cmd() { local t0; t0=$(now); "$@" >/dev/null 2>&1 || log "failed: $*"; awk -v a="$(now)" -v b="$t0" 'BEGIN{printf "%.4f\n", a-b}'; }
+for fmt in flv m3u8; do
+  : >"$OUT/remux-livrec-$fmt.txt"; : >"$OUT/remux-ffmpeg-$fmt.txt"
+  for i in $(seq "$RUNS"); do
+    rm -rf "$RX"; mkdir -p "$RX"
+    time_cmd "$LIVREC" remux -q --format $fmt --slice "$SLICE" "$IN" "$RX" >>"$OUT/remux-livrec-$fmt.txt"
+    rm -rf "$RX"; mkdir -p "$RX"
+    if [ $fmt = flv ]; then
+      time_cmd ffmpeg -v error -y -i "$IN" -c copy -f flv "$RX/out.flv" >>"$OUT/remux-ffmpeg-$fmt.txt"
+    else
+      time_cmd ffmpeg -v error -y -i "$IN" -c copy -f hls -hls_time "$SLICE" -hls_list_size 0 "$RX/out.m3u8" >>"$OUT/remux-ffmpeg-$fmt.txt"
+    fi
+  done
+done
+rm -rf "$RX"
+
+# --- table ---------------------------------------------------------------------------
+get() { grep "^$2=" "$OUT/$1.env" | cut -d= -f2; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b+0 == 0) print (a+0 == 0 ? "=" : "n/a"); else printf "%.2f", a/b }'; }
+row() { printf '%-44s %14s %14s %10s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
+SIZE=$(stat -c %s "$IN")
+{
+  echo "livrec vs nginx-rtmp — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(uname -r)"
+  echo "input $IN ($SIZE bytes); $N streams × ${DUR}s real time, loopback; livrec m3u8(${SLICE}s)+flv, nginx-rtmp record all + hls (${SLICE}s)"
+  echo "nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(dpkg-query -W -f='libnginx-mod-rtmp ${Version}' libnginx-mod-rtmp 2>/dev/null); $(go env GOVERSION)"
+  echo
+  printf '%-44s %14s %14s %10s\n' metric livrec nginx-rtmp ratio
+  row "CPU s per recorded stream-minute"          "$(get livrec cpu_per_stream_min)" "$(get nginx cpu_per_stream_min)"
+  row "CPU s total (load + finalization)"          "$(get livrec cpu_s)" "$(get nginx cpu_s)"
+  row "RSS peak per stream (KiB)"                  "$(get livrec rss_peak_per_stream_kib)" "$(get nginx rss_peak_per_stream_kib)"
+  row "RSS steady per stream (KiB)"                "$(get livrec rss_steady_per_stream_kib)" "$(get nginx rss_steady_per_stream_kib)"
+  row "RSS peak total (MiB)"                       "$(get livrec rss_peak_total_mib)" "$(get nginx rss_peak_total_mib)"
+  row "video frames sent"                          "$(get livrec frames_sent)" "$(get nginx frames_sent)"
+  row "video frames lost, flv"                     "$(get livrec lost_flv)" "$(get nginx lost_flv)"
+  row "video frames lost, hls"                     "$(get livrec lost_hls)" "$(get nginx lost_hls)"
+  printf '%-44s %14s %14s\n' "files flv / hls playlists" "$(get livrec files_flv)/$(get livrec files_hls)" "$(get nginx files_flv)/$(get nginx files_hls)"
+  row "stream end -> final files (s)"              "$(get livrec final_s)" "$(get nginx final_s)"
+  row "load generator CPU (% of a core)"           "$(get livrec gen_cpu_pct | xargs printf '%.1f')" "$(get nginx gen_cpu_pct | xargs printf '%.1f')"
+  for fmt in flv m3u8; do
+    row "remux to $fmt, median of $RUNS (s) vs ffmpeg" "$(median <"$OUT/remux-livrec-$fmt.txt")" "$(median <"$OUT/remux-ffmpeg-$fmt.txt")"
+  done
+  echo
+  echo "(ratio = livrec / peer; the remux rows compare with ffmpeg -c copy, not nginx. livrec's final files wait for the"
+  echo " stitch window, delayTime 15 s; nginx-rtmp's HLS playlists stay live (no ENDLIST). Raw data: $OUT)"
+} | tee "$OUT/results.txt"

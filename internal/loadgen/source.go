@@ -1,0 +1,181 @@
+package loadgen
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/livrec/livrec/internal/flv"
+)
+
+// Tag kinds of a Source (what the counters count).
+const (
+	kindOther uint8 = iota
+	kindVideoFrame
+	kindAudioFrame
+)
+
+// Source is an FLV file loaded into memory for looping: every publisher shares its tag
+// slices (the bodies live in one buffer and are never copied or modified).
+//
+// Head holds the tags before the first coded frame (onMetaData, decoder configurations):
+// they open every publish. Body holds the rest, without end-of-sequence markers and
+// without repeated script tags, with timestamps relative to the first body tag; it is
+// looped, loop k shifted by k·Span, so the timestamps continue without a jump.
+type Source struct {
+	Head []flv.Tag
+	Body []flv.Tag
+	kind []uint8 // per Body tag
+	// Span is the loop length in milliseconds: the last body timestamp plus one frame
+	// interval of the track that ends last, so that no track goes backwards at the seam.
+	Span uint32
+	// Bytes is the size of one loop's tag bodies; VideoFrames and AudioFrames count the
+	// coded frames of one loop.
+	Bytes                    int64
+	VideoFrames, AudioFrames int
+}
+
+// LoadFile reads an FLV file into a Source.
+func LoadFile(path string) (*Source, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r, err := flv.NewReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	src, err := Load(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return src, nil
+}
+
+// tagReader is what Load reads; *flv.Reader implements it.
+type tagReader interface {
+	ReadTag() (flv.Tag, error)
+}
+
+// Load reads every tag of r into a Source.
+func Load(r tagReader) (*Source, error) {
+	type rec struct {
+		t    flv.Tag
+		off  int
+		kind uint8
+		head bool
+	}
+	var recs []rec
+	var buf []byte
+	seenFrame := false
+	for {
+		t, err := r.ReadTag()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		kind, keep := kindOther, true
+		switch t.Type {
+		case flv.TagVideo:
+			h, err := flv.ParseVideoTagHeader(t.Body)
+			switch {
+			case err != nil:
+			case h.Kind == flv.PacketFrame:
+				kind = kindVideoFrame
+			case h.Kind == flv.PacketEnd:
+				keep = false // end of sequence: not in the middle of a loop
+			}
+		case flv.TagAudio:
+			if h, err := flv.ParseAudioTagHeader(t.Body); err == nil && h.Kind == flv.PacketFrame {
+				kind = kindAudioFrame
+			}
+		case flv.TagScript:
+			keep = !seenFrame // metadata once, at the start of a publish
+		default:
+			keep = false
+		}
+		if !keep {
+			continue
+		}
+		if kind != kindOther && !seenFrame {
+			seenFrame = true
+		}
+		recs = append(recs, rec{t: flv.Tag{Type: t.Type, Timestamp: t.Timestamp}, off: len(buf), kind: kind, head: !seenFrame})
+		buf = append(buf, t.Body...)
+	}
+	if !seenFrame {
+		return nil, errors.New("loadgen: the file has no audio or video frames")
+	}
+	s := &Source{}
+	end := len(buf)
+	for i := len(recs) - 1; i >= 0; i-- {
+		recs[i].t.Body = buf[recs[i].off:end:end]
+		end = recs[i].off
+	}
+	var first uint32
+	firstSet := false
+	for _, rc := range recs {
+		if rc.head {
+			t := rc.t
+			t.Timestamp = 0
+			s.Head = append(s.Head, t)
+			continue
+		}
+		if !firstSet {
+			first, firstSet = rc.t.Timestamp, true
+		}
+		t := rc.t
+		if off := int32(t.Timestamp - first); off > 0 {
+			t.Timestamp = uint32(off)
+		} else {
+			t.Timestamp = 0 // tags before the first frame's time (rare): sent with it
+		}
+		s.Body = append(s.Body, t)
+		s.kind = append(s.kind, rc.kind)
+		s.Bytes += int64(len(t.Body))
+		switch rc.kind {
+		case kindVideoFrame:
+			s.VideoFrames++
+		case kindAudioFrame:
+			s.AudioFrames++
+		}
+	}
+	s.Span = loopSpan(s.Body, s.kind)
+	return s, nil
+}
+
+// loopSpan is max over the tracks of (last timestamp + that track's mean frame interval),
+// at least 1 ms.
+func loopSpan(body []flv.Tag, kind []uint8) uint32 {
+	var span uint32 = 1
+	for _, k := range []uint8{kindVideoFrame, kindAudioFrame} {
+		var n int
+		var firstTS, lastTS uint32
+		for i, t := range body {
+			if kind[i] != k {
+				continue
+			}
+			if n == 0 {
+				firstTS = t.Timestamp
+			}
+			lastTS = max(lastTS, t.Timestamp)
+			n++
+		}
+		if n == 0 {
+			continue
+		}
+		interval := uint32(40)
+		if n > 1 && lastTS > firstTS {
+			interval = max(1, (lastTS-firstTS+uint32(n-1)/2)/uint32(n-1))
+		}
+		span = max(span, lastTS+interval)
+	}
+	if last := body[len(body)-1].Timestamp; last >= span {
+		span = last + 1
+	}
+	return span
+}
