@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/livrec/livrec/internal/format/journal"
 
 	"github.com/bluenviron/gortmplib/pkg/amf0"
 
@@ -62,60 +63,20 @@ type state struct {
 	Meta    fileMeta  `json:"meta"`
 }
 
-func saveState(dir string, s *state) error {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(dir, stateName+tmpSuffix)
-	if err := writeSynced(tmp, b); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, stateName)); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	syncDir(dir)
-	return nil
-}
+func saveState(dir string, s *state) error { return journal.Save(dir, stateName, s) }
 
-func writeSynced(p string, b []byte) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+// JournalVersion implements journal.Versioned.
+func (s *state) JournalVersion() int { return s.Version }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-}
+func syncDir(dir string) { journal.SyncDir(dir) }
 
 func loadState(dir string) (*state, error) {
-	b, err := os.ReadFile(filepath.Join(dir, stateName))
-	if err != nil {
+	var s state
+	if err := journal.Load(dir, stateName, &s, stateVersion); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, ErrNothingToRecover
 		}
-		return nil, err
-	}
-	var s state
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("flvfile: state: %w", err)
-	}
-	if s.Version != stateVersion {
-		return nil, fmt.Errorf("flvfile: state version %d not supported", s.Version)
+		return nil, fmt.Errorf("flvfile: %w", err)
 	}
 	return &s, nil
 }

@@ -2,13 +2,14 @@ package mp4
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
+
+	journalfile "github.com/livrec/livrec/internal/format/journal"
 
 	"github.com/livrec/livrec/internal/format"
 	"github.com/livrec/livrec/internal/storage"
@@ -106,55 +107,20 @@ func removeWorkFiles(dir string) {
 	}
 }
 
-func saveJournal(dir string, j *journal) error {
-	b, err := json.Marshal(j)
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(dir, journalName+tmpSuffix)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, journalName))
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	syncDir(dir)
-	return nil
-}
+func saveJournal(dir string, j *journal) error { return journalfile.Save(dir, journalName, j) }
 
 func loadJournal(dir string) (*journal, error) {
-	b, err := os.ReadFile(filepath.Join(dir, journalName))
-	if err != nil {
+	var j journal
+	if err := journalfile.Load(dir, journalName, &j, journalVersion); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, ErrNoJournal
 		}
-		return nil, err
-	}
-	var j journal
-	if err := json.Unmarshal(b, &j); err != nil {
-		return nil, fmt.Errorf("mp4: journal: %w", err)
-	}
-	if j.Version != journalVersion {
-		return nil, fmt.Errorf("mp4: journal version %d not supported", j.Version)
+		return nil, fmt.Errorf("mp4: %w", err)
 	}
 	return &j, nil
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync() //nolint:errcheck // best effort
-		d.Close()
-	}
-}
+// JournalVersion implements journal.Versioned.
+func (j *journal) JournalVersion() int { return j.Version }
+
+func syncDir(dir string) { journalfile.SyncDir(dir) }

@@ -2,7 +2,6 @@ package segment
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -13,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	journalfile "github.com/livrec/livrec/internal/format/journal"
 
 	"github.com/livrec/livrec/internal/storage"
 )
@@ -99,31 +100,21 @@ func (w *Writer) writeJournal(playlistKey string) error {
 	return saveJournal(w.cfg.WorkDir, &j)
 }
 
-func saveJournal(dir string, j *journal) error {
-	b, err := json.Marshal(j)
-	if err != nil {
-		return err
-	}
-	return atomicWrite(dir, journalName, b, true)
-}
+func saveJournal(dir string, j *journal) error { return journalfile.Save(dir, journalName, j) }
 
 func loadJournal(dir string) (*journal, error) {
-	b, err := os.ReadFile(filepath.Join(dir, journalName))
-	if err != nil {
+	var j journal
+	if err := journalfile.Load(dir, journalName, &j, journalVersion); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, ErrNoJournal
 		}
 		return nil, err
 	}
-	var j journal
-	if err := json.Unmarshal(b, &j); err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
-	}
-	if j.Version != journalVersion {
-		return nil, fmt.Errorf("journal version %d not supported", j.Version)
-	}
 	return &j, nil
 }
+
+// JournalVersion implements journal.Versioned.
+func (j *journal) JournalVersion() int { return j.Version }
 
 // syncFile is f.Sync; benchmarks replace it (SetSync) to measure CPU cost alone.
 var syncFile = (*os.File).Sync
@@ -136,38 +127,13 @@ func SetSync(f func(*os.File) error) func(*os.File) error {
 		f = (*os.File).Sync
 	}
 	syncFile = f
+	journalfile.SyncFile = f
 	return prev
 }
 
-// atomicWrite replaces dir/name with data: temp file, fsync, rename (and a directory
-// fsync when durable is set, so the rename itself survives a power loss).
+// atomicWrite replaces dir/name with data (see journalfile.WriteFile).
 func atomicWrite(dir, name string, data []byte, durable bool) error {
-	tmp := filepath.Join(dir, name+tmpSuffix)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = syncFile(f)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	if durable {
-		if d, err := os.Open(dir); err == nil {
-			_ = syncFile(d)
-			_ = d.Close()
-		}
-	}
-	return nil
+	return journalfile.WriteFile(dir, name, data, durable)
 }
 
 // logger is the part of *slog.Logger used by the storing helpers.

@@ -1,0 +1,80 @@
+// Package journal keeps the small JSON state files ("journals") that let a format
+// writer's working directory be finished after a crash: written atomically (temp file,
+// fsync, rename, directory fsync) and read back with a version check.
+package journal
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// SyncFile is the fsync used for journals; benchmarks replace it to measure CPU alone.
+var SyncFile = (*os.File).Sync
+
+const tmpSuffix = ".tmp"
+
+// WriteFile replaces dir/name with data atomically; with durable the directory is
+// fsync'd too, so the rename itself survives a power loss.
+func WriteFile(dir, name string, data []byte, durable bool) error {
+	tmp := filepath.Join(dir, name+tmpSuffix)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = SyncFile(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if durable {
+		SyncDir(dir)
+	}
+	return nil
+}
+
+// SyncDir fsyncs a directory (best effort).
+func SyncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = SyncFile(d)
+		_ = d.Close()
+	}
+}
+
+// Versioned is a journal with a format version.
+type Versioned interface{ JournalVersion() int }
+
+// Save writes v as JSON to dir/name, atomically and durably.
+func Save(dir, name string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return WriteFile(dir, name, b, true)
+}
+
+// Load reads dir/name into v and checks its version. A missing file gives an error
+// wrapping os.ErrNotExist.
+func Load(dir, name string, v Versioned, version int) error {
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if got := v.JournalVersion(); got != version {
+		return fmt.Errorf("%s: version %d not supported (want %d)", name, got, version)
+	}
+	return nil
+}
