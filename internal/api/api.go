@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path"
 	"path/filepath"
@@ -57,6 +58,9 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /files/{key...}", s.serveFile)
 	mux.HandleFunc("HEAD /files/{key...}", s.serveFile)
 	mux.HandleFunc("GET /live/{id}", s.serveLive)
+	// Profiling, behind the API's authentication (see protect).
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /api/v1/recordings", s.listRecordings)
 	mux.HandleFunc("GET /api/v1/recordings/{id}", s.getRecording)
 	mux.HandleFunc("GET /api/v1/recording-content", s.recordingContent)
@@ -74,12 +78,12 @@ func (s *Server) routes() *http.ServeMux {
 	return mux
 }
 
-// protect puts /api/v1 behind Auth; files, live playlists, health, metrics and the
+// protect puts /api/v1 and /debug/pprof behind Auth; files, live playlists, health, metrics and the
 // cloud-compatible API (which checks its own signatures) stay as they are.
 func (s *Server) protect(mux *http.ServeMux) http.Handler {
 	api := s.Auth.wrap(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/api/") {
+		if strings.HasPrefix(r.URL.Path, "/api/") || strings.HasPrefix(r.URL.Path, "/debug/") {
 			api.ServeHTTP(w, r)
 			return
 		}
