@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/livrec/livrec/internal/format/journal"
+
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
 	"github.com/livrec/livrec/internal/flv"
@@ -105,15 +107,8 @@ func New(cfg Config) (*Writer, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("flvfile: Store is required")
 	}
-	st, err := os.Stat(cfg.WorkDir)
-	if err != nil {
-		return nil, fmt.Errorf("flvfile: work dir: %w", err)
-	}
-	if !st.IsDir() {
-		return nil, fmt.Errorf("flvfile: work dir %s is not a directory", cfg.WorkDir)
-	}
-	if _, err := os.Stat(filepath.Join(cfg.WorkDir, stateName)); err == nil {
-		return nil, fmt.Errorf("flvfile: work dir %s holds a recording: recover it first", cfg.WorkDir)
+	if err := journal.CheckWorkDir(cfg.WorkDir, stateName); err != nil {
+		return nil, fmt.Errorf("flvfile: %w", err)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

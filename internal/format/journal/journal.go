@@ -78,3 +78,19 @@ func Load(dir, name string, v Versioned, version int) error {
 	}
 	return nil
 }
+
+// CheckWorkDir verifies that dir is an existing directory that holds no journal name:
+// a writer must not start over a recording that was not recovered.
+func CheckWorkDir(dir, name string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("work dir: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("work dir %s is not a directory", dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+		return fmt.Errorf("work dir %s holds a recording (%s): recover it first", dir, name)
+	}
+	return nil
+}

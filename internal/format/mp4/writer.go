@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	journalfile "github.com/livrec/livrec/internal/format/journal"
+
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
@@ -150,15 +152,8 @@ func New(cfg Config) (*Writer, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("mp4: Store is required")
 	}
-	st, err := os.Stat(cfg.WorkDir)
-	if err != nil {
-		return nil, fmt.Errorf("mp4: work dir: %w", err)
-	}
-	if !st.IsDir() {
-		return nil, fmt.Errorf("mp4: work dir %s is not a directory", cfg.WorkDir)
-	}
-	if _, err := os.Stat(filepath.Join(cfg.WorkDir, journalName)); err == nil {
-		return nil, fmt.Errorf("mp4: work dir %s holds a journal: recover it first", cfg.WorkDir)
+	if err := journalfile.CheckWorkDir(cfg.WorkDir, journalName); err != nil {
+		return nil, fmt.Errorf("mp4: %w", err)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	journalfile "github.com/livrec/livrec/internal/format/journal"
+
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
 	"github.com/livrec/livrec/internal/media"
@@ -241,15 +243,8 @@ func New(cfg Config, m Muxer) (*Writer, error) {
 	if cfg.Store == nil {
 		return nil, cfg.errorf("Store is required")
 	}
-	st, err := os.Stat(cfg.WorkDir)
-	if err != nil {
-		return nil, cfg.errorf("work dir: %w", err)
-	}
-	if !st.IsDir() {
-		return nil, cfg.errorf("work dir %s is not a directory", cfg.WorkDir)
-	}
-	if _, err := os.Stat(filepath.Join(cfg.WorkDir, journalName)); err == nil {
-		return nil, cfg.errorf("work dir %s holds a journal: recover it first", cfg.WorkDir)
+	if err := journalfile.CheckWorkDir(cfg.WorkDir, journalName); err != nil {
+		return nil, cfg.errorf("%w", err)
 	}
 	if cfg.SegmentURI == nil {
 		cfg.SegmentURI = func(key string) string { return key }
