@@ -11,15 +11,13 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg1audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
-	mtscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
 	"github.com/livrec/livrec/internal/format/segment"
 	"github.com/livrec/livrec/internal/media"
 	"github.com/livrec/livrec/internal/storage"
 )
 
-// tsOffset is added to every MPEG-TS timestamp so that PCR, which mediacommon writes
+// tsOffset is added to every MPEG-TS timestamp so that PCR, which is written
 // 100 ms below DTS, never goes negative.
 const tsOffset = time.Second
 
@@ -94,26 +92,29 @@ func New(cfg Config) (*Writer, error) {
 }
 
 // tsSet is the MPEG-TS description of a track set (segment.Set.State). A new set (after
-// a parameter change) gets its own mpegts.Writer.
+// a parameter change) gets its own packetizer state.
 type tsSet struct {
-	tsVideo       *mpegts.Track
-	tsAudio       *mpegts.Track
-	mp3LSF        bool // audio is MPEG-2/2.5 Layer III, written as raw PES
+	tsVideo       *tsStream
+	tsAudio       *tsStream
+	aac           aacHeader // ADTS header fields (AAC)
+	mp3LSF        bool      // audio is MPEG-2/2.5 Layer III, written as raw PES
 	mp3LSFChecked bool
+	mp3Checked    bool // the first MP3 frame written was checked to be MPEG-1
 }
 
 // tsMuxer is the MPEG-TS segment.Muxer.
 type tsMuxer struct {
-	mux  *mpegts.Writer
-	set  *segment.Set // the set mux was made for
-	sink switchWriter
+	mux    tsPacketizer
+	hasMux bool
+	set    *segment.Set // the set mux was made for
+	sink   switchWriter
 
-	naluBuf  [][]byte
-	audioBuf [][]byte
-	batch    audioBatch
+	naluBuf [][]byte
+	esBuf   []byte // the elementary stream bytes of one PES
+	batch   audioBatch
 }
 
-// switchWriter is the io.Writer the mpegts.Writer writes into: the open segment's file,
+// switchWriter is the io.Writer the packetizer writes into: the open segment's file,
 // so that continuity counters run on across segments.
 type switchWriter struct{ f *segment.File }
 
@@ -127,7 +128,7 @@ func (s *switchWriter) Write(p []byte) (int, error) {
 // NewSet checks the audio codec (segment.Muxer).
 func (m *tsMuxer) NewSet(_, audio *media.Track) (any, error) {
 	if audio != nil {
-		if _, err := audioCodec(audio); err != nil {
+		if _, _, err := audioCodec(audio); err != nil {
 			return nil, fmt.Errorf("hls: %w", err)
 		}
 	}
@@ -140,13 +141,12 @@ func (m *tsMuxer) Init(*segment.Set, *media.AccessUnit) ([]byte, error) { return
 // Begin starts a segment with PAT/PMT (segment.Muxer).
 func (m *tsMuxer) Begin(f *segment.File, set *segment.Set, changed bool) error {
 	m.sink.f = f
-	if changed || m.mux == nil {
+	if changed || !m.hasMux {
 		if err := m.newMuxer(set); err != nil {
 			return err
 		}
 	}
-	_, err := m.mux.WriteTables()
-	return err
+	return m.mux.writeTables()
 }
 
 // End writes the batched audio (segment.Muxer).
@@ -156,29 +156,28 @@ func (m *tsMuxer) End(*segment.File, *segment.Set, segment.End) error {
 	return err
 }
 
-// newMuxer makes the mpegts.Writer for set.
+// newMuxer resets the packetizer for set.
 func (m *tsMuxer) newMuxer(set *segment.Set) error {
 	s := set.State.(*tsSet)
-	var tracks []*mpegts.Track
-	// Fresh mpegts.Track values: mediacommon keeps per-writer state in them.
+	var streams []*tsStream
+	// Fresh streams: the packetizer keeps per-stream state in them.
 	s.tsVideo, s.tsAudio = nil, nil
 	if set.Video != nil {
-		s.tsVideo = &mpegts.Track{Codec: videoCodec(set.Video.Codec)}
-		tracks = append(tracks, s.tsVideo)
+		s.tsVideo = &tsStream{streamType: videoStreamType(set.Video.Codec), streamID: tsStreamIDVideo}
+		streams = append(streams, s.tsVideo)
 	}
 	if set.Audio != nil {
-		c, err := audioCodec(set.Audio)
+		typ, aac, err := audioCodec(set.Audio)
 		if err != nil {
 			return err
 		}
-		s.tsAudio = &mpegts.Track{Codec: c}
-		tracks = append(tracks, s.tsAudio)
+		s.aac = aac
+		s.mp3Checked = false
+		s.tsAudio = &tsStream{streamType: typ, streamID: tsStreamIDAudio}
+		streams = append(streams, s.tsAudio)
 	}
-	w := &mpegts.Writer{W: &m.sink, Tracks: tracks}
-	if err := w.Initialize(); err != nil {
-		return fmt.Errorf("mpegts writer: %w", err)
-	}
-	m.mux = w
+	m.mux.init(&m.sink, streams...)
+	m.hasMux = true
 	m.set = set
 	return nil
 }
@@ -201,16 +200,19 @@ func (m *tsMuxer) Write(_ *segment.File, set *segment.Set, kind segment.Kind, au
 		t := set.Video
 		switch t.Codec {
 		case media.H264:
-			return m.mux.WriteH264(s.tsVideo, pts, dts, m.h264AU(t, au))
+			nalus := m.h264AU(t, au)
+			return m.mux.writeVideo(s.tsVideo, pts, dts, h264.IsRandomAccess(nalus), m.annexB(nalus))
 		case media.H265:
-			return m.mux.WriteH265(s.tsVideo, pts, dts, m.h265AU(t, au))
+			nalus := m.h265AU(t, au)
+			return m.mux.writeVideo(s.tsVideo, pts, dts, h265.IsRandomAccess(nalus), m.annexB(nalus))
 		case media.MPEG4Video:
 			frame := au.Data
 			if au.Key && len(t.VideoConfig) > 0 && !bytes.HasPrefix(frame, t.VideoConfig) {
-				frame = append(append(make([]byte, 0, len(t.VideoConfig)+len(frame)), t.VideoConfig...), frame...)
+				frame = append(append(m.esBuf[:0], t.VideoConfig...), frame...)
+				m.esBuf = frame
 			}
-			// MPEG-4 Part 2 is written with PTS only (mediacommon sets DTS = PTS).
-			return m.mux.WriteMPEG4Video(s.tsVideo, pts, frame)
+			// MPEG-4 Part 2 is written with PTS only (DTS = PTS), as mediacommon did.
+			return m.mux.writeVideo(s.tsVideo, pts, pts, bytes.Contains(frame, mpeg4GOVStart), frame)
 		}
 		return fmt.Errorf("unsupported video codec %s", t.Codec)
 	}
@@ -219,8 +221,8 @@ func (m *tsMuxer) Write(_ *segment.File, set *segment.Set, kind segment.Kind, au
 
 // audioBatch collects contiguous audio frames so that several go into one PES, as ffmpeg
 // does. One PES per frame would cost a partly stuffed TS packet per frame and, when audio
-// carries the PCR (audio-only), a PAT and PMT per frame too, because mediacommon marks
-// every audio PES as a random access point and astits then repeats the tables: about
+// carries the PCR (audio-only), a PAT and PMT per frame too, because every audio PES is
+// flagged as a random access point and the packetizer then repeats the tables: about
 // three times the audio bitrate.
 type audioBatch struct {
 	data []byte // frames back to back
@@ -269,26 +271,113 @@ func (m *tsMuxer) flushAudio() error {
 	}
 	set := m.set
 	s := set.State.(*tsSet)
-	frames := m.audioBuf[:0]
-	off := 0
-	for _, n := range b.lens {
-		frames = append(frames, b.data[off:off+n])
-		off += n
-	}
-	m.audioBuf = frames
 	var err error
 	switch {
 	case set.Audio.Codec == media.AAC:
-		err = m.mux.WriteMPEG4Audio(s.tsAudio, b.pts, frames)
+		var es []byte
+		es, err = s.aac.appendADTS(m.esBuf[:0], b.data, b.lens)
+		m.esBuf = es
+		if err == nil {
+			err = m.mux.writeAudio(s.tsAudio, b.pts, es)
+		}
 	case s.mp3LSF:
-		// WriteAC3 writes the bytes as one audio PES without any framing or check.
-		err = m.mux.WriteAC3(s.tsAudio, b.pts, b.data)
+		// MPEG-2/2.5 Layer III: the frames as one audio PES without any framing or check.
+		err = m.mux.writeAudio(s.tsAudio, b.pts, b.data)
 	default:
-		err = m.mux.WriteMPEG1Audio(s.tsAudio, b.pts, frames)
+		if !s.mp3Checked {
+			var h mpeg1audio.FrameHeader
+			if err = h.Unmarshal(b.data[:b.lens[0]]); err == nil && h.MPEG2 {
+				err = errors.New("only MPEG-1 audio is supported")
+			}
+			s.mp3Checked = err == nil
+		}
+		if err == nil {
+			err = m.mux.writeAudio(s.tsAudio, b.pts, b.data)
+		}
 	}
 	b.data, b.lens, b.dur = b.data[:0], b.lens[:0], 0
 	return err
 }
+
+// aacHeader holds the fixed ADTS header fields of an AAC track.
+type aacHeader struct {
+	sampleRate    int
+	profile       byte // object type − 1
+	srIndex       int  // sampling_frequency_index, −1 if the rate has none
+	channelConfig byte
+	err           error // the configuration cannot be written as ADTS
+}
+
+// adtsSampleRates are the ADTS sampling frequencies by index.
+var adtsSampleRates = [...]int{96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}
+
+// newAACHeader derives the ADTS fields from cfg, with the checks mediacommon's
+// ADTSPackets.Marshal made.
+func newAACHeader(cfg mpeg4audio.AudioSpecificConfig) aacHeader {
+	h := aacHeader{sampleRate: cfg.SampleRate, srIndex: -1, channelConfig: cfg.ChannelConfig}
+	if cfg.Type < 1 || cfg.Type > 4 {
+		h.err = fmt.Errorf("ADTS only supports ObjectType 1-4, got %d", cfg.Type)
+		return h
+	}
+	h.profile = byte(cfg.Type - 1)
+	for i, r := range adtsSampleRates {
+		if r == cfg.SampleRate {
+			h.srIndex = i
+		}
+	}
+	if h.srIndex < 0 {
+		h.err = fmt.Errorf("invalid sample rate: %d", cfg.SampleRate)
+		return h
+	}
+	if h.channelConfig == 0 {
+		switch n := cfg.ChannelCount; { //nolint:staticcheck
+		case n >= 0 && n <= 6:
+			h.channelConfig = byte(n)
+		case n == 8:
+			h.channelConfig = 7
+		default:
+			h.err = fmt.Errorf("invalid channel count (%d)", n)
+		}
+	}
+	return h
+}
+
+// appendADTS appends the frames (data split by lens), each with its ADTS header, to dst.
+func (h *aacHeader) appendADTS(dst, data []byte, lens []int) ([]byte, error) {
+	if h.err != nil {
+		return dst, h.err
+	}
+	const fullness = 0x07FF // like ffmpeg does
+	off := 0
+	for _, n := range lens {
+		frameLen := n + 7
+		dst = append(dst,
+			0xFF, 0xF1,
+			h.profile<<6|byte(h.srIndex)<<2|h.channelConfig>>2,
+			(h.channelConfig&0x03)<<6|byte(frameLen>>11),
+			byte(frameLen>>3),
+			byte(frameLen&0x07)<<5|byte(fullness>>6),
+			byte(fullness&0x3F)<<2)
+		dst = append(dst, data[off:off+n]...)
+		off += n
+	}
+	return dst, nil
+}
+
+// annexB writes nalus with 4-byte start codes into the reused buffer.
+func (m *tsMuxer) annexB(nalus [][]byte) []byte {
+	b := m.esBuf[:0]
+	for _, n := range nalus {
+		b = append(b, 0, 0, 0, 1)
+		b = append(b, n...)
+	}
+	m.esBuf = b
+	return b
+}
+
+// mpeg4GOVStart is the MPEG-4 Part 2 group_of_VOP start code: its presence flags a
+// random access point.
+var mpeg4GOVStart = []byte{0, 0, 1, 0xB3}
 
 // audioFrameDuration returns the nominal duration of an audio unit (for MP3, of its first
 // frame; its header also tells whether the stream is MPEG-2/2.5 "LSF").
@@ -296,7 +385,7 @@ func audioFrameDuration(set *segment.Set, data []byte) (time.Duration, error) {
 	s := set.State.(*tsSet)
 	switch set.Audio.Codec {
 	case media.AAC:
-		sr := s.tsAudio.Codec.(*mtscodecs.MPEG4Audio).SampleRate
+		sr := s.aac.sampleRate
 		if sr <= 0 {
 			return 0, errors.New("AAC sample rate unknown")
 		}
@@ -314,8 +403,8 @@ func audioFrameDuration(set *segment.Set, data []byte) (time.Duration, error) {
 	return 0, fmt.Errorf("unsupported audio codec %s", set.Audio.Codec)
 }
 
-// Access unit delimiters prepended by the writer (mediacommon would otherwise allocate a
-// new NALU slice to prepend them).
+// Access unit delimiters prepended by the writer (players such as video.js, iOS and
+// QuickTime require them).
 var (
 	h264AUD = []byte{byte(h264.NALUTypeAccessUnitDelimiter), 0xF0}
 	h265AUD = []byte{byte(h265.NALUType_AUD_NUT) << 1, 1, 0x50}
@@ -387,26 +476,29 @@ func isH265IRAP(nalus [][]byte) bool {
 	return false
 }
 
-func videoCodec(c media.Codec) mtscodecs.Codec {
+// videoStreamType maps a video codec to its MPEG-TS stream type.
+func videoStreamType(c media.Codec) byte {
 	switch c {
 	case media.H265:
-		return &mtscodecs.H265{}
+		return tsTypeH265
 	case media.MPEG4Video:
-		return &mtscodecs.MPEG4Video{}
+		return tsTypeMPEG4Video
 	default:
-		return &mtscodecs.H264{}
+		return tsTypeH264
 	}
 }
 
-// audioCodec maps an audio track to its mediacommon codec.
-func audioCodec(t *media.Track) (mtscodecs.Codec, error) {
+// audioCodec maps an audio track to its MPEG-TS stream type and, for AAC, its ADTS
+// header fields.
+func audioCodec(t *media.Track) (byte, aacHeader, error) {
 	switch t.Codec {
 	case media.MP3:
-		return &mtscodecs.MPEG1Audio{}, nil
+		// MPEG-1 audio, also for MPEG-2 LSF streams (as ffmpeg writes them).
+		return tsTypeMPEG1Audio, aacHeader{}, nil
 	case media.AAC:
 		cfg, err := segment.AACConfig(t)
 		if err != nil {
-			return nil, err
+			return 0, aacHeader{}, err
 		}
 		switch cfg.Type {
 		case 1, mpeg4audio.ObjectTypeAACLC, 3, 4: // AAC Main, LC, SSR, LTP
@@ -414,9 +506,9 @@ func audioCodec(t *media.Track) (mtscodecs.Codec, error) {
 			// Explicit HE-AAC signalling: ADTS carries the AAC-LC core.
 			cfg.Type = mpeg4audio.ObjectTypeAACLC
 		default:
-			return nil, fmt.Errorf("AAC object type %d cannot be carried in ADTS", cfg.Type)
+			return 0, aacHeader{}, fmt.Errorf("AAC object type %d cannot be carried in ADTS", cfg.Type)
 		}
-		return &mtscodecs.MPEG4Audio{Config: cfg}, nil
+		return tsTypeAAC, newAACHeader(cfg), nil
 	}
-	return nil, fmt.Errorf("unsupported audio codec %q", t.Codec)
+	return 0, aacHeader{}, fmt.Errorf("unsupported audio codec %q", t.Codec)
 }
