@@ -1,6 +1,7 @@
 package rtmp
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -93,6 +94,9 @@ type conn struct {
 	publishStart  time.Time
 	tags          uint64
 }
+
+// readBufferSize is the socket read buffer of a connection.
+const readBufferSize = 32 << 10
 
 func newConn(s *Server, nc net.Conn) *conn {
 	dc := &deadlineConn{Conn: nc, rt: s.readTimeout(), wt: s.writeTimeout()}
@@ -223,7 +227,9 @@ func (c *conn) run() error {
 		c.log = c.log.With("encrypted", true)
 	}
 	c.w = rawmessage.NewWriter(rw, c.bc.Writer, false)
-	c.r = rawmessage.NewReader(rw, c.bc.Reader, c.sendAck)
+	// rawmessage wraps its input in a 4 KiB bufio.Reader unless it already is a larger
+	// one: a frame arriving as a 16 KiB burst is then one read(2), not four.
+	c.r = rawmessage.NewReader(bufio.NewReaderSize(rw, readBufferSize), c.bc.Reader, c.sendAck)
 	// Acknowledge with our own window until the client announces one.
 	c.r.SetWindowAckSize(c.srv.windowAckSize())
 
