@@ -33,7 +33,13 @@ func livrecBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "livrec")
-		out, err := exec.Command("go", "build", "-o", binPath, "../../cmd/livrec").CombinedOutput()
+		args := []string{"build", "-o", binPath}
+		if os.Getenv("LIVREC_E2E_RACE") != "" {
+			// The server under the race detector: a race makes it exit with status 66,
+			// which the tests report (stop() checks the exit code).
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, "../../cmd/livrec")...).CombinedOutput()
 		if err != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
