@@ -137,6 +137,9 @@ func TestSecondPublisherRefused(t *testing.T) {
 		t.Fatalf("live playlist names no segment:\n%s", live)
 	}
 	decodeClean(t, s.url(seg))
+	if n := s.metric(`livrec_segments_written_total{format="m3u8"}`); n < 1 {
+		t.Fatalf("segments are counted as they are stored: want ≥ 1 while recording, got %v", n)
+	}
 
 	if err := <-first; err != nil {
 		t.Fatalf("the first publisher was disturbed: %v", err)

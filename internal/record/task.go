@@ -287,7 +287,6 @@ func (m *Manager) completeFile(ctx context.Context, row *catalog.File, end time.
 		ev.Type, ev.Code, ev.Message = EventError, "finalize_failed", fmt.Sprintf("%s file %d: %v (working files kept in %s)", row.Format, row.Sequence, err, row.WorkDir)
 	} else {
 		ev.Type = EventFileCreated
-		m.cfg.Metrics.SegmentsWritten.WithLabelValues(row.Format).Add(float64(res.Segments))
 	}
 	m.emit(ev)
 }

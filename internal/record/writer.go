@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/livrec/livrec/internal/format"
@@ -53,7 +54,7 @@ func newFileWriter(t *Task, rf rules.RecordFormat, dir string) (format.Writer, e
 			WorkDir:       dir,
 			SegmentKey:    func(seq int, start time.Time) string { return t.sliceKey(rf, seq, start) + ".ts" },
 			SegmentURI:    t.m.cfg.LiveURI,
-			Store:         t.store,
+			Store:         t.m.countSegments(t.store, rules.M3U8, ".ts"),
 			Now:           func() time.Time { return t.wallAt(t.lastDTS) },
 			Logger:        t.m.cfg.Logger.With("task", t.id, "format", "m3u8"),
 		})
@@ -68,7 +69,7 @@ func newFileWriter(t *Task, rf rules.RecordFormat, dir string) (format.Writer, e
 			SegmentKey:    func(seq int, start time.Time) string { return t.sliceKey(rf, seq, start) + ".m4s" },
 			InitKey:       func(n int) string { return t.sliceKey(rf, n, t.wallAt(t.lastDTS)) + "_init.mp4" },
 			SegmentURI:    t.m.cfg.LiveURI,
-			Store:         t.store,
+			Store:         t.m.countSegments(t.store, rules.CMAF, ".m4s"),
 			Now:           func() time.Time { return t.wallAt(t.lastDTS) },
 			Logger:        t.m.cfg.Logger.With("task", t.id, "format", "cmaf"),
 		})
@@ -126,3 +127,30 @@ func recoverFile(ctx context.Context, store storage.Store, rf rules.RecordFormat
 		return format.Result{}, end, fmt.Errorf("cannot recover format %q", rf.Format)
 	}
 }
+
+// segmentCounter counts stored segments in livrec_segments_written_total as they are
+// stored (not when their file is generated).
+type segmentCounter struct {
+	next   storage.Store
+	m      *Manager
+	format string
+	ext    string
+}
+
+func (m *Manager) countSegments(st storage.Store, f rules.Format, ext string) storage.Store {
+	return segmentCounter{next: st, m: m, format: string(f), ext: ext}
+}
+
+func (c segmentCounter) Store(ctx context.Context, key, path string) error {
+	err := c.next.Store(ctx, key, path)
+	if err == nil && strings.HasSuffix(key, c.ext) {
+		c.m.cfg.Metrics.SegmentsWritten.WithLabelValues(c.format).Inc()
+	}
+	return err
+}
+
+func (c segmentCounter) Open(ctx context.Context, key string) (storage.Object, error) {
+	return c.next.Open(ctx, key)
+}
+
+func (c segmentCounter) Describe() string { return c.next.Describe() }
