@@ -2,7 +2,6 @@ package mp4
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -18,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livrec/livrec/internal/format/segment/segtest"
+
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg1audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	mtscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
@@ -27,67 +28,11 @@ import (
 )
 
 // ---------------------------------------------------------------------------------------
-// A local-disk create-only store.
+// A local-disk create-only store: segtest.Store, shared with the segment formats' tests.
 
-type diskStore struct {
-	root string
-	mu   sync.Mutex
-	keys []string
-}
+type diskStore = segtest.Store
 
-func newDiskStore(t testing.TB) *diskStore { return &diskStore{root: t.TempDir()} }
-
-func (s *diskStore) Store(_ context.Context, key, path string) error {
-	dst := s.path(key)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	if err := os.Link(path, dst); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("%s: %w", key, storage.ErrExists)
-		}
-		return err
-	}
-	if err := os.Remove(path); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.keys = append(s.keys, key)
-	s.mu.Unlock()
-	return nil
-}
-
-type diskObject struct {
-	*os.File
-	fi os.FileInfo
-}
-
-func (o diskObject) Size() int64        { return o.fi.Size() }
-func (o diskObject) ModTime() time.Time { return o.fi.ModTime() }
-
-func (s *diskStore) Open(_ context.Context, key string) (storage.Object, error) {
-	f, err := os.Open(s.path(key))
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, storage.ErrNotFound
-		}
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return diskObject{f, fi}, nil
-}
-
-func (s *diskStore) Describe() string       { return "test:" + s.root }
-func (s *diskStore) path(key string) string { return filepath.Join(s.root, filepath.FromSlash(key)) }
-func (s *diskStore) stored() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.keys...)
-}
+func newDiskStore(t testing.TB) *diskStore { return segtest.NewStore(t) }
 
 // ---------------------------------------------------------------------------------------
 // Real media inputs, encoded once per test binary.

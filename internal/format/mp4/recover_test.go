@@ -52,7 +52,7 @@ func crashChild(dir string) {
 	if err := gob.NewDecoder(f).Decode(&cf); err != nil {
 		fail(err)
 	}
-	w, err := New(Config{WorkDir: filepath.Join(dir, "work"), Store: &diskStore{root: dir}, Now: fakeClock()})
+	w, err := New(Config{WorkDir: filepath.Join(dir, "work"), Store: &diskStore{Root: dir}, Now: fakeClock()})
 	if err != nil {
 		fail(err)
 	}
@@ -118,7 +118,7 @@ func TestRecoverAfterKill(t *testing.T) {
 	if want := testKeyFn(fakeClock()().Add(res.Duration)); res.Key != want {
 		t.Errorf("key %q, want %q", res.Key, want)
 	}
-	checkFile(t, in, inH264AAC, st.path(res.Key), res)
+	checkFile(t, in, inH264AAC, st.Path(res.Key), res)
 	if entries, _ := os.ReadDir(work); len(entries) != 0 {
 		t.Errorf("work dir not cleaned: %v", entries)
 	}
@@ -203,7 +203,7 @@ func TestRecoverDamaged(t *testing.T) {
 			if res.Duration < written-2*time.Second || res.Duration > written {
 				t.Errorf("recovered %v of %v", res.Duration, written)
 			}
-			checkFile(t, in, tc.input, st.path(res.Key), res)
+			checkFile(t, in, tc.input, st.Path(res.Key), res)
 
 			// Idempotent: the same state again (as if the first Recover died after
 			// storing) gives the same object, accepted although it exists.
@@ -254,10 +254,10 @@ func TestRecoverUsesFinishKey(t *testing.T) {
 	if err != nil || res.Key != testKey {
 		t.Fatalf("Recover: %+v %v", res, err)
 	}
-	checkFile(t, in, inH264AAC, st.path(testKey), res)
-	checkComplete(t, in, st.path(testKey), res)
-	a, _ := os.ReadFile(finished.path(testKey))
-	b, _ := os.ReadFile(st.path(testKey))
+	checkFile(t, in, inH264AAC, st.Path(testKey), res)
+	checkComplete(t, in, st.Path(testKey), res)
+	a, _ := os.ReadFile(finished.Path(testKey))
+	b, _ := os.ReadFile(st.Path(testKey))
 	if res != res1 || !bytes.Equal(a, b) {
 		t.Errorf("Recover made another file than Finish: %+v vs %+v", res, res1)
 	}
@@ -341,7 +341,7 @@ func TestMemoryBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := probeFormatDuration(t, st.path(testKey)); absDur(got-60*loopSpan(in)) > 200*time.Millisecond ||
+	if got := probeFormatDuration(t, st.Path(testKey)); absDur(got-60*loopSpan(in)) > 200*time.Millisecond ||
 		absDur(got-res.Duration) > 2*time.Millisecond {
 		t.Errorf("10-minute file lasts %v (result %v)", got, res.Duration)
 	}
@@ -365,7 +365,7 @@ func TestLargeFileBoxes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := st.path(testKey)
+	path := st.Path(testKey)
 	b, _ := os.ReadFile(path)
 	if !bytes.Contains(b, []byte("co64")) || bytes.Contains(b, []byte("stco")) {
 		t.Error("no co64 box")
@@ -396,7 +396,7 @@ func TestLargeFileBoxes(t *testing.T) {
 		}
 		return string(out)
 	}
-	if a, b := hash(path), hash(st.path("small.mp4")); a != b {
+	if a, b := hash(path), hash(st.Path("small.mp4")); a != b {
 		t.Errorf("co64 file differs from the stco one:\n%s\n%s", a, b)
 	}
 }
@@ -427,7 +427,7 @@ func TestLongDurationBoxes(t *testing.T) {
 	if want := 60 * time.Hour; absDur(res.Duration-want) > time.Millisecond {
 		t.Errorf("duration %v, want %v", res.Duration, want)
 	}
-	if got := probeFormatDuration(t, st.path(testKey)); absDur(got-res.Duration) > 2*time.Millisecond {
+	if got := probeFormatDuration(t, st.Path(testKey)); absDur(got-res.Duration) > 2*time.Millisecond {
 		t.Errorf("ffprobe duration %v, result %v", got, res.Duration)
 	}
 }

@@ -51,7 +51,7 @@ func recordAll(t *testing.T, name string) (*input, string, format.Result) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := st.path(testKey)
+	path := st.Path(testKey)
 	if res.Key != testKey || res.Segments != 0 {
 		t.Errorf("result %+v", res)
 	}
@@ -314,7 +314,7 @@ func TestAnnexBRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "v.h264")
-	requireRun(t, "ffmpeg", "-nostdin", "-v", "error", "-i", st.path(testKey), "-map", "0:v", "-c", "copy",
+	requireRun(t, "ffmpeg", "-nostdin", "-v", "error", "-i", st.Path(testKey), "-map", "0:v", "-c", "copy",
 		"-bsf:v", "h264_mp4toannexb", "-f", "h264", out)
 	b, err := os.ReadFile(out)
 	if err != nil {
@@ -410,8 +410,8 @@ func TestTrackChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkFile(t, in, inH264AAC, st.path(testKey), res)
-	checkComplete(t, in, st.path(testKey), res)
+	checkFile(t, in, inH264AAC, st.Path(testKey), res)
+	checkComplete(t, in, st.Path(testKey), res)
 }
 
 // A stitched resume mid-GOP: video waits for the next keyframe, the timeline has no gap
@@ -445,7 +445,7 @@ func TestDiscontinuity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := st.path(testKey)
+	path := st.Path(testKey)
 	if out := ffmpegDecode(t, path); out != "" {
 		t.Errorf("ffmpeg decode reported:\n%s", out)
 	}
@@ -482,8 +482,8 @@ func TestNoMedia(t *testing.T) {
 	if _, err := w.Finish(context.Background(), testKey); !errors.Is(err, ErrNoMedia) {
 		t.Errorf("Finish: %v, want ErrNoMedia", err)
 	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 0 || len(st.stored()) != 0 {
-		t.Errorf("left %v, stored %v", entries, st.stored())
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 || len(st.Stored()) != 0 {
+		t.Errorf("left %v, stored %v", entries, st.Stored())
 	}
 	if _, err := Recover(context.Background(), dir, st, nil, nil); !errors.Is(err, ErrNoJournal) {
 		t.Errorf("Recover: %v, want ErrNoJournal", err)
@@ -495,10 +495,10 @@ func TestNoMedia(t *testing.T) {
 func TestStoreExistsDifferent(t *testing.T) {
 	in := getInput(t, inAACOnly)
 	st := newDiskStore(t)
-	if err := os.MkdirAll(filepath.Dir(st.path(testKey)), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(st.Path(testKey)), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(st.path(testKey), []byte("other"), 0o644); err != nil {
+	if err := os.WriteFile(st.Path(testKey), []byte("other"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	w, dir := newTestWriter(t, st)
@@ -516,5 +516,5 @@ func TestStoreExistsDifferent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkFile(t, in, inAACOnly, st.path("other.mp4"), res)
+	checkFile(t, in, inAACOnly, st.Path("other.mp4"), res)
 }
