@@ -399,8 +399,20 @@ func writeFinal(dir string, m *fileMeta, x *index) (int64, error) {
 	if err := fw.WriteTag(flv.Tag{Type: flv.TagScript, Body: body}); err != nil {
 		return fail(err)
 	}
+	// The tags are copied unchanged: flush what is buffered, then let the kernel copy the
+	// working file's tags into place (copy_file_range via (*os.File).ReadFrom, no pass
+	// through user space).
+	if err := bw.Flush(); err != nil {
+		return fail(err)
+	}
 	n := x.end - (dataOffset + 4)
-	if _, err := io.Copy(bw, io.NewSectionReader(src, dataOffset+4, n)); err != nil {
+	if _, err := src.Seek(dataOffset+4, io.SeekStart); err != nil {
+		return fail(err)
+	}
+	if c, err := f.ReadFrom(io.LimitReader(src, n)); err != nil || c != n {
+		if err == nil {
+			err = fmt.Errorf("flvfile: copied %d of %d bytes of tags", c, n)
+		}
 		return fail(err)
 	}
 	ls := uint32(11 + x.lastSize)
