@@ -185,12 +185,18 @@ func (c *Catalog) SetTaskState(ctx context.Context, id, state string, at time.Ti
 
 // OpenTasks returns the tasks that are not ended (after a crash: those to finalize).
 func (c *Catalog) OpenTasks(ctx context.Context) ([]Task, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT id,domain,app,stream,state,rule,started_at,updated_at,ended_at FROM tasks WHERE state<>? ORDER BY started_at`, TaskEnded)
+	rows, err := c.db.QueryContext(ctx, `SELECT `+taskCols+` FROM tasks WHERE state<>? ORDER BY started_at`, TaskEnded)
 	if err != nil {
 		return nil, err
 	}
+	return scanTasks(rows)
+}
+
+const taskCols = `id,domain,app,stream,state,rule,started_at,updated_at,ended_at`
+
+func scanTasks(rows *sql.Rows) ([]Task, error) {
 	defer rows.Close()
-	var out []Task
+	out := []Task{}
 	for rows.Next() {
 		var t Task
 		var s, u, e int64
@@ -333,53 +339,63 @@ func (c *Catalog) DeleteFile(ctx context.Context, id string) error {
 
 // GetTask returns one task by id, or ErrNotFound.
 func (c *Catalog) GetTask(ctx context.Context, id string) (*Task, error) {
-	var t Task
-	var s, u, e int64
-	err := c.db.QueryRowContext(ctx, `SELECT id,domain,app,stream,state,rule,started_at,updated_at,ended_at FROM tasks WHERE id=?`, id).
-		Scan(&t.ID, &t.Domain, &t.App, &t.Stream, &t.State, &t.Rule, &s, &u, &e)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
+	rows, err := c.db.QueryContext(ctx, `SELECT `+taskCols+` FROM tasks WHERE id=?`, id)
 	if err != nil {
 		return nil, err
 	}
-	t.StartedAt, t.UpdatedAt, t.EndedAt = fromMS(s), fromMS(u), fromMS(e)
-	return &t, nil
+	ts, err := scanTasks(rows)
+	if err != nil {
+		return nil, err
+	}
+	if len(ts) == 0 {
+		return nil, ErrNotFound
+	}
+	return &ts[0], nil
+}
+
+// Where builds a SQL WHERE clause from optional conditions (catalog queries and the
+// tables other packages keep in the catalog).
+type Where struct {
+	conds []string
+	args  []any
+}
+
+// Add adds a condition with its argument.
+func (w *Where) Add(cond string, arg any) {
+	w.conds = append(w.conds, cond)
+	w.args = append(w.args, arg)
+}
+
+// Eq adds "col=?" unless v is empty (an empty filter field does not filter).
+func (w *Where) Eq(col, v string) {
+	if v != "" {
+		w.Add(col+"=?", v)
+	}
+}
+
+// SQL returns the clause (with a leading space, or "") and its arguments.
+func (w *Where) SQL() (string, []any) {
+	if len(w.conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(w.conds, " AND "), w.args
 }
 
 // where returns the WHERE clause (with a leading space, or "") and its arguments.
 func (q FileQuery) where() (string, []any) {
-	var where []string
-	var args []any
-	add := func(cond string, v any) {
-		where = append(where, cond)
-		args = append(args, v)
-	}
-	if q.Domain != "" {
-		add("domain=?", q.Domain)
-	}
-	if q.App != "" {
-		add("app=?", q.App)
-	}
-	if q.Stream != "" {
-		add("stream=?", q.Stream)
-	}
-	if q.Format != "" {
-		add("format=?", q.Format)
-	}
-	if q.Status != "" {
-		add("status=?", q.Status)
-	}
+	var w Where
+	w.Eq("domain", q.Domain)
+	w.Eq("app", q.App)
+	w.Eq("stream", q.Stream)
+	w.Eq("format", q.Format)
+	w.Eq("status", q.Status)
 	if !q.From.IsZero() {
-		add("(end_time=0 OR end_time>=?)", ms(q.From))
+		w.Add("(end_time=0 OR end_time>=?)", ms(q.From))
 	}
 	if !q.To.IsZero() {
-		add("start_time<?", ms(q.To))
+		w.Add("start_time<?", ms(q.To))
 	}
-	if len(where) == 0 {
-		return "", nil
-	}
-	return " WHERE " + strings.Join(where, " AND "), args
+	return w.SQL()
 }
 
 // DB exposes the database to packages that keep their own tables in the catalog (for
@@ -396,22 +412,17 @@ type TaskQuery struct {
 
 // ListTasks returns the tasks matching q, ordered by start time.
 func (c *Catalog) ListTasks(ctx context.Context, q TaskQuery) ([]Task, error) {
-	where := []string{"1=1"}
-	var args []any
-	for _, f := range []struct{ col, v string }{{"domain", q.Domain}, {"app", q.App}, {"stream", q.Stream}} {
-		if f.v != "" {
-			where = append(where, f.col+"=?")
-			args = append(args, f.v)
-		}
-	}
+	var w Where
+	w.Eq("domain", q.Domain)
+	w.Eq("app", q.App)
+	w.Eq("stream", q.Stream)
 	if !q.From.IsZero() {
-		where = append(where, "(ended_at=0 OR ended_at>=?)")
-		args = append(args, ms(q.From))
+		w.Add("(ended_at=0 OR ended_at>=?)", ms(q.From))
 	}
 	if !q.To.IsZero() {
-		where = append(where, "started_at<?")
-		args = append(args, ms(q.To))
+		w.Add("started_at<?", ms(q.To))
 	}
+	where, args := w.SQL()
 	order := "ASC"
 	if q.Desc {
 		order = "DESC"
@@ -421,23 +432,11 @@ func (c *Catalog) ListTasks(ctx context.Context, q TaskQuery) ([]Task, error) {
 		limit = 100
 	}
 	args = append(args, limit, q.Offset)
-	rows, err := c.db.QueryContext(ctx, `SELECT id,domain,app,stream,state,rule,started_at,updated_at,ended_at FROM tasks WHERE `+
-		strings.Join(where, " AND ")+` ORDER BY started_at `+order+` LIMIT ? OFFSET ?`, args...)
+	rows, err := c.db.QueryContext(ctx, `SELECT `+taskCols+` FROM tasks`+where+` ORDER BY started_at `+order+` LIMIT ? OFFSET ?`, args...)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	out := []Task{}
-	for rows.Next() {
-		var t Task
-		var s, u, e int64
-		if err := rows.Scan(&t.ID, &t.Domain, &t.App, &t.Stream, &t.State, &t.Rule, &s, &u, &e); err != nil {
-			return nil, err
-		}
-		t.StartedAt, t.UpdatedAt, t.EndedAt = fromMS(s), fromMS(u), fromMS(e)
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return scanTasks(rows)
 }
 
 // MarkUploaded records that the object key reached the bucket; it returns how many file

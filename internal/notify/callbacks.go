@@ -5,8 +5,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/livrec/livrec/internal/catalog"
 )
 
 // Callback statuses.
@@ -140,37 +141,21 @@ type Query struct {
 }
 
 func (q Query) where() (string, []any) {
-	var conds []string
-	var args []any
-	add := func(c string, v any) {
-		conds = append(conds, c)
-		args = append(args, v)
-	}
+	var w catalog.Where
 	if q.Domain != "" {
-		add("domain=?", normDomain(q.Domain))
+		w.Add("domain=?", normDomain(q.Domain))
 	}
-	if q.App != "" {
-		add("app=?", q.App)
-	}
-	if q.Stream != "" {
-		add("stream=?", q.Stream)
-	}
-	if q.Event != "" {
-		add("event=?", q.Event)
-	}
-	if q.Status != "" {
-		add("status=?", q.Status)
-	}
+	w.Eq("app", q.App)
+	w.Eq("stream", q.Stream)
+	w.Eq("event", q.Event)
+	w.Eq("status", q.Status)
 	if !q.From.IsZero() {
-		add("created_at>=?", ms(q.From))
+		w.Add("created_at>=?", ms(q.From))
 	}
 	if !q.To.IsZero() {
-		add("created_at<?", ms(q.To))
+		w.Add("created_at<?", ms(q.To))
 	}
-	if len(conds) == 0 {
-		return "", nil
-	}
-	return " WHERE " + strings.Join(conds, " AND "), args
+	return w.SQL()
 }
 
 const callbackCols = `id,domain,app,stream,task_id,event,url,body,headers,auth_key,status,tries,next_try_at,created_at,updated_at,last_error`
