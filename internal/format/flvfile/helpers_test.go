@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livrec/livrec/internal/format/segment/segtest"
+
 	"github.com/bluenviron/gortmplib/pkg/amf0"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	mtscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
@@ -45,14 +47,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func requireFFmpeg(t testing.TB) {
-	t.Helper()
-	for _, bin := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s not installed", bin)
-		}
-	}
-}
+// requireFFmpeg skips the test without ffmpeg and ffprobe.
+var requireFFmpeg = segtest.RequireFFmpeg
 
 // input is a demuxed test recording, as livrec's ingest delivers it.
 type input struct {

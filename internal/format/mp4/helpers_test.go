@@ -57,14 +57,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func requireFFmpeg(t testing.TB) {
-	t.Helper()
-	for _, bin := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s not installed", bin)
-		}
-	}
-}
+// requireFFmpeg skips the test without ffmpeg and ffprobe.
+var requireFFmpeg = segtest.RequireFFmpeg
 
 // input is a demuxed test recording.
 type input struct {
