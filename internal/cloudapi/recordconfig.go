@@ -326,21 +326,9 @@ func (h *Handler) describeRecordConfig(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	page, err := p.intIn("PageNum", 1, 1, 1_000_000)
+	page, size, order, err := paging(p)
 	if err != nil {
 		return nil, err
-	}
-	size, err := p.intIn("PageSize", 10, 5, 30)
-	if err != nil {
-		return nil, err
-	}
-	order := strings.ToLower(strings.TrimSpace(p.get("Order")))
-	switch order {
-	case "":
-		order = "asc"
-	case "asc", "desc":
-	default:
-		return nil, invalid("Order", fmt.Sprintf("%q is not asc or desc", p.get("Order")))
 	}
 	rs, total, err := h.rules.List(q.ctx(), catalog.RuleQuery{Domain: domain, App: strings.TrimSpace(p.get("AppName")),
 		Stream: strings.TrimSpace(p.get("StreamName")), Offset: (page - 1) * size, Limit: size, Desc: order == "desc"})

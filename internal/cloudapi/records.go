@@ -217,21 +217,9 @@ func (h *Handler) describeIndexFiles(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	page, err := p.intIn("PageNum", 1, 1, 1_000_000)
+	page, size, order, err := paging(p)
 	if err != nil {
 		return nil, err
-	}
-	size, err := p.intIn("PageSize", 10, 5, 30)
-	if err != nil {
-		return nil, err
-	}
-	order := strings.ToLower(strings.TrimSpace(p.get("Order")))
-	switch order {
-	case "":
-		order = "asc"
-	case "asc", "desc":
-	default:
-		return nil, invalid("Order", fmt.Sprintf("%q is not asc or desc", p.get("Order")))
 	}
 	fq := catalog.FileQuery{Domain: strings.ToLower(domain), App: app, Stream: stream, Status: catalog.FileDone, From: start, To: end,
 		Limit: size, Offset: (page - 1) * size, Desc: order == "desc"}
@@ -457,4 +445,24 @@ func (h *Handler) deleteIndexFile(ctx context.Context, id, domain, app, stream s
 	}
 	h.o.Logger.Info("cloud API: recording deleted from the catalog", "id", id, "key", f.Key, "fileRemoved", remove)
 	return "OK", nil
+}
+
+// paging reads PageNum (default 1), PageSize (5–30, default 10) and Order (asc, the
+// default, or desc) of the Describe actions that page.
+func paging(p params) (page, size int, order string, err error) {
+	if page, err = p.intIn("PageNum", 1, 1, 1_000_000); err != nil {
+		return 0, 0, "", err
+	}
+	if size, err = p.intIn("PageSize", 10, 5, 30); err != nil {
+		return 0, 0, "", err
+	}
+	order = strings.ToLower(strings.TrimSpace(p.get("Order")))
+	switch order {
+	case "":
+		order = "asc"
+	case "asc", "desc":
+	default:
+		return 0, 0, "", invalid("Order", fmt.Sprintf("%q is not asc or desc", p.get("Order")))
+	}
+	return page, size, order, nil
 }
