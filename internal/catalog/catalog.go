@@ -103,6 +103,10 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE INDEX IF NOT EXISTS files_stream ON files(domain, app, stream, start_time);
 CREATE INDEX IF NOT EXISTS files_task ON files(task_id);
 CREATE INDEX IF NOT EXISTS files_status ON files(status);
+CREATE TABLE IF NOT EXISTS uploaded_objects (
+	bucket TEXT NOT NULL, key TEXT NOT NULL,
+	PRIMARY KEY (bucket, key)
+);
 `
 
 // Open opens (creating if needed) the catalog database file.
@@ -221,11 +225,17 @@ func (c *Catalog) CreateFile(ctx context.Context, f *File) error {
 
 // UpdateFile writes every mutable field of a file row.
 func (c *Catalog) UpdateFile(ctx context.Context, f *File) error {
-	// uploaded is not written here (MarkUploaded, from the upload spool, races with this):
-	// a file in the server's own storage counts as uploaded once it is done.
+	// uploaded is not taken from f (MarkUploaded, from the upload spool, races with this):
+	// a file in the server's own storage counts as uploaded once it is done, one in a
+	// bucket once MarkUploaded saw its key — possibly before the row had it, hence the
+	// uploaded_objects lookup. (SET expressions see the row's old values: use the new
+	// status and key from the arguments.)
 	res, err := c.db.ExecContext(ctx, `UPDATE files SET key=?, work_dir=?, start_time=?, end_time=?, duration=?, width=?, height=?, codecs=?, frame_rate=?, bitrate=?, bytes=?, segments=?, status=?, error=?,
-		uploaded = CASE WHEN oss_bucket='' AND status='done' THEN 1 ELSE uploaded END WHERE id=?`,
-		f.Key, f.WorkDir, ms(f.Start), ms(f.End), f.Duration, f.Width, f.Height, f.Codecs, f.FrameRate, f.Bitrate, f.Bytes, f.Segments, f.Status, f.Error, f.ID)
+		uploaded = CASE WHEN oss_bucket='' AND ?='done' THEN 1
+			WHEN EXISTS(SELECT 1 FROM uploaded_objects u WHERE u.bucket=files.oss_bucket AND u.key=?) THEN 1
+			ELSE uploaded END WHERE id=?`,
+		f.Key, f.WorkDir, ms(f.Start), ms(f.End), f.Duration, f.Width, f.Height, f.Codecs, f.FrameRate, f.Bitrate, f.Bytes, f.Segments, f.Status, f.Error,
+		f.Status, f.Key, f.ID)
 	if err != nil {
 		return err
 	}
@@ -439,12 +449,17 @@ func (c *Catalog) ListTasks(ctx context.Context, q TaskQuery) ([]Task, error) {
 	return scanTasks(rows)
 }
 
-// MarkUploaded records that the object key reached the bucket; it returns how many file
-// rows that completed (0 if no generated file has that key yet).
-func (c *Catalog) MarkUploaded(ctx context.Context, bucket, key string) (int64, error) {
+// MarkUploaded records that the object key reached the bucket. A file row with that key
+// is flagged now; a row that gets the key later (the upload can beat the catalog update)
+// is flagged by UpdateFile, from uploaded_objects.
+func (c *Catalog) MarkUploaded(ctx context.Context, bucket, key string) error {
 	res, err := c.db.ExecContext(ctx, `UPDATE files SET uploaded=1 WHERE oss_bucket=? AND key=? AND key<>''`, bucket, key)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	return res.RowsAffected()
+	if n, _ := res.RowsAffected(); n > 0 {
+		return nil
+	}
+	_, err = c.db.ExecContext(ctx, `INSERT OR IGNORE INTO uploaded_objects(bucket, key) VALUES(?, ?)`, bucket, key)
+	return err
 }

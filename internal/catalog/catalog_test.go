@@ -78,3 +78,61 @@ func TestCatalogRoundTrip(t *testing.T) {
 		t.Fatalf("CountFiles after delete = %d", n)
 	}
 }
+
+// TestUploaded: a local file is uploaded once done; a bucket file once MarkUploaded saw
+// its key, whether that came before or after the row got the key.
+func TestUploaded(t *testing.T) {
+	ctx := context.Background()
+	c, err := Open(filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	mk := func(id, bucket string) *File {
+		f := &File{ID: id, TaskID: "t", Domain: "d", App: "a", Stream: "s", Format: "mp4", Start: now, Status: FileRecording, OssBucket: bucket}
+		if err := c.CreateFile(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	done := func(f *File, key string) {
+		f.Key, f.Status = key, FileDone
+		if err := c.UpdateFile(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	uploaded := func(id string) bool {
+		g, err := c.GetFile(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.Uploaded
+	}
+	local, early, late := mk("local", ""), mk("early", "b"), mk("late", "b")
+	done(local, "k/local.mp4")
+	if !uploaded("local") {
+		t.Fatal("a done local file is not marked uploaded")
+	}
+	// The upload finishes before the row has its key.
+	if err := c.MarkUploaded(ctx, "b", "k/early.mp4"); err != nil {
+		t.Fatal(err)
+	}
+	done(early, "k/early.mp4")
+	if !uploaded("early") {
+		t.Fatal("an upload that beat the catalog update was lost")
+	}
+	done(late, "k/late.mp4")
+	if uploaded("late") {
+		t.Fatal("a bucket file is marked uploaded before its upload")
+	}
+	if err := c.MarkUploaded(ctx, "b", "k/late.mp4"); err != nil {
+		t.Fatal(err)
+	}
+	if !uploaded("late") {
+		t.Fatal("MarkUploaded did not flag the row")
+	}
+	if err := c.MarkUploaded(ctx, "other", "k/late.mp4"); err != nil || !uploaded("late") {
+		t.Fatal("another bucket's key must not matter")
+	}
+}

@@ -115,18 +115,15 @@ func (o *objectStores) open(endpoint, bucket string) (*storage.Uploader, error) 
 	return u, nil
 }
 
-// markUploaded flags the catalog row of a generated file whose object arrived. The row
-// may get its key a moment after the upload finished (the spool can be fast): retry.
+// markUploaded flags the catalog row of a generated file whose object arrived. It runs
+// before the upload spool forgets the item, so a crash cannot lose the flag.
 func (o *objectStores) markUploaded(bucket, key string) {
-	go func() {
-		for try := 0; try < 5; try++ {
-			n, err := o.cat.MarkUploaded(context.Background(), bucket, key)
-			if err != nil || n > 0 || !isFileKey(key) {
-				return
-			}
-			time.Sleep(time.Second)
-		}
-	}()
+	if !isFileKey(key) {
+		return
+	}
+	if err := o.cat.MarkUploaded(context.Background(), bucket, key); err != nil {
+		o.log.Error("catalog: cannot record an upload", "bucket", bucket, "key", key, "err", err)
+	}
 }
 
 // isFileKey says whether a key can be a catalog file (a playlist or a single-file

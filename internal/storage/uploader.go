@@ -559,12 +559,15 @@ func backoff(lo, hi time.Duration, failures int) time.Duration {
 }
 
 // finish removes a done item from the spool: the data file first, then the journal entry.
+// OnUploaded runs before the removal, so a crash in between re-uploads the item at the
+// next start (found with identical content: done) and calls OnUploaded again — the
+// callback is never lost, only possibly repeated.
 func (u *Uploader) finish(it *item, res result) {
+	if res == resDone && u.opts.OnUploaded != nil {
+		u.opts.OnUploaded(it.Key, it.Size) // also before Drain can see the item gone
+	}
 	_ = os.Remove(u.dataPath(it.seq)) // gone already if the backend moved or removed it
 	_ = os.Remove(u.metaPath(it.seq))
-	if res == resDone && u.opts.OnUploaded != nil {
-		u.opts.OnUploaded(it.Key, it.Size) // before Drain can see the item gone
-	}
 	u.mu.Lock()
 	if res == resDone {
 		close(u.success)
