@@ -30,8 +30,9 @@ const (
 	// tsTablesPeriod repeats PAT/PMT every this many PES packets (astits' default).
 	tsTablesPeriod = 40
 	// tsFlushSize is the buffered size above which packets are handed to the writer
-	// in the middle of a PES.
-	tsFlushSize = 64 * 1024
+	// in the middle of a PES. Small, because the writer (segment.File) buffers too: this
+	// buffer only saves a call per packet, and it exists once per recorded stream.
+	tsFlushSize = 8 * 1024
 	// tsTimeMask keeps the 33 bits of a 90 kHz timestamp.
 	tsTimeMask = 1<<33 - 1
 )
@@ -62,7 +63,8 @@ type tsPacketizer struct {
 	pmtUpdated    bool
 	tablesCounter int
 
-	buf []byte // packets not yet handed to w
+	buf []byte    // packets not yet handed to w
+	one [1][]byte // the single piece of an audio PES
 }
 
 // init prepares the packetizer for the given streams (PIDs 256, 257, ... in order).
@@ -168,11 +170,13 @@ func (p *tsPacketizer) newPSIPacket(pid uint16, cc *byte) []byte {
 	return pkt
 }
 
-// growPacket extends b by one packet.
+// growPacket extends b by one packet. The first allocation holds what the packetizer
+// buffers at most (tsFlushSize and the packets of a PES head and the tables), so it
+// does not grow after that.
 func growPacket(b []byte) []byte {
 	n := len(b) + tsPacketSize
 	if n > cap(b) {
-		nb := make([]byte, len(b), 2*cap(b)+tsPacketSize*8)
+		nb := make([]byte, len(b), max(2*cap(b), tsFlushSize+4*tsPacketSize))
 		copy(nb, b)
 		b = nb
 	}
@@ -214,9 +218,11 @@ func (p *tsPacketizer) chooseLeading(s *tsStream) {
 	}
 }
 
-// writeVideo writes one video access unit as an unbounded PES (mediacommon's
-// writeVideo): random access points get the random_access_indicator and a PCR.
-func (p *tsPacketizer) writeVideo(s *tsStream, pts, dts int64, randomAccess bool, data []byte) error {
+// writeVideo writes one video access unit, the concatenation of data's pieces, as an
+// unbounded PES (mediacommon's writeVideo): random access points get the
+// random_access_indicator and a PCR. The pieces are copied straight into the packets, so
+// an access unit in Annex B form needs no contiguous copy (see tsMuxer.annexB).
+func (p *tsPacketizer) writeVideo(s *tsStream, pts, dts int64, randomAccess bool, data [][]byte) error {
 	p.chooseLeading(s)
 	pcr := int64(-1)
 	if s.leading {
@@ -241,18 +247,26 @@ func (p *tsPacketizer) writeAudio(s *tsStream, pts int64, data []byte) error {
 		}
 		p.pcrCounter--
 	}
-	return p.writePES(s, true, pcr, pts, pts, data)
+	p.one[0] = data
+	err := p.writePES(s, true, pcr, pts, pts, p.one[:])
+	p.one[0] = nil
+	return err
 }
 
-// writePES packetizes one PES (astits' Muxer.WriteData). pcr < 0 means no PCR.
-func (p *tsPacketizer) writePES(s *tsStream, rai bool, pcr, pts, dts int64, data []byte) error {
+// writePES packetizes one PES (astits' Muxer.WriteData) whose payload is the
+// concatenation of data's pieces. pcr < 0 means no PCR.
+func (p *tsPacketizer) writePES(s *tsStream, rai bool, pcr, pts, dts int64, data [][]byte) error {
 	hasAF := rai || pcr >= 0
 	p.tablesCounter++
 	if (hasAF && rai && s.pid == p.pcrPID) || p.tablesCounter >= tsTablesPeriod {
 		p.appendTables()
 		p.tablesCounter = 0
 	}
-	if len(data) == 0 {
+	size := 0
+	for _, d := range data {
+		size += len(d)
+	}
+	if size == 0 {
 		return p.flush()
 	}
 
@@ -265,7 +279,7 @@ func (p *tsPacketizer) writePES(s *tsStream, rai bool, pcr, pts, dts int64, data
 		optLen += 5
 	}
 	if s.streamID != tsStreamIDVideo {
-		if l := len(data) + optLen; l <= 0xFFFF {
+		if l := size + optLen; l <= 0xFFFF {
 			hdr[4], hdr[5] = byte(l>>8), byte(l)
 		}
 	}
@@ -291,7 +305,7 @@ func (p *tsPacketizer) writePES(s *tsStream, rai bool, pcr, pts, dts int64, data
 		}
 	}
 	first := true
-	for len(data) > 0 {
+	for size > 0 {
 		off := len(p.buf)
 		p.buf = growPacket(p.buf)
 		pkt := p.buf[off : off+tsPacketSize]
@@ -310,7 +324,7 @@ func (p *tsPacketizer) writePES(s *tsStream, rai bool, pcr, pts, dts int64, data
 			}
 			head = len(pesHdr)
 		}
-		n := min(avail-head, len(data))
+		n := min(avail-head, size)
 		stuff := avail - head - n
 		pos := 4
 		if first && hasAF {
@@ -358,8 +372,14 @@ func (p *tsPacketizer) writePES(s *tsStream, rai bool, pcr, pts, dts int64, data
 			pos += copy(pkt[pos:], pesHdr)
 			first = false
 		}
-		copy(pkt[pos:], data[:n])
-		data = data[n:]
+		size -= n
+		for dst := pkt[pos : pos+n]; len(dst) > 0; {
+			c := copy(dst, data[0])
+			dst, data[0] = dst[c:], data[0][c:]
+			if len(data[0]) == 0 {
+				data = data[1:]
+			}
+		}
 		if len(p.buf) >= tsFlushSize {
 			if err := p.flush(); err != nil {
 				return err

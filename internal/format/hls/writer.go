@@ -110,7 +110,8 @@ type tsMuxer struct {
 	sink   switchWriter
 
 	naluBuf [][]byte
-	esBuf   []byte // the elementary stream bytes of one PES
+	esBuf   []byte   // the elementary stream bytes of one audio PES (ADTS framing)
+	pieces  [][]byte // the pieces of one video PES
 	batch   audioBatch
 }
 
@@ -207,12 +208,15 @@ func (m *tsMuxer) Write(_ *segment.File, set *segment.Set, kind segment.Kind, au
 			return m.mux.writeVideo(s.tsVideo, pts, dts, h265.IsRandomAccess(nalus), m.annexB(nalus))
 		case media.MPEG4Video:
 			frame := au.Data
+			pieces := append(m.pieces[:0], frame)
+			rap := bytes.Contains(frame, mpeg4GOVStart)
 			if au.Key && len(t.VideoConfig) > 0 && !bytes.HasPrefix(frame, t.VideoConfig) {
-				frame = append(append(m.esBuf[:0], t.VideoConfig...), frame...)
-				m.esBuf = frame
+				pieces = append(pieces[:0], t.VideoConfig, frame)
+				rap = rap || bytes.Contains(t.VideoConfig, mpeg4GOVStart)
 			}
+			m.pieces = pieces
 			// MPEG-4 Part 2 is written with PTS only (DTS = PTS), as mediacommon did.
-			return m.mux.writeVideo(s.tsVideo, pts, pts, bytes.Contains(frame, mpeg4GOVStart), frame)
+			return m.mux.writeVideo(s.tsVideo, pts, pts, rap, pieces)
 		}
 		return fmt.Errorf("unsupported video codec %s", t.Codec)
 	}
@@ -364,16 +368,19 @@ func (h *aacHeader) appendADTS(dst, data []byte, lens []int) ([]byte, error) {
 	return dst, nil
 }
 
-// annexB writes nalus with 4-byte start codes into the reused buffer.
-func (m *tsMuxer) annexB(nalus [][]byte) []byte {
-	b := m.esBuf[:0]
+// annexB returns nalus with 4-byte start codes as pieces for writeVideo (a reused
+// slice): the NAL units are not copied into a contiguous buffer first.
+func (m *tsMuxer) annexB(nalus [][]byte) [][]byte {
+	b := m.pieces[:0]
 	for _, n := range nalus {
-		b = append(b, 0, 0, 0, 1)
-		b = append(b, n...)
+		b = append(b, startCode, n)
 	}
-	m.esBuf = b
+	m.pieces = b
 	return b
 }
+
+// startCode is the 4-byte Annex B start code put before every NAL unit.
+var startCode = []byte{0, 0, 0, 1}
 
 // mpeg4GOVStart is the MPEG-4 Part 2 group_of_VOP start code: its presence flags a
 // random access point.
