@@ -5,9 +5,13 @@
 # with livrec/nginx ratios and writes it (and the raw data) to the output directory.
 #
 #   bench/run.sh [-n STREAMS] [-d SECONDS] [-f IN.flv] [-r REMUX_RUNS] [-o OUTDIR] [-s SLICE]
+#                [-m "FORMATS"]
 #
 # Defaults: 50 streams, 60 s, a generated 640x360 30 fps H.264 (B-frames) + AAC file of
-# 60 s (~1.2 Mbit/s), 5 remux runs, OUTDIR bench/out-YYYYmmdd-HHMMSS, 10 s segments.
+# 60 s (~1.2 Mbit/s), 5 remux runs, OUTDIR bench/out-YYYYmmdd-HHMMSS, 10 s segments,
+# formats "flv m3u8". Each format is a run of its own against a fresh server: livrec
+# recording that format only, then nginx-rtmp recording it (flv: record all; m3u8: hls
+# on, cleanup off). mp4 and cmaf can be listed too (livrec only: no nginx-rtmp peer).
 # Needs go, ffmpeg/ffprobe, curl; installs nginx + libnginx-mod-rtmp with apt-get if
 # missing. Listens on 127.0.0.1 only. Not run in CI.
 #
@@ -17,22 +21,23 @@
 #   RSS peak / steady per stream      VmRSS sampled every second during the load (nginx:
 #                                     summed over the processes), minus the idle RSS, / N;
 #                                     steady = median of the second half of the load
-#   frames lost (flv, hls)            video frames sent (livrec bench summary) minus video
+#   frames lost                       video frames sent (livrec bench summary) minus video
 #                                     packets in the output files (ffprobe -count_packets)
-#   stream end → final files          from the end of the load until all N flv and N m3u8
-#                                     files are final (livrec: they are stored when the
-#                                     stitch window, delayTime 15 s, expires; nginx: the
-#                                     flv is final when the publisher disconnects and the
-#                                     HLS playlist is live, never ended)
+#   stream end → final files          from the end of the load until all N files are final
+#                                     (livrec: they are stored when the stitch window,
+#                                     delayTime 15 s, expires; nginx: the flv is final when
+#                                     the publisher disconnects, the HLS playlist is live
+#                                     and never ended)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-N=50 DUR=60 IN= RUNS=5 OUT= SLICE=10
-while getopts "n:d:f:r:o:s:h" o; do
+N=50 DUR=60 IN= RUNS=5 OUT= SLICE=10 FORMATS="flv m3u8" WINDOW=15
+while getopts "n:d:f:r:o:s:m:h" o; do
   case $o in
     n) N=$OPTARG ;; d) DUR=$OPTARG ;; f) IN=$OPTARG ;; r) RUNS=$OPTARG ;; o) OUT=$OPTARG ;; s) SLICE=$OPTARG ;;
-    *) sed -n '2,12p' "$0"; exit 2 ;;
+    m) FORMATS=$OPTARG ;;
+    *) sed -n '2,16p' "$0"; exit 2 ;;
   esac
 done
 OUT=${OUT:-$ROOT/bench/out-$(date +%Y%m%d-%H%M%S)}
@@ -101,32 +106,25 @@ run_load() {
   kill $sampler; wait $sampler 2>/dev/null || true
 }
 
-# summarize NAME CPU_TICKS FINAL_SECONDS FLV_FILES... -- HLS_FILES...
+# summarize NAME CPU_TICKS FINAL_SECONDS OUTPUT_FILES...: writes $OUT/NAME.env.
 summarize() {
   local name=$1 ticks=$2 final=$3; shift 3
-  local flv=() hls=() seen=
-  for f in "$@"; do if [ "$f" = -- ]; then seen=1; elif [ -z "$seen" ]; then flv+=("$f"); else hls+=("$f"); fi; done
-  local sent idle
+  local sent idle n peak steady got
   sent=$(json_num "$OUT/$name-bench.json" videoFrames)
   idle=$(cat "$OUT/$name-idle-rss.txt")
-  local n=$(wc -l <"$OUT/$name-rss.txt")
-  local peak steady
+  n=$(wc -l <"$OUT/$name-rss.txt")
   peak=$(sort -n "$OUT/$name-rss.txt" | tail -1)
   steady=$(tail -n $(( (n + 1) / 2 )) "$OUT/$name-rss.txt" | median)
-  local out_flv out_hls
-  out_flv=$(sum_packets "${flv[@]}")
-  out_hls=$(sum_packets "${hls[@]}")
+  got=$(sum_packets "$@")
   {
-    echo "files_flv=${#flv[@]}"
-    echo "files_hls=${#hls[@]}"
+    echo "files=$#"
     echo "cpu_s=$(awk -v t="$ticks" -v k="$TICK" 'BEGIN{printf "%.2f", t/k}')"
     echo "cpu_per_stream_min=$(awk -v t="$ticks" -v k="$TICK" -v n="$N" -v d="$DUR" 'BEGIN{printf "%.4f", t/k/(n*d/60)}')"
     echo "rss_peak_per_stream_kib=$(awk -v p="$peak" -v i="$idle" -v n="$N" 'BEGIN{printf "%.0f", (p-i)/n}')"
     echo "rss_steady_per_stream_kib=$(awk -v p="$steady" -v i="$idle" -v n="$N" 'BEGIN{printf "%.0f", (p-i)/n}')"
     echo "rss_peak_total_mib=$(awk -v p="$peak" 'BEGIN{printf "%.1f", p/1024}')"
     echo "frames_sent=$sent"
-    echo "lost_flv=$((sent - out_flv))"
-    echo "lost_hls=$((sent - out_hls))"
+    echo "lost=$((sent - got))"
     echo "final_s=$final"
     echo "gen_cpu_pct=$(json_num "$OUT/$name-bench.json" cpuPercent)"
   } >"$OUT/$name.env"
@@ -141,79 +139,95 @@ wait_files() {
   done
 }
 
+# The file a recording of each format is complete with (for counting and waiting).
+final_pattern() { case $1 in m3u8|cmaf) echo '*.m3u8' ;; *) echo "*.$1" ;; esac; }
+
 # --- livrec --------------------------------------------------------------------------
-LD=$OUT/livrec-data
-rm -rf "$LD"; mkdir -p "$LD"
-cat >"$OUT/livrec.yaml" <<YAML
+# bench_livrec FORMAT: a fresh livrec recording FORMAT only; writes $OUT/livrec-FORMAT.env.
+bench_livrec() {
+  local fmt=$1 name=livrec-$1 ld=$OUT/livrec-$1-data pid
+  rm -rf "$ld"; mkdir -p "$ld"
+  cat >"$OUT/$name.yaml" <<YAML
 rules:
   - domainName: "*"
     appName: "*"
     streamName: "*"
-    delayTime: 15
+    delayTime: $WINDOW
     recordFormats:
-      - format: m3u8
-        sliceDuration: $SLICE
-      - format: flv
+      - format: $fmt
+$(case $fmt in m3u8|cmaf) echo "        sliceDuration: $SLICE" ;; esac)
 YAML
-"$LIVREC" serve --config "$OUT/livrec.yaml" --data-dir "$LD" --rtmp-addr $LIVREC_RTMP --http-addr $LIVREC_HTTP \
-  --log-level warn >"$OUT/livrec.log" 2>&1 &
-LPID=$!
-trap 'kill $LPID 2>/dev/null || true; [ -f "$OUT/nginx/nginx.pid" ] && kill "$(cat "$OUT/nginx/nginx.pid")" 2>/dev/null || true' EXIT
-until curl -sf "http://$LIVREC_HTTP/healthz" >/dev/null; do sleep 0.1; done
-run_load livrec "rtmp://$LIVREC_RTMP/bench" "echo $LPID"
-# The files are generated when the stitch window (delayTime) expires after the push ended.
-wait_files "$LD/files" "*.m3u8" "$N" 120
-wait_files "$LD/files" "*.flv" "$N" 30
-L_FINAL=$(awk -v a="$(now)" -v b="$LOAD_END" 'BEGIN{printf "%.1f", a-b}')
-L_TICKS=$(( $(cpu_ticks $LPID) - CPU0 ))
-kill -TERM $LPID; wait $LPID || true
-mapfile -t LFLV < <(find "$LD/files" -name '*.flv' | sort)
-mapfile -t LHLS < <(find "$LD/files" -name '*.m3u8' | sort)
-summarize livrec "$L_TICKS" "$L_FINAL" "${LFLV[@]}" -- "${LHLS[@]}"
+  "$LIVREC" serve --config "$OUT/$name.yaml" --data-dir "$ld" --rtmp-addr $LIVREC_RTMP --http-addr $LIVREC_HTTP \
+    --log-level warn >"$OUT/$name.log" 2>&1 &
+  pid=$!
+  PIDS_TO_KILL="$PIDS_TO_KILL $pid"
+  until curl -sf "http://$LIVREC_HTTP/healthz" >/dev/null; do
+    kill -0 $pid 2>/dev/null || { cat "$OUT/$name.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  run_load "$name" "rtmp://$LIVREC_RTMP/bench" "echo $pid"
+  # The files are generated when the stitch window (delayTime) expires after the push ended.
+  wait_files "$ld/files" "$(final_pattern "$fmt")" "$N" $((WINDOW + 120))
+  local final ticks
+  final=$(awk -v a="$(now)" -v b="$LOAD_END" 'BEGIN{printf "%.1f", a-b}')
+  ticks=$(( $(cpu_ticks $pid) - CPU0 ))
+  kill -TERM $pid; wait $pid || true
+  local files
+  mapfile -t files < <(find "$ld/files" -name "$(final_pattern "$fmt")" | sort)
+  summarize "$name" "$ticks" "$final" "${files[@]}"
+  rm -rf "$ld"
+}
 
 # --- nginx-rtmp ----------------------------------------------------------------------
-ND=$OUT/nginx
-rm -rf "$ND"; mkdir -p "$ND/flv" "$ND/hls" "$ND/logs"
-chmod -R a+rwx "$ND"
-cat >"$ND/nginx.conf" <<CONF
+# bench_nginx FORMAT: a fresh nginx-rtmp recording flv (record all) or m3u8 (hls on,
+# cleanup off); writes $OUT/nginx-FORMAT.env.
+bench_nginx() {
+  local fmt=$1 name=nginx-$1 nd=$OUT/nginx npid rec
+  rm -rf "$nd"; mkdir -p "$nd/flv" "$nd/hls" "$nd/logs"
+  chmod -R a+rwx "$nd"
+  if [ "$fmt" = flv ]; then
+    rec="record all; record_path $nd/flv;"
+  else
+    rec="hls on; hls_path $nd/hls; hls_nested on; hls_fragment ${SLICE}s; hls_playlist_length 24h; hls_cleanup off;"
+  fi
+  cat >"$nd/nginx.conf" <<CONF
 load_module $NGINX_MOD;
 worker_processes auto;
-pid $ND/nginx.pid;
-error_log $ND/logs/error.log warn;
+pid $nd/nginx.pid;
+error_log $nd/logs/error.log warn;
 events { worker_connections 16384; }
 rtmp {
   server {
     listen 127.0.0.1:$NGINX_PORT;
     chunk_size 4096;
-    application bench {
-      live on;
-      record all;
-      record_path $ND/flv;
-      hls on;
-      hls_path $ND/hls;
-      hls_nested on;
-      hls_fragment ${SLICE}s;
-      hls_playlist_length 24h;
-      hls_cleanup off;
-    }
+    application bench { live on; $rec }
   }
 }
 CONF
-nginx -p "$ND" -c "$ND/nginx.conf" -g 'daemon off;' 2>"$ND/logs/stderr.log" &
-NPID=$!
-for _ in $(seq 50); do [ -f "$ND/nginx.pid" ] && [ -n "$(pgrep -P "$(cat "$ND/nginx.pid")")" ] && break; sleep 0.1; done
-sleep 0.5
-run_load nginx "rtmp://127.0.0.1:$NGINX_PORT/bench" nginx_pids
-# nginx closes the flv when the publisher disconnects; wait for the connections to go.
-t0=$(now)
-while ss -Htn state established "( sport = :$NGINX_PORT )" 2>/dev/null | grep -q .; do sleep 0.1; done
-wait_files "$ND/flv" "*.flv" "$N" 30
-N_FINAL=$(awk -v a="$(now)" -v b="$LOAD_END" 'BEGIN{printf "%.1f", a-b}')
-N_TICKS=$(( $(cpu_ticks $(nginx_pids)) - CPU0 ))
-kill -QUIT "$(cat "$ND/nginx.pid")"; wait $NPID || true
-mapfile -t NFLV < <(find "$ND/flv" -name '*.flv' | sort)
-mapfile -t NHLS < <(find "$ND/hls" -name '*.m3u8' | sort)
-summarize nginx "$N_TICKS" "$N_FINAL" "${NFLV[@]}" -- "${NHLS[@]}"
+  nginx -p "$nd" -c "$nd/nginx.conf" -g 'daemon off;' 2>"$nd/logs/stderr.log" &
+  npid=$!
+  for _ in $(seq 50); do [ -f "$nd/nginx.pid" ] && [ -n "$(pgrep -P "$(cat "$nd/nginx.pid")")" ] && break; sleep 0.1; done
+  sleep 0.5
+  PIDS_TO_KILL="$PIDS_TO_KILL $(cat "$nd/nginx.pid")"
+  run_load "$name" "rtmp://127.0.0.1:$NGINX_PORT/bench" nginx_pids
+  # nginx closes the flv when the publisher disconnects; wait for the connections to go.
+  while ss -Htn state established "( sport = :$NGINX_PORT )" 2>/dev/null | grep -q .; do sleep 0.1; done
+  [ "$fmt" = flv ] && wait_files "$nd/flv" "*.flv" "$N" 30
+  local final ticks files
+  final=$(awk -v a="$(now)" -v b="$LOAD_END" 'BEGIN{printf "%.1f", a-b}')
+  ticks=$(( $(cpu_ticks $(nginx_pids)) - CPU0 ))
+  kill -QUIT "$(cat "$nd/nginx.pid")"; wait $npid || true
+  mapfile -t files < <(find "$nd/$([ "$fmt" = flv ] && echo flv || echo hls)" -name "$(final_pattern "$fmt")" | sort)
+  summarize "$name" "$ticks" "$final" "${files[@]}"
+  rm -rf "$nd"
+}
+
+PIDS_TO_KILL=
+trap 'for p in $PIDS_TO_KILL; do kill $p 2>/dev/null || true; done' EXIT
+for fmt in $FORMATS; do
+  bench_livrec "$fmt"
+  case $fmt in flv|m3u8) bench_nginx "$fmt" ;; esac
+done
 
 # --- remux vs ffmpeg -c copy ----------------------------------------------------------
 RX=$OUT/remux
@@ -234,31 +248,33 @@ done
 rm -rf "$RX"
 
 # --- table ---------------------------------------------------------------------------
-get() { grep "^$2=" "$OUT/$1.env" | cut -d= -f2; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b+0 == 0) print (a+0 == 0 ? "=" : "n/a"); else printf "%.2f", a/b }'; }
-row() { printf '%-44s %14s %14s %10s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
+get() { [ -f "$OUT/$1.env" ] && grep "^$2=" "$OUT/$1.env" | cut -d= -f2; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b == "") print "n/a"; else if (b+0 == 0) print (a+0 == 0 ? "=" : "n/a"); else printf "%.2f", a/b }'; }
+row() { printf '%-46s %12s %12s %8s\n' "$1" "$2" "${3:--}" "$(ratio "$2" "$3")"; }
+row0() { printf '%-46s %12s %12s\n' "$1" "$2" "${3:--}"; } # no ratio
 SIZE=$(stat -c %s "$IN")
 {
   echo "livrec vs nginx-rtmp — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(uname -r)"
-  echo "input $IN ($SIZE bytes); $N streams × ${DUR}s real time, loopback; livrec m3u8(${SLICE}s)+flv, nginx-rtmp record all + hls (${SLICE}s)"
+  echo "input $IN ($SIZE bytes); $N streams × ${DUR}s real time, loopback, one format per run; ${SLICE}s segments"
   echo "nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(dpkg-query -W -f='libnginx-mod-rtmp ${Version}' libnginx-mod-rtmp 2>/dev/null); $(go env GOVERSION)"
   echo
-  printf '%-44s %14s %14s %10s\n' metric livrec nginx-rtmp ratio
-  row "CPU s per recorded stream-minute"          "$(get livrec cpu_per_stream_min)" "$(get nginx cpu_per_stream_min)"
-  row "CPU s total (load + finalization)"          "$(get livrec cpu_s)" "$(get nginx cpu_s)"
-  row "RSS peak per stream (KiB)"                  "$(get livrec rss_peak_per_stream_kib)" "$(get nginx rss_peak_per_stream_kib)"
-  row "RSS steady per stream (KiB)"                "$(get livrec rss_steady_per_stream_kib)" "$(get nginx rss_steady_per_stream_kib)"
-  row "RSS peak total (MiB)"                       "$(get livrec rss_peak_total_mib)" "$(get nginx rss_peak_total_mib)"
-  row "video frames sent"                          "$(get livrec frames_sent)" "$(get nginx frames_sent)"
-  row "video frames lost, flv"                     "$(get livrec lost_flv)" "$(get nginx lost_flv)"
-  row "video frames lost, hls"                     "$(get livrec lost_hls)" "$(get nginx lost_hls)"
-  printf '%-44s %14s %14s\n' "files flv / hls playlists" "$(get livrec files_flv)/$(get livrec files_hls)" "$(get nginx files_flv)/$(get nginx files_hls)"
-  row "stream end -> final files (s)"              "$(get livrec final_s)" "$(get nginx final_s)"
-  row "load generator CPU (% of a core)"           "$(get livrec gen_cpu_pct | xargs printf '%.1f')" "$(get nginx gen_cpu_pct | xargs printf '%.1f')"
+  printf '%-46s %12s %12s %8s\n' metric livrec nginx-rtmp ratio
+  for fmt in $FORMATS; do
+    l=livrec-$fmt n=nginx-$fmt
+    row "[$fmt] CPU s per recorded stream-minute" "$(get $l cpu_per_stream_min)" "$(get $n cpu_per_stream_min)"
+    row "[$fmt] RSS steady per stream (KiB)"      "$(get $l rss_steady_per_stream_kib)" "$(get $n rss_steady_per_stream_kib)"
+    row "[$fmt] RSS peak per stream (KiB)"        "$(get $l rss_peak_per_stream_kib)" "$(get $n rss_peak_per_stream_kib)"
+    row "[$fmt] video frames sent"                "$(get $l frames_sent)" "$(get $n frames_sent)"
+    row "[$fmt] video frames lost"                "$(get $l lost)" "$(get $n lost)"
+    row0 "[$fmt] files"                            "$(get $l files)" "$(get $n files)"
+    row0 "[$fmt] stream end -> final files (s)"    "$(get $l final_s)" "$(get $n final_s)"
+    row "[$fmt] load generator CPU (% of a core)" "$(get $l gen_cpu_pct | xargs printf '%.1f')" "$(get $n gen_cpu_pct | xargs -r printf '%.1f')"
+  done
   for fmt in flv m3u8; do
     row "remux to $fmt, median of $RUNS (s) vs ffmpeg" "$(median <"$OUT/remux-livrec-$fmt.txt")" "$(median <"$OUT/remux-ffmpeg-$fmt.txt")"
   done
   echo
-  echo "(ratio = livrec / peer; the remux rows compare with ffmpeg -c copy, not nginx. livrec's final files wait for the"
-  echo " stitch window, delayTime 15 s; nginx-rtmp's HLS playlists stay live (no ENDLIST). Raw data: $OUT)"
+  echo "(ratio = livrec / peer; the remux rows compare with ffmpeg -c copy, not nginx. livrec's files are final when"
+  echo " the stitch window (delayTime ${WINDOW} s, the minimum) has expired after the stream ended; nginx-rtmp closes its"
+  echo " flv at once and leaves HLS playlists live (no ENDLIST). mp4/cmaf have no nginx-rtmp peer. Raw data: $OUT)"
 } | tee "$OUT/results.txt"

@@ -107,6 +107,9 @@ rules:
 				t.Fatalf("m3u8 should mark the change with one discontinuity:\n%s", body)
 			}
 		case "cmaf":
+			if !strings.HasSuffix(r.Key, ".m3u8") {
+				t.Fatalf("a cmaf recording is an HLS playlist and should be keyed .m3u8: %s", r.Key)
+			}
 			if strings.Count(string(body), "#EXT-X-MAP") != 2 {
 				t.Fatalf("cmaf should have a second init segment:\n%s", body)
 			}

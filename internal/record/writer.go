@@ -37,9 +37,12 @@ func (t *Task) sliceKey(rf rules.RecordFormat, seq int, start time.Time) string 
 	return key
 }
 
+// extension is what follows the rendered object prefix in the key of a recording file.
 func extension(f rules.Format) string {
 	switch f {
-	case rules.M3U8:
+	case rules.M3U8, rules.CMAF:
+		// A cmaf recording is an HLS playlist too (of fMP4 segments): players and the
+		// content types served for it go by this extension.
 		return ".m3u8"
 	default:
 		return "." + string(f)
