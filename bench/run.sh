@@ -23,6 +23,8 @@
 #                                     steady = median of the second half of the load
 #   frames lost                       video frames sent (livrec bench summary) minus video
 #                                     packets in the output files (ffprobe -count_packets)
+#   max lag behind real time          the load generator's largest write or close delay
+#                                     (a server not keeping up with real time shows here)
 #   stream end → final files          from the end of the load until all N files are final
 #                                     (livrec: they are stored when the stitch window,
 #                                     delayTime 15 s, expires; nginx: the flv is final when
@@ -127,6 +129,7 @@ summarize() {
     echo "lost=$((sent - got))"
     echo "final_s=$final"
     echo "gen_cpu_pct=$(json_num "$OUT/$name-bench.json" cpuPercent)"
+    echo "max_lag_s=$(json_num "$OUT/$name-bench.json" maxLagSeconds | xargs printf '%.2f')"
   } >"$OUT/$name.env"
 }
 
@@ -268,6 +271,7 @@ SIZE=$(stat -c %s "$IN")
     row "[$fmt] video frames lost"                "$(get $l lost)" "$(get $n lost)"
     row0 "[$fmt] files"                            "$(get $l files)" "$(get $n files)"
     row0 "[$fmt] stream end -> final files (s)"    "$(get $l final_s)" "$(get $n final_s)"
+    row0 "[$fmt] max lag behind real time (s)"     "$(get $l max_lag_s)" "$(get $n max_lag_s)"
     row "[$fmt] load generator CPU (% of a core)" "$(get $l gen_cpu_pct | xargs printf '%.1f')" "$(get $n gen_cpu_pct | xargs -r printf '%.1f')"
   done
   for fmt in flv m3u8; do

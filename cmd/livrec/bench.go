@@ -74,8 +74,8 @@ bytes, video/audio frames sent; errors, reconnects; the generator's own CPU time
 			if e := s.Elapsed.Seconds(); e > 0 {
 				cpu = s.CPU.Seconds() / e * 100
 			}
-			fmt.Fprintf(os.Stderr, "%4.0fs  up %d/%d  %.1f Mbit/s  tags %d  errors %d  reconnects %d  cpu %.0f%%%s",
-				s.Elapsed.Seconds(), s.Up, s.Streams, s.Mbps, s.Tags, s.Errors, s.Reconnects, cpu, end)
+			fmt.Fprintf(os.Stderr, "%4.0fs  up %d/%d  %.1f Mbit/s  tags %d  errors %d  reconnects %d  max lag %.2fs  cpu %.0f%%%s",
+				s.Elapsed.Seconds(), s.Up, s.Streams, s.Mbps, s.Tags, s.Errors, s.Reconnects, s.MaxLag.Seconds(), cpu, end)
 		}}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -103,8 +103,9 @@ bytes, video/audio frames sent; errors, reconnects; the generator's own CPU time
 		}
 	}
 	os.Stdout.Write(out)
-	fmt.Fprintf(os.Stderr, "bench: %d streams, %d tags, %.1f Mbit/s, %d errors, %d reconnects; generator CPU %.2f s = %.1f%% of a core (%.3f%% per stream), max RSS %d MiB\n",
-		sum.Streams, sum.Tags, sum.Mbps, sum.Errors, sum.Reconnects, sum.CPUSeconds, sum.CPUPercent, sum.CPUPercentPer, sum.MaxRSSKiB/1024)
+	fmt.Fprintf(os.Stderr, "bench: %d streams, %d tags, %.1f Mbit/s, %d errors, %d reconnects; max lag %.2f s, %d streams behind by over %v; generator CPU %.2f s = %.1f%% of a core (%.3f%% per stream), max RSS %d MiB\n",
+		sum.Streams, sum.Tags, sum.Mbps, sum.Errors, sum.Reconnects, sum.MaxLagSeconds, sum.StreamsBehind, loadgen.LagLimit,
+		sum.CPUSeconds, sum.CPUPercent, sum.CPUPercentPer, sum.MaxRSSKiB/1024)
 	if sum.Errors > 0 {
 		return fmt.Errorf("bench: %d errors", sum.Errors)
 	}

@@ -32,8 +32,12 @@ const (
 	DefaultTick            = 40 * time.Millisecond
 	DefaultDialConcurrency = 64
 	DefaultRetryDelay      = time.Second
-	maxBatch               = 64
-	maxErrorKinds          = 20
+
+	// LagLimit is the write lag (StreamStats.MaxLagSeconds) above which a stream counts
+	// as not kept up with (Summary.StreamsBehind).
+	LagLimit      = time.Second
+	maxBatch      = 64
+	maxErrorKinds = 20
 )
 
 // Config configures Run.
@@ -83,6 +87,11 @@ type StreamStats struct {
 	Reconnects  int64  `json:"reconnects"` // planned reconnects done (publishes after a planned close)
 	Errors      int64  `json:"errors"`
 	LastError   string `json:"lastError,omitempty"`
+	// MaxLagSeconds is, at real-time rate, the most a write of this stream completed
+	// after its last tag was due, or the longest graceful close (the server reading what
+	// was still queued in the socket buffers): the server (or the generator) not keeping
+	// up with real time shows here. About the tick when all is well.
+	MaxLagSeconds float64 `json:"maxLagSeconds"`
 }
 
 // Snapshot is the running state, for a progress line.
@@ -98,6 +107,8 @@ type Snapshot struct {
 	Mbps float64
 	// CPU is the generator's CPU time so far.
 	CPU time.Duration
+	// MaxLag is the largest StreamStats.MaxLagSeconds so far.
+	MaxLag time.Duration
 }
 
 // Summary is the final report.
@@ -111,11 +122,13 @@ type Summary struct {
 	Bytes           int64            `json:"bytes"`
 	VideoFrames     int64            `json:"videoFrames"`
 	AudioFrames     int64            `json:"audioFrames"`
-	Mbps            float64          `json:"mbps"`       // average over the duration
-	PeakUp          int              `json:"peakUp"`     // most publishes live at once
-	Publishes       int64            `json:"publishes"`  // successful publishes
-	Reconnects      int64            `json:"reconnects"` // planned reconnects
-	Errors          int64            `json:"errors"`     // failed publishes, writes and closes
+	Mbps            float64          `json:"mbps"`          // average over the duration
+	PeakUp          int              `json:"peakUp"`        // most publishes live at once
+	Publishes       int64            `json:"publishes"`     // successful publishes
+	Reconnects      int64            `json:"reconnects"`    // planned reconnects
+	Errors          int64            `json:"errors"`        // failed publishes, writes and closes
+	MaxLagSeconds   float64          `json:"maxLagSeconds"` // the largest StreamStats.MaxLagSeconds (real time only)
+	StreamsBehind   int              `json:"streamsBehind"` // streams whose MaxLagSeconds exceeded LagLimit
 	ErrorKinds      map[string]int64 `json:"errorKinds,omitempty"`
 	CPUSeconds      float64          `json:"cpuSeconds"`          // the generator's user+system CPU time
 	CPUPercent      float64          `json:"cpuPercent"`          // of one core, over the elapsed time
@@ -154,6 +167,17 @@ func StreamURLs(base string, n int) ([]string, []string, error) {
 // counters of one stream, updated by its publisher per batch.
 type counters struct {
 	tags, bytes, video, audio, publishes, reconnects, errs atomic.Int64
+	maxLag                                                 atomic.Int64 // ns; see StreamStats.MaxLagSeconds
+}
+
+// noteLag records how late a write completed: now minus when its last tag was due.
+func (c *counters) noteLag(d time.Duration) {
+	for {
+		old := c.maxLag.Load()
+		if int64(d) <= old || c.maxLag.CompareAndSwap(old, int64(d)) {
+			return
+		}
+	}
 }
 
 type runner struct {
@@ -263,7 +287,11 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		c := &stats[i]
 		st := StreamStats{Name: names[i], Tags: c.tags.Load(), Bytes: c.bytes.Load(), VideoFrames: c.video.Load(),
 			AudioFrames: c.audio.Load(), Publishes: c.publishes.Load(), Reconnects: c.reconnects.Load(), Errors: c.errs.Load(),
-			LastError: r.lastError[i]}
+			LastError: r.lastError[i], MaxLagSeconds: time.Duration(c.maxLag.Load()).Seconds()}
+		sum.MaxLagSeconds = max(sum.MaxLagSeconds, st.MaxLagSeconds)
+		if st.MaxLagSeconds > LagLimit.Seconds() {
+			sum.StreamsBehind++
+		}
 		sum.PerStream[i] = st
 		sum.Tags += st.Tags
 		sum.Bytes += st.Bytes
@@ -290,6 +318,7 @@ func (r *runner) snapshot(stats []counters, cpu0 time.Duration) Snapshot {
 		s.Bytes += stats[i].bytes.Load()
 		s.Errors += stats[i].errs.Load()
 		s.Reconnects += stats[i].reconnects.Load()
+		s.MaxLag = max(s.MaxLag, time.Duration(stats[i].maxLag.Load()))
 	}
 	return s
 }
@@ -418,7 +447,13 @@ func (r *runner) publisher(ctx context.Context, i int, rawURL string, delay, rec
 			lastTS, anyTS = ts, true
 		}
 		r.up.Add(-1)
+		closeStart := time.Now()
 		cerr := p.Close()
+		if !r.cfg.Max && cerr == nil {
+			// A graceful close waits until the server has read everything sent: what was
+			// still queued in the socket buffers when the stream ended is lag too.
+			c.noteLag(time.Since(closeStart))
+		}
 		if werr != nil {
 			r.fail(i, c, werr)
 		} else if cerr != nil {
@@ -512,6 +547,9 @@ func (r *runner) stream(ctx context.Context, p *rtmp.Publisher, base *uint32, t0
 			c.bytes.Add(bytes)
 			c.video.Add(video)
 			c.audio.Add(audio)
+			if !r.cfg.Max && n > 0 {
+				c.noteLag(time.Since(t0.Add(time.Duration(batch[n-1].Timestamp) * time.Millisecond)))
+			}
 			if werr != nil {
 				return false, last, werr
 			}

@@ -20,6 +20,7 @@ type sink struct {
 	mu      sync.Mutex
 	streams map[string]*recv
 	wg      sync.WaitGroup // open sessions
+	delay   time.Duration  // per tag, to play a slow server
 }
 
 type recv struct {
@@ -53,6 +54,9 @@ func (s *sink) Publish(req *rtmp.PublishRequest) (rtmp.Session, error) {
 }
 
 func (x *sess) Tag(t flv.Tag) error {
+	if x.s.delay > 0 {
+		time.Sleep(x.s.delay)
+	}
 	x.s.mu.Lock()
 	defer x.s.mu.Unlock()
 	r := x.r
@@ -199,6 +203,24 @@ func TestRealtime(t *testing.T) {
 	}
 	if sum.CPUSeconds <= 0 || sum.Mbps <= 0 || sum.MaxRSSKiB <= 0 {
 		t.Fatalf("summary %+v", sum)
+	}
+	if sum.MaxLagSeconds <= 0 || sum.MaxLagSeconds > LagLimit.Seconds() || sum.StreamsBehind != 0 {
+		t.Fatalf("a sink that keeps up: max lag %.3f s, %d streams behind", sum.MaxLagSeconds, sum.StreamsBehind)
+	}
+}
+
+// TestLagShowsSlowServer: a server that takes tags slower than real time shows as lag
+// (here in the close, which waits until the server has read what was queued).
+func TestLagShowsSlowServer(t *testing.T) {
+	s, url := startSink(t)
+	s.delay = 40 * time.Millisecond // per tag: a second of media (~50 tags) takes ~2 s
+	sum, err := Run(t.Context(), Config{URL: url, Streams: 1, Duration: 2 * time.Second, Source: loadFixture(t), Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.wait(t)
+	if sum.MaxLagSeconds < 0.5 {
+		t.Fatalf("a server at half real-time speed: max lag only %.3f s", sum.MaxLagSeconds)
 	}
 }
 
