@@ -209,13 +209,13 @@ func (r *chunkReader) readChunk() (msg message, ok bool, err error) {
 		if !cs.hasHeader {
 			return msg, false, fmt.Errorf("rtmp: type 3 chunk on chunk stream %d without a previous type 0 chunk", id)
 		}
+		if !cs.pending {
+			cs.timestamp += cs.delta // a new message with the previous header
+		}
 		if cs.extended {
 			if err := r.skipRepeatedExtTimestamp(cs); err != nil {
 				return msg, false, err
 			}
-		}
-		if !cs.pending {
-			cs.timestamp += cs.delta // a new message with the previous header
 		}
 	}
 

@@ -270,6 +270,16 @@ func TestChunkReaderExtendedTimestamp(t *testing.T) {
 			{5, 10, msgAudio, 1, []byte{1}},
 			{5, big + 10, msgVideo, 1, v1[:200]},
 		})
+		// The same when the first type-3 chunk starts a new message.
+		e.Reset()
+		e.type0(5, 10, 1, msgAudio, 1).data([]byte{1})
+		e.type1(5, big, 5, msgVideo).data(v1[:5])
+		e.type3(5, 2*big+10).data(v1[5:10])
+		checkMessages(t, mustRead(t, e.Bytes(), 16), []message{
+			{5, 10, msgAudio, 1, []byte{1}},
+			{5, big + 10, msgVideo, 1, v1[:5]},
+			{5, 2*big + 10, msgVideo, 1, v1[5:10]},
+		})
 	})
 }
 
