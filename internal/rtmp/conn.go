@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/bits"
 	"net"
 	"runtime/debug"
 	"slices"
@@ -49,11 +50,8 @@ const (
 	controlChunkStream = 2 // protocol control and user control messages
 	statusChunkStream  = 5 // onStatus messages
 
-	// streamID is the only message stream we hand out. rawmessage reads and writes the
-	// 4-byte message stream id big-endian although the wire format is little-endian, so
-	// stream 1 appears as 0x01000000 on its side.
+	// streamID is the only message stream we hand out.
 	streamID       = 1
-	rawStreamID    = 0x01000000
 	maxCommandSize = 64 << 10
 	// lingerTimeout bounds how long a refused connection is drained so that the client
 	// reads our error status before the TCP connection is torn down.
@@ -82,7 +80,7 @@ type conn struct {
 	aborted atomic.Bool
 
 	bc *bytecounter.ReadWriter
-	r  *rawmessage.Reader
+	r  *chunkReader
 	w  *rawmessage.Writer
 
 	connected     bool
@@ -227,9 +225,9 @@ func (c *conn) run() error {
 		c.log = c.log.With("encrypted", true)
 	}
 	c.w = rawmessage.NewWriter(rw, c.bc.Writer, false)
-	// rawmessage wraps its input in a 4 KiB bufio.Reader unless it already is a larger
-	// one: a frame arriving as a 16 KiB burst is then one read(2), not four.
-	c.r = rawmessage.NewReader(bufio.NewReaderSize(rw, readBufferSize), c.bc.Reader, c.sendAck)
+	// A frame arriving as a 16 KiB burst is one read(2); chunk payloads at least as
+	// large as the buffer are read into the message body directly.
+	c.r = newChunkReader(bufio.NewReaderSize(rw, readBufferSize), c.bc.Reader, c.sendAck)
 	// Acknowledge with our own window until the client announces one.
 	c.r.SetWindowAckSize(c.srv.windowAckSize())
 
@@ -238,13 +236,13 @@ func (c *conn) run() error {
 		if err != nil {
 			return err
 		}
-		if err := c.handleMessage(msg); err != nil {
+		if err := c.handleMessage(&msg); err != nil {
 			return err
 		}
 	}
 }
 
-func (c *conn) handleMessage(msg *rawmessage.Message) error {
+func (c *conn) handleMessage(msg *message) error {
 	body := msg.Body
 	switch msg.Type {
 	case msgSetChunkSize:
@@ -288,18 +286,18 @@ func (c *conn) handleMessage(msg *rawmessage.Message) error {
 
 	case msgAudio, msgVideo:
 		if c.session != nil && len(body) > 0 {
-			return c.deliver(msg.Type, msTimestamp(msg.Timestamp), body)
+			return c.deliver(msg.Type, msg.Timestamp, body)
 		}
 
 	case msgDataAMF0:
 		if c.session != nil {
-			return c.deliverData(msTimestamp(msg.Timestamp), body)
+			return c.deliverData(msg.Timestamp, body)
 		}
 
 	case msgDataAMF3:
 		// AMF3 data messages start with a format byte; we only understand AMF0 inside.
 		if c.session != nil && len(body) > 1 && body[0] == 0 {
-			return c.deliverData(msTimestamp(msg.Timestamp), body[1:])
+			return c.deliverData(msg.Timestamp, body[1:])
 		}
 
 	case msgCommandAMF0:
@@ -313,7 +311,7 @@ func (c *conn) handleMessage(msg *rawmessage.Message) error {
 
 	case msgAggregate:
 		if c.session != nil {
-			return c.deliverAggregate(msTimestamp(msg.Timestamp), body)
+			return c.deliverAggregate(msg.Timestamp, body)
 		}
 
 	default:
@@ -323,11 +321,9 @@ func (c *conn) handleMessage(msg *rawmessage.Message) error {
 	return nil
 }
 
-func msTimestamp(d time.Duration) uint32 {
-	return uint32(d / time.Millisecond)
-}
-
-// deliver hands one tag to the session.
+// deliver hands one tag to the session. body belongs to the tag: chunkReader allocated
+// it for this message (several tags of an aggregate message share it) and never reuses
+// it, so the session may keep it (see Session.Tag).
 func (c *conn) deliver(typ uint8, ts uint32, body []byte) error {
 	c.tags++
 	if err := c.session.Tag(flv.Tag{Type: typ, Timestamp: ts, Body: body}); err != nil {
@@ -394,7 +390,7 @@ func (c *conn) deliverAggregate(ts uint32, b []byte) error {
 	return nil
 }
 
-func (c *conn) handleCommand(msg *rawmessage.Message, body []byte) error {
+func (c *conn) handleCommand(msg *message, body []byte) error {
 	if len(body) > maxCommandSize {
 		return fmt.Errorf("rtmp: command message of %d bytes", len(body))
 	}
@@ -461,7 +457,7 @@ func (c *conn) handleCommand(msg *rawmessage.Message, body []byte) error {
 	}
 }
 
-func (c *conn) onConnect(msg *rawmessage.Message, cmd *command) error {
+func (c *conn) onConnect(msg *message, cmd *command) error {
 	if c.connected {
 		return errors.New("rtmp: second connect")
 	}
@@ -524,7 +520,7 @@ func trimQuotes(s string) string {
 	return s
 }
 
-func (c *conn) onPublish(msg *rawmessage.Message, cmd *command) error {
+func (c *conn) onPublish(msg *message, cmd *command) error {
 	if c.published {
 		return c.refusePublish(msg, "NetStream.Publish.Denied", "only one publish per connection")
 	}
@@ -572,7 +568,7 @@ func (c *conn) onPublish(msg *rawmessage.Message, cmd *command) error {
 }
 
 // refusePublish sends an error status and returns the refusal ending the connection.
-func (c *conn) refusePublish(msg *rawmessage.Message, code, description string) error {
+func (c *conn) refusePublish(msg *message, code, description string) error {
 	c.log.Warn("rtmp publish refused", "code", code, "reason", description)
 	if err := c.writeStatus(msg, "error", code, description); err != nil {
 		return err
@@ -580,7 +576,7 @@ func (c *conn) refusePublish(msg *rawmessage.Message, code, description string) 
 	return &refusal{"publish refused: " + description}
 }
 
-func (c *conn) refusePlay(msg *rawmessage.Message) error {
+func (c *conn) refusePlay(msg *message) error {
 	const desc = "playback is not supported by this server"
 	c.log.Info("rtmp play refused")
 	if err := c.writeStatus(msg, "error", "NetStream.Play.Failed", desc); err != nil {
@@ -589,7 +585,7 @@ func (c *conn) refusePlay(msg *rawmessage.Message) error {
 	return &refusal{"play refused"}
 }
 
-// sendAck is rawmessage.Reader's callback when an acknowledgement is due.
+// sendAck is chunkReader's callback when an acknowledgement is due.
 func (c *conn) sendAck(count uint32) error {
 	return c.writeControl(msgAcknowledgement, be32(count))
 }
@@ -609,8 +605,9 @@ func (c *conn) writeUserControl(event uint16, v uint32) error {
 	return c.writeControl(msgUserControl, b)
 }
 
-// writeCommand sends an AMF0 command message.
-func (c *conn) writeCommand(csid byte, msid uint32, vals ...any) error {
+// writeCommand sends an AMF0 command message on chunk stream csid (3 if rawmessage.Writer
+// cannot write csid) and message stream msid.
+func (c *conn) writeCommand(csid, msid uint32, vals ...any) error {
 	body, err := amf0.Data(vals).Marshal()
 	if err != nil {
 		return err
@@ -618,26 +615,28 @@ func (c *conn) writeCommand(csid byte, msid uint32, vals ...any) error {
 	if csid < 2 || csid > 63 {
 		csid = 3
 	}
+	// rawmessage.Writer writes the message stream id big-endian although the wire
+	// format is little-endian: give it the id byte-swapped.
 	return c.w.Write(&rawmessage.Message{
-		ChunkStreamID: csid, Type: msgCommandAMF0, MessageStreamID: msid, Body: body,
+		ChunkStreamID: byte(csid), Type: msgCommandAMF0, MessageStreamID: bits.ReverseBytes32(msid), Body: body,
 	})
 }
 
 // writeResult answers a call on the chunk and message stream it came on. Calls with
 // transaction id 0 expect no answer.
-func (c *conn) writeResult(msg *rawmessage.Message, txID float64, vals ...any) error {
+func (c *conn) writeResult(msg *message, txID float64, vals ...any) error {
 	if txID == 0 {
 		return nil
 	}
-	return c.writeCommand(msg.ChunkStreamID, msg.MessageStreamID, append([]any{"_result", txID}, vals...)...)
+	return c.writeCommand(msg.ChunkStreamID, msg.StreamID, append([]any{"_result", txID}, vals...)...)
 }
 
 // writeStatus sends onStatus on the message stream of the triggering command (our stream
 // if that was 0, as for a publish before createStream).
-func (c *conn) writeStatus(msg *rawmessage.Message, level, code, description string) error {
-	msid := msg.MessageStreamID
+func (c *conn) writeStatus(msg *message, level, code, description string) error {
+	msid := msg.StreamID
 	if msid == 0 {
-		msid = rawStreamID
+		msid = streamID
 	}
 	return c.writeCommand(statusChunkStream, msid, "onStatus", 0.0, nil, amf0.Object{
 		{Key: "level", Value: level},

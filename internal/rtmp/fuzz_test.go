@@ -1,15 +1,19 @@
 package rtmp
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -339,4 +343,226 @@ func (c *teeConn) Read(p []byte) (int, error) {
 	c.l.buf.Write(p[:n])
 	c.l.mu.Unlock()
 	return n, err
+}
+
+// chunkReaderOptions decodes FuzzChunkReader's first input byte: the bufio.Reader size
+// (bits 0-1), an initial chunk size of 4096 instead of 128 (bit 2) and an
+// acknowledgement window of 100 bytes (bit 3).
+func chunkReaderOptions(opt byte) (bufSize int, chunkSize, window uint32) {
+	bufSize = []int{16, 64, 4096, readBufferSize}[opt&3]
+	chunkSize = 128
+	if opt&4 != 0 {
+		chunkSize = 4096
+	}
+	if opt&8 != 0 {
+		window = 100
+	}
+	return bufSize, chunkSize, window
+}
+
+// FuzzChunkReader feeds arbitrary chunk streams to chunkReader (applying Set Chunk Size
+// and Abort as conn does) and checks that it ends with an error rather than panicking
+// or hanging, that messages have the announced size within the limit, that delivered
+// bodies are never modified afterwards, and that the memory held by unfinished messages
+// stays within eagerAllocBudget plus what their received bytes justify. Its seeds are
+// in testdata/fuzz/FuzzChunkReader (see TestFuzzChunkReaderSeeds).
+func FuzzChunkReader(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) == 0 {
+			return
+		}
+		bufSize, chunkSize, window := chunkReaderOptions(data[0])
+		bc := bytecounter.NewReader(bytes.NewReader(data[1:]))
+		var lastAck uint32
+		r := newChunkReader(bufio.NewReaderSize(bc, bufSize), bc, func(n uint32) error {
+			if n < lastAck || uint64(n) > uint64(len(data)) {
+				t.Fatalf("acknowledgement of %d bytes after %d, input %d bytes", n, lastAck, len(data))
+			}
+			lastAck = n
+			return nil
+		})
+		r.SetChunkSize(chunkSize)
+		r.SetWindowAckSize(window)
+		var bodies, copies [][]byte
+		for {
+			m, err := r.Read()
+			checkChunkReaderMemory(t, r)
+			if err != nil {
+				break
+			}
+			if m.Body == nil || len(m.Body) > maxMessageSize {
+				t.Fatalf("message body nil or of %d bytes", len(m.Body))
+			}
+			bodies, copies = append(bodies, m.Body), append(copies, bytes.Clone(m.Body))
+			switch {
+			case m.Type == msgSetChunkSize && len(m.Body) == 4:
+				if v := binary.BigEndian.Uint32(m.Body) & 0x7FFFFFFF; v > 0 {
+					r.SetChunkSize(v)
+				}
+			case m.Type == msgAbort && len(m.Body) == 4:
+				r.AbortChunkStream(binary.BigEndian.Uint32(m.Body))
+			}
+		}
+		for i := range bodies {
+			if !bytes.Equal(bodies[i], copies[i]) {
+				t.Fatalf("body of message %d modified after delivery", i)
+			}
+		}
+	})
+}
+
+// checkChunkReaderMemory checks the reader's accounting of unfinished message bodies and
+// its bound.
+func checkChunkReaderMemory(t *testing.T, r *chunkReader) {
+	t.Helper()
+	var streams []*chunkStream
+	for _, cs := range r.low {
+		if cs != nil {
+			streams = append(streams, cs)
+		}
+	}
+	for _, cs := range r.high {
+		streams = append(streams, cs)
+	}
+	if len(streams) != r.nstreams || r.nstreams > maxChunkStreams {
+		t.Fatalf("%d chunk streams, counted %d", len(streams), r.nstreams)
+	}
+	total, excess := 0, 0
+	for _, cs := range streams {
+		if !cs.pending {
+			if cs.body != nil || cs.received != 0 {
+				t.Fatalf("chunk stream %d holds a body between messages", cs.id)
+			}
+			continue
+		}
+		if cs.received > uint32(len(cs.body)) || uint32(len(cs.body)) > cs.length || cs.length > maxMessageSize {
+			t.Fatalf("chunk stream %d: %d of %d bytes received, body of %d", cs.id, cs.received, cs.length, len(cs.body))
+		}
+		total += len(cs.body)
+		excess += max(0, len(cs.body)-max(lazyAllocStep, 2*int(cs.received)))
+	}
+	if total != r.reserved || excess > eagerAllocBudget {
+		t.Fatalf("unfinished bodies hold %d bytes (%d beyond their data), reserved %d", total, excess, r.reserved)
+	}
+}
+
+// chunkReaderSeeds are FuzzChunkReader's seeds (option byte first): the chunk streams of
+// the chunkReader unit tests' kinds, so that the fuzzer starts from every header type,
+// extended timestamps in all three forms, chunk size changes, aborts and the limits.
+func chunkReaderSeeds(t testing.TB) map[string][]byte {
+	seeds := map[string][]byte{}
+	add := func(name string, opt byte, b []byte) { seeds[name] = append([]byte{opt}, b...) }
+
+	var e chunkEnc
+	v, a := pattern(300, 1), pattern(200, 2)
+	e.type0(6, 1000, 300, msgVideo, 1).data(v[:128])
+	e.type0(4, 1010, 200, msgAudio, 1).data(a[:128])
+	e.type0(100, 5, 3, msgDataAMF0, 1).data([]byte{1, 2, 3})
+	e.type3(6).data(v[128:256])
+	e.type0(65599, 7, 130, msgCommandAMF0, 0x01020304).data(v[:128])
+	e.type3(4).data(a[128:])
+	e.type3(65599).data(v[128:130])
+	e.type3(6).data(v[256:])
+	e.type3(100).data([]byte{4, 5, 6})
+	e.type1(6, 40, 10, msgVideo).data(v[:10])
+	e.type2(6, 40).data(v[:10])
+	e.type3(6).data(v[:10])
+	add("interleaved", 0, bytes.Clone(e.Bytes()))
+	add("interleaved-ack", 8|3, bytes.Clone(e.Bytes()))
+
+	for name, rep := range map[string]func(uint32) []uint32{
+		"ext-repeated": func(f uint32) []uint32 { return []uint32{f} },
+		"ext-zeros":    func(uint32) []uint32 { return []uint32{0} },
+		"ext-omitted":  func(uint32) []uint32 { return nil },
+	} {
+		const big = 0x01000000
+		e.Reset()
+		e.type0(5, big, 300, msgVideo, 1).data(v[:128])
+		e.type3(5, rep(big)...).data(v[128:256])
+		e.type3(5, rep(big)...).data(v[256:])
+		e.type3(5, rep(big)...).data(v[:128])
+		e.type3(5, rep(big)...).data(v[128:256])
+		e.type3(5, rep(big)...).data(v[256:])
+		e.type1(5, big, 10, msgVideo).data(v[:10])
+		e.type3(5, rep(big)...).data(v[:10])
+		add(name, 1, bytes.Clone(e.Bytes()))
+	}
+
+	e.Reset()
+	e.type0(6, 0, 1000, msgVideo, 1).data(pattern(128, 0))
+	e.type0(2, 0, 4, msgSetChunkSize, 0).data(be32(500))
+	e.type3(6).data(pattern(500, 1))
+	e.type3(6).data(pattern(372, 2))
+	e.type0(2, 0, 4, msgSetChunkSize, 0).data(be32(1))
+	e.type1(6, 40, 5, msgVideo).data([]byte{1})
+	for i := range 4 {
+		e.type3(6).data([]byte{byte(i)})
+	}
+	add("chunk-size", 2, bytes.Clone(e.Bytes()))
+
+	e.Reset()
+	e.type0(6, 0, 300, msgVideo, 1).data(pattern(128, 9))
+	e.type0(2, 0, 4, msgAbort, 0).data(be32(6))
+	e.type0(6, 40, 20, msgVideo, 1).data(pattern(20, 3))
+	e.type0(7, 10, 200, msgAudio, 1).data(pattern(128, 9))
+	e.type0(2, 0, 4, msgAbort, 0).data(be32(7))
+	e.type3(7).data(pattern(128, 4)).type3(7).data(pattern(72, 5))
+	add("abort", 0, bytes.Clone(e.Bytes()))
+
+	e.Reset()
+	e.type0(3, 0, 600<<10, msgVideo, 1).data(pattern(128, 0))
+	e.type0(4, 0, 600<<10, msgVideo, 1).data(pattern(128, 0))
+	e.type0(5, 0, maxMessageSize, msgVideo, 1).data(pattern(128, 0))
+	e.type0(6, 0, maxMessageSize+1, msgVideo, 1)
+	add("big-messages", 0, bytes.Clone(e.Bytes()))
+
+	// What gortmplib's writer sends, with a small chunk size.
+	var buf bytes.Buffer
+	w := rawmessage.NewWriter(&buf, bytecounter.NewWriter(&buf), false)
+	w.Write(&rawmessage.Message{ChunkStreamID: 2, Type: msgSetChunkSize, Body: be32(60)})
+	w.SetChunkSize(60)
+	for i := range 20 {
+		ts := time.Duration(i*i*1000) * time.Millisecond
+		if i == 10 {
+			ts = 0xFFFFFF0 * time.Millisecond
+		}
+		w.Write(&rawmessage.Message{ChunkStreamID: byte(4 + i%3), Type: msgVideo, MessageStreamID: rawStreamID,
+			Timestamp: ts, Body: pattern(10+i*20, byte(i))})
+	}
+	add("gortmplib-writer", 0, buf.Bytes())
+	return seeds
+}
+
+// TestFuzzChunkReaderSeeds checks that the committed FuzzChunkReader seeds are the ones
+// chunkReaderSeeds builds, so that the corpus stays meaningful. Run with
+// RTMP_WRITE_SEEDS=1 to rewrite them.
+func TestFuzzChunkReaderSeeds(t *testing.T) {
+	dir := "testdata/fuzz/FuzzChunkReader"
+	for name, data := range chunkReaderSeeds(t) {
+		path := filepath.Join(dir, name)
+		if os.Getenv("RTMP_WRITE_SEEDS") != "" {
+			os.MkdirAll(dir, 0o755)
+			content := "go test fuzz v1\n[]byte(" + strconv.Quote(string(data)) + ")\n"
+			if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := readCorpusFile(path)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("%s: missing or outdated (%v); run with RTMP_WRITE_SEEDS=1", path, err)
+		}
+		// Every seed but the limits one reads to a clean end.
+		bufSize, chunkSize, window := chunkReaderOptions(data[0])
+		r := testChunkReader(data[1:], bufSize)
+		r.SetChunkSize(chunkSize)
+		r.SetWindowAckSize(window)
+		msgs, err := readMessages(r)
+		if name == "big-messages" {
+			if err == nil || !strings.Contains(err.Error(), "exceeds the limit") {
+				t.Errorf("%s: %v", name, err)
+			}
+		} else if err != io.EOF || len(msgs) < 3 {
+			t.Errorf("%s: %d messages, %v", name, len(msgs), err)
+		}
+	}
 }

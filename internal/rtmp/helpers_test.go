@@ -20,6 +20,10 @@ import (
 	"github.com/livrec/livrec/internal/flv"
 )
 
+// rawStreamID is streamID as rawmessage's Reader and Writer see it: they read and write
+// the 4-byte message stream id big-endian although the wire format is little-endian.
+const rawStreamID = 0x01000000
+
 // recSession records what a publish delivered.
 type recSession struct {
 	mu       sync.Mutex

@@ -61,8 +61,13 @@ type Handler interface {
 // Session receives one accepted publish.
 type Session interface {
 	// Tag receives every audio (8), video (9) and script-data (18) message in arrival
-	// order. t.Body is only valid during the call. Returning an error ends the
-	// connection (and Close is then called with that error).
+	// order. Returning an error ends the connection (and Close is then called with that
+	// error).
+	//
+	// t.Body is freshly allocated for the message it came in and the server never reads,
+	// writes or reuses it after handing it over: the session may keep t.Body (or slices
+	// of it) without copying. The tags of one aggregate message are slices of that
+	// message's body, and a script tag is the message body without its "@setDataFrame".
 	Tag(t flv.Tag) error
 	// Close is called exactly once when the publish ends: deleteStream / FCUnpublish /
 	// closeStream, disconnect, timeout or protocol error. err is nil for a clean
