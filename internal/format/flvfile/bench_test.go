@@ -87,7 +87,7 @@ func BenchmarkFinish(b *testing.B) {
 					if err := os.MkdirAll(dir, 0o755); err != nil {
 						b.Fatal(err)
 					}
-					w, err := New(Config{WorkDir: dir, Store: st})
+					w, err := New(Config{WorkDir: dir, Store: st, MaxDuration: 6 * time.Hour})
 					if err != nil {
 						b.Fatal(err)
 					}
