@@ -83,9 +83,11 @@
 //
 // # Recovery
 //
-// Finish and Recover share one path that reads only the directory: the working file is
-// read with flv.Reader and its tags indexed (the reservation is a script tag like any
-// other and its content is never read, so a torn write into it does not matter). A tag
+// Finish and Recover share one path. Recover reads only the directory: the working file
+// is read with flv.Reader and its tags indexed (the reservation is a script tag like any
+// other and its content is never read, so a torn write into it does not matter). Finish
+// uses the index its Writer kept while writing, which is the same (the tests compare
+// them), and scans the file only after a write error. A tag
 // counts only when its own PreviousTagSize is seen to match (for the last tag it is read
 // directly), so a tag cut short, or whose end never reached the disk (zero-filled after a
 // power loss), is dropped along with anything after it. The final key, size and
@@ -98,6 +100,6 @@
 // journaled result is returned. So Recover is idempotent; the sidecar is removed first,
 // so after the cleanup there is nothing to recover (ErrNothingToRecover).
 //
-// Finishing costs a sequential read of the working file (usually still in the page
-// cache), a write of onMetaData and an fsync of what writeback has not written yet.
+// Finishing costs a write of onMetaData, an fsync of what writeback has not written yet,
+// two small journal writes and the store (a link); Recover also reads the working file.
 package flvfile

@@ -122,6 +122,13 @@ type index struct {
 	firstScript int
 }
 
+// tagWritten records a complete tag of size bytes (body) whose PreviousTagSize ends at
+// end, as scanWork would.
+func (x *index) tagWritten(end int64, size int) {
+	x.end, x.lastSize = end-4, size
+	x.tags++
+}
+
 // addFrame records a frame tag of kind k (timestamps in ms, body size in bytes, tag offset
 // in the working file).
 func (x *index) addFrame(k int, dts, pts int64, key bool, size, off int64) {
@@ -465,14 +472,19 @@ func writeFinal(dir string, m *fileMeta, body []byte, fileSize int64, x *index) 
 // duration) (Recover). The key is journaled before the file is stored, and an ErrExists
 // for an object with the very same bytes counts as stored by an earlier attempt, so a
 // repeated finalize after a crash stores the file exactly once.
+//
+// x, if not nil, is the index of the working file as its Writer kept it (Finish), which
+// spares reading the file; else the working file is scanned.
 func finalize(ctx context.Context, st storage.Store, dir, key string, keyFn func(end time.Time) string,
-	log *slog.Logger) (format.Result, error) {
+	x *index, log *slog.Logger) (format.Result, error) {
 	s, err := loadState(dir)
 	if err != nil {
 		return format.Result{}, err
 	}
 	work := filepath.Join(dir, workName)
-	x, err := scanWork(work, log)
+	if x == nil || s.Reserve == 0 {
+		x, err = scanWork(work, log)
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		if s.Reserve > 0 && s.Key != "" && s.Size > 0 && (key == "" || key == s.Key) {
 			// The working file itself was handed to storage by an earlier attempt, which
@@ -557,5 +569,5 @@ func Recover(ctx context.Context, workDir string, store storage.Store, key func(
 	if key == nil {
 		return format.Result{}, errors.New("flvfile: Recover needs a key function")
 	}
-	return finalize(ctx, store, workDir, "", key, logger)
+	return finalize(ctx, store, workDir, "", key, nil, logger)
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -205,5 +206,36 @@ func TestRecoverOldLayout(t *testing.T) {
 	compareUnits(t, want, base, fi.aus, 0)
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("work dir not cleaned: %v", entries)
+	}
+}
+
+// TestIndexMatchesScan: the index a Writer keeps (which Finish uses) is exactly what
+// scanning its working file gives (what Recover uses), so both write the same bytes.
+func TestIndexMatchesScan(t *testing.T) {
+	for _, c := range recordCases {
+		for _, resume := range []bool{false, true} {
+			in := getInput(t, c.name)
+			w, dir := newTestWriter(t, newStore(t))
+			if err := w.SetTracks(in.video, in.audio); err != nil {
+				t.Fatal(err)
+			}
+			half := len(in.aus) / 2
+			feed(t, w, in.aus[:half])
+			if resume {
+				w.Discontinuity()
+			}
+			feed(t, w, in.aus[half:])
+			if err := w.bw.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			x, err := scanWork(filepath.Join(dir, workName), testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(*x, w.idx) {
+				t.Errorf("%s (resume %v): writer's index differs from the scan:\n%+v\n%+v", c.name, resume, w.idx, *x)
+			}
+			_ = w.Close()
+		}
 	}
 }

@@ -301,6 +301,7 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 	}
 	w.lastDTS[k] = dts
 	w.idx.addFrame(k, dts, pts, k == kindVideo && au.Key, w.n-off-15, off)
+	w.idx.tagWritten(w.n, int(w.n-off-15))
 	if dts-w.flushedMs >= flushInterval.Milliseconds() || time.Since(w.flushedAt) >= flushInterval {
 		if err := w.bw.Flush(); err != nil {
 			w.err = fmt.Errorf("flvfile: write: %w", err)
@@ -385,6 +386,8 @@ func (w *Writer) start(first time.Duration) error {
 	if err := w.writePrevSize(reserve); err != nil {
 		return err
 	}
+	w.idx.firstScript = reserve
+	w.idx.tagWritten(w.n, reserve)
 	if v := w.video; v != nil {
 		var body []byte
 		switch v.Codec {
@@ -457,7 +460,11 @@ func (w *Writer) writeTag(typ uint8, ts int64, body []byte) error {
 		return err
 	}
 	w.n += int64(11 + len(body))
-	return w.writePrevSize(len(body))
+	if err := w.writePrevSize(len(body)); err != nil {
+		return err
+	}
+	w.idx.tagWritten(w.n, len(body))
+	return nil
 }
 
 // writeVideo writes one video frame tag. H.264/H.265 NAL units get 4-byte lengths and are
@@ -570,7 +577,13 @@ func (w *Writer) Finish(ctx context.Context, key string) (format.Result, error) 
 	if w.err != nil {
 		w.log.Warn("flvfile: finishing after a write error; the file keeps what was written", "err", w.err)
 	}
-	res, err := finalize(ctx, w.cfg.Store, w.cfg.WorkDir, key, nil, w.log)
+	// The index kept while writing is what scanning the working file would give (the
+	// tests check it); after a write error the file may hold a partial tag: scan it.
+	x := &w.idx
+	if w.err != nil {
+		x = nil
+	}
+	res, err := finalize(ctx, w.cfg.Store, w.cfg.WorkDir, key, nil, x, w.log)
 	if err != nil {
 		return format.Result{}, err
 	}
