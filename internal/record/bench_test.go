@@ -2,11 +2,13 @@ package record
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/livrec/livrec/internal/catalog"
@@ -108,4 +110,69 @@ func benchRemux(b *testing.B, rs []rules.Rule) {
 	b.ReportMetric(float64(len(tags)), "tags/op")
 	s.Close(nil)
 	m.Shutdown(b.Context())
+}
+
+// BenchmarkEndTogether measures issue 7's scenario end to end: n streams of about 3 MB
+// each (the fixture replayed with continuous timestamps) whose stitch windows expire at
+// the same moment. Shutdown ends every task concurrently, as the delay timers would; one
+// op is that batch: every file finalized and stored, its catalog row done, file_created
+// emitted. Publishing is not timed.
+// Run: go test -run '^$' -bench EndTogether -benchtime 1x ./internal/record
+// (LIVREC_BENCH_STREAMS overrides n, 300 by default.)
+func BenchmarkEndTogether(b *testing.B) {
+	n := 300
+	if s := os.Getenv("LIVREC_BENCH_STREAMS"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	tags := readTags(b, "../media/testdata/h264_aac.flv")
+	var size int64
+	var span uint32
+	for _, t := range tags {
+		size += int64(len(t.Body))
+		span = max(span, t.Timestamp)
+	}
+	span += 40
+	rounds := int((3<<20)/size) + 1
+	for _, fs := range [][]rules.Format{{rules.FLV, rules.M3U8}, {rules.M3U8}, {rules.FLV}} {
+		var rfs []rules.RecordFormat
+		name := ""
+		for _, f := range fs {
+			rfs = append(rfs, rules.RecordFormat{Format: f})
+			name += "+" + string(f)
+		}
+		b.Run(fmt.Sprintf("streams=%d/%s", n, name[1:]), func(b *testing.B) {
+			rs := []rules.Rule{{DomainName: "*", AppName: "*", RecordFormats: rfs, DelayTime: 3600}}
+			for b.Loop() {
+				b.StopTimer()
+				m := newTestManager(b, rs)
+				ss := make([]rtmp.Session, n)
+				for i := range ss {
+					s, err := m.Publish(&rtmp.PublishRequest{App: "live", Stream: fmt.Sprintf("s%d", i), Domain: "example.com", Args: url.Values{}})
+					if err != nil {
+						b.Fatal(err)
+					}
+					ss[i] = s
+				}
+				for r := range rounds {
+					for _, s := range ss {
+						for _, t := range tags {
+							if r > 0 && t.Type == flv.TagScript {
+								continue
+							}
+							t.Timestamp += uint32(r) * span
+							if err := s.Tag(t); err != nil {
+								b.Fatal(err)
+							}
+						}
+					}
+				}
+				for _, s := range ss {
+					s.Close(nil)
+				}
+				b.StartTimer()
+				m.Shutdown(b.Context())
+			}
+			b.ReportMetric(float64(rounds)*float64(size)/(1<<20), "MB/stream")
+		})
+	}
 }

@@ -81,7 +81,7 @@ func newFileWriter(t *Task, rf rules.RecordFormat, dir string) (format.Writer, e
 			Logger: t.m.cfg.Logger.With("task", t.id, "format", "mp4")})
 	case rules.FLV:
 		return flvfile.New(flvfile.Config{WorkDir: dir, Store: t.store, Now: func() time.Time { return t.wallAt(t.lastDTS) },
-			Logger: t.m.cfg.Logger.With("task", t.id, "format", "flv")})
+			Logger: t.m.cfg.Logger.With("task", t.id, "format", "flv"), MaxDuration: time.Duration(rf.CycleDuration) * time.Second})
 	default:
 		return nil, fmt.Errorf("format %q is not available in this build", rf.Format)
 	}

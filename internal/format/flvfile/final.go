@@ -61,6 +61,14 @@ type state struct {
 	Start   time.Time `json:"start"`         // wall time of the first tag
 	Key     string    `json:"key,omitempty"` // set once finalizing began
 	Meta    fileMeta  `json:"meta"`
+	// Reserve is the body size of the script tag reserved for onMetaData right after the
+	// FLV header of the working file; 0 for a working file without a reservation (an older
+	// layout, finalized by copying its tags).
+	Reserve int `json:"reserve,omitempty"`
+	// Size and DurationMs describe the final file; journaled with Key, so a finalize that
+	// handed the working file itself to storage but did not clean up can still report it.
+	Size       int64 `json:"size,omitempty"`
+	DurationMs int64 `json:"duration_ms,omitempty"`
 }
 
 func saveState(dir string, s *state) error { return journal.Save(dir, stateName, s) }
@@ -109,6 +117,16 @@ type index struct {
 	end      int64
 	lastSize int
 	tags     int
+	// firstScript is the body size of the first tag if it is a script tag (the
+	// reservation), else -1.
+	firstScript int
+}
+
+// tagWritten records a complete tag of size bytes (body) whose PreviousTagSize ends at
+// end, as scanWork would.
+func (x *index) tagWritten(end int64, size int) {
+	x.end, x.lastSize = end-4, size
+	x.tags++
 }
 
 // addFrame records a frame tag of kind k (timestamps in ms, body size in bytes, tag offset
@@ -185,15 +203,19 @@ func scanWork(p string, log *slog.Logger) (*index, error) {
 	if err != nil {
 		return nil, err
 	}
-	x := &index{firstVideo: -1, end: dataOffset + 4}
+	x := &index{firstVideo: -1, end: dataOffset + 4, firstScript: -1}
 	type tagInfo struct {
 		off      int64
 		size     int
 		kind     int // kindVideo, kindAudio, or -1 for a non-frame tag
 		dts, pts int64
 		key      bool
+		script   bool
 	}
 	commit := func(ti tagInfo) {
+		if x.tags == 0 && ti.script {
+			x.firstScript = ti.size
+		}
 		if ti.kind >= 0 {
 			x.addFrame(ti.kind, ti.dts, ti.pts, ti.key, int64(ti.size), ti.off)
 		}
@@ -231,7 +253,7 @@ func scanWork(p string, log *slog.Logger) (*index, error) {
 			ts = int64(t.Timestamp)
 		}
 		prevTS = ts
-		ti := tagInfo{off: off, size: len(t.Body), kind: -1, dts: ts, pts: ts}
+		ti := tagInfo{off: off, size: len(t.Body), kind: -1, dts: ts, pts: ts, script: t.Type == flv.TagScript}
 		switch t.Type {
 		case flv.TagVideo:
 			h, err := flv.ParseVideoTagHeader(t.Body)
@@ -263,9 +285,10 @@ func scanWork(p string, log *slog.Logger) (*index, error) {
 // ---------------------------------------------------------------------------------------
 // onMetaData.
 
-// metadataBody encodes ("onMetaData", ECMA array) for a final file whose tags start at
-// tagsStart (the offset of the first copied tag) and whose total size is fileSize.
-func metadataBody(m *fileMeta, x *index, withIndex bool, tagsStart, fileSize int64) ([]byte, error) {
+// metadataBody encodes ("onMetaData", ECMA array) for a final file of fileSize bytes
+// whose tags are at their working-file offsets plus shift. The keyframes index lists
+// every step-th keyframe from the first (step 0: no index).
+func metadataBody(m *fileMeta, x *index, step int, shift, fileSize int64) ([]byte, error) {
 	durMs := x.durationMs(m)
 	dur := float64(durMs) / 1000
 	rate := func(b int64) float64 {
@@ -313,7 +336,7 @@ func metadataBody(m *fileMeta, x *index, withIndex bool, tagsStart, fileSize int
 			last = max(last, x.lastDTS[k])
 		}
 	}
-	withIndex = withIndex && hasVideo && len(x.kfTimes) > 0
+	withIndex := step > 0 && hasVideo && len(x.kfTimes) > 0
 	arr = append(arr,
 		amf0.ObjectEntry{Key: "encoder", Value: "livrec"},
 		amf0.ObjectEntry{Key: "filesize", Value: float64(fileSize)},
@@ -326,11 +349,12 @@ func metadataBody(m *fileMeta, x *index, withIndex bool, tagsStart, fileSize int
 		amf0.ObjectEntry{Key: "lasttimestamp", Value: float64(last) / 1000},
 	)
 	if withIndex {
-		times := make(amf0.StrictArray, len(x.kfTimes))
-		pos := make(amf0.StrictArray, len(x.kfPos))
-		for i := range x.kfTimes {
-			times[i] = float64(x.kfTimes[i]) / 1000
-			pos[i] = float64(tagsStart + x.kfPos[i] - (dataOffset + 4))
+		n := (len(x.kfTimes) + step - 1) / step
+		times := make(amf0.StrictArray, 0, n)
+		pos := make(amf0.StrictArray, 0, n)
+		for i := 0; i < len(x.kfTimes); i += step {
+			times = append(times, float64(x.kfTimes[i])/1000)
+			pos = append(pos, float64(x.kfPos[i]+shift))
 		}
 		arr = append(arr,
 			amf0.ObjectEntry{Key: "lastkeyframetimestamp", Value: float64(x.kfTimes[len(x.kfTimes)-1]) / 1000},
@@ -348,17 +372,17 @@ func metadataBody(m *fileMeta, x *index, withIndex bool, tagsStart, fileSize int
 // fixed size, so this settles at the second round, but it iterates until stable anyway.
 func finalLayout(m *fileMeta, x *index) (body []byte, fileSize int64, err error) {
 	tagBytes := x.end - (dataOffset + 4) + 4 // copied tags plus the last PreviousTagSize
-	withIndex := true
+	step := 1
 	size := 0
 	for range 8 {
 		tagsStart := int64(dataOffset+4) + 11 + int64(size) + 4
 		fileSize = tagsStart + tagBytes
-		body, err = metadataBody(m, x, withIndex, tagsStart, fileSize)
+		body, err = metadataBody(m, x, step, tagsStart-(dataOffset+4), fileSize)
 		if err != nil {
 			return nil, 0, err
 		}
-		if len(body) > flv.MaxTagSize && withIndex {
-			withIndex, size = false, 0 // an index that large cannot be carried: omit it
+		if len(body) > flv.MaxTagSize && step > 0 {
+			step, size = 0, 0 // an index that large cannot be carried: omit it
 			continue
 		}
 		if len(body) == size {
@@ -369,27 +393,24 @@ func finalLayout(m *fileMeta, x *index) (body []byte, fileSize int64, err error)
 	return nil, 0, errors.New("flvfile: metadata size does not settle")
 }
 
-// writeFinal builds dir/final.flv (via a temp file, fsync'd) from the working file and
-// returns its size.
-func writeFinal(dir string, m *fileMeta, x *index) (int64, error) {
-	body, fileSize, err := finalLayout(m, x)
-	if err != nil {
-		return 0, err
-	}
+// writeFinal builds dir/final.flv (via a temp file, fsync'd) from a working file without
+// a reservation: the FLV header, onMetaData (body, laid out by finalLayout) and the
+// working file's tags, copied.
+func writeFinal(dir string, m *fileMeta, body []byte, fileSize int64, x *index) error {
 	src, err := os.Open(filepath.Join(dir, workName))
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer src.Close()
 	tmp := filepath.Join(dir, finalName+tmpSuffix)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	fail := func(err error) (int64, error) {
+	fail := func(err error) error {
 		f.Close()
 		_ = os.Remove(tmp)
-		return 0, err
+		return err
 	}
 	bw := bufio.NewWriterSize(f, 256<<10)
 	fw, err := flv.NewWriter(bw, m.AudioCodec != "", m.VideoCodec != "")
@@ -434,13 +455,13 @@ func writeFinal(dir string, m *fileMeta, x *index) (int64, error) {
 	}
 	if err := f.Close(); err != nil {
 		_ = os.Remove(tmp)
-		return 0, err
+		return err
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, finalName)); err != nil {
 		_ = os.Remove(tmp)
-		return 0, err
+		return err
 	}
-	return fileSize, nil
+	return nil
 }
 
 // ---------------------------------------------------------------------------------------
@@ -451,15 +472,28 @@ func writeFinal(dir string, m *fileMeta, x *index) (int64, error) {
 // duration) (Recover). The key is journaled before the file is stored, and an ErrExists
 // for an object with the very same bytes counts as stored by an earlier attempt, so a
 // repeated finalize after a crash stores the file exactly once.
+//
+// x, if not nil, is the index of the working file as its Writer kept it (Finish), which
+// spares reading the file; else the working file is scanned.
 func finalize(ctx context.Context, st storage.Store, dir, key string, keyFn func(end time.Time) string,
-	log *slog.Logger) (format.Result, error) {
+	x *index, log *slog.Logger) (format.Result, error) {
 	s, err := loadState(dir)
 	if err != nil {
 		return format.Result{}, err
 	}
-	x, err := scanWork(filepath.Join(dir, workName), log)
+	work := filepath.Join(dir, workName)
+	if x == nil || s.Reserve == 0 {
+		x, err = scanWork(work, log)
+	}
 	if errors.Is(err, os.ErrNotExist) {
-		x, err = &index{firstVideo: -1}, nil
+		if s.Reserve > 0 && s.Key != "" && s.Size > 0 && (key == "" || key == s.Key) {
+			// The working file itself was handed to storage by an earlier attempt, which
+			// stopped before the cleanup.
+			log.Info("flvfile: working file already stored; cleaning up", "key", s.Key)
+			removeWorkFiles(dir)
+			return format.Result{Key: s.Key, Duration: time.Duration(s.DurationMs) * time.Millisecond, Bytes: s.Size}, nil
+		}
+		x, err = &index{firstVideo: -1, firstScript: -1}, nil
 	}
 	if err != nil {
 		return format.Result{}, fmt.Errorf("flvfile: read working file: %w", err)
@@ -468,7 +502,12 @@ func finalize(ctx context.Context, st storage.Store, dir, key string, keyFn func
 		removeWorkFiles(dir)
 		return format.Result{}, ErrNoMedia
 	}
-	dur := x.duration(&s.Meta)
+	inPlace := s.Reserve > 0
+	if inPlace && x.firstScript != s.Reserve {
+		return format.Result{}, fmt.Errorf("flvfile: working file does not start with its %d-byte onMetaData reservation", s.Reserve)
+	}
+	durMs := x.durationMs(&s.Meta)
+	dur := time.Duration(durMs) * time.Millisecond
 	switch {
 	case key != "":
 	case s.Key != "":
@@ -476,17 +515,38 @@ func finalize(ctx context.Context, st storage.Store, dir, key string, keyFn func
 	default:
 		key = keyFn(s.Start.Add(dur))
 	}
-	if s.Key != key {
-		s.Key = key
+	var body []byte
+	var size int64
+	if inPlace {
+		var step int
+		body, step, err = reservedLayout(&s.Meta, x, s.Reserve)
+		if step != 1 && len(x.kfTimes) > 1 {
+			log.Info("flvfile: keyframes index thinned to fit its reservation", "keyframes", len(x.kfTimes), "step", step)
+		}
+		size = x.end + 4
+	} else {
+		body, size, err = finalLayout(&s.Meta, x)
+	}
+	if err != nil {
+		return format.Result{}, fmt.Errorf("flvfile: onMetaData: %w", err)
+	}
+	if s.Key != key || s.Size != size || s.DurationMs != durMs {
+		s.Key, s.Size, s.DurationMs = key, size, durMs
 		if err := saveState(dir, s); err != nil {
 			return format.Result{}, fmt.Errorf("flvfile: state: %w", err)
 		}
 	}
-	size, err := writeFinal(dir, &s.Meta, x)
+	path := work
+	if inPlace {
+		err = writeReserved(work, body, s.Reserve, size)
+	} else {
+		path = filepath.Join(dir, finalName)
+		err = writeFinal(dir, &s.Meta, body, size, x)
+	}
 	if err != nil {
 		return format.Result{}, fmt.Errorf("flvfile: write final file: %w", err)
 	}
-	if err := storage.StoreOnce(ctx, st, key, filepath.Join(dir, finalName)); err != nil {
+	if err := storage.StoreOnce(ctx, st, key, path); err != nil {
 		return format.Result{}, fmt.Errorf("flvfile: store %q: %w", key, err)
 	}
 	removeWorkFiles(dir)
@@ -509,5 +569,5 @@ func Recover(ctx context.Context, workDir string, store storage.Store, key func(
 	if key == nil {
 		return format.Result{}, errors.New("flvfile: Recover needs a key function")
 	}
-	return finalize(ctx, store, workDir, "", key, logger)
+	return finalize(ctx, store, workDir, "", key, nil, logger)
 }

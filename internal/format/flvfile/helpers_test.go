@@ -420,8 +420,14 @@ func readBack(t testing.TB, path string) *fileInfo {
 		t.Fatalf("onMetaData: %v", err)
 	}
 	data, err := amf0.Unmarshal(fi.firstTag.Body)
-	if err != nil || len(data) != 2 {
+	if err != nil || len(data) < 2 {
 		t.Fatalf("onMetaData AMF: %v (%d values)", err, len(data))
+	}
+	// After the name and the array: only padding (strings of zeros, nulls).
+	for i, v := range data[2:] {
+		if s, ok := v.(string); v != nil && (!ok || strings.Trim(s, "\x00") != "") {
+			t.Errorf("onMetaData value %d after the array is %T, not padding", i+2, v)
+		}
 	}
 	arr, ok := data[1].(amf0.ECMAArray)
 	if !ok {

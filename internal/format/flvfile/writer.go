@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -38,6 +39,11 @@ const writeBufferSize = 64 << 10
 // this much media time or wall time has passed since the last flush.
 const flushInterval = time.Second
 
+// writebackChunk: once this much was handed to the OS since the last writeback, writeback
+// of it (up to the last whole page) is started in the background, so the final fsync has
+// little left to write.
+const writebackChunk = 512 << 10
+
 // Errors.
 var (
 	// ErrNoMedia is returned by Finish and Recover when no media tag was recorded: nothing
@@ -65,6 +71,10 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives warnings (dropped units). Nil discards.
 	Logger *slog.Logger
+	// MaxDuration is the longest media duration the file is expected to reach (the
+	// recording cycle); it sizes the space reserved for onMetaData's keyframes index. Zero
+	// means unknown (the largest reservation).
+	MaxDuration time.Duration
 }
 
 // kind indexes per-kind state.
@@ -85,9 +95,10 @@ type Writer struct {
 	finished     bool
 	err          error // sticky write error
 
-	f  *os.File
-	bw *bufio.Writer
-	n  int64 // bytes written to the working file (buffered included)
+	f    *os.File
+	bw   *bufio.Writer
+	n    int64 // bytes written to the working file (buffered included)
+	wbAt int64 // offset up to which writeback was started
 
 	base      time.Duration // input DTS mapped to timestamp 0
 	waitKey   bool          // drop video until the next keyframe (resume)
@@ -290,12 +301,18 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 	}
 	w.lastDTS[k] = dts
 	w.idx.addFrame(k, dts, pts, k == kindVideo && au.Key, w.n-off-15, off)
+	w.idx.tagWritten(w.n, int(w.n-off-15))
 	if dts-w.flushedMs >= flushInterval.Milliseconds() || time.Since(w.flushedAt) >= flushInterval {
 		if err := w.bw.Flush(); err != nil {
 			w.err = fmt.Errorf("flvfile: write: %w", err)
 			return w.err
 		}
 		w.flushedMs, w.flushedAt = dts, time.Now()
+		// The last partial page is left out: appending to a page under writeback may wait.
+		if end := w.n &^ 4095; end-w.wbAt >= writebackChunk {
+			startWriteback(w.f, w.wbAt, end-w.wbAt)
+			w.wbAt = end
+		}
 	}
 	return nil
 }
@@ -311,11 +328,20 @@ func (w *Writer) drop(reason string, au *media.AccessUnit) {
 		"dts", au.DTS, "key", au.Key, "dropped_total", w.dropped)
 }
 
-// start creates the working file and its sidecar and writes the FLV header and the
-// sequence headers, all at timestamp 0 (= input DTS first).
+// start creates the working file and its sidecar and writes the FLV header, the script
+// tag reserved for onMetaData and the sequence headers, all at timestamp 0 (= input DTS
+// first).
 func (w *Writer) start(first time.Duration) error {
 	w.meta = newFileMeta(w.video, w.audio)
-	st := state{Version: stateVersion, Start: w.cfg.Now(), Meta: w.meta}
+	reserve, err := reserveSize(&w.meta, reservedKeyframes(w.cfg.MaxDuration))
+	if err != nil {
+		return fmt.Errorf("flvfile: onMetaData reservation: %w", err)
+	}
+	placeholder, err := placeholderBody(reserve)
+	if err != nil {
+		return err
+	}
+	st := state{Version: stateVersion, Start: w.cfg.Now(), Meta: w.meta, Reserve: reserve}
 	// The sidecar exists before any tag does: a working file without it is never left.
 	if err := saveState(w.cfg.WorkDir, &st); err != nil {
 		return fmt.Errorf("flvfile: state: %w", err)
@@ -341,6 +367,27 @@ func (w *Writer) start(first time.Duration) error {
 		return err
 	}
 	w.n = int64(len(hdr))
+	// The reservation: the tag header and the placeholder up to its trailing zeros, which
+	// are skipped (a hole) and written, if at all, by the finalization.
+	head := bytes.TrimRight(placeholder, "\x00")
+	if _, err := w.bw.Write(w.tagHeader(flv.TagScript, 0, reserve)); err != nil {
+		return err
+	}
+	if _, err := w.bw.Write(head); err != nil {
+		return err
+	}
+	if err := w.bw.Flush(); err != nil {
+		return err
+	}
+	w.n += int64(11 + reserve)
+	if _, err := f.Seek(w.n, io.SeekStart); err != nil {
+		return err
+	}
+	if err := w.writePrevSize(reserve); err != nil {
+		return err
+	}
+	w.idx.firstScript = reserve
+	w.idx.tagWritten(w.n, reserve)
 	if v := w.video; v != nil {
 		var body []byte
 		switch v.Codec {
@@ -413,7 +460,11 @@ func (w *Writer) writeTag(typ uint8, ts int64, body []byte) error {
 		return err
 	}
 	w.n += int64(11 + len(body))
-	return w.writePrevSize(len(body))
+	if err := w.writePrevSize(len(body)); err != nil {
+		return err
+	}
+	w.idx.tagWritten(w.n, len(body))
+	return nil
 }
 
 // writeVideo writes one video frame tag. H.264/H.265 NAL units get 4-byte lengths and are
@@ -502,9 +553,9 @@ func (w *Writer) closeWork() error {
 	return err
 }
 
-// Finish writes the final file (FLV header, onMetaData with duration, size and keyframe
-// index, then the recorded tags), fsyncs it, stores it under key and removes the working
-// files. If storing fails the error is returned and Finish may be called again. ErrNoMedia
+// Finish turns the working file into the final file in place (onMetaData with duration,
+// size and keyframe index written into the space reserved for it), fsyncs it, stores it
+// under key and removes the working files. If storing fails the error is returned and Finish may be called again. ErrNoMedia
 // means nothing was recorded: nothing is stored and the working files are removed.
 func (w *Writer) Finish(ctx context.Context, key string) (format.Result, error) {
 	w.mu.Lock()
@@ -526,7 +577,13 @@ func (w *Writer) Finish(ctx context.Context, key string) (format.Result, error) 
 	if w.err != nil {
 		w.log.Warn("flvfile: finishing after a write error; the file keeps what was written", "err", w.err)
 	}
-	res, err := finalize(ctx, w.cfg.Store, w.cfg.WorkDir, key, nil, w.log)
+	// The index kept while writing is what scanning the working file would give (the
+	// tests check it); after a write error the file may hold a partial tag: scan it.
+	x := &w.idx
+	if w.err != nil {
+		x = nil
+	}
+	res, err := finalize(ctx, w.cfg.Store, w.cfg.WorkDir, key, nil, x, w.log)
 	if err != nil {
 		return format.Result{}, err
 	}
