@@ -49,6 +49,10 @@ type Config struct {
 	// AskOnDemand asks the user's system whether to record a publish (onDemand 1). Nil:
 	// such publishes are not recorded.
 	AskOnDemand func(ctx context.Context, q OnDemandQuery) (OnDemandAnswer, error)
+	// NoSync is for offline conversion (livrec remux): the input remains, so the format
+	// writers fsync nothing; a crash means rerun. Default (false): durable, as live
+	// recording needs (passed to the writers' NoSync).
+	NoSync bool
 }
 
 // OnDemandQuery is what the on-demand callback is told about a publish.

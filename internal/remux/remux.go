@@ -3,6 +3,11 @@
 // format, local storage, catalog), as fast as the disk and CPU allow. `livrec remux`
 // converts FLV archives with it, and it is the cleanest throughput benchmark of the
 // recorder: no network, no pacing.
+//
+// Unlike live recording, a remux fsyncs nothing (record.Config.NoSync, storage.Local
+// NoSync): the input remains on disk, so a crash (or power loss) only means running the
+// conversion again. The page cache writes the files back in its own time, as ffmpeg's
+// output is.
 package remux
 
 import (
@@ -211,6 +216,7 @@ func Run(ctx context.Context, in, outDir string, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	store.NoSync = true // offline conversion: the input remains; a crash means rerun
 	stateDir := opt.StateDir
 	if stateDir == "" {
 		stateDir, err = os.MkdirTemp(store.Root, ".livrec-remux-")
@@ -239,6 +245,7 @@ func Run(ctx context.Context, in, outDir string, opt Options) (*Result, error) {
 		Store:   store,
 		WorkDir: filepath.Join(stateDir, "work"),
 		Logger:  log,
+		NoSync:  true,
 		OnEvent: func(ev record.Event) {
 			mu.Lock()
 			defer mu.Unlock()

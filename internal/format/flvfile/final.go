@@ -63,7 +63,9 @@ type state struct {
 	Meta    fileMeta  `json:"meta"`
 }
 
-func saveState(dir string, s *state) error { return journal.Save(dir, stateName, s) }
+func saveState(dir string, s *state, noSync bool) error {
+	return journal.SaveSync(dir, stateName, s, !noSync)
+}
 
 // JournalVersion implements journal.Versioned.
 func (s *state) JournalVersion() int { return s.Version }
@@ -369,9 +371,9 @@ func finalLayout(m *fileMeta, x *index) (body []byte, fileSize int64, err error)
 	return nil, 0, errors.New("flvfile: metadata size does not settle")
 }
 
-// writeFinal builds dir/final.flv (via a temp file, fsync'd) from the working file and
+// writeFinal builds dir/final.flv (via a temp file, fsync'd unless noSync) from the working file and
 // returns its size.
-func writeFinal(dir string, m *fileMeta, x *index) (int64, error) {
+func writeFinal(dir string, m *fileMeta, x *index, noSync bool) (int64, error) {
 	body, fileSize, err := finalLayout(m, x)
 	if err != nil {
 		return 0, err
@@ -429,8 +431,10 @@ func writeFinal(dir string, m *fileMeta, x *index) (int64, error) {
 	if fi.Size() != fileSize {
 		return fail(fmt.Errorf("flvfile: final file is %d bytes, expected %d (working file changed?)", fi.Size(), fileSize))
 	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
+	if !noSync {
+		if err := f.Sync(); err != nil {
+			return fail(err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		_ = os.Remove(tmp)
@@ -452,7 +456,7 @@ func writeFinal(dir string, m *fileMeta, x *index) (int64, error) {
 // for an object with the very same bytes counts as stored by an earlier attempt, so a
 // repeated finalize after a crash stores the file exactly once.
 func finalize(ctx context.Context, st storage.Store, dir, key string, keyFn func(end time.Time) string,
-	log *slog.Logger) (format.Result, error) {
+	log *slog.Logger, noSync bool) (format.Result, error) {
 	s, err := loadState(dir)
 	if err != nil {
 		return format.Result{}, err
@@ -478,11 +482,11 @@ func finalize(ctx context.Context, st storage.Store, dir, key string, keyFn func
 	}
 	if s.Key != key {
 		s.Key = key
-		if err := saveState(dir, s); err != nil {
+		if err := saveState(dir, s, noSync); err != nil {
 			return format.Result{}, fmt.Errorf("flvfile: state: %w", err)
 		}
 	}
-	size, err := writeFinal(dir, &s.Meta, x)
+	size, err := writeFinal(dir, &s.Meta, x, noSync)
 	if err != nil {
 		return format.Result{}, fmt.Errorf("flvfile: write final file: %w", err)
 	}
@@ -509,5 +513,5 @@ func Recover(ctx context.Context, workDir string, store storage.Store, key func(
 	if key == nil {
 		return format.Result{}, errors.New("flvfile: Recover needs a key function")
 	}
-	return finalize(ctx, store, workDir, "", key, logger)
+	return finalize(ctx, store, workDir, "", key, logger, false)
 }

@@ -65,6 +65,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives warnings (dropped units). Nil discards.
 	Logger *slog.Logger
+	// NoSync is for offline conversion: the input remains, so nothing is fsync'd (sidecar,
+	// final file); a crash means rerun. Default: durable.
+	NoSync bool
 }
 
 // kind indexes per-kind state.
@@ -317,7 +320,7 @@ func (w *Writer) start(first time.Duration) error {
 	w.meta = newFileMeta(w.video, w.audio)
 	st := state{Version: stateVersion, Start: w.cfg.Now(), Meta: w.meta}
 	// The sidecar exists before any tag does: a working file without it is never left.
-	if err := saveState(w.cfg.WorkDir, &st); err != nil {
+	if err := saveState(w.cfg.WorkDir, &st, w.cfg.NoSync); err != nil {
 		return fmt.Errorf("flvfile: state: %w", err)
 	}
 	f, err := os.OpenFile(filepath.Join(w.cfg.WorkDir, workName), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -526,7 +529,7 @@ func (w *Writer) Finish(ctx context.Context, key string) (format.Result, error) 
 	if w.err != nil {
 		w.log.Warn("flvfile: finishing after a write error; the file keeps what was written", "err", w.err)
 	}
-	res, err := finalize(ctx, w.cfg.Store, w.cfg.WorkDir, key, nil, w.log)
+	res, err := finalize(ctx, w.cfg.Store, w.cfg.WorkDir, key, nil, w.log, w.cfg.NoSync)
 	if err != nil {
 		return format.Result{}, err
 	}

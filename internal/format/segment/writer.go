@@ -71,6 +71,10 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives warnings. Nil discards.
 	Logger *slog.Logger
+	// NoSync is for offline conversion: the input remains, so nothing is fsync'd (segments,
+	// initialization segments, journal, playlists); a crash means rerun. The default
+	// (false) is durable: every complete segment and every journal write is fsync'd.
+	NoSync bool
 }
 
 // Segment describes one segment of a recording file.
@@ -561,7 +565,7 @@ func (w *Writer) closeCurrent(nextFirst time.Duration, continuous bool) error {
 	if err == nil {
 		err = c.f.Flush()
 	}
-	if err == nil {
+	if err == nil && !w.cfg.NoSync {
 		err = syncFile(c.f.f)
 	}
 	if cerr := c.f.f.Close(); err == nil {
@@ -649,7 +653,7 @@ func (w *Writer) newInit(au *media.AccessUnit) error {
 	}
 	n := len(w.maps)
 	m := &mapState{n: n, key: w.cfg.InitKey(n), file: fmt.Sprintf("init%03d%s", n, w.cfg.Ext), bytes: int64(len(b))}
-	if err := atomicWrite(w.cfg.WorkDir, m.file, b, true); err != nil {
+	if err := atomicWrite(w.cfg.WorkDir, m.file, b, true, w.cfg.NoSync); err != nil {
 		return w.cfg.errorf("initialization segment: %w", err)
 	}
 	w.maps = append(w.maps, m)
@@ -679,7 +683,7 @@ func (w *Writer) Finish(ctx context.Context, playlistKey string) (Result, error)
 		removeWorkFiles(w.cfg.WorkDir, nil, w.maps, "")
 		return Result{}, ErrNoMedia
 	}
-	fin := finalizer{name: w.cfg.Name, st: w.cfg.Store, dir: w.cfg.WorkDir, log: w.log,
+	fin := finalizer{name: w.cfg.Name, st: w.cfg.Store, dir: w.cfg.WorkDir, log: w.log, noSync: w.cfg.NoSync,
 		journal: func() error { return w.writeJournal(playlistKey) }}
 	res, err := fin.run(ctx, w.segs, w.maps, playlistKey)
 	if err != nil {
