@@ -6,8 +6,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/livrec/livrec/internal/format/segment"
 	"github.com/livrec/livrec/internal/rules"
 )
 
@@ -121,10 +123,51 @@ func videoPackets(t *testing.T, path string) int {
 	return n
 }
 
+// TestRemuxNoSync: a remux fsyncs no segment, journal or playlist (segment.SetSync also
+// replaces the journals' fsync).
+func TestRemuxNoSync(t *testing.T) {
+	var syncs atomic.Int32
+	prev := segment.SetSync(func(*os.File) error { syncs.Add(1); return nil })
+	defer segment.SetSync(prev)
+	res, err := Run(t.Context(), fixture, t.TempDir(), Options{Formats: []rules.Format{rules.M3U8}, SliceDuration: 5})
+	if err != nil || len(res.Errors) > 0 || len(res.Files) != 1 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if n := syncs.Load(); n != 0 {
+		t.Fatalf("%d fsyncs", n)
+	}
+}
+
 func TestRemuxNotFLV(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "x.flv")
 	os.WriteFile(p, []byte("not an flv file"), 0o644)
 	if _, err := Run(t.Context(), p, t.TempDir(), Options{}); err == nil {
 		t.Fatal("no error")
+	}
+}
+
+// BenchmarkRun times a whole Run (open, record, finalize) per output format. The input is
+// $LIVREC_REMUX_BENCH_INPUT (e.g. a 720p recording) or the small fixture.
+// Run: LIVREC_REMUX_BENCH_INPUT=/tmp/in.flv go test -run '^$' -bench Run -cpuprofile cpu.out ./internal/remux
+func BenchmarkRun(b *testing.B) {
+	in := os.Getenv("LIVREC_REMUX_BENCH_INPUT")
+	if in == "" {
+		in = fixture
+	}
+	fi, err := os.Stat(in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range []rules.Format{rules.FLV, rules.M3U8} {
+		b.Run(string(f), func(b *testing.B) {
+			b.SetBytes(fi.Size())
+			b.ReportAllocs()
+			for b.Loop() {
+				res, err := Run(b.Context(), in, b.TempDir(), Options{Formats: []rules.Format{f}, SliceDuration: 10})
+				if err != nil || len(res.Errors) > 0 {
+					b.Fatal(err, res.Errors)
+				}
+			}
+		})
 	}
 }
