@@ -31,8 +31,12 @@ type Reader struct {
 	truncated bool
 	// Mismatches counts PreviousTagSize values that did not match the preceding tag.
 	Mismatches int
-	lastSize   uint32
-	first      bool
+	// FreshBodies makes ReadTag return every body in memory of its own that the Reader
+	// never touches again, so the caller may keep it (media.Demuxer.TakeTagBodies) instead
+	// of copying. By default one buffer is reused for every tag.
+	FreshBodies bool
+	lastSize    uint32
+	first       bool
 }
 
 // NewReader reads the FLV header (and the first PreviousTagSize) from r.
@@ -69,7 +73,7 @@ func (r *Reader) Header() Header { return r.hdr }
 func (r *Reader) Truncated() bool { return r.truncated }
 
 // ReadTag returns the next tag. Tag.Body is only valid until the next call (the buffer is
-// reused). At the end of input it returns io.EOF; a partial last tag is dropped (see
+// reused), unless FreshBodies is set. At the end of input it returns io.EOF; a partial last tag is dropped (see
 // Truncated). Tags of types other than audio, video and script are returned as they are.
 func (r *Reader) ReadTag() (Tag, error) {
 	// Each tag is preceded by a 4-byte PreviousTagSize (the first one, after the header,
@@ -93,7 +97,9 @@ func (r *Reader) ReadTag() (Tag, error) {
 		Timestamp: uint32(b[8])<<16 | uint32(b[9])<<8 | uint32(b[10]) | uint32(b[11])<<24,
 	}
 	size := int(b[5])<<16 | int(b[6])<<8 | int(b[7])
-	if cap(r.buf) < size {
+	if r.FreshBodies {
+		r.buf = make([]byte, size)
+	} else if cap(r.buf) < size {
 		r.buf = make([]byte, size)
 	}
 	r.buf = r.buf[:size]

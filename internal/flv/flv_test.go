@@ -271,3 +271,34 @@ func appendProp(b []byte, key string, marker byte, val []byte) []byte {
 	b = append(b, marker)
 	return append(b, val...)
 }
+
+// TestFreshBodies: with FreshBodies the bodies are kept as returned (no copy) and stay
+// intact while the Reader goes on.
+func TestFreshBodies(t *testing.T) {
+	src, err := os.ReadFile("../media/testdata/h264_aac.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := readAll(t, src)
+	r, err := NewReader(bytes.NewReader(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.FreshBodies = true
+	var got []Tag
+	for {
+		tag, err := r.ReadTag()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		got = append(got, tag)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d tags, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i].Type != want[i].Type || got[i].Timestamp != want[i].Timestamp || !bytes.Equal(got[i].Body, want[i].Body) {
+			t.Fatalf("tag %d differs", i)
+		}
+	}
+}
