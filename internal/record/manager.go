@@ -53,6 +53,10 @@ type Config struct {
 	// writers fsync nothing; a crash means rerun. Default (false): durable, as live
 	// recording needs (passed to the writers' NoSync).
 	NoSync bool
+	// TakeTagBodies declares that the ingest hands every tag body over to the publish
+	// session (fresh memory it never modifies or reuses afterwards): the demuxer then keeps
+	// the bodies instead of copying them (media.Demuxer.TakeTagBodies). Default: copied.
+	TakeTagBodies bool
 }
 
 // OnDemandQuery is what the on-demand callback is told about a publish.

@@ -211,6 +211,7 @@ func Run(ctx context.Context, in, outDir string, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", in, err)
 	}
+	fr.FreshBodies = true // handed over to the demuxer (record.Config.TakeTagBodies)
 
 	store, err := storage.NewLocal(outDir)
 	if err != nil {
@@ -246,6 +247,8 @@ func Run(ctx context.Context, in, outDir string, opt Options) (*Result, error) {
 		WorkDir: filepath.Join(stateDir, "work"),
 		Logger:  log,
 		NoSync:  true,
+		// Every tag body is fresh (FreshBodies): the demuxer keeps it without a copy.
+		TakeTagBodies: true,
 		OnEvent: func(ev record.Event) {
 			mu.Lock()
 			defer mu.Unlock()
