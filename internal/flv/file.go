@@ -31,12 +31,44 @@ type Reader struct {
 	truncated bool
 	// Mismatches counts PreviousTagSize values that did not match the preceding tag.
 	Mismatches int
-	// FreshBodies makes ReadTag return every body in memory of its own that the Reader
-	// never touches again, so the caller may keep it (media.Demuxer.TakeTagBodies) instead
-	// of copying. By default one buffer is reused for every tag.
+	// FreshBodies makes ReadTag return every body in memory that the Reader never touches
+	// again, so the caller may keep it (media.Demuxer.TakeTagBodies) instead of copying.
+	// The input is then read in blocks of freshBlock bytes, each allocated anew, and the
+	// bodies are parts of them (no copy; a block stays in memory while a body in it is
+	// referenced). By default one buffer is reused for every tag. Set it before the first
+	// ReadTag.
 	FreshBodies bool
 	lastSize    uint32
 	first       bool
+
+	block []byte // FreshBodies: the current block; block[pos:] is not read yet
+	pos   int
+}
+
+// freshBlock is the size of the blocks a Reader with FreshBodies reads the input in.
+const freshBlock = 1 << 20
+
+// next returns the next n bytes of input: read into dst[:n] (reused by the caller), or
+// with FreshBodies a part of the current block (never written again once handed out; the
+// unread rest of a block is copied into the next one). On a short input it returns the
+// error and the number of bytes there were.
+func (r *Reader) next(n int, dst []byte) ([]byte, int, error) {
+	if !r.FreshBodies {
+		k, err := io.ReadFull(r.r, dst[:n])
+		return dst[:n], k, err
+	}
+	if len(r.block)-r.pos < n {
+		b := make([]byte, max(freshBlock, n))
+		m := copy(b, r.block[r.pos:])
+		k, err := io.ReadAtLeast(r.r, b[m:], n-m)
+		r.block, r.pos = b[:m+k], 0
+		if err != nil {
+			return nil, m + k, err
+		}
+	}
+	b := r.block[r.pos : r.pos+n : r.pos+n]
+	r.pos += n
+	return b, n, nil
 }
 
 // NewReader reads the FLV header (and the first PreviousTagSize) from r.
@@ -78,7 +110,7 @@ func (r *Reader) Truncated() bool { return r.truncated }
 func (r *Reader) ReadTag() (Tag, error) {
 	// Each tag is preceded by a 4-byte PreviousTagSize (the first one, after the header,
 	// is 0) and an 11-byte tag header.
-	n, err := io.ReadFull(r.r, r.hdrBuf[:15])
+	b, n, err := r.next(15, r.hdrBuf[:])
 	if err != nil {
 		// 0 or 4 bytes left is a clean end (the last PreviousTagSize may be missing).
 		if n != 0 && n != 4 {
@@ -86,7 +118,6 @@ func (r *Reader) ReadTag() (Tag, error) {
 		}
 		return Tag{}, io.EOF
 	}
-	b := r.hdrBuf[:]
 	prev := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 	if !r.first && prev != r.lastSize {
 		r.Mismatches++
@@ -97,17 +128,15 @@ func (r *Reader) ReadTag() (Tag, error) {
 		Timestamp: uint32(b[8])<<16 | uint32(b[9])<<8 | uint32(b[10]) | uint32(b[11])<<24,
 	}
 	size := int(b[5])<<16 | int(b[6])<<8 | int(b[7])
-	if r.FreshBodies {
-		r.buf = make([]byte, size)
-	} else if cap(r.buf) < size {
+	if !r.FreshBodies && cap(r.buf) < size {
 		r.buf = make([]byte, size)
 	}
-	r.buf = r.buf[:size]
-	if _, err := io.ReadFull(r.r, r.buf); err != nil {
+	body, _, err := r.next(size, r.buf)
+	if err != nil {
 		r.truncated = true
 		return Tag{}, io.EOF
 	}
-	t.Body = r.buf
+	t.Body = body
 	r.lastSize = uint32(11 + size)
 	return t, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"os"
 	"testing"
 )
@@ -273,32 +274,55 @@ func appendProp(b []byte, key string, marker byte, val []byte) []byte {
 }
 
 // TestFreshBodies: with FreshBodies the bodies are kept as returned (no copy) and stay
-// intact while the Reader goes on.
+// intact while the Reader goes on, across block boundaries, with tags larger than a block,
+// and with a truncated tail.
 func TestFreshBodies(t *testing.T) {
-	src, err := os.ReadFile("../media/testdata/h264_aac.flv")
+	fixture, err := os.ReadFile("../media/testdata/h264_aac.flv")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := readAll(t, src)
-	r, err := NewReader(bytes.NewReader(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.FreshBodies = true
-	var got []Tag
-	for {
-		tag, err := r.ReadTag()
-		if errors.Is(err, io.EOF) {
-			break
+	// A file of several blocks: random sizes, one tag larger than a block.
+	rng := rand.New(rand.NewPCG(3, 4))
+	var big bytes.Buffer
+	w, _ := NewWriter(&big, true, true)
+	for i := 0; big.Len() < 5*freshBlock; i++ {
+		n := rng.IntN(200 << 10)
+		if i == 7 {
+			n = freshBlock + 12345
 		}
-		got = append(got, tag)
+		body := make([]byte, n)
+		for j := range body {
+			body[j] = byte(rng.Uint32())
+		}
+		if err := w.WriteTag(Tag{Type: TagVideo, Timestamp: uint32(i), Body: body}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if len(got) != len(want) {
-		t.Fatalf("%d tags, want %d", len(got), len(want))
-	}
-	for i := range got {
-		if got[i].Type != want[i].Type || got[i].Timestamp != want[i].Timestamp || !bytes.Equal(got[i].Body, want[i].Body) {
-			t.Fatalf("tag %d differs", i)
+	for name, src := range map[string][]byte{"fixture": fixture, "big": big.Bytes(), "big truncated": big.Bytes()[:big.Len()-100]} {
+		want, wr := readAll(t, src)
+		r, err := NewReader(bytes.NewReader(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.FreshBodies = true
+		var got []Tag
+		for {
+			tag, err := r.ReadTag()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			got = append(got, tag)
+		}
+		if len(got) != len(want) || len(got) == 0 || r.Truncated() != wr.Truncated() {
+			t.Fatalf("%s: %d tags (truncated %v), want %d (%v)", name, len(got), r.Truncated(), len(want), wr.Truncated())
+		}
+		for i := range got {
+			if got[i].Type != want[i].Type || got[i].Timestamp != want[i].Timestamp || !bytes.Equal(got[i].Body, want[i].Body) {
+				t.Fatalf("%s: tag %d differs", name, i)
+			}
+			if cap(got[i].Body) != len(got[i].Body) {
+				t.Fatalf("%s: tag %d body can be appended to in place", name, i)
+			}
 		}
 	}
 }
