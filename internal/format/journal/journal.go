@@ -28,6 +28,14 @@ func WriteFileNoSync(dir, name string, data []byte) error {
 	return writeFile(dir, name, data, false, false)
 }
 
+// OverwriteNoSync writes data to dir/name in place (truncate, write), without fsync: no
+// new file (inode) per call, which matters on file systems where creating files is slow,
+// but a crash or a concurrent reader may see a partial file. Only for files that are never
+// stored or linked elsewhere (journals, live playlists) of writers configured with NoSync.
+func OverwriteNoSync(dir, name string, data []byte) error {
+	return os.WriteFile(filepath.Join(dir, name), data, 0o644)
+}
+
 func writeFile(dir, name string, data []byte, syncFile, syncDir bool) error {
 	tmp := filepath.Join(dir, name+tmpSuffix)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -68,13 +76,18 @@ type Versioned interface{ JournalVersion() int }
 // Save writes v as JSON to dir/name, atomically and durably.
 func Save(dir, name string, v any) error { return SaveSync(dir, name, v, true) }
 
-// SaveSync is Save, or with sync false a Save without any fsync (WriteFileNoSync).
+// SaveSync is Save, or with sync false a Save without any fsync, in place
+// (OverwriteNoSync): for writers configured with NoSync, whose journal is never read
+// after a crash (a crash means rerun).
 func SaveSync(dir, name string, v any, sync bool) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return writeFile(dir, name, b, sync, sync)
+	if !sync {
+		return OverwriteNoSync(dir, name, b)
+	}
+	return WriteFile(dir, name, b, true)
 }
 
 // Load reads dir/name into v and checks its version. A missing file gives an error

@@ -72,8 +72,10 @@ type Config struct {
 	// Logger receives warnings. Nil discards.
 	Logger *slog.Logger
 	// NoSync is for offline conversion: the input remains, so nothing is fsync'd (segments,
-	// initialization segments, journal, playlists); a crash means rerun. The default
-	// (false) is durable: every complete segment and every journal write is fsync'd.
+	// initialization segments, journal, playlists); a crash means rerun. The journal and
+	// the live playlist are then rewritten in place, so a concurrent reader of the live
+	// playlist may see it partial. The default (false) is durable: every complete segment
+	// and every journal write is fsync'd, and rewrites are atomic.
 	NoSync bool
 }
 
