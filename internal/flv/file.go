@@ -2,6 +2,7 @@ package flv
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -43,6 +44,7 @@ type Reader struct {
 
 	block []byte // FreshBodies: the current block; block[pos:] is not read yet
 	pos   int
+	off   int64 // input bytes consumed
 }
 
 // freshBlock is the size of the blocks a Reader with FreshBodies reads the input in.
@@ -55,6 +57,7 @@ const freshBlock = 1 << 20
 func (r *Reader) next(n int, dst []byte) ([]byte, int, error) {
 	if !r.FreshBodies {
 		k, err := io.ReadFull(r.r, dst[:n])
+		r.off += int64(k)
 		return dst[:n], k, err
 	}
 	if len(r.block)-r.pos < n {
@@ -63,11 +66,14 @@ func (r *Reader) next(n int, dst []byte) ([]byte, int, error) {
 		k, err := io.ReadAtLeast(r.r, b[m:], n-m)
 		r.block, r.pos = b[:m+k], 0
 		if err != nil {
+			r.off += int64(m + k)
+			r.block = nil
 			return nil, m + k, err
 		}
 	}
 	b := r.block[r.pos : r.pos+n : r.pos+n]
 	r.pos += n
+	r.off += int64(n)
 	return b, n, nil
 }
 
@@ -95,18 +101,39 @@ func NewReader(r io.Reader) (*Reader, error) {
 		r:     br,
 		hdr:   Header{Version: h[3], HasAudio: h[4]&0x04 != 0, HasVideo: h[4]&0x01 != 0},
 		first: true,
+		off:   int64(off),
 	}, nil
+}
+
+// NewBytesReader reads the FLV file b held in memory (read or mapped whole). The tag
+// bodies are parts of b (FreshBodies is set): nothing is copied or allocated per tag, and
+// b must stay unmodified while bodies are in use.
+func NewBytesReader(b []byte) (*Reader, error) {
+	src := bytes.NewReader(b)
+	br := bufio.NewReaderSize(src, 16)
+	r, err := NewReader(br)
+	if err != nil {
+		return nil, err
+	}
+	r.FreshBodies = true
+	r.block, r.pos = b[:len(b):len(b)], len(b)-src.Len()-br.Buffered()
+	r.r = bufio.NewReaderSize(bytes.NewReader(nil), 16) // all input is in block
+	return r, nil
 }
 
 // Header returns the file header.
 func (r *Reader) Header() Header { return r.hdr }
 
+// Offset returns the number of input bytes consumed so far (at the end of input: all of
+// them, a truncated tail included).
+func (r *Reader) Offset() int64 { return r.off }
+
 // Truncated reports whether the input ended in the middle of a tag.
 func (r *Reader) Truncated() bool { return r.truncated }
 
 // ReadTag returns the next tag. Tag.Body is only valid until the next call (the buffer is
-// reused), unless FreshBodies is set. At the end of input it returns io.EOF; a partial last tag is dropped (see
-// Truncated). Tags of types other than audio, video and script are returned as they are.
+// reused), unless FreshBodies is set. At the end of input it returns io.EOF; a partial
+// last tag is dropped (see Truncated). Tags of types other than audio, video and script are returned as they are.
 func (r *Reader) ReadTag() (Tag, error) {
 	// Each tag is preceded by a 4-byte PreviousTagSize (the first one, after the header,
 	// is 0) and an 11-byte tag header.

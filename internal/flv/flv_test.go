@@ -273,9 +273,9 @@ func appendProp(b []byte, key string, marker byte, val []byte) []byte {
 	return append(b, val...)
 }
 
-// TestFreshBodies: with FreshBodies the bodies are kept as returned (no copy) and stay
-// intact while the Reader goes on, across block boundaries, with tags larger than a block,
-// and with a truncated tail.
+// TestFreshBodies: with FreshBodies (and from NewBytesReader) the bodies are kept as
+// returned (no copy) and stay intact while the Reader goes on, across block boundaries,
+// with tags larger than a block, and with a truncated tail.
 func TestFreshBodies(t *testing.T) {
 	fixture, err := os.ReadFile("../media/testdata/h264_aac.flv")
 	if err != nil {
@@ -300,29 +300,53 @@ func TestFreshBodies(t *testing.T) {
 	}
 	for name, src := range map[string][]byte{"fixture": fixture, "big": big.Bytes(), "big truncated": big.Bytes()[:big.Len()-100]} {
 		want, wr := readAll(t, src)
-		r, err := NewReader(bytes.NewReader(src))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.FreshBodies = true
-		var got []Tag
-		for {
-			tag, err := r.ReadTag()
-			if errors.Is(err, io.EOF) {
-				break
+		for _, inMemory := range []bool{false, true} {
+			r, err := NewReader(bytes.NewReader(src))
+			if inMemory {
+				r, err = NewBytesReader(src)
+				if err == nil {
+					// The first body is a part of src itself.
+					tag, _ := r.ReadTag()
+					if len(tag.Body) == 0 || &tag.Body[0] != &src[9+4+11] {
+						t.Fatalf("%s: first body is not a part of the input", name)
+					}
+					r, _ = NewBytesReader(src)
+				}
 			}
-			got = append(got, tag)
-		}
-		if len(got) != len(want) || len(got) == 0 || r.Truncated() != wr.Truncated() {
-			t.Fatalf("%s: %d tags (truncated %v), want %d (%v)", name, len(got), r.Truncated(), len(want), wr.Truncated())
-		}
-		for i := range got {
-			if got[i].Type != want[i].Type || got[i].Timestamp != want[i].Timestamp || !bytes.Equal(got[i].Body, want[i].Body) {
-				t.Fatalf("%s: tag %d differs", name, i)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if cap(got[i].Body) != len(got[i].Body) {
-				t.Fatalf("%s: tag %d body can be appended to in place", name, i)
+			r.FreshBodies = true
+			checkFresh(t, name, r, want, wr.Truncated())
+			if r.Offset() != int64(len(src)) || wr.Offset() != int64(len(src)) {
+				t.Fatalf("%s: offset %d (reused buffer: %d), want %d", name, r.Offset(), wr.Offset(), len(src))
 			}
+		}
+	}
+	if _, err := NewBytesReader([]byte("FLV")); !errors.Is(err, ErrNotFLV) {
+		t.Fatalf("short header: %v", err)
+	}
+}
+
+func checkFresh(t *testing.T, name string, r *Reader, want []Tag, truncated bool) {
+	t.Helper()
+	var got []Tag
+	for {
+		tag, err := r.ReadTag()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		got = append(got, tag)
+	}
+	if len(got) != len(want) || len(got) == 0 || r.Truncated() != truncated {
+		t.Fatalf("%s: %d tags (truncated %v), want %d (%v)", name, len(got), r.Truncated(), len(want), truncated)
+	}
+	for i := range got {
+		if got[i].Type != want[i].Type || got[i].Timestamp != want[i].Timestamp || !bytes.Equal(got[i].Body, want[i].Body) {
+			t.Fatalf("%s: tag %d differs", name, i)
+		}
+		if cap(got[i].Body) != len(got[i].Body) {
+			t.Fatalf("%s: tag %d body can be appended to in place", name, i)
 		}
 	}
 }
