@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/livrec/livrec/internal/format/segment"
@@ -135,6 +136,34 @@ func TestRemuxNoSync(t *testing.T) {
 	}
 	if n := syncs.Load(); n != 0 {
 		t.Fatalf("%d fsyncs", n)
+	}
+}
+
+// TestRemuxPipe: an input that cannot be mapped (a FIFO) is read in fresh blocks, with
+// the same result.
+func TestRemuxPipe(t *testing.T) {
+	src, err := os.ReadFile(fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(t.TempDir(), "h264_aac.flv")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skip("mkfifo:", err)
+	}
+	go func() {
+		if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			f.Write(src)
+			f.Close()
+		}
+	}()
+	var last int64
+	res, err := Run(t.Context(), fifo, t.TempDir(), Options{Formats: []rules.Format{rules.FLV},
+		Progress: func(done, total int64) { last = done }})
+	if err != nil || len(res.Errors) > 0 || len(res.Files) != 1 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if res.VideoFrames != 50 || res.AudioFrames != 88 || res.InputBytes != int64(len(src)) || last != int64(len(src)) {
+		t.Fatalf("frames %d/%d, %d bytes (progress %d) of %d", res.VideoFrames, res.AudioFrames, res.InputBytes, last, len(src))
 	}
 }
 
