@@ -225,7 +225,7 @@ func Run(ctx context.Context, in, outDir string, opt Options) (*Result, error) {
 	} else if err := os.MkdirAll(stateDir, 0o755); err != nil {
 		return nil, err
 	}
-	cat, err := catalog.Open(filepath.Join(stateDir, "catalog.db"))
+	cat, err := catalog.OpenScratch(filepath.Join(stateDir, "catalog.db"))
 	if err != nil {
 		return nil, err
 	}
