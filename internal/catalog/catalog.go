@@ -115,13 +115,17 @@ func Open(path string) (*Catalog, error) {
 }
 
 // OpenScratch opens a throwaway catalog (livrec remux: deleted when the run ends): no
-// fsync and the rollback journal in memory, so a crash may leave it corrupt.
+// fsync, the rollback journal in memory and the file locked by this process for as long
+// as it is open (no lock calls per transaction), so a crash may leave it corrupt.
 func OpenScratch(path string) (*Catalog, error) {
-	return open(path, "journal_mode(MEMORY)", "synchronous(OFF)")
+	return open(path, "journal_mode(MEMORY)", "synchronous(OFF)", "locking_mode(EXCLUSIVE)")
 }
 
-func open(path, journalMode, synchronous string) (*Catalog, error) {
-	dsn := "file:" + path + "?_pragma=" + journalMode + "&_pragma=busy_timeout(5000)&_pragma=" + synchronous + "&_pragma=foreign_keys(1)"
+func open(path string, pragmas ...string) (*Catalog, error) {
+	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)"
+	for _, p := range pragmas {
+		dsn += "&_pragma=" + p
+	}
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
