@@ -238,14 +238,14 @@ func (w *Writer) writeLive() {
 		return
 	}
 	b := marshalPlaylist(w.segs[:n], "EVENT", false, w.cfg.SliceDuration, w.cfg.SegmentURI)
-	write := atomicWrite
+	var err error
 	if w.cfg.NoSync {
 		// In place: not worth a new file per segment when nothing is crash-safe anyway.
-		write = func(dir, name string, data []byte, _, _ bool) error {
-			return journalfile.OverwriteNoSync(dir, name, data)
-		}
+		err = journalfile.OverwriteNoSync(w.cfg.WorkDir, liveName, b)
+	} else {
+		err = atomicWrite(w.cfg.WorkDir, liveName, b, false, false)
 	}
-	if err := write(w.cfg.WorkDir, liveName, b, false, w.cfg.NoSync); err != nil {
+	if err != nil {
 		w.log.Warn("live playlist write failed", "err", err)
 		return
 	}
