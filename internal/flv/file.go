@@ -34,8 +34,8 @@ type Reader struct {
 	Mismatches int
 	// FreshBodies makes ReadTag return every body in memory that the Reader never touches
 	// again, so the caller may keep it (media.Demuxer.TakeTagBodies) instead of copying.
-	// The input is then read in blocks of freshBlock bytes, each allocated anew, and the
-	// bodies are parts of them (no copy; a block stays in memory while a body in it is
+	// The input is then read in blocks of 1 MiB (or one tag, if larger), each allocated
+	// anew, and the bodies are parts of them (no copy; a block stays in memory while a body in it is
 	// referenced). By default one buffer is reused for every tag. Set it before the first
 	// ReadTag.
 	FreshBodies bool
@@ -133,7 +133,8 @@ func (r *Reader) Truncated() bool { return r.truncated }
 
 // ReadTag returns the next tag. Tag.Body is only valid until the next call (the buffer is
 // reused), unless FreshBodies is set. At the end of input it returns io.EOF; a partial
-// last tag is dropped (see Truncated). Tags of types other than audio, video and script are returned as they are.
+// last tag is dropped (see Truncated). Tags of types other than audio, video and script
+// are returned as they are.
 func (r *Reader) ReadTag() (Tag, error) {
 	// Each tag is preceded by a 4-byte PreviousTagSize (the first one, after the header,
 	// is 0) and an 11-byte tag header.
