@@ -111,7 +111,21 @@ CREATE TABLE IF NOT EXISTS uploaded_objects (
 
 // Open opens (creating if needed) the catalog database file.
 func Open(path string) (*Catalog, error) {
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
+	return open(path, "journal_mode(WAL)", "synchronous(NORMAL)")
+}
+
+// OpenScratch opens a throwaway catalog (livrec remux: deleted when the run ends): no
+// fsync, the rollback journal in memory and the file locked by this process for as long
+// as it is open (no lock calls per transaction), so a crash may leave it corrupt.
+func OpenScratch(path string) (*Catalog, error) {
+	return open(path, "journal_mode(MEMORY)", "synchronous(OFF)", "locking_mode(EXCLUSIVE)")
+}
+
+func open(path string, pragmas ...string) (*Catalog, error) {
+	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)"
+	for _, p := range pragmas {
+		dsn += "&_pragma=" + p
+	}
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err

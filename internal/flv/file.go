@@ -2,6 +2,7 @@ package flv
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -31,8 +32,49 @@ type Reader struct {
 	truncated bool
 	// Mismatches counts PreviousTagSize values that did not match the preceding tag.
 	Mismatches int
-	lastSize   uint32
-	first      bool
+	// FreshBodies makes ReadTag return every body in memory that the Reader never touches
+	// again, so the caller may keep it (media.Demuxer.TakeTagBodies) instead of copying.
+	// The input is then read in blocks of 1 MiB (or one tag, if larger), each allocated
+	// anew, and the bodies are parts of them (no copy; a block stays in memory while a body in it is
+	// referenced). By default one buffer is reused for every tag. Set it before the first
+	// ReadTag.
+	FreshBodies bool
+	lastSize    uint32
+	first       bool
+
+	block []byte // FreshBodies: the current block; block[pos:] is not read yet
+	pos   int
+	off   int64 // input bytes consumed
+}
+
+// freshBlock is the size of the blocks a Reader with FreshBodies reads the input in.
+const freshBlock = 1 << 20
+
+// next returns the next n bytes of input: read into dst[:n] (reused by the caller), or
+// with FreshBodies a part of the current block (never written again once handed out; the
+// unread rest of a block is copied into the next one). On a short input it returns the
+// error and the number of bytes there were.
+func (r *Reader) next(n int, dst []byte) ([]byte, int, error) {
+	if !r.FreshBodies {
+		k, err := io.ReadFull(r.r, dst[:n])
+		r.off += int64(k)
+		return dst[:n], k, err
+	}
+	if len(r.block)-r.pos < n {
+		b := make([]byte, max(freshBlock, n))
+		m := copy(b, r.block[r.pos:])
+		k, err := io.ReadAtLeast(r.r, b[m:], n-m)
+		r.block, r.pos = b[:m+k], 0
+		if err != nil {
+			r.off += int64(m + k)
+			r.block = nil
+			return nil, m + k, err
+		}
+	}
+	b := r.block[r.pos : r.pos+n : r.pos+n]
+	r.pos += n
+	r.off += int64(n)
+	return b, n, nil
 }
 
 // NewReader reads the FLV header (and the first PreviousTagSize) from r.
@@ -59,22 +101,44 @@ func NewReader(r io.Reader) (*Reader, error) {
 		r:     br,
 		hdr:   Header{Version: h[3], HasAudio: h[4]&0x04 != 0, HasVideo: h[4]&0x01 != 0},
 		first: true,
+		off:   int64(off),
 	}, nil
+}
+
+// NewBytesReader reads the FLV file b held in memory (read or mapped whole). The tag
+// bodies are parts of b (FreshBodies is set): nothing is copied or allocated per tag, and
+// b must stay unmodified while bodies are in use.
+func NewBytesReader(b []byte) (*Reader, error) {
+	src := bytes.NewReader(b)
+	br := bufio.NewReaderSize(src, 16)
+	r, err := NewReader(br)
+	if err != nil {
+		return nil, err
+	}
+	r.FreshBodies = true
+	r.block, r.pos = b[:len(b):len(b)], len(b)-src.Len()-br.Buffered()
+	r.r = bufio.NewReaderSize(bytes.NewReader(nil), 16) // all input is in block
+	return r, nil
 }
 
 // Header returns the file header.
 func (r *Reader) Header() Header { return r.hdr }
 
+// Offset returns the number of input bytes consumed so far (at the end of input: all of
+// them, a truncated tail included).
+func (r *Reader) Offset() int64 { return r.off }
+
 // Truncated reports whether the input ended in the middle of a tag.
 func (r *Reader) Truncated() bool { return r.truncated }
 
 // ReadTag returns the next tag. Tag.Body is only valid until the next call (the buffer is
-// reused). At the end of input it returns io.EOF; a partial last tag is dropped (see
-// Truncated). Tags of types other than audio, video and script are returned as they are.
+// reused), unless FreshBodies is set. At the end of input it returns io.EOF; a partial
+// last tag is dropped (see Truncated). Tags of types other than audio, video and script
+// are returned as they are.
 func (r *Reader) ReadTag() (Tag, error) {
 	// Each tag is preceded by a 4-byte PreviousTagSize (the first one, after the header,
 	// is 0) and an 11-byte tag header.
-	n, err := io.ReadFull(r.r, r.hdrBuf[:15])
+	b, n, err := r.next(15, r.hdrBuf[:])
 	if err != nil {
 		// 0 or 4 bytes left is a clean end (the last PreviousTagSize may be missing).
 		if n != 0 && n != 4 {
@@ -82,7 +146,6 @@ func (r *Reader) ReadTag() (Tag, error) {
 		}
 		return Tag{}, io.EOF
 	}
-	b := r.hdrBuf[:]
 	prev := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 	if !r.first && prev != r.lastSize {
 		r.Mismatches++
@@ -93,15 +156,15 @@ func (r *Reader) ReadTag() (Tag, error) {
 		Timestamp: uint32(b[8])<<16 | uint32(b[9])<<8 | uint32(b[10]) | uint32(b[11])<<24,
 	}
 	size := int(b[5])<<16 | int(b[6])<<8 | int(b[7])
-	if cap(r.buf) < size {
+	if !r.FreshBodies && cap(r.buf) < size {
 		r.buf = make([]byte, size)
 	}
-	r.buf = r.buf[:size]
-	if _, err := io.ReadFull(r.r, r.buf); err != nil {
+	body, _, err := r.next(size, r.buf)
+	if err != nil {
 		r.truncated = true
 		return Tag{}, io.EOF
 	}
-	t.Body = r.buf
+	t.Body = body
 	r.lastSize = uint32(11 + size)
 	return t, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"os"
 	"testing"
 )
@@ -270,4 +271,82 @@ func appendProp(b []byte, key string, marker byte, val []byte) []byte {
 	b = append(b, key...)
 	b = append(b, marker)
 	return append(b, val...)
+}
+
+// TestFreshBodies: with FreshBodies (and from NewBytesReader) the bodies are kept as
+// returned (no copy) and stay intact while the Reader goes on, across block boundaries,
+// with tags larger than a block, and with a truncated tail.
+func TestFreshBodies(t *testing.T) {
+	fixture, err := os.ReadFile("../media/testdata/h264_aac.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A file of several blocks: random sizes, one tag larger than a block.
+	rng := rand.New(rand.NewPCG(3, 4))
+	var big bytes.Buffer
+	w, _ := NewWriter(&big, true, true)
+	for i := 0; big.Len() < 5*freshBlock; i++ {
+		n := rng.IntN(200 << 10)
+		if i == 7 {
+			n = freshBlock + 12345
+		}
+		body := make([]byte, n)
+		for j := range body {
+			body[j] = byte(rng.Uint32())
+		}
+		if err := w.WriteTag(Tag{Type: TagVideo, Timestamp: uint32(i), Body: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, src := range map[string][]byte{"fixture": fixture, "big": big.Bytes(), "big truncated": big.Bytes()[:big.Len()-100]} {
+		want, wr := readAll(t, src)
+		for _, inMemory := range []bool{false, true} {
+			r, err := NewReader(bytes.NewReader(src))
+			if inMemory {
+				r, err = NewBytesReader(src)
+				if err == nil {
+					// The first body is a part of src itself.
+					tag, _ := r.ReadTag()
+					if len(tag.Body) == 0 || &tag.Body[0] != &src[9+4+11] {
+						t.Fatalf("%s: first body is not a part of the input", name)
+					}
+					r, _ = NewBytesReader(src)
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.FreshBodies = true
+			checkFresh(t, name, r, want, wr.Truncated())
+			if r.Offset() != int64(len(src)) || wr.Offset() != int64(len(src)) {
+				t.Fatalf("%s: offset %d (reused buffer: %d), want %d", name, r.Offset(), wr.Offset(), len(src))
+			}
+		}
+	}
+	if _, err := NewBytesReader([]byte("FLV")); !errors.Is(err, ErrNotFLV) {
+		t.Fatalf("short header: %v", err)
+	}
+}
+
+func checkFresh(t *testing.T, name string, r *Reader, want []Tag, truncated bool) {
+	t.Helper()
+	var got []Tag
+	for {
+		tag, err := r.ReadTag()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		got = append(got, tag)
+	}
+	if len(got) != len(want) || len(got) == 0 || r.Truncated() != truncated {
+		t.Fatalf("%s: %d tags (truncated %v), want %d (%v)", name, len(got), r.Truncated(), len(want), truncated)
+	}
+	for i := range got {
+		if got[i].Type != want[i].Type || got[i].Timestamp != want[i].Timestamp || !bytes.Equal(got[i].Body, want[i].Body) {
+			t.Fatalf("%s: tag %d differs", name, i)
+		}
+		if cap(got[i].Body) != len(got[i].Body) {
+			t.Fatalf("%s: tag %d body can be appended to in place", name, i)
+		}
+	}
 }

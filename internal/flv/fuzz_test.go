@@ -130,3 +130,62 @@ func FuzzFileReader(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReader: the three ways of reading (reused buffer, FreshBodies, NewBytesReader) give
+// the same tags, Truncated and Offset on any input.
+func FuzzReader(f *testing.F) {
+	var b bytes.Buffer
+	w, _ := NewWriter(&b, true, true)
+	w.WriteTag(Tag{Type: TagVideo, Timestamp: 40, Body: []byte{0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65}})
+	w.WriteTag(Tag{Type: TagAudio, Timestamp: 41, Body: []byte{0xaf, 1, 0x21}})
+	f.Add(b.Bytes())
+	f.Add(b.Bytes()[:b.Len()-3])
+	f.Fuzz(func(t *testing.T, in []byte) {
+		type result struct {
+			tags      []Tag
+			truncated bool
+			off       int64
+		}
+		read := func(mode int) (*result, error) {
+			r, err := NewReader(bytes.NewReader(in))
+			if mode == 2 {
+				r, err = NewBytesReader(in)
+			}
+			if err != nil {
+				return nil, err
+			}
+			r.FreshBodies = mode > 0
+			res := &result{}
+			for {
+				tag, err := r.ReadTag()
+				if err != nil {
+					break
+				}
+				tag.Body = bytes.Clone(tag.Body)
+				res.tags = append(res.tags, tag)
+			}
+			res.truncated, res.off = r.Truncated(), r.Offset()
+			return res, nil
+		}
+		want, err := read(0)
+		for mode := 1; mode <= 2; mode++ {
+			got, err2 := read(mode)
+			if (err == nil) != (err2 == nil) {
+				t.Fatalf("mode %d: error %v, want %v", mode, err2, err)
+			}
+			if err != nil {
+				continue
+			}
+			if len(got.tags) != len(want.tags) || got.truncated != want.truncated || got.off != want.off {
+				t.Fatalf("mode %d: %d tags, truncated %v, offset %d; want %d, %v, %d", mode,
+					len(got.tags), got.truncated, got.off, len(want.tags), want.truncated, want.off)
+			}
+			for i := range got.tags {
+				g, w := got.tags[i], want.tags[i]
+				if g.Type != w.Type || g.Timestamp != w.Timestamp || !bytes.Equal(g.Body, w.Body) {
+					t.Fatalf("mode %d: tag %d differs", mode, i)
+				}
+			}
+		}
+	})
+}

@@ -43,8 +43,9 @@ const (
 // appears later, or changed parameters). Each call passes the current video and audio
 // tracks (nil for an absent kind).
 //
-// Access units hold copies of the tag bytes, so the caller may keep them; neither the
-// access units nor the tracks are modified after they are handed out.
+// Access units hold copies of the tag bytes (or, with TakeTagBodies, the tag bodies
+// themselves), so the caller may keep them; neither the access units nor the tracks are
+// modified after they are handed out.
 //
 // The zero value is ready to use; set the callbacks before the first WriteTag. A Demuxer is
 // not safe for concurrent use.
@@ -57,6 +58,13 @@ type Demuxer struct {
 	OnAccessUnit func(au *AccessUnit)
 	// OnWarning reports skipped or unsupported input (codes Warn*). Optional.
 	OnWarning func(code, msg string)
+	// TakeTagBodies declares that the caller hands each tag body over to WriteTag: the
+	// body is memory of its own that the caller never modifies or reuses after the call
+	// (flv.Reader with FreshBodies; an ingest that allocates every message body anew). The
+	// access units then alias the body instead of copying it, so the body lives as long
+	// as they do. The default (false) copies, as the flv.Tag contract (a body is only
+	// valid during the call) requires; never set it for a source that reuses buffers.
+	TakeTagBodies bool
 	// Metadata is the last onMetaData seen.
 	Metadata Metadata
 
@@ -476,7 +484,7 @@ func isAnnexB(b []byte) bool {
 func (d *Demuxer) h26xFrame(h flv.VideoTagHeader, ts uint32) {
 	v := &d.video
 	hevc := h.Codec == flv.VideoHEVC
-	data := bytes.Clone(h.Data) // the AU owns its bytes; NAL units alias this copy
+	data := d.own(h.Data) // the AU owns its bytes; NAL units alias them
 	ls := v.lengthSize
 	if ls == 0 {
 		ls = 4
@@ -574,7 +582,7 @@ func (d *Demuxer) setMPEG4Config(cfg []byte) {
 
 func (d *Demuxer) mpeg4Frame(h flv.VideoTagHeader, ts uint32) {
 	v := &d.video
-	data := bytes.Clone(h.Data)
+	data := d.own(h.Data)
 	sc := mpeg4Scan(data)
 	if sc.configEnd > 0 {
 		d.setMPEG4Config(data[:sc.configEnd])
@@ -646,7 +654,7 @@ func (d *Demuxer) audioTag(t flv.Tag) {
 			DTS:   tagTime(t.Timestamp),
 			PTS:   tagTime(t.Timestamp),
 			Key:   true,
-			Data:  bytes.Clone(h.Data),
+			Data:  d.own(h.Data),
 		})
 	}
 }
@@ -698,6 +706,15 @@ func (d *Demuxer) mp3Frame(h flv.AudioTagHeader, ts uint32) {
 		DTS:   tagTime(ts),
 		PTS:   tagTime(ts),
 		Key:   true,
-		Data:  bytes.Clone(h.Data),
+		Data:  d.own(h.Data),
 	})
+}
+
+// own returns frame bytes the access unit may keep: b itself with TakeTagBodies (b is
+// part of a handed-over tag body), else a copy.
+func (d *Demuxer) own(b []byte) []byte {
+	if d.TakeTagBodies {
+		return b[:len(b):len(b)]
+	}
+	return bytes.Clone(b)
 }

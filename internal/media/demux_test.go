@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
@@ -628,5 +629,46 @@ func TestParseVOL(t *testing.T) {
 	}
 	if _, _, _, ok := parseVOL([]byte{0x00}); ok {
 		t.Fatal("truncated VOL accepted")
+	}
+}
+
+// TestTakeTagBodies: with TakeTagBodies the access units are the same as with copying,
+// and their bytes are the tag bodies themselves (no copy).
+func TestTakeTagBodies(t *testing.T) {
+	for _, name := range []string{"h264_aac.flv", "h264_mp3.flv", "mpeg4_mp3.flv"} {
+		tags := readFixture(t, name)
+		ref := newCapture().write(t, tags...)
+		ref.d.Flush()
+		c := newCapture()
+		c.d.TakeTagBodies = true
+		within := func(b []byte) bool {
+			p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+			for _, tg := range tags {
+				lo := uintptr(unsafe.Pointer(unsafe.SliceData(tg.Body)))
+				if len(b) > 0 && p >= lo && p+uintptr(len(b)) <= lo+uintptr(len(tg.Body)) {
+					return true
+				}
+			}
+			return false
+		}
+		c.write(t, tags...)
+		c.d.Flush()
+		if len(c.aus) != len(ref.aus) || len(c.aus) == 0 {
+			t.Fatalf("%s: %d access units, want %d", name, len(c.aus), len(ref.aus))
+		}
+		for i, au := range c.aus {
+			r := ref.aus[i]
+			if au.DTS != r.DTS || au.PTS != r.PTS || au.Key != r.Key || !bytes.Equal(au.Data, r.Data) || len(au.NALUs) != len(r.NALUs) {
+				t.Fatalf("%s: unit %d differs", name, i)
+			}
+			for j, n := range au.NALUs {
+				if !bytes.Equal(n, r.NALUs[j]) || !within(n) || within(r.NALUs[j]) {
+					t.Fatalf("%s: unit %d NAL unit %d differs or is (not) a copy", name, i, j)
+				}
+			}
+			if len(au.Data) > 0 && (!within(au.Data) || within(r.Data)) {
+				t.Fatalf("%s: unit %d data is (not) a copy", name, i)
+			}
+		}
 	}
 }

@@ -1,9 +1,6 @@
 package media
 
-import (
-	"sort"
-	"time"
-)
+import "time"
 
 // Repair kinds reported by TimestampRepair.
 const (
@@ -98,11 +95,19 @@ func (t *tsTrack) spacing() int64 {
 		}
 		return defaultAudioSpacing
 	}
-	var s [8]int64
-	copy(s[:], t.deltas[:t.nDeltas])
-	v := s[:t.nDeltas]
-	sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
-	return v[len(v)/2]
+	// Median by insertion sort of a stack copy: at most 8 values, called per access unit,
+	// so no sort.Slice (its reflect swapper allocates).
+	var s [len(t.deltas)]int64
+	n := t.nDeltas
+	for i := 0; i < n; i++ {
+		x := t.deltas[i]
+		j := i
+		for ; j > 0 && s[j-1] > x; j-- {
+			s[j] = s[j-1]
+		}
+		s[j] = x
+	}
+	return s[n/2]
 }
 
 func (t *tsTrack) addDelta(d int64) {

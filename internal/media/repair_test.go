@@ -1,6 +1,8 @@
 package media
 
 import (
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -246,4 +248,50 @@ func hasBoth(units []in) bool {
 		v, a = v || u.video, a || !u.video
 	}
 	return v && a
+}
+
+// TestSpacingMedian: spacing is the median (upper middle) of the recorded deltas, as a
+// sort would give, for every fill level and order.
+func TestSpacingMedian(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for iter := 0; iter < 2000; iter++ {
+		tr := tsTrack{video: iter%2 == 0}
+		var all []int64
+		for k := rng.IntN(20); k > 0; k-- {
+			d := rng.Int64N(60) + 1
+			if rng.IntN(4) == 0 {
+				d = 40 // duplicates
+			}
+			tr.addDelta(d)
+			all = append(all, min(d, maxSpacing))
+		}
+		want := int64(defaultAudioSpacing)
+		if tr.video {
+			want = defaultVideoSpacing
+		}
+		if len(all) > 0 {
+			last := slices.Clone(all[max(0, len(all)-len(tr.deltas)):])
+			slices.Sort(last)
+			want = last[len(last)/2]
+		}
+		if got := tr.spacing(); got != want {
+			t.Fatalf("deltas %v: spacing %d, want %d", all, got, want)
+		}
+	}
+}
+
+// BenchmarkSpacing: the per-access-unit median of the timestamp repairer (0 allocs).
+func BenchmarkSpacing(b *testing.B) {
+	var tr tsTrack
+	for _, d := range []int64{40, 41, 39, 40, 42, 38, 40, 40} {
+		tr.addDelta(d)
+	}
+	b.ReportAllocs()
+	var s int64
+	for b.Loop() {
+		s += tr.spacing()
+	}
+	if s == 0 {
+		b.Fatal()
+	}
 }

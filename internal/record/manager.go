@@ -49,6 +49,14 @@ type Config struct {
 	// AskOnDemand asks the user's system whether to record a publish (onDemand 1). Nil:
 	// such publishes are not recorded.
 	AskOnDemand func(ctx context.Context, q OnDemandQuery) (OnDemandAnswer, error)
+	// NoSync is for offline conversion (livrec remux): the input remains, so the format
+	// writers fsync nothing; a crash means rerun. Default (false): durable, as live
+	// recording needs (passed to the writers' NoSync).
+	NoSync bool
+	// TakeTagBodies declares that the ingest hands every tag body over to the publish
+	// session (fresh memory it never modifies or reuses afterwards): the demuxer then keeps
+	// the bodies instead of copying them (media.Demuxer.TakeTagBodies). Default: copied.
+	TakeTagBodies bool
 }
 
 // OnDemandQuery is what the on-demand callback is told about a publish.

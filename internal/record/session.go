@@ -70,6 +70,7 @@ func (s *session) after(d time.Duration, f func()) {
 
 func newSession(m *Manager, key StreamKey, req *rtmp.PublishRequest) *session {
 	s := &session{m: m, key: key, req: req, since: m.cfg.Now(), closed: make(chan struct{})}
+	s.dem.TakeTagBodies = m.cfg.TakeTagBodies
 	s.dem.OnTracks = s.onTracks
 	s.dem.OnAccessUnit = s.onAccessUnit
 	s.dem.OnWarning = func(code, msg string) {

@@ -60,6 +60,7 @@ func newFileWriter(t *Task, rf rules.RecordFormat, dir string) (format.Writer, e
 			Store:         t.m.countSegments(t.store, rules.M3U8, ".ts"),
 			Now:           func() time.Time { return t.wallAt(t.lastDTS) },
 			Logger:        t.m.cfg.Logger.With("task", t.id, "format", "m3u8"),
+			NoSync:        t.m.cfg.NoSync,
 		})
 		if err != nil {
 			return nil, err
@@ -75,13 +76,15 @@ func newFileWriter(t *Task, rf rules.RecordFormat, dir string) (format.Writer, e
 			Store:         t.m.countSegments(t.store, rules.CMAF, ".m4s"),
 			Now:           func() time.Time { return t.wallAt(t.lastDTS) },
 			Logger:        t.m.cfg.Logger.With("task", t.id, "format", "cmaf"),
+			NoSync:        t.m.cfg.NoSync,
 		})
 	case rules.MP4:
 		return mp4.New(mp4.Config{WorkDir: dir, Store: t.store, Now: func() time.Time { return t.wallAt(t.lastDTS) },
-			Logger: t.m.cfg.Logger.With("task", t.id, "format", "mp4")})
+			Logger: t.m.cfg.Logger.With("task", t.id, "format", "mp4"), NoSync: t.m.cfg.NoSync})
 	case rules.FLV:
 		return flvfile.New(flvfile.Config{WorkDir: dir, Store: t.store, Now: func() time.Time { return t.wallAt(t.lastDTS) },
-			Logger: t.m.cfg.Logger.With("task", t.id, "format", "flv"), MaxDuration: time.Duration(rf.CycleDuration) * time.Second})
+			Logger: t.m.cfg.Logger.With("task", t.id, "format", "flv"), MaxDuration: time.Duration(rf.CycleDuration) * time.Second,
+			NoSync: t.m.cfg.NoSync})
 	default:
 		return nil, fmt.Errorf("format %q is not available in this build", rf.Format)
 	}

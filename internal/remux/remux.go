@@ -3,6 +3,15 @@
 // format, local storage, catalog), as fast as the disk and CPU allow. `livrec remux`
 // converts FLV archives with it, and it is the cleanest throughput benchmark of the
 // recorder: no network, no pacing.
+//
+// Unlike live recording, a remux fsyncs nothing (record.Config.NoSync, storage.Local
+// NoSync): the input remains on disk, so a crash (or power loss) only means running the
+// conversion again. The page cache writes the files back in its own time, as ffmpeg's
+// output is.
+//
+// A regular input file is mapped into memory and the tag bodies are handed to the demuxer
+// as parts of the mapping, without a copy. Truncating the input while it is remuxed
+// therefore kills the process (SIGBUS), as with any reader of a mapped file.
 package remux
 
 import (
@@ -151,25 +160,7 @@ func (o *Options) Rule() (rules.Rule, error) {
 	return r, nil
 }
 
-// countingReader counts the bytes read and reports progress.
-type countingReader struct {
-	r        io.Reader
-	n, total int64
-	next     int64
-	progress func(done, total int64)
-}
-
 const progressStep = 256 << 10
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if c.progress != nil && c.n >= c.next {
-		c.progress(c.n, c.total)
-		c.next = c.n + progressStep
-	}
-	return n, err
-}
 
 // Run records the FLV file in as one publish into outDir (a local storage root) and
 // returns the generated files. Every file is finalized before Run returns. The error is
@@ -201,16 +192,29 @@ func Run(ctx context.Context, in, outDir string, opt Options) (*Result, error) {
 	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
 		size = fi.Size()
 	}
-	cr := &countingReader{r: f, total: size, progress: opt.Progress}
-	fr, err := flv.NewReader(cr)
+	// The tag bodies are handed over to the demuxer (record.Config.TakeTagBodies): parts of
+	// the mapped file (no read copies, no buffers), or, if it cannot be mapped (not a
+	// regular file), of fresh blocks read from it.
+	var fr *flv.Reader
+	if m := mapFile(f, size); m != nil {
+		defer unmapFile(m) // runs after mgr.Shutdown below: no access unit is in use then
+		fr, err = flv.NewBytesReader(m)
+	} else {
+		fr, err = flv.NewReader(f)
+		if fr != nil {
+			fr.FreshBodies = true
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", in, err)
 	}
+	var nextProgress int64
 
 	store, err := storage.NewLocal(outDir)
 	if err != nil {
 		return nil, err
 	}
+	store.NoSync = true // offline conversion: the input remains; a crash means rerun
 	stateDir := opt.StateDir
 	if stateDir == "" {
 		stateDir, err = os.MkdirTemp(store.Root, ".livrec-remux-")
@@ -221,7 +225,7 @@ func Run(ctx context.Context, in, outDir string, opt Options) (*Result, error) {
 	} else if err := os.MkdirAll(stateDir, 0o755); err != nil {
 		return nil, err
 	}
-	cat, err := catalog.Open(filepath.Join(stateDir, "catalog.db"))
+	cat, err := catalog.OpenScratch(filepath.Join(stateDir, "catalog.db"))
 	if err != nil {
 		return nil, err
 	}
@@ -239,6 +243,9 @@ func Run(ctx context.Context, in, outDir string, opt Options) (*Result, error) {
 		Store:   store,
 		WorkDir: filepath.Join(stateDir, "work"),
 		Logger:  log,
+		NoSync:  true,
+		// Every tag body is fresh (FreshBodies): the demuxer keeps it without a copy.
+		TakeTagBodies: true,
 		OnEvent: func(ev record.Event) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -294,6 +301,10 @@ func Run(ctx context.Context, in, outDir string, opt Options) (*Result, error) {
 			}
 		}
 		res.Tags++
+		if opt.Progress != nil && fr.Offset() >= nextProgress {
+			opt.Progress(fr.Offset(), size)
+			nextProgress = fr.Offset() + progressStep
+		}
 		if err := sess.Tag(t); err != nil {
 			runErr = fmt.Errorf("%s: tag %d: %w", in, res.Tags, err)
 			break
@@ -303,10 +314,10 @@ func Run(ctx context.Context, in, outDir string, opt Options) (*Result, error) {
 	// Shutdown ends the (paused) task now: every open file is finalized and stored.
 	mgr.Shutdown(context.WithoutCancel(ctx))
 	res.Elapsed = time.Since(start)
-	res.InputBytes = cr.n
+	res.InputBytes = fr.Offset()
 	res.MediaDuration = time.Duration(maxOff) * time.Millisecond
 	if opt.Progress != nil {
-		opt.Progress(cr.n, size)
+		opt.Progress(fr.Offset(), size)
 	}
 	if fr.Truncated() {
 		res.Errors = append(res.Errors, "input: truncated FLV file (the complete tags were recorded)")

@@ -6,8 +6,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
+	"github.com/livrec/livrec/internal/format/segment"
 	"github.com/livrec/livrec/internal/rules"
 )
 
@@ -121,10 +124,79 @@ func videoPackets(t *testing.T, path string) int {
 	return n
 }
 
+// TestRemuxNoSync: a remux fsyncs no segment, journal or playlist (segment.SetSync also
+// replaces the journals' fsync).
+func TestRemuxNoSync(t *testing.T) {
+	var syncs atomic.Int32
+	prev := segment.SetSync(func(*os.File) error { syncs.Add(1); return nil })
+	defer segment.SetSync(prev)
+	res, err := Run(t.Context(), fixture, t.TempDir(), Options{Formats: []rules.Format{rules.M3U8}, SliceDuration: 5})
+	if err != nil || len(res.Errors) > 0 || len(res.Files) != 1 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if n := syncs.Load(); n != 0 {
+		t.Fatalf("%d fsyncs", n)
+	}
+}
+
+// TestRemuxPipe: an input that cannot be mapped (a FIFO) is read in fresh blocks, with
+// the same result.
+func TestRemuxPipe(t *testing.T) {
+	src, err := os.ReadFile(fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(t.TempDir(), "h264_aac.flv")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skip("mkfifo:", err)
+	}
+	go func() {
+		if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			f.Write(src)
+			f.Close()
+		}
+	}()
+	var last int64
+	res, err := Run(t.Context(), fifo, t.TempDir(), Options{Formats: []rules.Format{rules.FLV},
+		Progress: func(done, total int64) { last = done }})
+	if err != nil || len(res.Errors) > 0 || len(res.Files) != 1 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if res.VideoFrames != 50 || res.AudioFrames != 88 || res.InputBytes != int64(len(src)) || last != int64(len(src)) {
+		t.Fatalf("frames %d/%d, %d bytes (progress %d) of %d", res.VideoFrames, res.AudioFrames, res.InputBytes, last, len(src))
+	}
+}
+
 func TestRemuxNotFLV(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "x.flv")
 	os.WriteFile(p, []byte("not an flv file"), 0o644)
 	if _, err := Run(t.Context(), p, t.TempDir(), Options{}); err == nil {
 		t.Fatal("no error")
+	}
+}
+
+// BenchmarkRun times a whole Run (open, record, finalize) per output format. The input is
+// $LIVREC_REMUX_BENCH_INPUT (e.g. a 720p recording) or the small fixture.
+// Run: LIVREC_REMUX_BENCH_INPUT=/tmp/in.flv go test -run '^$' -bench Run -cpuprofile cpu.out ./internal/remux
+func BenchmarkRun(b *testing.B) {
+	in := os.Getenv("LIVREC_REMUX_BENCH_INPUT")
+	if in == "" {
+		in = fixture
+	}
+	fi, err := os.Stat(in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range []rules.Format{rules.FLV, rules.M3U8} {
+		b.Run(string(f), func(b *testing.B) {
+			b.SetBytes(fi.Size())
+			b.ReportAllocs()
+			for b.Loop() {
+				res, err := Run(b.Context(), in, b.TempDir(), Options{Formats: []rules.Format{f}, SliceDuration: 10})
+				if err != nil || len(res.Errors) > 0 {
+					b.Fatal(err, res.Errors)
+				}
+			}
+		})
 	}
 }

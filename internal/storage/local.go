@@ -17,6 +17,10 @@ import (
 // again that nothing escapes Root.
 type Local struct {
 	Root string
+	// NoSync is for offline conversion: the input remains, so the directories of stored
+	// objects (and copies across file systems) are not fsync'd; a crash means rerun.
+	// Default: durable.
+	NoSync bool
 }
 
 // NewLocal returns a local-disk store rooted at root, creating the directory.
@@ -60,7 +64,7 @@ func (l *Local) Store(_ context.Context, key, path string) error {
 	}
 	err = os.Link(path, dst)
 	if errors.Is(err, syscall.EXDEV) {
-		err = copyAndLink(path, dst)
+		err = copyAndLink(path, dst, !l.NoSync)
 	}
 	if errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("%s: %w", key, ErrExists)
@@ -68,11 +72,13 @@ func (l *Local) Store(_ context.Context, key, path string) error {
 	if err != nil {
 		return err
 	}
-	syncDir(filepath.Dir(dst))
+	if !l.NoSync {
+		syncDir(filepath.Dir(dst))
+	}
 	return os.Remove(path)
 }
 
-func copyAndLink(src, dst string) error {
+func copyAndLink(src, dst string, sync bool) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -87,9 +93,11 @@ func copyAndLink(src, dst string) error {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+	if sync {
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return err
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return err

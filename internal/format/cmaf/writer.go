@@ -61,6 +61,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives warnings. Nil discards.
 	Logger *slog.Logger
+	// NoSync is for offline conversion: the input remains, so nothing is fsync'd; a crash
+	// means rerun (segment.Config.NoSync). Default: durable.
+	NoSync bool
 }
 
 // Writer writes one CMAF recording file. SetTracks, WriteAU, Discontinuity, Duration,
@@ -89,6 +92,7 @@ func New(cfg Config) (*Writer, error) {
 		Store:         cfg.Store,
 		Now:           cfg.Now,
 		Logger:        cfg.Logger,
+		NoSync:        cfg.NoSync,
 	}, &muxer{})
 	if err != nil {
 		return nil, err

@@ -71,7 +71,9 @@ type state struct {
 	DurationMs int64 `json:"duration_ms,omitempty"`
 }
 
-func saveState(dir string, s *state) error { return journal.Save(dir, stateName, s) }
+func saveState(dir string, s *state, noSync bool) error {
+	return journal.SaveSync(dir, stateName, s, !noSync)
+}
 
 // JournalVersion implements journal.Versioned.
 func (s *state) JournalVersion() int { return s.Version }
@@ -395,8 +397,8 @@ func finalLayout(m *fileMeta, x *index) (body []byte, fileSize int64, err error)
 
 // writeFinal builds dir/final.flv (via a temp file, fsync'd) from a working file without
 // a reservation: the FLV header, onMetaData (body, laid out by finalLayout) and the
-// working file's tags, copied.
-func writeFinal(dir string, m *fileMeta, body []byte, fileSize int64, x *index) error {
+// working file's tags, copied. Nothing is fsync'd if noSync.
+func writeFinal(dir string, m *fileMeta, body []byte, fileSize int64, x *index, noSync bool) error {
 	src, err := os.Open(filepath.Join(dir, workName))
 	if err != nil {
 		return err
@@ -450,8 +452,10 @@ func writeFinal(dir string, m *fileMeta, body []byte, fileSize int64, x *index) 
 	if fi.Size() != fileSize {
 		return fail(fmt.Errorf("flvfile: final file is %d bytes, expected %d (working file changed?)", fi.Size(), fileSize))
 	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
+	if !noSync {
+		if err := f.Sync(); err != nil {
+			return fail(err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		_ = os.Remove(tmp)
@@ -476,7 +480,7 @@ func writeFinal(dir string, m *fileMeta, body []byte, fileSize int64, x *index) 
 // x, if not nil, is the index of the working file as its Writer kept it (Finish), which
 // spares reading the file; else the working file is scanned.
 func finalize(ctx context.Context, st storage.Store, dir, key string, keyFn func(end time.Time) string,
-	x *index, log *slog.Logger) (format.Result, error) {
+	x *index, log *slog.Logger, noSync bool) (format.Result, error) {
 	s, err := loadState(dir)
 	if err != nil {
 		return format.Result{}, err
@@ -532,16 +536,16 @@ func finalize(ctx context.Context, st storage.Store, dir, key string, keyFn func
 	}
 	if s.Key != key || s.Size != size || s.DurationMs != durMs {
 		s.Key, s.Size, s.DurationMs = key, size, durMs
-		if err := saveState(dir, s); err != nil {
+		if err := saveState(dir, s, noSync); err != nil {
 			return format.Result{}, fmt.Errorf("flvfile: state: %w", err)
 		}
 	}
 	path := work
 	if inPlace {
-		err = writeReserved(work, body, s.Reserve, size)
+		err = writeReserved(work, body, s.Reserve, size, noSync)
 	} else {
 		path = filepath.Join(dir, finalName)
-		err = writeFinal(dir, &s.Meta, body, size, x)
+		err = writeFinal(dir, &s.Meta, body, size, x, noSync)
 	}
 	if err != nil {
 		return format.Result{}, fmt.Errorf("flvfile: write final file: %w", err)
@@ -569,5 +573,5 @@ func Recover(ctx context.Context, workDir string, store storage.Store, key func(
 	if key == nil {
 		return format.Result{}, errors.New("flvfile: Recover needs a key function")
 	}
-	return finalize(ctx, store, workDir, "", key, nil, logger)
+	return finalize(ctx, store, workDir, "", key, nil, logger, false)
 }

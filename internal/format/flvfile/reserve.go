@@ -124,9 +124,9 @@ const reserveOffset = dataOffset + 4 + 11
 
 // writeReserved writes the final onMetaData (padded to the reservation) into the working
 // file at path, cuts off anything after the last complete tag (a torn tail), and fsyncs
-// the file. Only the bytes that differ from what is there are written, so the padding
+// the file unless noSync. Only the bytes that differ from what is there are written, so the padding
 // stays a hole and a repeated call writes nothing.
-func writeReserved(path string, body []byte, reserve int, fileSize int64) error {
+func writeReserved(path string, body []byte, reserve int, fileSize int64, noSync bool) error {
 	if len(body) > reserve {
 		return errors.New("flvfile: onMetaData exceeds its reservation")
 	}
@@ -168,8 +168,10 @@ func writeReserved(path string, body []byte, reserve int, fileSize int64) error 
 	case fi.Size() < fileSize:
 		return fail(fmt.Errorf("flvfile: working file is %d bytes, expected at least %d (changed?)", fi.Size(), fileSize))
 	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
+	if !noSync {
+		if err := f.Sync(); err != nil {
+			return fail(err)
+		}
 	}
 	return f.Close()
 }

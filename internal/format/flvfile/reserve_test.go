@@ -193,7 +193,7 @@ func TestRecoverOldLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Reserve = 0
-	if err := saveState(dir, &s); err != nil {
+	if err := saveState(dir, &s, false); err != nil {
 		t.Fatal(err)
 	}
 	res, err := Recover(context.Background(), dir, st, func(time.Time) string { return testKey }, testLogger(t))

@@ -55,6 +55,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives warnings (dropped units, store retries). Nil discards.
 	Logger *slog.Logger
+	// NoSync is for offline conversion: the input remains, so nothing is fsync'd; a crash
+	// means rerun (segment.Config.NoSync). Default: durable.
+	NoSync bool
 }
 
 // Segment describes one segment of a recording file.
@@ -84,6 +87,7 @@ func New(cfg Config) (*Writer, error) {
 		Store:         cfg.Store,
 		Now:           cfg.Now,
 		Logger:        cfg.Logger,
+		NoSync:        cfg.NoSync,
 	}, &tsMuxer{})
 	if err != nil {
 		return nil, err

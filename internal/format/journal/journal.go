@@ -18,13 +18,32 @@ const tmpSuffix = ".tmp"
 // WriteFile replaces dir/name with data atomically; with durable the directory is
 // fsync'd too, so the rename itself survives a power loss.
 func WriteFile(dir, name string, data []byte, durable bool) error {
+	return writeFile(dir, name, data, true, durable)
+}
+
+// WriteFileNoSync replaces dir/name with data (temp file and rename, so a reader never
+// sees a partial file) without any fsync: for writers configured with NoSync (offline
+// conversion: the input remains, so nothing is fsync'd; a crash means rerun).
+func WriteFileNoSync(dir, name string, data []byte) error {
+	return writeFile(dir, name, data, false, false)
+}
+
+// OverwriteNoSync writes data to dir/name in place (truncate, write), without fsync: no
+// new file (inode) per call, which matters on file systems where creating files is slow,
+// but a crash or a concurrent reader may see a partial file. Only for files that are never
+// stored or linked elsewhere (journals, live playlists) of writers configured with NoSync.
+func OverwriteNoSync(dir, name string, data []byte) error {
+	return os.WriteFile(filepath.Join(dir, name), data, 0o644)
+}
+
+func writeFile(dir, name string, data []byte, syncFile, syncDir bool) error {
 	tmp := filepath.Join(dir, name+tmpSuffix)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(data)
-	if err == nil {
+	if err == nil && syncFile {
 		err = SyncFile(f)
 	}
 	if cerr := f.Close(); err == nil {
@@ -37,7 +56,7 @@ func WriteFile(dir, name string, data []byte, durable bool) error {
 		_ = os.Remove(tmp)
 		return err
 	}
-	if durable {
+	if syncDir {
 		SyncDir(dir)
 	}
 	return nil
@@ -55,10 +74,18 @@ func SyncDir(dir string) {
 type Versioned interface{ JournalVersion() int }
 
 // Save writes v as JSON to dir/name, atomically and durably.
-func Save(dir, name string, v any) error {
+func Save(dir, name string, v any) error { return SaveSync(dir, name, v, true) }
+
+// SaveSync is Save, or with sync false a Save without any fsync, in place
+// (OverwriteNoSync): for writers configured with NoSync, whose journal is never read
+// after a crash (a crash means rerun).
+func SaveSync(dir, name string, v any, sync bool) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
+	}
+	if !sync {
+		return OverwriteNoSync(dir, name, b)
 	}
 	return WriteFile(dir, name, b, true)
 }

@@ -40,3 +40,26 @@ func TestSaveLoad(t *testing.T) {
 		t.Fatal("a torn journal was accepted")
 	}
 }
+
+// TestNoSync: SaveSync(false) and WriteFileNoSync write atomically without fsync; Save
+// fsyncs the file and the directory.
+func TestNoSync(t *testing.T) {
+	var syncs int
+	prev := SyncFile
+	SyncFile = func(f *os.File) error { syncs++; return nil }
+	defer func() { SyncFile = prev }()
+	dir := t.TempDir()
+	if err := SaveSync(dir, "state.json", &j{Version: 1, Items: []string{"a"}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileNoSync(dir, "x", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	var got j
+	if err := Load(dir, "state.json", &got, 1); err != nil || len(got.Items) != 1 || syncs != 0 {
+		t.Fatalf("load: %+v %v, %d fsyncs", got, err, syncs)
+	}
+	if err := Save(dir, "state.json", &j{Version: 1}); err != nil || syncs != 2 {
+		t.Fatalf("Save: %v, %d fsyncs (want file + directory)", err, syncs)
+	}
+}

@@ -486,9 +486,9 @@ func (x *index) writeSampleTables(b *boxWriter, l *layout, i int) {
 }
 
 // writeProgressive writes the progressive MP4 (ftyp, moov, mdat) described by x to path,
-// copying the sample payloads from the working file at workPath, and fsyncs it. It
+// copying the sample payloads from the working file at workPath, and fsyncs it (unless noSync). It
 // returns the file size and the presentation duration.
-func (x *index) writeProgressive(path, workPath string) (int64, time.Duration, error) {
+func (x *index) writeProgressive(path, workPath string, noSync bool) (int64, time.Duration, error) {
 	if x.samples() == 0 {
 		return 0, 0, ErrNoMedia
 	}
@@ -590,8 +590,10 @@ func (x *index) writeProgressive(path, workPath string) (int64, time.Duration, e
 		return 0, 0, err
 	}
 	size := l.dataStart + payload
-	if err := out.Sync(); err != nil {
-		return 0, 0, err
+	if !noSync {
+		if err := out.Sync(); err != nil {
+			return 0, 0, err
+		}
 	}
 	if err := out.Close(); err != nil {
 		return 0, 0, err

@@ -61,11 +61,11 @@ func Recover(ctx context.Context, workDir string, store storage.Store, key func(
 	if k == "" {
 		k = key(j.Start.Add(x.computeTiming().duration))
 		j.Key = k
-		if err := saveJournal(workDir, j); err != nil {
+		if err := saveJournal(workDir, j, false); err != nil {
 			return format.Result{}, fmt.Errorf("mp4: journal: %w", err)
 		}
 	}
-	res, err := produce(ctx, store, workDir, x, k)
+	res, err := produce(ctx, store, workDir, x, k, false)
 	if err != nil {
 		return format.Result{}, err
 	}
@@ -75,9 +75,9 @@ func Recover(ctx context.Context, workDir string, store storage.Store, key func(
 
 // produce writes the progressive file for x, stores it under key and removes the
 // working files.
-func produce(ctx context.Context, store storage.Store, workDir string, x *index, key string) (format.Result, error) {
+func produce(ctx context.Context, store storage.Store, workDir string, x *index, key string, noSync bool) (format.Result, error) {
 	out := filepath.Join(workDir, outName)
-	size, dur, err := x.writeProgressive(out, filepath.Join(workDir, workName))
+	size, dur, err := x.writeProgressive(out, filepath.Join(workDir, workName), noSync)
 	if err != nil {
 		return format.Result{}, fmt.Errorf("mp4: write %s: %w", out, err)
 	}
@@ -107,7 +107,10 @@ func removeWorkFiles(dir string) {
 	}
 }
 
-func saveJournal(dir string, j *journal) error { return journalfile.Save(dir, journalName, j) }
+// saveJournal writes the journal atomically, durably unless noSync (Config.NoSync).
+func saveJournal(dir string, j *journal, noSync bool) error {
+	return journalfile.SaveSync(dir, journalName, j, !noSync)
+}
 
 func loadJournal(dir string) (*journal, error) {
 	var j journal

@@ -247,7 +247,7 @@ func TestRecoverUsesFinishKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.f.Close()
-	if err := saveJournal(dir, &journal{Version: journalVersion, Start: w.start, Key: testKey}); err != nil {
+	if err := saveJournal(dir, &journal{Version: journalVersion, Start: w.start, Key: testKey}, false); err != nil {
 		t.Fatal(err)
 	}
 	res, err := Recover(context.Background(), dir, st, testKeyFn, nil)
@@ -266,7 +266,7 @@ func TestRecoverUsesFinishKey(t *testing.T) {
 // New refuses a work dir that still holds an unrecovered recording.
 func TestNewRefusesJournal(t *testing.T) {
 	dir := t.TempDir()
-	if err := saveJournal(dir, &journal{Version: journalVersion}); err != nil {
+	if err := saveJournal(dir, &journal{Version: journalVersion}, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := New(Config{WorkDir: dir, Store: newDiskStore(t)}); err == nil {

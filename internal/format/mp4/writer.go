@@ -68,6 +68,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives warnings (dropped units). Nil discards.
 	Logger *slog.Logger
+	// NoSync is for offline conversion: the input remains, so nothing is fsync'd (working
+	// file, journal, final file); a crash means rerun. Default: durable.
+	NoSync bool
 }
 
 // pendingSample is a sample of the fragment being collected; its payload is in the arena.
@@ -554,7 +557,7 @@ func (w *Writer) startFile(first *media.AccessUnit) error {
 	if err != nil {
 		return fmt.Errorf("mp4: working file: %w", err)
 	}
-	if _, err := f.Write(initBytes); err == nil {
+	if _, err := f.Write(initBytes); err == nil && !w.cfg.NoSync {
 		err = f.Sync()
 	}
 	if err != nil {
@@ -563,7 +566,7 @@ func (w *Writer) startFile(first *media.AccessUnit) error {
 		return fmt.Errorf("mp4: working file: %w", err)
 	}
 	w.start = w.cfg.Now()
-	if err := saveJournal(w.cfg.WorkDir, &journal{Version: journalVersion, Start: w.start}); err != nil {
+	if err := saveJournal(w.cfg.WorkDir, &journal{Version: journalVersion, Start: w.start}, w.cfg.NoSync); err != nil {
 		f.Close()
 		os.Remove(path)
 		return fmt.Errorf("mp4: journal: %w", err)
@@ -789,8 +792,10 @@ func (w *Writer) Finish(ctx context.Context, key string) (format.Result, error) 
 				w.log.Error("mp4: final fragment lost", "err", err)
 			}
 		}
-		if err := w.f.Sync(); err != nil && w.writeErr == nil {
-			return format.Result{}, fmt.Errorf("mp4: working file: %w", err)
+		if !w.cfg.NoSync {
+			if err := w.f.Sync(); err != nil && w.writeErr == nil {
+				return format.Result{}, fmt.Errorf("mp4: working file: %w", err)
+			}
 		}
 		w.f.Close()
 		w.finalFlushed = true
@@ -800,10 +805,10 @@ func (w *Writer) Finish(ctx context.Context, key string) (format.Result, error) 
 		w.finished = true
 		return format.Result{}, ErrNoMedia
 	}
-	if err := saveJournal(w.cfg.WorkDir, &journal{Version: journalVersion, Start: w.start, Key: key}); err != nil {
+	if err := saveJournal(w.cfg.WorkDir, &journal{Version: journalVersion, Start: w.start, Key: key}, w.cfg.NoSync); err != nil {
 		return format.Result{}, fmt.Errorf("mp4: journal: %w", err)
 	}
-	res, err := produce(ctx, w.cfg.Store, w.cfg.WorkDir, &w.idx, key)
+	res, err := produce(ctx, w.cfg.Store, w.cfg.WorkDir, &w.idx, key, w.cfg.NoSync)
 	if err != nil {
 		return format.Result{}, err
 	}

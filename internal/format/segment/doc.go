@@ -27,7 +27,8 @@
 // Each segment grows in a file in the working directory through a bufio.Writer (the Muxer
 // may Flush it to the OS at any time). When complete it is flushed, fsync'd and handed to
 // storage.Store; an initialization segment (Config.InitKey set) is written atomically when
-// its track set first opens a segment and stored with the segments. A failed store keeps
+// its track set first opens a segment and stored with the segments. Config.NoSync (offline
+// conversion) leaves out every fsync: segments, journal and playlists. A failed store keeps
 // the local file and is retried at the next segment boundary and at Finish; ErrExists is
 // reported as an error (livrec never overwrites) and the local file is kept as well.
 //

@@ -97,10 +97,13 @@ func (w *Writer) writeJournal(playlistKey string) error {
 		c.OutStart = w.cur.outStart
 		j.Current = &c
 	}
-	return saveJournal(w.cfg.WorkDir, &j)
+	return saveJournal(w.cfg.WorkDir, &j, w.cfg.NoSync)
 }
 
-func saveJournal(dir string, j *journal) error { return journalfile.Save(dir, journalName, j) }
+// saveJournal writes the journal atomically, durably unless noSync (Config.NoSync).
+func saveJournal(dir string, j *journal, noSync bool) error {
+	return journalfile.SaveSync(dir, journalName, j, !noSync)
+}
 
 func loadJournal(dir string) (*journal, error) {
 	var j journal
@@ -131,8 +134,12 @@ func SetSync(f func(*os.File) error) func(*os.File) error {
 	return prev
 }
 
-// atomicWrite replaces dir/name with data (see journalfile.WriteFile).
-func atomicWrite(dir, name string, data []byte, durable bool) error {
+// atomicWrite replaces dir/name with data (see journalfile.WriteFile); noSync
+// (Config.NoSync) leaves out every fsync.
+func atomicWrite(dir, name string, data []byte, durable, noSync bool) error {
+	if noSync {
+		return journalfile.WriteFileNoSync(dir, name, data)
+	}
 	return journalfile.WriteFile(dir, name, data, durable)
 }
 
@@ -231,7 +238,14 @@ func (w *Writer) writeLive() {
 		return
 	}
 	b := marshalPlaylist(w.segs[:n], "EVENT", false, w.cfg.SliceDuration, w.cfg.SegmentURI)
-	if err := atomicWrite(w.cfg.WorkDir, liveName, b, false); err != nil {
+	var err error
+	if w.cfg.NoSync {
+		// In place: not worth a new file per segment when nothing is crash-safe anyway.
+		err = journalfile.OverwriteNoSync(w.cfg.WorkDir, liveName, b)
+	} else {
+		err = atomicWrite(w.cfg.WorkDir, liveName, b, false, false)
+	}
+	if err != nil {
 		w.log.Warn("live playlist write failed", "err", err)
 		return
 	}
@@ -323,6 +337,7 @@ type finalizer struct {
 	dir        string
 	log        logger
 	recovering bool
+	noSync     bool         // Config.NoSync
 	journal    func() error // journals the final state before the playlist is stored
 }
 
@@ -345,7 +360,7 @@ func (f *finalizer) run(ctx context.Context, segs []*segState, maps []*mapState,
 		return Result{}, f.errorf("journal: %w", err)
 	}
 	b := marshalPlaylist(segs, "VOD", true, 0, func(key string) string { return RelativeURI(playlistKey, key) })
-	if err := atomicWrite(f.dir, playlistName, b, false); err != nil {
+	if err := atomicWrite(f.dir, playlistName, b, false, f.noSync); err != nil {
 		return Result{}, f.errorf("playlist: %w", err)
 	}
 	// An equal playlist already under the key was stored by an earlier attempt of this

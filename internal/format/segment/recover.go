@@ -111,7 +111,7 @@ func Recover(ctx context.Context, name, workDir string, store storage.Store, pla
 			final.Segments = append(final.Segments, toJournalSeg(s))
 		}
 		final.Maps = toJournalMaps(maps)
-		return saveJournal(workDir, final)
+		return saveJournal(workDir, final, false)
 	}
 	if err := fin.journal(); err != nil {
 		return Result{}, fin.errorf("journal: %w", err)

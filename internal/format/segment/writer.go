@@ -30,8 +30,12 @@ const (
 
 // writeBufferSize is the bufio buffer between a muxer and a segment file, one per
 // writer (reused from segment to segment). 16 KiB is about 0.1 s of a 1.5 Mbit/s stream:
-// ~10 write calls a second, while the memory stays small at thousands of streams.
-const writeBufferSize = 16 << 10
+// ~10 write calls a second, while the memory stays small at thousands of streams. An
+// offline conversion (Config.NoSync) has one writer and uses a larger one.
+const (
+	writeBufferSize        = 16 << 10
+	offlineWriteBufferSize = 256 << 10
+)
 
 // Errors.
 var (
@@ -73,6 +77,12 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives warnings. Nil discards.
 	Logger *slog.Logger
+	// NoSync is for offline conversion: the input remains, so nothing is fsync'd (segments,
+	// initialization segments, journal, playlists); a crash means rerun. The journal and
+	// the live playlist are then rewritten in place, so a concurrent reader of the live
+	// playlist may see it partial. The default (false) is durable: every complete segment
+	// and every journal write is fsync'd, and rewrites are atomic.
+	NoSync bool
 }
 
 // Segment describes one segment of a recording file.
@@ -564,7 +574,7 @@ func (w *Writer) closeCurrent(nextFirst time.Duration, continuous bool) error {
 	if err == nil {
 		err = c.f.Flush()
 	}
-	if err == nil {
+	if err == nil && !w.cfg.NoSync {
 		err = syncFile(c.f.f)
 	}
 	if cerr := c.f.f.Close(); err == nil {
@@ -652,7 +662,7 @@ func (w *Writer) newInit(au *media.AccessUnit) error {
 	}
 	n := len(w.maps)
 	m := &mapState{n: n, key: w.cfg.InitKey(n), file: fmt.Sprintf("init%03d%s", n, w.cfg.Ext), bytes: int64(len(b))}
-	if err := atomicWrite(w.cfg.WorkDir, m.file, b, true); err != nil {
+	if err := atomicWrite(w.cfg.WorkDir, m.file, b, true, w.cfg.NoSync); err != nil {
 		return w.cfg.errorf("initialization segment: %w", err)
 	}
 	w.maps = append(w.maps, m)
@@ -682,7 +692,7 @@ func (w *Writer) Finish(ctx context.Context, playlistKey string) (Result, error)
 		removeWorkFiles(w.cfg.WorkDir, nil, w.maps, "")
 		return Result{}, ErrNoMedia
 	}
-	fin := finalizer{name: w.cfg.Name, st: w.cfg.Store, dir: w.cfg.WorkDir, log: w.log,
+	fin := finalizer{name: w.cfg.Name, st: w.cfg.Store, dir: w.cfg.WorkDir, log: w.log, noSync: w.cfg.NoSync,
 		journal: func() error { return w.writeJournal(playlistKey) }}
 	res, err := fin.run(ctx, w.segs, w.maps, playlistKey)
 	if err != nil {
@@ -717,7 +727,11 @@ func (w *Writer) Close() error {
 // bufferFor returns the writer's bufio.Writer, reset to write into f.
 func (w *Writer) bufferFor(f *os.File) *bufio.Writer {
 	if w.bw == nil {
-		w.bw = bufio.NewWriterSize(f, writeBufferSize)
+		size := writeBufferSize
+		if w.cfg.NoSync {
+			size = offlineWriteBufferSize
+		}
+		w.bw = bufio.NewWriterSize(f, size)
 	} else {
 		w.bw.Reset(f)
 	}
