@@ -31,6 +31,15 @@ type Writer interface {
 	Finish(ctx context.Context, key string) (Result, error)
 }
 
+// Pauser is implemented by writers that act when their input pauses: the publish ended
+// and the stitch window runs, so nothing may come for a while (or ever: Finish follows
+// the window). Pause hands what is buffered in the process to the operating system and
+// may start writing it back to disk, so that the Finish after the window has little left
+// to sync. It must not block on the disk.
+type Pauser interface {
+	Pause()
+}
+
 // ErrNeedNewFile is returned by SetTracks when the container cannot carry the change.
 var ErrNeedNewFile = errors.New("the container cannot signal this track change: start a new file")
 

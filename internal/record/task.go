@@ -67,6 +67,14 @@ type output struct {
 	errLogged bool
 }
 
+// curWriter is the writer of the open file, or nil.
+func (o *output) curWriter() format.Writer {
+	if o.cur == nil {
+		return nil
+	}
+	return o.cur.w
+}
+
 type openFile struct {
 	row      catalog.File
 	w        format.Writer
@@ -305,6 +313,11 @@ func (t *Task) pause(s *session) {
 	t.m.wg.Add(1)
 	t.timer = time.AfterFunc(time.Duration(t.rule.DelayTime)*time.Second, func() { t.m.delayExpired(t, gen) })
 	t.setState(catalog.TaskRecording, catalog.TaskPaused)
+	for _, o := range t.outs {
+		if p, ok := o.curWriter().(format.Pauser); ok {
+			p.Pause()
+		}
+	}
 	t.m.emit(t.event(EventPaused))
 }
 

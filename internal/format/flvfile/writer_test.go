@@ -595,3 +595,42 @@ func TestFlushInterval(t *testing.T) {
 	}
 	_ = w.Close()
 }
+
+// TestPause: when the publish ends (Pause) everything written so far is in the working
+// file, not in the process: a crash during the stitch window loses nothing.
+func TestPause(t *testing.T) {
+	in := getInput(t, inH264AAC)
+	st := newStore(t)
+	w, dir := newTestWriter(t, st)
+	if err := w.SetTracks(in.video, in.audio); err != nil {
+		t.Fatal(err)
+	}
+	n := len(in.aus) / 2
+	for _, au := range in.aus[:n] {
+		if err := w.WriteAU(au); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fi, err := os.Stat(filepath.Join(dir, workName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() >= w.n {
+		t.Fatalf("nothing buffered before the pause (%d of %d bytes in the file): the test proves nothing", fi.Size(), w.n)
+	}
+	w.Pause()
+	if fi, err = os.Stat(filepath.Join(dir, workName)); err != nil || fi.Size() != w.n {
+		t.Fatalf("after Pause the working file has %d bytes (err %v), %d were written", fi.Size(), err, w.n)
+	}
+	var _ format.Pauser = w
+	// The file goes on after a resume.
+	w.Discontinuity()
+	feed(t, w, in.aus[n:])
+	res, err := w.Finish(context.Background(), "paused.flv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := ffmpegDecode(t, storedPath(t, st, res.Key)); out != "" {
+		t.Fatalf("ffmpeg: %s", out)
+	}
+}
