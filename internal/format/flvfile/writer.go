@@ -44,7 +44,6 @@ const (
 // this much media time or wall time has passed since the last flush.
 const flushInterval = time.Second
 
-
 // Errors.
 var (
 	// ErrNoMedia is returned by Finish and Recover when no media tag was recorded: nothing
@@ -99,9 +98,9 @@ type Writer struct {
 	finished     bool
 	err          error // sticky write error
 
-	f    *os.File
-	bw   *bufio.Writer
-	n    int64 // bytes written to the working file (buffered included)
+	f  *os.File
+	bw *bufio.Writer
+	n  int64 // bytes written to the working file (buffered included)
 
 	base      time.Duration // input DTS mapped to timestamp 0
 	waitKey   bool          // drop video until the next keyframe (resume)
@@ -240,9 +239,19 @@ func (w *Writer) Pause() {
 		return
 	}
 	w.flushedAt = time.Now()
-	if !w.cfg.NoSync {
-		startWriteback(w.f, 0, w.n)
+	if w.cfg.NoSync {
+		return
 	}
+	// Starting writeback can block while the device's queue is full (many publishes
+	// ending at once): not on the caller, which is the ending publish's connection.
+	n := w.n
+	go func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if !w.finished && w.f != nil {
+			startWriteback(w.f, 0, n)
+		}
+	}()
 }
 
 // WriteAU writes one access unit. Units that cannot be written (before the first video
