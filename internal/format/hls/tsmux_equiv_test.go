@@ -97,6 +97,9 @@ func TestTSMuxMatchesMediacommon(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			if err := p.flush(); err != nil { // the packetizer buffers up to tsFlushSize
+				t.Fatal(err)
+			}
 			if !bytes.Equal(ref.Bytes(), got.Bytes()) {
 				r, g := ref.Bytes(), got.Bytes()
 				for j := range min(len(r), len(g)) {

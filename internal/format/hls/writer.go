@@ -154,12 +154,19 @@ func (m *tsMuxer) Begin(f *segment.File, set *segment.Set, changed bool) error {
 	return m.mux.writeTables()
 }
 
-// End writes the batched audio (segment.Muxer).
+// End writes the batched audio and everything the packetizer buffers (segment.Muxer).
 func (m *tsMuxer) End(*segment.File, *segment.Set, segment.End) error {
 	err := m.flushAudio()
+	if ferr := m.mux.flush(); err == nil {
+		err = ferr
+	}
 	m.sink.f = nil
 	return err
 }
+
+// BuffersOutput declares that the packetizer is the segment files' write buffer
+// (segment.BufferingMuxer).
+func (m *tsMuxer) BuffersOutput() {}
 
 // newMuxer resets the packetizer for set.
 func (m *tsMuxer) newMuxer(set *segment.Set) error {

@@ -167,22 +167,40 @@ type Muxer interface {
 	End(f *File, s *Set, e End) error
 }
 
-// File is the working file of the open segment: buffered, counting.
+// BufferingMuxer is a Muxer that buffers its output itself and hands File.Write pieces
+// of several KiB (and all it holds by the end of End): its segment files get no
+// bufio.Writer, so a recorded stream has one write buffer instead of two.
+type BufferingMuxer interface {
+	Muxer
+	BuffersOutput()
+}
+
+// File is the working file of the open segment: buffered (unless the muxer buffers),
+// counting.
 type File struct {
 	f  *os.File
-	bw *bufio.Writer
+	bw *bufio.Writer // nil for a BufferingMuxer
 	n  int64
 }
 
 // Write appends p to the segment.
-func (f *File) Write(p []byte) (int, error) {
-	n, err := f.bw.Write(p)
+func (f *File) Write(p []byte) (n int, err error) {
+	if f.bw != nil {
+		n, err = f.bw.Write(p)
+	} else {
+		n, err = f.f.Write(p)
+	}
 	f.n += int64(n)
 	return n, err
 }
 
 // Flush hands the buffered bytes to the operating system (no fsync).
-func (f *File) Flush() error { return f.bw.Flush() }
+func (f *File) Flush() error {
+	if f.bw == nil {
+		return nil
+	}
+	return f.bw.Flush()
+}
 
 // Size returns the bytes written so far.
 func (f *File) Size() int64 { return f.n }
@@ -631,13 +649,16 @@ func (w *Writer) openSegment(au *media.AccessUnit) (storeErr, err error) {
 			seq:     seq,
 			file:    file,
 		},
-		f:        &File{f: f, bw: w.bufferFor(f)},
+		f:        &File{f: f},
 		firstDTS: au.DTS,
 		outStart: w.doneDur,
 		runStart: newRun,
 	}
 	if len(w.maps) > 0 {
 		c.MapKey = w.maps[len(w.maps)-1].key
+	}
+	if _, ok := w.mux.(BufferingMuxer); !ok {
+		c.f.bw = w.bufferFor(f)
 	}
 	w.cur = c
 	w.pendingDisc = false
