@@ -34,8 +34,8 @@
 // offline, Config.NoSync). It is handed to the OS whenever a second of media or of wall
 // time has passed since the last flush, so a kill -9 loses at most about a second;
 // nothing is fsync'd per tag. The kernel writes the data back as it ages (~30 s); when
-// the publish ends (Pause, the stitch window starts) the buffer is flushed and writeback
-// of the rest is started (sync_file_range(2) with SYNC_FILE_RANGE_WRITE on Linux, which
+// the publish ends (Pause, the stitch window starts) the buffer is flushed and, spread
+// over the next few seconds, writeback of the rest is started (sync_file_range(2) with SYNC_FILE_RANGE_WRITE on Linux, which
 // does not wait), so the fsync at the end of the window has little left to write. A
 // sidecar,
 // WorkDir/state.json, is written (atomically, fsync'd) before the first tag: the wall
