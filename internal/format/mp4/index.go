@@ -21,8 +21,10 @@ func (s sample) sync() bool    { return s.size&nonSyncBit == 0 }
 
 // blockLen is the number of samples per index block. Blocks keep the index growing in
 // fixed steps (no doubling copies of a large slice) and make the memory bound obvious:
-// at most one partly filled block per track on top of 12 bytes per sample.
-const blockLen = 8192
+// at most one partly filled block per track on top of 12 bytes per sample. 1024 samples
+// (12 KiB, ~30 s of video) keep what a just-started recording holds small: it exists
+// once per track of every recorded stream.
+const blockLen = 1024
 
 // trackIndex is what the progressive file needs to know about one track.
 type trackIndex struct {
