@@ -18,6 +18,13 @@
 # Measured, per server:
 #   CPU s per recorded stream-minute  utime+stime from /proc/PID/stat (nginx: master +
 #                                     workers), from before the load to the final files
+#   machine CPU s per stream-minute   the same span, busy time of the whole machine
+#                                     (/proc/stat) minus the load generator's CPU: counts
+#                                     the kernel's writeback threads, which no process is
+#                                     charged for (nginx never fsyncs; livrec syncs its
+#                                     files, so the kernel work shows in its own CPU);
+#                                     includes the script's own polling and background
+#                                     noise, so only meaningful with many streams
 #   RSS peak / steady per stream      VmRSS sampled every second during the load (nginx:
 #                                     summed over the processes), minus the idle RSS, / N;
 #                                     steady = median of the second half of the load
@@ -72,6 +79,9 @@ fi
 # --- helpers -------------------------------------------------------------------------
 # cpu_ticks PID...: utime+stime of the processes (fields 14, 15 of /proc/PID/stat).
 cpu_ticks() { local t=0 p; for p in "$@"; do [ -r /proc/$p/stat ] && t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
+# machine_ticks: busy time of the whole machine (user+nice+system+irq+softirq of /proc/stat):
+# it includes the kernel threads that write dirty pages back, which no process is charged.
+machine_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8; exit}' /proc/stat; }
 rss_kib() { local t=0 p; for p in "$@"; do [ -r /proc/$p/status ] && t=$((t + $(awk '/^VmRSS/{print $2}' /proc/$p/status))); done; echo $t; }
 nginx_pids() { local m; m=$(cat "$OUT/nginx/nginx.pid" 2>/dev/null) || return 0; echo "$m $(pgrep -P "$m" | tr '\n' ' ')"; }
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
@@ -99,6 +109,7 @@ run_load() {
   local name=$1 url=$2 pids=$3
   rss_kib $($pids) >"$OUT/$name-idle-rss.txt"
   CPU0=$(cpu_ticks $($pids))
+  MACHINE0=$(machine_ticks)
   : >"$OUT/$name-rss.txt"
   sample_rss "$OUT/$name-rss.txt" "$pids" & local sampler=$!
   log "$name: $N streams for ${DUR}s"
@@ -108,9 +119,9 @@ run_load() {
   kill $sampler; wait $sampler 2>/dev/null || true
 }
 
-# summarize NAME CPU_TICKS FINAL_SECONDS OUTPUT_FILES...: writes $OUT/NAME.env.
+# summarize NAME CPU_TICKS MACHINE_TICKS FINAL_SECONDS OUTPUT_FILES...: writes $OUT/NAME.env.
 summarize() {
-  local name=$1 ticks=$2 final=$3; shift 3
+  local name=$1 ticks=$2 mticks=$3 final=$4; shift 4
   local sent idle n peak steady got
   sent=$(json_num "$OUT/$name-bench.json" videoFrames)
   idle=$(cat "$OUT/$name-idle-rss.txt")
@@ -122,6 +133,7 @@ summarize() {
     echo "files=$#"
     echo "cpu_s=$(awk -v t="$ticks" -v k="$TICK" 'BEGIN{printf "%.2f", t/k}')"
     echo "cpu_per_stream_min=$(awk -v t="$ticks" -v k="$TICK" -v n="$N" -v d="$DUR" 'BEGIN{printf "%.4f", t/k/(n*d/60)}')"
+    echo "machine_cpu_per_stream_min=$(awk -v t="$mticks" -v k="$TICK" -v g="$(json_num "$OUT/$name-bench.json" cpuSeconds)" -v n="$N" -v d="$DUR" 'BEGIN{printf "%.4f", (t/k-g)/(n*d/60)}')"
     echo "rss_peak_per_stream_kib=$(awk -v p="$peak" -v i="$idle" -v n="$N" 'BEGIN{printf "%.0f", (p-i)/n}')"
     echo "rss_steady_per_stream_kib=$(awk -v p="$steady" -v i="$idle" -v n="$N" 'BEGIN{printf "%.0f", (p-i)/n}')"
     echo "rss_peak_total_mib=$(awk -v p="$peak" 'BEGIN{printf "%.1f", p/1024}')"
@@ -171,13 +183,14 @@ YAML
   run_load "$name" "rtmp://$LIVREC_RTMP/bench" "echo $pid"
   # The files are generated when the stitch window (delayTime) expires after the push ended.
   wait_files "$ld/files" "$(final_pattern "$fmt")" "$N" $((WINDOW + 120))
-  local final ticks
+  local final ticks mticks
   final=$(awk -v a="$(now)" -v b="$LOAD_END" 'BEGIN{printf "%.1f", a-b}')
   ticks=$(( $(cpu_ticks $pid) - CPU0 ))
+  mticks=$(( $(machine_ticks) - MACHINE0 ))
   kill -TERM $pid; wait $pid || true
   local files
   mapfile -t files < <(find "$ld/files" -name "$(final_pattern "$fmt")" | sort)
-  summarize "$name" "$ticks" "$final" "${files[@]}"
+  summarize "$name" "$ticks" "$mticks" "$final" "${files[@]}"
   rm -rf "$ld"
 }
 
@@ -216,12 +229,13 @@ CONF
   # nginx closes the flv when the publisher disconnects; wait for the connections to go.
   while ss -Htn state established "( sport = :$NGINX_PORT )" 2>/dev/null | grep -q .; do sleep 0.1; done
   [ "$fmt" = flv ] && wait_files "$nd/flv" "*.flv" "$N" 30
-  local final ticks files
+  local final ticks mticks files
   final=$(awk -v a="$(now)" -v b="$LOAD_END" 'BEGIN{printf "%.1f", a-b}')
   ticks=$(( $(cpu_ticks $(nginx_pids)) - CPU0 ))
+  mticks=$(( $(machine_ticks) - MACHINE0 ))
   kill -QUIT "$(cat "$nd/nginx.pid")"; wait $npid || true
   mapfile -t files < <(find "$nd/$([ "$fmt" = flv ] && echo flv || echo hls)" -name "$(final_pattern "$fmt")" | sort)
-  summarize "$name" "$ticks" "$final" "${files[@]}"
+  summarize "$name" "$ticks" "$mticks" "$final" "${files[@]}"
   rm -rf "$nd"
 }
 
@@ -265,6 +279,7 @@ SIZE=$(stat -c %s "$IN")
   for fmt in $FORMATS; do
     l=livrec-$fmt n=nginx-$fmt
     row "[$fmt] CPU s per recorded stream-minute" "$(get $l cpu_per_stream_min)" "$(get $n cpu_per_stream_min)"
+    row "[$fmt] machine CPU s per stream-minute"  "$(get $l machine_cpu_per_stream_min)" "$(get $n machine_cpu_per_stream_min)"
     row "[$fmt] RSS steady per stream (KiB)"      "$(get $l rss_steady_per_stream_kib)" "$(get $n rss_steady_per_stream_kib)"
     row "[$fmt] RSS peak per stream (KiB)"        "$(get $l rss_peak_per_stream_kib)" "$(get $n rss_peak_per_stream_kib)"
     row "[$fmt] video frames sent"                "$(get $l frames_sent)" "$(get $n frames_sent)"
