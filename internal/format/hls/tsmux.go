@@ -33,6 +33,9 @@ const (
 	// only write buffer of a recorded stream's segments (segment.BufferingMuxer). 16 KiB
 	// is about 0.1 s of a 1.5 Mbit/s stream: ~10 writes a second, little memory.
 	tsFlushSize = 16 * 1024
+	// tsOfflineFlushSize replaces it for an offline conversion (Config.NoSync): one
+	// writer running as fast as it can, so fewer, larger writes.
+	tsOfflineFlushSize = 256 * 1024
 	// tsTimeMask keeps the 33 bits of a 90 kHz timestamp.
 	tsTimeMask = 1<<33 - 1
 )
@@ -63,8 +66,9 @@ type tsPacketizer struct {
 	pmtUpdated    bool
 	tablesCounter int
 
-	buf []byte    // packets not yet handed to w
-	one [1][]byte // the single piece of an audio PES
+	flushSize int       // tsFlushSize unless set
+	buf       []byte    // packets not yet handed to w
+	one       [1][]byte // the single piece of an audio PES
 }
 
 // init prepares the packetizer for the given streams (PIDs 256, 257, ... in order).
@@ -85,6 +89,14 @@ func (p *tsPacketizer) init(w io.Writer, streams ...*tsStream) {
 	p.patUpdated, p.pmtUpdated = true, true
 	p.tablesCounter = tsTablesPeriod // tables before the first PES
 	p.buf = p.buf[:0]
+}
+
+// limit is the buffered size above which packets are handed to w.
+func (p *tsPacketizer) limit() int {
+	if p.flushSize > 0 {
+		return p.flushSize
+	}
+	return tsFlushSize
 }
 
 // flush hands the buffered packets to w. Packets are buffered until tsFlushSize is
@@ -157,7 +169,7 @@ func (p *tsPacketizer) appendTables() {
 // returns it.
 func (p *tsPacketizer) newPSIPacket(pid uint16, cc *byte) []byte {
 	off := len(p.buf)
-	p.buf = growPacket(p.buf)
+	p.buf = growPacket(p.buf, p.limit())
 	pkt := p.buf[off : off+tsPacketSize]
 	pkt[0] = 0x47
 	pkt[1] = 0x40 | byte(pid>>8)
@@ -174,10 +186,10 @@ func (p *tsPacketizer) newPSIPacket(pid uint16, cc *byte) []byte {
 // growPacket extends b by one packet. The first allocation holds what the packetizer
 // buffers at most (tsFlushSize and the packets of a PES head and the tables), so it
 // does not grow after that.
-func growPacket(b []byte) []byte {
+func growPacket(b []byte, limit int) []byte {
 	n := len(b) + tsPacketSize
 	if n > cap(b) {
-		nb := make([]byte, len(b), max(2*cap(b), tsFlushSize+4*tsPacketSize))
+		nb := make([]byte, len(b), max(2*cap(b), limit+4*tsPacketSize))
 		copy(nb, b)
 		b = nb
 	}
@@ -308,7 +320,7 @@ func (p *tsPacketizer) writePES(s *tsStream, rai bool, pcr, pts, dts int64, data
 	first := true
 	for size > 0 {
 		off := len(p.buf)
-		p.buf = growPacket(p.buf)
+		p.buf = growPacket(p.buf, p.limit())
 		pkt := p.buf[off : off+tsPacketSize]
 		pkt[0] = 0x47
 		pkt[1] = byte(s.pid >> 8)
@@ -381,7 +393,7 @@ func (p *tsPacketizer) writePES(s *tsStream, rai bool, pcr, pts, dts int64, data
 				data = data[1:]
 			}
 		}
-		if len(p.buf) >= tsFlushSize {
+		if len(p.buf) >= p.limit() {
 			if err := p.flush(); err != nil {
 				return err
 			}

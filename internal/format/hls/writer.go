@@ -88,7 +88,7 @@ func New(cfg Config) (*Writer, error) {
 		Now:           cfg.Now,
 		Logger:        cfg.Logger,
 		NoSync:        cfg.NoSync,
-	}, &tsMuxer{})
+	}, newTSMuxer(cfg.NoSync))
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +117,14 @@ type tsMuxer struct {
 	esBuf   []byte   // the elementary stream bytes of one audio PES (ADTS framing)
 	pieces  [][]byte // the pieces of one video PES
 	batch   audioBatch
+}
+
+func newTSMuxer(offline bool) *tsMuxer {
+	m := &tsMuxer{}
+	if offline {
+		m.mux.flushSize = tsOfflineFlushSize
+	}
+	return m
 }
 
 // switchWriter is the io.Writer the packetizer writes into: the open segment's file,
