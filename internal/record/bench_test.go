@@ -78,15 +78,19 @@ func BenchmarkRemux(b *testing.B) {
 	}
 }
 
-func benchRemux(b *testing.B, rs []rules.Rule) {
-	tags := readTags(b, "../media/testdata/h264_aac.flv")
-	var size int64
-	var span uint32
+// benchTags reads the fixture's tags and returns them with their body bytes and the
+// timestamp span one replay of them covers (the last timestamp plus a frame).
+func benchTags(b *testing.B) (tags []flv.Tag, size int64, span uint32) {
+	tags = readTags(b, "../media/testdata/h264_aac.flv")
 	for _, t := range tags {
 		size += int64(len(t.Body))
 		span = max(span, t.Timestamp)
 	}
-	span += 40
+	return tags, size, span + 40
+}
+
+func benchRemux(b *testing.B, rs []rules.Rule) {
+	tags, size, span := benchTags(b)
 	m := newTestManager(b, rs)
 	s, err := m.Publish(&rtmp.PublishRequest{App: "live", Stream: "bench", Domain: "example.com", Args: url.Values{}})
 	if err != nil {
@@ -124,14 +128,7 @@ func BenchmarkEndTogether(b *testing.B) {
 	if s := os.Getenv("LIVREC_BENCH_STREAMS"); s != "" {
 		n, _ = strconv.Atoi(s)
 	}
-	tags := readTags(b, "../media/testdata/h264_aac.flv")
-	var size int64
-	var span uint32
-	for _, t := range tags {
-		size += int64(len(t.Body))
-		span = max(span, t.Timestamp)
-	}
-	span += 40
+	tags, size, span := benchTags(b)
 	rounds := int((3<<20)/size) + 1
 	for _, fs := range [][]rules.Format{{rules.FLV, rules.M3U8}, {rules.M3U8}, {rules.FLV}} {
 		var rfs []rules.RecordFormat
