@@ -224,11 +224,11 @@ func (w *Writer) Duration() time.Duration {
 }
 
 // Pause implements format.Pauser: the publish ended and the stitch window runs. The
-// buffer is handed to the OS and, a few seconds later, writeback of the whole working file
-// is started without waiting, so the Finish after the window has little left to fsync. While recording, the
-// kernel's own writeback (dirty pages older than ~30 s) does the rest: starting it from
-// here all along cost ~8 % of the recording's CPU at 200 streams, work the kernel's
-// flusher threads do anyway.
+// buffer is handed to the OS and, a few seconds later, writeback of the whole working
+// file is started without waiting, so the Finish after the window has little left to
+// fsync. While recording, the kernel's own writeback (dirty pages older than ~30 s) does
+// the rest: starting it from here all along cost ~8 % of the recording's CPU at 200
+// streams, work the kernel's flusher threads do anyway.
 func (w *Writer) Pause() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
