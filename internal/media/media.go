@@ -16,7 +16,10 @@
 // cannot take the process down.
 package media
 
-import "time"
+import (
+	"bytes"
+	"time"
+)
 
 // Codec names an elementary-stream codec. The values are the names used in the catalog,
 // the API and the on-demand callback (`codec=h264`).
@@ -55,6 +58,31 @@ type Track struct {
 	AudioConfig []byte // AAC AudioSpecificConfig bytes
 	SampleRate  int    // Hz
 	Channels    int
+}
+
+// SameParams reports whether t and o describe the same stream to every container: same
+// codec, parameter sets, decoder configurations, audio format and picture size. Either may
+// be nil (both nil: true). It is the one rule for "did the track change": a false result
+// is a track change (a new file, a new init segment, a discontinuity); a true one lets a
+// writer adopt the new *Track in place.
+//
+// Width and Height are compared although for H.264/H.265 they follow from the SPS: an
+// MPEG-4 Part 2 track without a decoder configuration carries its size only in its frames
+// and the stream metadata, so a new size shows nowhere else, and the size is written into
+// the containers' descriptions (MP4/CMAF sample entries, FLV onMetaData). FrameRate is not
+// compared: it is a nominal value no container depends on.
+func (t *Track) SameParams(o *Track) bool {
+	if t == o {
+		return true
+	}
+	if t == nil || o == nil {
+		return false
+	}
+	return t.Codec == o.Codec &&
+		bytes.Equal(t.VPS, o.VPS) && bytes.Equal(t.SPS, o.SPS) && bytes.Equal(t.PPS, o.PPS) &&
+		bytes.Equal(t.VideoConfig, o.VideoConfig) && bytes.Equal(t.AudioConfig, o.AudioConfig) &&
+		t.SampleRate == o.SampleRate && t.Channels == o.Channels &&
+		t.Width == o.Width && t.Height == o.Height
 }
 
 // AccessUnit is one video frame or one audio frame.

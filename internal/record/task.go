@@ -1,7 +1,6 @@
 package record
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -124,15 +123,6 @@ func (t *Task) wallAt(dts time.Duration) time.Time {
 	return t.anchorWall.Add(dts - t.anchorDTS)
 }
 
-func sameTrack(a, b *media.Track) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Codec == b.Codec && bytes.Equal(a.SPS, b.SPS) && bytes.Equal(a.PPS, b.PPS) && bytes.Equal(a.VPS, b.VPS) &&
-		bytes.Equal(a.VideoConfig, b.VideoConfig) && bytes.Equal(a.AudioConfig, b.AudioConfig) &&
-		a.SampleRate == b.SampleRate && a.Channels == b.Channels && a.Width == b.Width && a.Height == b.Height
-}
-
 func (t *Task) setTracks(s *session, video, audio *media.Track) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -140,7 +130,7 @@ func (t *Task) setTracks(s *session, video, audio *media.Track) {
 		return
 	}
 	t.srcVideo, t.srcAudio = video, audio
-	if sameTrack(video, t.video) && sameTrack(audio, t.audio) {
+	if video.SameParams(t.video) && audio.SameParams(t.audio) {
 		return
 	}
 	t.video, t.audio = video, audio
