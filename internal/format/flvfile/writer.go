@@ -49,14 +49,14 @@ const flushInterval = time.Second
 var (
 	// ErrNoMedia is returned by Finish and Recover when no media tag was recorded: nothing
 	// is stored and the working files are removed.
-	ErrNoMedia = errors.New("flvfile: no media recorded")
+	ErrNoMedia = format.ErrNoMedia
 	// ErrNothingToRecover is returned by Recover when the work directory holds no
 	// recording state: nothing was recorded there, or it was finished or recovered.
 	ErrNothingToRecover = errors.New("flvfile: nothing to recover in work directory")
 	// ErrFinished is returned by calls on a Writer after Finish succeeded (or Close).
-	ErrFinished = errors.New("flvfile: writer already finished")
+	ErrFinished = format.ErrFinished
 	// ErrNoTracks is returned by WriteAU before the first SetTracks.
-	ErrNoTracks = errors.New("flvfile: access unit before SetTracks")
+	ErrNoTracks = format.ErrNoTracks
 
 	errTooLarge = errors.New("flvfile: frame exceeds the FLV tag size limit")
 )
@@ -104,14 +104,12 @@ type Writer struct {
 	n  int64 // bytes written to the working file (buffered included)
 
 	base      time.Duration // input DTS mapped to timestamp 0
-	waitKey   bool          // drop video until the next keyframe (resume)
-	lastDTS   [2]int64      // last tag timestamp (ms) per kind, -1 before the first
-	flushedMs int64         // media time (ms) of the last flush
+	gate      format.Gate
+	flushedMs int64 // media time (ms) of the last flush
 	flushedAt time.Time     // wall (monotonic) time of the last flush
 
-	meta    fileMeta
-	idx     index
-	dropped int64
+	meta fileMeta
+	idx  index
 	hdr     [32]byte // scratch: [0:11] tag header, [12:16] NALU length, [16:20] PreviousTagSize, [20:32] media header
 }
 
@@ -131,7 +129,7 @@ func New(cfg Config) (*Writer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Writer{cfg: cfg, log: log, lastDTS: [2]int64{-1, -1}}, nil
+	return &Writer{cfg: cfg, log: log, gate: format.Gate{Log: log}}, nil
 }
 
 var _ format.Writer = (*Writer)(nil)
@@ -151,7 +149,7 @@ func (w *Writer) SetTracks(video, audio *media.Track) error {
 		return err
 	}
 	if w.started {
-		if !sameTrack(w.video, video) || !sameTrack(w.audio, audio) {
+		if !w.video.SameParams(video) || !w.audio.SameParams(audio) {
 			return format.ErrNeedNewFile
 		}
 	}
@@ -192,28 +190,12 @@ func checkTracks(video, audio *media.Track) error {
 	return nil
 }
 
-// sameTrack reports whether two tracks (either may be nil) have the same parameters.
-func sameTrack(a, b *media.Track) bool {
-	if a == b {
-		return true
-	}
-	if a == nil || b == nil {
-		return false
-	}
-	return a.Codec == b.Codec &&
-		bytes.Equal(a.VPS, b.VPS) && bytes.Equal(a.SPS, b.SPS) && bytes.Equal(a.PPS, b.PPS) &&
-		bytes.Equal(a.VideoConfig, b.VideoConfig) && bytes.Equal(a.AudioConfig, b.AudioConfig) &&
-		a.SampleRate == b.SampleRate && a.Channels == b.Channels
-}
-
 // Discontinuity marks a stitched resume: video is dropped until the next keyframe (audio
 // goes on). The timeline continues: timestamps were repaired upstream.
 func (w *Writer) Discontinuity() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.started && w.video != nil {
-		w.waitKey = true
-	}
+	w.gate.Resume()
 }
 
 // Duration returns the media duration written so far (see the package documentation).
@@ -266,8 +248,9 @@ const (
 
 // WriteAU writes one access unit. Units that cannot be written (before the first video
 // keyframe, video after a resume until a keyframe, empty units, timestamps before the
-// file's start or going backwards) are dropped and logged at debug level. Errors are
-// returned for misuse (no SetTracks, a unit of an undeclared track) and I/O failures.
+// file's start or going backwards, frames too large for a tag) are dropped and logged
+// (format.Gate: waits at debug level, the rest as warnings). Errors are returned for
+// misuse (no SetTracks, a unit of an undeclared track) and I/O failures.
 func (w *Writer) WriteAU(au *media.AccessUnit) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -285,43 +268,29 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 	}
 	var k int
 	switch {
-	case au.Track == w.video || w.video != nil && sameTrack(au.Track, w.video):
+	case au.Track == w.video || w.video != nil && au.Track.SameParams(w.video):
 		k = kindVideo
-	case au.Track == w.audio || w.audio != nil && sameTrack(au.Track, w.audio):
+	case au.Track == w.audio || w.audio != nil && au.Track.SameParams(w.audio):
 		k = kindAudio
 	default:
 		return fmt.Errorf("flvfile: access unit of a track (%s) not declared with SetTracks", au.Track.Codec)
 	}
-	if au.Size() == 0 {
-		w.drop("empty access unit", au)
+	if ok, _ := w.gate.Admit(au, w.video != nil); !ok {
 		return nil
 	}
 	if !w.started {
-		if w.video != nil && (k != kindVideo || !au.Key) {
-			w.drop("before the first keyframe", au)
-			return nil
-		}
 		if err := w.start(au.DTS); err != nil {
 			w.err = err
 			return err
 		}
 	}
-	if k == kindVideo && w.waitKey {
-		if !au.Key {
-			w.drop("after a resume, before a keyframe", au)
-			return nil
-		}
-		w.waitKey = false
-	}
 	if au.DTS < w.base {
-		w.drop("before the start of the file", au)
+		// Not the gate's: FLV timestamps are unsigned, so audio decoded before the
+		// opening keyframe has no timestamp to go at.
+		w.gate.Wait(au, "before the start of the file")
 		return nil
 	}
 	dts := toMs(au.DTS - w.base)
-	if dts < w.lastDTS[k] {
-		w.drop("timestamp going backwards", au)
-		return nil
-	}
 	pts := dts
 	if au.PTS > au.DTS {
 		pts = toMs(au.PTS - w.base)
@@ -334,16 +303,14 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 		err = w.writeAudio(au, dts)
 	}
 	if errors.Is(err, errTooLarge) { // nothing was written
-		w.log.Warn("flvfile: access unit too large for an FLV tag, dropped", "codec", au.Track.Codec,
-			"dts", au.DTS, "bytes", au.Size())
-		w.dropped++
+		w.gate.Drop(au, "too large for an FLV tag")
 		return nil
 	}
 	if err != nil {
 		w.err = fmt.Errorf("flvfile: write: %w", err)
 		return w.err
 	}
-	w.lastDTS[k] = dts
+	w.gate.Wrote(au)
 	w.idx.addFrame(k, dts, pts, k == kindVideo && au.Key, w.n-off-15, off)
 	w.idx.tagWritten(w.n, int(w.n-off-15))
 	if dts-w.flushedMs >= flushInterval.Milliseconds() || time.Since(w.flushedAt) >= flushInterval {
@@ -359,12 +326,6 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 // toMs converts a duration to rounded milliseconds.
 func toMs(d time.Duration) int64 {
 	return int64((d + time.Millisecond/2) / time.Millisecond)
-}
-
-func (w *Writer) drop(reason string, au *media.AccessUnit) {
-	w.dropped++
-	w.log.Debug("flvfile: access unit dropped", "reason", reason, "codec", au.Track.Codec,
-		"dts", au.DTS, "key", au.Key, "dropped_total", w.dropped)
 }
 
 // start creates the working file and its sidecar and writes the FLV header, the script

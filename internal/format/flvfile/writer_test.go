@@ -73,7 +73,7 @@ func TestRecord(t *testing.T) {
 			fi := readBack(t, path)
 			checkFile(t, c, in, fi, res)
 			compareUnits(t, want, base, fi.aus, c.tol)
-			if !sameTrack(fi.video, in.video) || !sameTrack(fi.audio, in.audio) {
+			if !fi.video.SameParams(in.video) || !fi.audio.SameParams(in.audio) {
 				t.Errorf("tracks read back %+v / %+v, want %+v / %+v", fi.video, fi.audio, in.video, in.audio)
 			}
 			keys := 0

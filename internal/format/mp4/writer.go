@@ -10,7 +10,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -47,14 +46,14 @@ const videoTimescale = 90000
 var (
 	// ErrNoMedia is returned by Finish and Recover when nothing was recorded (no video
 	// keyframe, or no audio frame for audio-only files): nothing is stored.
-	ErrNoMedia = errors.New("mp4: no media recorded")
+	ErrNoMedia = format.ErrNoMedia
 	// ErrNoJournal is returned by Recover when the work directory holds no journal:
 	// nothing was recorded there, or the file was already finished or recovered.
 	ErrNoJournal = errors.New("mp4: no journal in work directory")
 	// ErrFinished is returned by calls on a Writer after Finish succeeded.
-	ErrFinished = errors.New("mp4: writer already finished")
+	ErrFinished = format.ErrFinished
 	// ErrNoTracks is returned by WriteAU before the first SetTracks.
-	ErrNoTracks = errors.New("mp4: access unit before SetTracks")
+	ErrNoTracks = format.ErrNoTracks
 )
 
 // Config configures a Writer.
@@ -130,7 +129,7 @@ type Writer struct {
 	origin  time.Duration // input DTS of the file's first sample (decode time 0)
 	p0      time.Duration // input PTS of the first picture (audio-only: first DTS)
 	start   time.Time
-	needKey bool // video waits for a keyframe (after a Discontinuity)
+	gate    format.Gate
 
 	f        *os.File
 	off      int64 // working file size
@@ -144,7 +143,6 @@ type Writer struct {
 	writeErr     error // a failed fragment write: the file ends at the last good fragment
 	finalFlushed bool
 	finished     bool
-	dropped      int64
 }
 
 var _ format.Writer = (*Writer)(nil)
@@ -165,7 +163,7 @@ func New(cfg Config) (*Writer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Writer{cfg: cfg, log: log}, nil
+	return &Writer{cfg: cfg, log: log, gate: format.Gate{Log: log}}, nil
 }
 
 // SetTracks declares the tracks (either may be nil, not both). Before any media was
@@ -186,7 +184,7 @@ func (w *Writer) SetTracks(video, audio *media.Track) error {
 		return fmt.Errorf("mp4: unsupported track set (%v, %v)", codecOf(video), codecOf(audio))
 	}
 	if w.started {
-		if !sameTrack(w.video, video) || !sameTrack(w.audio, audio) {
+		if !w.video.SameParams(video) || !w.audio.SameParams(audio) {
 			return format.ErrNeedNewFile
 		}
 		w.video, w.audio = video, audio
@@ -212,25 +210,12 @@ func codecOf(t *media.Track) media.Codec {
 	return t.Codec
 }
 
-// sameTrack reports whether a and b need the same sample description.
-func sameTrack(a, b *media.Track) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Codec == b.Codec && bytes.Equal(a.VPS, b.VPS) && bytes.Equal(a.SPS, b.SPS) &&
-		bytes.Equal(a.PPS, b.PPS) && bytes.Equal(a.VideoConfig, b.VideoConfig) &&
-		bytes.Equal(a.AudioConfig, b.AudioConfig) && a.SampleRate == b.SampleRate &&
-		a.Channels == b.Channels && (a.Codec != media.MPEG4Video || a.Width == b.Width && a.Height == b.Height)
-}
-
 // Discontinuity marks a stitched resume. The timeline continues without a gap (the
 // task's repaired timestamps do); video resumes at the next keyframe.
 func (w *Writer) Discontinuity() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.started && w.vs != nil {
-		w.needKey = true
-	}
+	w.gate.Resume()
 }
 
 // Duration returns the presentation duration written so far (the last sample of each
@@ -281,30 +266,21 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 	}
 	isVideo := au.Track.Codec.IsVideo()
 	if isVideo && w.video == nil || !isVideo && w.audio == nil {
-		w.drop("unit of an undeclared track", au)
+		w.gate.Drop(au, "unit of an undeclared track")
 		return nil
 	}
 	if decl := w.audio; isVideo && au.Track != w.video || !isVideo && au.Track != decl {
 		if isVideo {
 			decl = w.video
 		}
-		if !sameTrack(au.Track, decl) {
+		if !au.Track.SameParams(decl) {
 			return fmt.Errorf("mp4: access unit of a %s track with parameters not declared with SetTracks", au.Track.Codec)
 		}
 	}
-	if au.Size() == 0 {
-		w.drop("empty access unit", au)
+	if ok, _ := w.gate.Admit(au, w.video != nil); !ok {
 		return nil
 	}
 	if !w.started {
-		switch {
-		case isVideo && !au.Key:
-			w.drop("video before the first keyframe", au)
-			return nil
-		case !isVideo && w.video != nil:
-			w.drop("audio before the first video keyframe", au)
-			return nil
-		}
 		if err := w.startFile(au); err != nil {
 			return err
 		}
@@ -312,19 +288,10 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 	ts := w.as
 	if isVideo {
 		ts = w.vs
-		if w.needKey {
-			if !au.Key {
-				w.drop("video after a resume before its keyframe", au)
-				return nil
-			}
-			w.needKey = false
-		}
 	} else if !ts.any && au.DTS < w.p0 {
-		w.drop("audio before the first picture", au)
-		return nil
-	}
-	if ts.any && au.DTS < ts.lastDTS {
-		w.drop("DTS going backwards", au)
+		// Not the gate's: the presentation starts at the first picture (edit lists), and
+		// audio before it would need a negative empty edit.
+		w.gate.Wait(au, "audio before the first picture")
 		return nil
 	}
 
@@ -361,6 +328,7 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 	if !w.inMemory {
 		w.inMemory, w.fragAt = true, au.DTS
 	}
+	w.gate.Wrote(au)
 	return nil
 }
 
@@ -373,20 +341,6 @@ func (ts *trackState) queueHeld(dur uint32) {
 	cts = max(min(cts, math.MaxInt32), math.MinInt32)
 	ts.frag = append(ts.frag, pendingSample{off: ts.heldOff, n: ts.heldLen, dur: dur, cts: int32(cts), sync: ts.heldKey})
 	ts.held = false
-}
-
-// drop counts and logs a unit that is not written. Waiting for a keyframe is routine
-// (debug); anything else is a warning.
-func (w *Writer) drop(reason string, au *media.AccessUnit) {
-	w.dropped++
-	if w.dropped <= 5 || w.dropped%1000 == 0 {
-		level := slog.LevelDebug
-		if !strings.Contains(reason, "keyframe") && !strings.Contains(reason, "first picture") {
-			level = slog.LevelWarn
-		}
-		w.log.Log(context.Background(), level, "mp4: access unit dropped", "reason", reason,
-			"codec", au.Track.Codec, "dts", au.DTS, "key", au.Key, "dropped", w.dropped)
-	}
 }
 
 // mp4Codec maps a track to mediacommon's MP4 codec description and the media timescale.

@@ -431,7 +431,7 @@ func TestDiscontinuity(t *testing.T) {
 			w.Discontinuity()
 			resumed = true
 		}
-		if w.needKey && au.Track.Codec.IsVideo() && !au.Key {
+		if w.gate.WaitsForKey() && au.Track.Codec.IsVideo() && !au.Key {
 			skipped++
 		}
 		if err := w.WriteAU(au); err != nil {
