@@ -59,8 +59,8 @@ type Gate struct {
 	RunTimelines bool
 
 	started bool
-	waitKey bool          // Resume: video waits for a keyframe
-	any     [2]bool       // per kind (0 video, 1 audio): a unit was written
+	waitKey bool             // Resume: video waits for a keyframe
+	any     [2]bool          // per kind (0 video, 1 audio): a unit was written
 	last    [2]time.Duration // per kind: DTS of the last unit written
 	dropped int64
 	logged  [2]int64 // drops per level (0 routine, 1 warning), for the log's rate limit

@@ -105,12 +105,12 @@ type Writer struct {
 
 	base      time.Duration // input DTS mapped to timestamp 0
 	gate      format.Gate
-	flushedMs int64 // media time (ms) of the last flush
-	flushedAt time.Time     // wall (monotonic) time of the last flush
+	flushedMs int64     // media time (ms) of the last flush
+	flushedAt time.Time // wall (monotonic) time of the last flush
 
 	meta fileMeta
 	idx  index
-	hdr     [32]byte // scratch: [0:11] tag header, [12:16] NALU length, [16:20] PreviousTagSize, [20:32] media header
+	hdr  [32]byte // scratch: [0:11] tag header, [12:16] NALU length, [16:20] PreviousTagSize, [20:32] media header
 }
 
 // New validates cfg and returns a Writer. Nothing is written until the first access unit
