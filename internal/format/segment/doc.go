@@ -12,6 +12,9 @@
 // track-set change (SetTracks with different parameters) or a stitched resume
 // (Discontinuity) ends the segment at the next access unit that can open one, and the new
 // segment carries #EXT-X-DISCONTINUITY. Identical parameters re-announced change nothing.
+// After a resume the audio until the keyframe goes on in the open segment when its
+// timestamps continue that segment (so a stitch loses no sound); when they restart it is
+// dropped. The common dropping rules are format.Gate's.
 //
 // Durations come from input DTS, never from the wall clock. A segment followed by another
 // one of the same continuous run lasts "next first DTS − first DTS"; the last segment of a

@@ -2,7 +2,6 @@ package segment
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
+	"github.com/livrec/livrec/internal/format"
 	"github.com/livrec/livrec/internal/media"
 	"github.com/livrec/livrec/internal/storage"
 )
@@ -41,14 +41,14 @@ const (
 var (
 	// ErrNoMedia is returned by Finish and Recover when the file holds no complete frame:
 	// there is nothing to store, and no playlist was stored.
-	ErrNoMedia = errors.New("no media recorded")
+	ErrNoMedia = format.ErrNoMedia
 	// ErrNoJournal is returned by Recover when the work directory has no journal: nothing
 	// was recorded there, or the file was already finished or recovered.
 	ErrNoJournal = errors.New("no journal in work directory")
 	// ErrFinished is returned by calls on a Writer after a successful Finish.
-	ErrFinished = errors.New("writer already finished")
+	ErrFinished = format.ErrFinished
 	// ErrNoTracks is returned by WriteAU before the first SetTracks.
-	ErrNoTracks = errors.New("access unit before SetTracks")
+	ErrNoTracks = format.ErrNoTracks
 )
 
 // Config configures a Writer.
@@ -256,10 +256,11 @@ type Writer struct {
 	cur         *openSeg
 	nextSeq     int
 	pendingDisc bool          // Discontinuity() called: the next segment starts a new run
+	resumeAudio int8          // after a resume: 0 undecided, 1 audio goes on in the open segment, -1 it waits
 	doneDur     time.Duration // sum of the closed segments' durations
 	liveStored  int           // segments listed in live.m3u8
 	finished    bool
-	dropped     int64
+	gate        format.Gate
 }
 
 // New validates cfg and returns a Writer using m. Nothing is written until the first
@@ -287,7 +288,8 @@ func New(cfg Config, m Muxer) (*Writer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Writer{cfg: cfg, log: log.With("format", cfg.Name), mux: m}, nil
+	log = log.With("format", cfg.Name)
+	return &Writer{cfg: cfg, log: log, mux: m, gate: format.Gate{Log: log, RunTimelines: true}}, nil
 }
 
 func (c *Config) errorf(format string, args ...any) error {
@@ -319,7 +321,7 @@ func (w *Writer) SetTracks(video, audio *media.Track) error {
 		return w.cfg.errorf("%w", err)
 	}
 	switch {
-	case w.active != nil && sameTrack(w.active.Video, video) && sameTrack(w.active.Audio, audio):
+	case w.active != nil && w.active.Video.SameParams(video) && w.active.Audio.SameParams(audio):
 		// Same parameters: keep the muxer state, adopt the new pointers, cancel any change.
 		w.active.Video, w.active.Audio = video, audio
 		w.pending = nil
@@ -363,14 +365,18 @@ func checkTracks(video, audio *media.Track) error {
 
 // Discontinuity marks a stitched resume: the next unit that can open a segment starts a
 // new segment marked #EXT-X-DISCONTINUITY. Until a video keyframe arrives, video units are
-// dropped, and audio is dropped too (audio-only streams resume at once). Input timestamps
-// may restart: the new run is appended to the output timeline without a gap.
+// dropped; audio goes on in the segment still open if it continues that segment's
+// timeline (the recording task's repaired timestamps do), else it waits for the keyframe
+// too. Audio-only streams resume at once. Input timestamps may restart: the new run is
+// appended to the output timeline without a gap.
 func (w *Writer) Discontinuity() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.cur != nil || len(w.segs) > 0 {
 		w.pendingDisc = true
+		w.resumeAudio = 0
 	}
+	w.gate.Resume()
 }
 
 // Duration returns the media duration recorded so far: the finished segments plus the
@@ -407,23 +413,21 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 	}
 	set, kind, ok := w.lookup(au.Track)
 	if !ok && w.retired != nil && (au.Track == w.retired.Video || au.Track == w.retired.Audio) {
-		w.drop("unit of a replaced track", au)
+		w.gate.Wait(au, "unit of a replaced track")
 		return nil
 	}
 	if !ok {
 		return w.cfg.errorf("access unit of a track (%s) not declared with SetTracks", au.Track.Codec)
 	}
-	if au.Size() == 0 {
-		w.drop("empty access unit", au)
-		return nil
-	}
-
 	// The set that decides where a segment may open: the pending one if a change waits.
 	eff := w.active
 	if w.pending != nil {
 		eff = w.pending
 	}
-	canOpen := set == eff && (kind == Video && au.Key || kind == Audio && eff.Video == nil)
+	if ok, _ := w.gate.Admit(au, eff.Video != nil); !ok {
+		return nil
+	}
+	canOpen := set == eff && format.CanStart(au, eff.Video != nil)
 
 	var storeErr error
 	switch {
@@ -437,19 +441,24 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 			}
 			break
 		}
-		if w.cur == nil || w.pendingDisc {
-			w.drop("waiting for a keyframe", au)
+		// Not the gate's: the gate knows nothing of segments and track sets. The open
+		// segment goes on until a unit opens the next one, with the units its muxer
+		// carries: during a track change the old set's units and audio of unchanged
+		// parameters; after a resume only audio that continues it.
+		if w.cur == nil {
+			w.gate.Wait(au, "waiting for a keyframe")
 			return nil
 		}
-		// A track change is pending but the old segment continues: keep writing units
-		// the old muxer can carry.
 		if set != w.active {
-			if kind == Audio && w.active.Audio != nil && sameTrack(au.Track, w.active.Audio) {
-				set = w.active
-			} else {
-				w.drop("track changed, waiting for a keyframe", au)
+			if kind != Audio || !au.Track.SameParams(w.active.Audio) {
+				w.gate.Wait(au, "track changed, waiting for a keyframe")
 				return nil
 			}
+			set = w.active
+		}
+		if w.pendingDisc && (kind == Video || !w.audioContinues(au)) {
+			w.gate.Wait(au, "waiting for a keyframe")
+			return nil
 		}
 	default:
 		if canOpen && au.DTS-w.cur.firstDTS >= w.cfg.SliceDuration {
@@ -462,13 +471,10 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 	}
 
 	cur := w.cur
-	if cur.count[kind] > 0 && au.DTS < cur.last[kind] {
-		w.drop("DTS going backwards", au)
-		return storeErr
-	}
 	if cur.runStart && au.DTS < cur.firstDTS {
-		// Audio decoded before the picture that opened the run: not part of the file.
-		w.drop("before the opening keyframe", au)
+		// Not the gate's: each run has its own timeline, which starts at the unit that
+		// opened it; audio decoded before that picture is not part of the file.
+		w.gate.Wait(au, "before the opening keyframe")
 		return storeErr
 	}
 	out := cur.outStart + (au.DTS - cur.firstDTS)
@@ -480,7 +486,30 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 	}
 	cur.last[kind] = au.DTS
 	cur.count[kind]++
+	w.gate.Wrote(au)
 	return storeErr
+}
+
+// audioContinues decides, at the first audio unit after a resume, whether the audio until
+// the new run's keyframe goes on in the open segment: if it lands after every unit the
+// segment holds, within media.MaxJump (the recording task's repaired timestamps place a
+// resume right after the previous publish). Restarted input timestamps fail the test, and
+// the audio waits for the new run, whose timeline is its own. The decision holds until
+// the new run opens, so the segment never gets part of the audio and then a gap.
+func (w *Writer) audioContinues(au *media.AccessUnit) bool {
+	if w.resumeAudio == 0 {
+		c, end := w.cur, w.cur.firstDTS
+		for k := range c.last {
+			if c.count[k] > 0 {
+				end = max(end, c.last[k])
+			}
+		}
+		w.resumeAudio = -1
+		if au.DTS >= end && au.DTS-end <= media.MaxJump {
+			w.resumeAudio = 1
+		}
+	}
+	return w.resumeAudio > 0
 }
 
 // lookup finds the set and kind au's track belongs to: by pointer, else by value against
@@ -497,19 +526,13 @@ func (w *Writer) lookup(t *media.Track) (*Set, Kind, bool) {
 			return s, Audio, true
 		}
 	}
-	if w.active.Video != nil && sameTrack(t, w.active.Video) {
+	if w.active.Video != nil && t.SameParams(w.active.Video) {
 		return w.active, Video, true
 	}
-	if w.active.Audio != nil && sameTrack(t, w.active.Audio) {
+	if w.active.Audio != nil && t.SameParams(w.active.Audio) {
 		return w.active, Audio, true
 	}
 	return nil, 0, false
-}
-
-func (w *Writer) drop(reason string, au *media.AccessUnit) {
-	w.dropped++
-	w.log.Debug("access unit dropped", "reason", reason, "codec", au.Track.Codec,
-		"dts", au.DTS, "key", au.Key, "dropped_total", w.dropped)
 }
 
 // curDuration returns the duration of the open segment: next−first if nextFirst is a
@@ -770,20 +793,6 @@ func (w *Writer) Abandon() {
 		w.cur = nil
 	}
 	w.finished = true
-}
-
-// sameTrack reports whether two tracks have the same codec parameters.
-func sameTrack(a, b *media.Track) bool {
-	if a == b {
-		return true
-	}
-	if a == nil || b == nil {
-		return false
-	}
-	return a.Codec == b.Codec &&
-		bytes.Equal(a.VPS, b.VPS) && bytes.Equal(a.SPS, b.SPS) && bytes.Equal(a.PPS, b.PPS) &&
-		bytes.Equal(a.VideoConfig, b.VideoConfig) && bytes.Equal(a.AudioConfig, b.AudioConfig) &&
-		a.SampleRate == b.SampleRate && a.Channels == b.Channels
 }
 
 // AACConfig returns the AudioSpecificConfig of an AAC track: parsed from AudioConfig,
