@@ -251,6 +251,88 @@ func TestDiscontinuity(t *testing.T) {
 	}
 }
 
+// A stitched resume whose timestamps continue (the recording task repairs them so): the
+// audio until the new publish's first keyframe goes on in the segment still open, so the
+// stitch loses no sound, and A/V keep their input relationship.
+func TestDiscontinuityKeepsAudio(t *testing.T) {
+	in := getInput(t, inH264AAC)
+	st := newDiskStore(t)
+	w, _ := newTestWriter(t, st, testSlice)
+	if err := w.SetTracks(in.Video, in.Audio); err != nil {
+		t.Fatal(err)
+	}
+	cut := 5*time.Second + 500*time.Millisecond // mid-GOP (keyframes every 2 s)
+	resumed := false
+	var keptVideo []*media.AccessUnit
+	audio, waitKey := 0, false
+	for _, au := range in.AUs {
+		if !resumed && au.DTS >= cut {
+			w.Discontinuity()
+			resumed, waitKey = true, true
+		}
+		if au.Track.Codec.IsVideo() {
+			waitKey = waitKey && !au.Key
+			if !waitKey {
+				keptVideo = append(keptVideo, au)
+			}
+		} else if au.DTS >= in.AUs[0].DTS {
+			audio++
+		}
+		if err := w.WriteAU(au); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := w.Finish(context.Background(), testPlaylistKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := checkVOD(t, st, res, 0) // decodes it too
+	// The run before the resume ends with the end of its last frame of either track: up
+	// to one audio frame more than continuous input lasts.
+	if want, d := expectedDuration(in.AUs, true), res.Duration; d < want-time.Millisecond || d > want+25*time.Millisecond {
+		t.Errorf("duration %v, want %v (+ at most one audio frame)", d, want)
+	}
+	discs := 0
+	for _, s := range m.Segments {
+		if s.Discontinuity {
+			discs++
+		}
+	}
+	if discs != 1 {
+		t.Errorf("%d discontinuities, want 1", discs)
+	}
+	out := demuxTS(t, bytes.NewReader(concatSegments(t, st, res.Segments)))
+	var outVideo []*media.AccessUnit
+	outAudio := 0
+	var last time.Duration = -1
+	for _, au := range out.AUs {
+		if au.Track.Codec.IsVideo() {
+			outVideo = append(outVideo, au)
+			continue
+		}
+		outAudio++
+		if au.DTS <= last {
+			t.Fatalf("output audio DTS not increasing: %v after %v", au.DTS, last)
+		}
+		last = au.DTS
+	}
+	if outAudio != audio {
+		t.Errorf("%d audio frames recorded, want all %d", outAudio, audio)
+	}
+	if len(outVideo) != len(keptVideo) {
+		t.Fatalf("%d video frames recorded, want %d", len(outVideo), len(keptVideo))
+	}
+	// The output timeline is the input's shifted by one constant (to within an audio
+	// frame across the resume): the audio written after the resume does not push the
+	// pictures of the new run away from their sound.
+	off := outVideo[0].DTS - keptVideo[0].DTS
+	for i, au := range outVideo {
+		if d := au.DTS - keptVideo[i].DTS - off; absDur(d) > 25*time.Millisecond {
+			t.Fatalf("video frame %d (input DTS %v) is %v off the input timeline", i, keptVideo[i].DTS, d)
+		}
+	}
+}
+
 // A parameter change (new resolution) ends the segment at the next keyframe and marks a
 // discontinuity; the timeline continues.
 func TestTrackChange(t *testing.T) {
