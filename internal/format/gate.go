@@ -19,6 +19,10 @@ var (
 	ErrFinished = errors.New("writer already finished")
 	// ErrNoTracks is returned by WriteAU before the first SetTracks.
 	ErrNoTracks = errors.New("access unit before SetTracks")
+	// ErrNoJournal is returned by Recover when the work directory holds no recording
+	// state: nothing was ever written there, or the file was finished (or recovered)
+	// already — the writer cannot tell which, so it is not ErrNoMedia.
+	ErrNoJournal = errors.New("no recording state in work directory")
 )
 
 // Reasons the Gate gives for a dropped unit.

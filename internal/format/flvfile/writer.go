@@ -52,7 +52,7 @@ var (
 	ErrNoMedia = format.ErrNoMedia
 	// ErrNothingToRecover is returned by Recover when the work directory holds no
 	// recording state: nothing was recorded there, or it was finished or recovered.
-	ErrNothingToRecover = errors.New("flvfile: nothing to recover in work directory")
+	ErrNothingToRecover = format.ErrNoJournal
 	// ErrFinished is returned by calls on a Writer after Finish succeeded (or Close).
 	ErrFinished = format.ErrFinished
 	// ErrNoTracks is returned by WriteAU before the first SetTracks.

@@ -49,7 +49,7 @@ var (
 	ErrNoMedia = format.ErrNoMedia
 	// ErrNoJournal is returned by Recover when the work directory holds no journal:
 	// nothing was recorded there, or the file was already finished or recovered.
-	ErrNoJournal = errors.New("mp4: no journal in work directory")
+	ErrNoJournal = format.ErrNoJournal
 	// ErrFinished is returned by calls on a Writer after Finish succeeded.
 	ErrFinished = format.ErrFinished
 	// ErrNoTracks is returned by WriteAU before the first SetTracks.

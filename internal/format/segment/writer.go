@@ -44,7 +44,7 @@ var (
 	ErrNoMedia = format.ErrNoMedia
 	// ErrNoJournal is returned by Recover when the work directory has no journal: nothing
 	// was recorded there, or the file was already finished or recovered.
-	ErrNoJournal = errors.New("no journal in work directory")
+	ErrNoJournal = format.ErrNoJournal
 	// ErrFinished is returned by calls on a Writer after a successful Finish.
 	ErrFinished = format.ErrFinished
 	// ErrNoTracks is returned by WriteAU before the first SetTracks.
