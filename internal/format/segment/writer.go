@@ -391,9 +391,9 @@ func (w *Writer) Duration() time.Duration {
 	return d
 }
 
-// WriteAU writes one access unit. Units that cannot be written yet (before the first
-// keyframe, after a resume until a keyframe, empty units, DTS going backwards) are dropped
-// and logged, not reported. Errors are returned for misuse (no SetTracks, a unit of an
+// WriteAU writes one access unit. Units that cannot be written (before the first
+// keyframe, video after a resume until a keyframe and audio that does not continue the
+// open segment, empty units, DTS going backwards) are dropped and logged, not reported. Errors are returned for misuse (no SetTracks, a unit of an
 // unknown track), I/O failures, and a segment that could not be stored because its key
 // exists (storage.ErrExists; the local file is kept).
 func (w *Writer) WriteAU(au *media.AccessUnit) error {
