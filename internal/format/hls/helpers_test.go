@@ -38,6 +38,7 @@ var (
 	absDur           = segtest.AbsDur
 	vcl              = segtest.VCL
 	expectedDuration = segtest.ExpectedDuration
+	discontinuities  = segtest.Discontinuities
 )
 
 func TestMain(m *testing.M) { segtest.Main(m) }

@@ -208,17 +208,8 @@ func TestDiscontinuity(t *testing.T) {
 	if b, err := os.ReadFile(st.Path(res.PlaylistKey)); err == nil {
 		t.Logf("playlist:\n%s", b)
 	}
-	discs := 0
-	for i, s := range m.Segments {
-		if s.Discontinuity {
-			discs++
-			if i != 2 {
-				t.Errorf("discontinuity at segment %d, want 2", i)
-			}
-		}
-	}
-	if discs != 1 {
-		t.Errorf("%d discontinuities, want 1", discs)
+	if discs := discontinuities(m); len(discs) != 1 || discs[0] != 2 {
+		t.Errorf("discontinuities at segments %v, want [2]", discs)
 	}
 	// Segment 1 ends the first run: the end of its last frame (video, or audio that
 	// ends up to one audio frame later), no gap included.
@@ -292,14 +283,8 @@ func TestDiscontinuityKeepsAudio(t *testing.T) {
 	if want, d := expectedDuration(in.AUs, true), res.Duration; d < want-time.Millisecond || d > want+25*time.Millisecond {
 		t.Errorf("duration %v, want %v (+ at most one audio frame)", d, want)
 	}
-	discs := 0
-	for _, s := range m.Segments {
-		if s.Discontinuity {
-			discs++
-		}
-	}
-	if discs != 1 {
-		t.Errorf("%d discontinuities, want 1", discs)
+	if discs := discontinuities(m); len(discs) != 1 {
+		t.Errorf("discontinuities at segments %v, want one", discs)
 	}
 	out := demuxTS(t, bytes.NewReader(concatSegments(t, st, res.Segments)))
 	var outVideo []*media.AccessUnit
@@ -375,14 +360,8 @@ func TestTrackChange(t *testing.T) {
 	}
 	m := checkVOD(t, st, res, 0)
 	checkSegmentStarts(t, st, res, true)
-	discs := 0
-	for _, s := range m.Segments {
-		if s.Discontinuity {
-			discs++
-		}
-	}
-	if discs != 1 {
-		t.Errorf("%d discontinuities, want 1", discs)
+	if discs := discontinuities(m); len(discs) != 1 {
+		t.Errorf("discontinuities at segments %v, want one", discs)
 	}
 	want := expectedDuration(part1, true) + expectedDuration(part2, true)
 	if absDur(res.Duration-want) > 50*time.Millisecond {

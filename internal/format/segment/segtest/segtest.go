@@ -548,6 +548,17 @@ func CheckVOD(t *testing.T, st *Store, res segment.Result, wantDur time.Duration
 	return m
 }
 
+// Discontinuities returns the indexes of the segments of m marked #EXT-X-DISCONTINUITY.
+func Discontinuities(m *playlist.Media) []int {
+	var idx []int
+	for i, s := range m.Segments {
+		if s.Discontinuity {
+			idx = append(idx, i)
+		}
+	}
+	return idx
+}
+
 // AbsDur returns |d|.
 func AbsDur(d time.Duration) time.Duration {
 	if d < 0 {
