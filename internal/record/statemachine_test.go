@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/livrec/livrec/internal/catalog"
-	"github.com/livrec/livrec/internal/format"
 	"github.com/livrec/livrec/internal/flv"
+	"github.com/livrec/livrec/internal/format"
 	"github.com/livrec/livrec/internal/rtmp"
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
