@@ -106,6 +106,7 @@ func serve(args []string) error {
 		APITokens:        cfg.APITokens,
 		PublishAuth:      cfg.PublishAuth,
 		SpoolLimit:       cfg.SpoolLimitMB << 20,
+		Finalizers:       cfg.Finalizers,
 		AccessKeys:       cfg.AccessKeySecrets(),
 		AllowDeleteFiles: cfg.AllowDeleteFiles,
 	})

@@ -277,17 +277,18 @@ func (s *Server) recordCommand(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err := s.Manager.Command(r.Context(), r.PathValue("domain"), r.PathValue("app"), r.PathValue("stream"), req.Command)
+	var ce *record.CommandError
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, map[string]string{"command": req.Command, "status": "ok"})
-	case errors.Is(err, record.ErrUnknownCommand):
-		writeError(w, http.StatusBadRequest, "command", err.Error())
-	case errors.Is(err, record.ErrNoRule):
-		writeError(w, http.StatusNotFound, "", err.Error())
-	case errors.Is(err, record.ErrTaskAlreadyStarted), errors.Is(err, record.ErrTaskNotStarted), errors.Is(err, record.ErrStreamNotLive):
-		writeError(w, http.StatusConflict, "", err.Error())
-	default:
+	case !errors.As(err, &ce):
 		writeError(w, http.StatusInternalServerError, "", err.Error())
+	case ce.Code == record.CodeInvalidCommand:
+		writeError(w, http.StatusBadRequest, "command", err.Error())
+	case ce.Code == record.CodeNoRule:
+		writeError(w, http.StatusNotFound, "", err.Error())
+	default: // the task or the stream is not in the state the command needs
+		writeError(w, http.StatusConflict, "", err.Error())
 	}
 }
 

@@ -114,13 +114,6 @@ func Open(path string) (*Catalog, error) {
 	return open(path, "journal_mode(WAL)", "synchronous(NORMAL)")
 }
 
-// OpenScratch opens a throwaway catalog (livrec remux: deleted when the run ends): no
-// fsync, the rollback journal in memory and the file locked by this process for as long
-// as it is open (no lock calls per transaction), so a crash may leave it corrupt.
-func OpenScratch(path string) (*Catalog, error) {
-	return open(path, "journal_mode(MEMORY)", "synchronous(OFF)", "locking_mode(EXCLUSIVE)")
-}
-
 func open(path string, pragmas ...string) (*Catalog, error) {
 	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)"
 	for _, p := range pragmas {
@@ -257,6 +250,14 @@ func (c *Catalog) UpdateFile(ctx context.Context, f *File) error {
 		return fmt.Errorf("file %s: %w", f.ID, ErrNotFound)
 	}
 	return nil
+}
+
+// FileProgress records the running figures of a file being recorded (a file already
+// generated or failed keeps its final figures).
+func (c *Catalog) FileProgress(ctx context.Context, id string, duration float64, bytes int64, segments int) error {
+	_, err := c.db.ExecContext(ctx, `UPDATE files SET duration=?, bytes=?, segments=? WHERE id=? AND status=?`,
+		duration, bytes, segments, id, FileRecording)
+	return err
 }
 
 // ErrNotFound is returned for an unknown id.

@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -135,33 +134,5 @@ func TestUploaded(t *testing.T) {
 	}
 	if err := c.MarkUploaded(ctx, "other", "k/late.mp4"); err != nil || !uploaded("late") {
 		t.Fatal("another bucket's key must not matter")
-	}
-}
-
-// TestOpenScratch: a scratch catalog works like any other, keeps no WAL file and can be
-// reopened as a normal catalog after a clean close.
-func TestOpenScratch(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "c.db")
-	c, err := OpenScratch(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	if err := c.CreateTask(ctx, &Task{ID: "t1", Domain: "d", App: "a", Stream: "s", State: TaskRecording, Rule: "{}", StartedAt: now, UpdatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(path + "-wal"); err == nil {
-		t.Fatal("a scratch catalog has a WAL file")
-	}
-	c.Close()
-	c, err = Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if open, err := c.OpenTasks(ctx); err != nil || len(open) != 1 {
-		t.Fatalf("open tasks %+v %v", open, err)
 	}
 }

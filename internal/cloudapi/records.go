@@ -65,17 +65,18 @@ func (h *Handler) realTimeRecordCommand(q *request) (any, error) {
 	if err == nil {
 		return onlyRequestID{q.id}, nil
 	}
-	// The errors of record.Command start with their code ("TaskAlreadyStarted: ...").
-	code, msg, _ := strings.Cut(err.Error(), ": ")
-	switch {
-	case errors.Is(err, record.ErrUnknownCommand):
-		return nil, invalid("Command", fmt.Sprintf("%q is not start, stop, cancel_delay or restart", cmd))
-	case errors.Is(err, record.ErrNoRule):
-		return nil, configNotFound("no recording configuration matches the stream " + ruleKey(domain, app, stream))
-	case errors.Is(err, record.ErrTaskAlreadyStarted), errors.Is(err, record.ErrTaskNotStarted), errors.Is(err, record.ErrStreamNotLive):
-		return nil, &Error{Status: http.StatusBadRequest, Code: code, Message: msg + "."}
+	var ce *record.CommandError
+	if !errors.As(err, &ce) {
+		return nil, err
 	}
-	return nil, err
+	switch ce.Code {
+	case record.CodeInvalidCommand:
+		return nil, invalid("Command", fmt.Sprintf("%q is not start, stop, cancel_delay or restart", cmd))
+	case record.CodeNoRule:
+		return nil, configNotFound("no recording configuration matches the stream " + ruleKey(domain, app, stream))
+	default: // TaskAlreadyStarted, TaskNotStarted, StreamNotLive: the cloud's codes
+		return nil, &Error{Status: http.StatusBadRequest, Code: ce.Code, Message: ce.Message + "."}
+	}
 }
 
 // taskRules caches the rules tasks started with, for the Oss* fields of their files.

@@ -66,6 +66,9 @@ type Config struct {
 	// event) when the upload spool holds more than this many MiB; 0: no limit. Nothing is
 	// ever dropped.
 	SpoolLimitMB int64 `yaml:"spoolLimitMB"`
+	// Finalizers bounds how many recording files are finalized at once (in the
+	// background, off the ingest path); 0 means the default (2).
+	Finalizers int `yaml:"finalizers"`
 
 	// Location is TimeZone loaded; set by LoadConfig and Parse.
 	Location *time.Location `yaml:"-"`
@@ -216,6 +219,9 @@ func Parse(data []byte) (*Config, error) {
 			es = append(es, &rules.ValidationError{Field: fmt.Sprintf("rules[%d].ossEndpoint", i),
 				Msg: fmt.Sprintf("%q is not one of the endpoints under s3: (add it there with its keys)", r.OssEndpoint)})
 		}
+	}
+	if c.Finalizers < 0 || c.Finalizers > 64 {
+		es = append(es, &rules.ValidationError{Field: "finalizers", Msg: fmt.Sprintf("%d is out of range (allowed 1–64, or 0 for the default)", c.Finalizers)})
 	}
 	if c.SpoolLimitMB < 0 {
 		es = append(es, &rules.ValidationError{Field: "spoolLimitMB", Msg: fmt.Sprintf("%d: want 0 (no limit) or more", c.SpoolLimitMB)})

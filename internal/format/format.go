@@ -40,6 +40,18 @@ type Pauser interface {
 	Pause()
 }
 
+// Errors every writer shares (the sub-packages' names for them are aliases).
+var (
+	// ErrNoMedia is returned by Finish and Recover when nothing was recorded: nothing is
+	// stored, and the file is not an error but an empty recording (a push that dropped
+	// before its first keyframe).
+	ErrNoMedia = errors.New("no media recorded")
+	// ErrFinished is returned by calls on a writer after a successful Finish.
+	ErrFinished = errors.New("writer already finished")
+	// ErrNoTracks is returned by WriteAU before the first SetTracks.
+	ErrNoTracks = errors.New("access unit before SetTracks")
+)
+
 // ErrNeedNewFile is returned by SetTracks when the container cannot carry the change.
 var ErrNeedNewFile = errors.New("the container cannot signal this track change: start a new file")
 

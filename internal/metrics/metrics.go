@@ -17,6 +17,13 @@ type Metrics struct {
 	Errors           *prometheus.CounterVec // by code
 	Warnings         *prometheus.CounterVec // by code
 	PublishRefused   *prometheus.CounterVec // by reason
+
+	// The recording pipeline off the ingest path: catalog writes and finalizations.
+	CatalogSeconds  prometheus.Histogram
+	CatalogErrors   prometheus.Counter
+	Finalizing      prometheus.Gauge // files handed to the finalizers, not yet generated
+	FinalizeSeconds prometheus.Histogram
+	EmptyFiles      *prometheus.CounterVec // by format: ended before any media reached them
 }
 
 // New creates and registers the collectors (plus the Go and process collectors).
@@ -40,7 +47,18 @@ func New() *Metrics {
 			Help: "Stream warnings (unsupported codec, bad tag...) by code."}, []string{"code"}),
 		PublishRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "livrec_publish_refused_total",
 			Help: "Refused publishes by reason."}, []string{"reason"}),
+		CatalogSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "livrec_catalog_write_seconds",
+			Help: "Duration of the recorder's catalog writes.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9)}),
+		CatalogErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "livrec_catalog_write_errors_total",
+			Help: "Catalog writes of the recorder that failed."}),
+		Finalizing: prometheus.NewGauge(prometheus.GaugeOpts{Name: "livrec_finalize_pending",
+			Help: "Recording files handed to the finalizers and not yet generated."}),
+		FinalizeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "livrec_finalize_seconds",
+			Help: "Time from a file's hand-over to the finalizers to its generation.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 9)}),
+		EmptyFiles: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "livrec_empty_files_total",
+			Help: "Files that ended before any media reached them (nothing generated)."}, []string{"format"}),
 	}
+	r.MustRegister(m.CatalogSeconds, m.CatalogErrors, m.Finalizing, m.FinalizeSeconds, m.EmptyFiles)
 	r.MustRegister(m.LiveStreams, m.ActiveTasks, m.BytesIn, m.TagsIn, m.SegmentsWritten, m.FilesGenerated,
 		m.TimestampRepairs, m.Errors, m.Warnings, m.PublishRefused,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))

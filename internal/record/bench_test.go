@@ -63,6 +63,12 @@ func newTestManager(tb testing.TB, rs []rules.Rule) *Manager {
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 }
 
+// sqlite returns the test manager's SQLite catalog once the queued writes are done.
+func (m *Manager) sqlite() *catalog.Catalog {
+	m.Drain()
+	return m.cfg.Catalog.(*catalog.Catalog)
+}
+
 // BenchmarkRemux measures the remux path of a live stream per output format: FLV tags →
 // demuxer → timestamp repair → task → format writer → files on local disk. One publish
 // runs for the whole benchmark: the fixture's media tags are replayed with continuous

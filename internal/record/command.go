@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -20,13 +21,38 @@ const (
 	CommandRestart     = "restart"
 )
 
-// Command errors; the API maps them to its codes.
+// CommandError is a manual command refused: Code is the cloud API's error code, which
+// the APIs map from the field (never from the text).
+type CommandError struct {
+	Code    string
+	Message string
+}
+
+func (e *CommandError) Error() string { return e.Code + ": " + e.Message }
+
+// Is matches another CommandError with the same code, so errors.Is(err, ErrNoRule)
+// holds for a refusal with more detail.
+func (e *CommandError) Is(target error) bool {
+	t, ok := target.(*CommandError)
+	return ok && t.Code == e.Code
+}
+
+// Command error codes.
+const (
+	CodeTaskAlreadyStarted = "TaskAlreadyStarted"
+	CodeTaskNotStarted     = "TaskNotStarted"
+	CodeStreamNotLive      = "StreamNotLive"
+	CodeNoRule             = "NoRecordConfig"
+	CodeInvalidCommand     = "InvalidCommand"
+)
+
+// Command errors; the APIs map them by Code.
 var (
-	ErrTaskAlreadyStarted = errors.New("TaskAlreadyStarted: the stream is already being recorded")
-	ErrTaskNotStarted     = errors.New("TaskNotStarted: the stream has no recording task")
-	ErrStreamNotLive      = errors.New("StreamNotLive: the stream is not being published")
-	ErrNoRule             = errors.New("NoRecordConfig: no recording rule matches the stream")
-	ErrUnknownCommand     = errors.New("InvalidCommand: command must be start, stop, cancel_delay or restart")
+	ErrTaskAlreadyStarted = &CommandError{CodeTaskAlreadyStarted, "the stream is already being recorded"}
+	ErrTaskNotStarted     = &CommandError{CodeTaskNotStarted, "the stream has no recording task"}
+	ErrStreamNotLive      = &CommandError{CodeStreamNotLive, "the stream is not being published"}
+	ErrNoRule             = &CommandError{CodeNoRule, "no recording rule matches the stream"}
+	ErrUnknownCommand     = &CommandError{CodeInvalidCommand, "command must be start, stop, cancel_delay or restart"}
 )
 
 // onDemandTimeout bounds the whole on-demand decision (the HTTP client has its own).
@@ -61,7 +87,12 @@ func (m *Manager) Command(ctx context.Context, domain, app, stream, cmd string) 
 		if !ok {
 			return ErrNoRule
 		}
-		return m.startTask(key, rule, s, true)
+		t, err := m.startTask(key, rule, s, true)
+		if err != nil {
+			return err
+		}
+		s.attach(t)
+		return nil
 	case CommandStop:
 		defer m.mu.Unlock()
 		if t == nil || !t.recording() {
@@ -82,7 +113,7 @@ func (m *Manager) Command(ctx context.Context, domain, app, stream, cmd string) 
 			s.detach(t)
 		}
 		m.mu.Unlock()
-		t.end(ctx, "cancel_delay command")
+		t.end("cancel_delay command")
 		return nil
 	case CommandRestart:
 		if t == nil || !t.recording() {
@@ -94,11 +125,11 @@ func (m *Manager) Command(ctx context.Context, domain, app, stream, cmd string) 
 			return err
 		}
 		m.mu.Unlock()
-		t.restart(ctx)
+		t.restart()
 		return nil
 	default:
 		m.mu.Unlock()
-		return fmt.Errorf("%w (got %q)", ErrUnknownCommand, cmd)
+		return &CommandError{CodeInvalidCommand, fmt.Sprintf("%s (got %q)", ErrUnknownCommand.Message, cmd)}
 	}
 }
 
@@ -118,11 +149,11 @@ func (t *Task) stop() {
 }
 
 // restart generates the open files; the next ones open at the next keyframe.
-func (t *Task) restart(ctx context.Context) {
+func (t *Task) restart() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, o := range t.outs {
-		t.finishFile(ctx, o)
+		t.finishFile(o)
 	}
 }
 
@@ -161,25 +192,35 @@ func (m *Manager) askOnDemand(s *session, rule *rules.Rule) {
 			reason = fmt.Sprintf("on-demand callback formats %v share none with the rule's", ans.Formats)
 		}
 	}
+	if t := m.answerOnDemand(s, &r, reason, q, log); t != nil {
+		s.attach(t)
+	}
+}
+
+// answerOnDemand applies the on-demand answer: the task started, if any, for the caller
+// to attach after m.mu is released.
+func (m *Manager) answerOnDemand(s *session, r *rules.Rule, reason string, q OnDemandQuery, log *slog.Logger) *Task {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.live[s.key] != s || m.closed {
-		return // the publish ended meanwhile
+		return nil // the publish ended meanwhile
 	}
 	if reason != "" {
 		log.Info("publish not recorded", "reason", reason)
 		s.mu.Lock()
 		s.keepAll = false
 		s.mu.Unlock()
-		return
+		return nil
 	}
 	if _, busy := m.tasks[s.key]; busy {
-		return
+		return nil
 	}
-	log.Info("on-demand callback: recording", "formats", formatNames(r), "codec", q.Codec, "vbitrate", q.VideoKbps)
-	if err := m.startTask(s.key, &r, s, false); err != nil {
+	log.Info("on-demand callback: recording", "formats", formatNames(*r), "codec", q.Codec, "vbitrate", q.VideoKbps)
+	t, err := m.startTask(s.key, r, s, false)
+	if err != nil {
 		log.Error("cannot start recording task", "err", err)
 	}
+	return t
 }
 
 // applyAnswer intersects the rule's formats with the answer's and applies its intervals.

@@ -30,9 +30,13 @@ import (
 
 // Config wires a Manager.
 type Config struct {
-	Rules   *rules.Set
-	Catalog *catalog.Catalog
-	Store   storage.Store // the default store (local disk)
+	Rules *rules.Set
+	// Catalog keeps the rows of tasks and files; the recorder writes it in the
+	// background (see Catalog).
+	Catalog Catalog
+	// Finalizers bounds how many files are finalized at once (0: DefaultFinalizers).
+	Finalizers int
+	Store      storage.Store // the default store (local disk)
 	// StoreFor returns the store of a rule that names object storage (ossEndpoint and
 	// ossBucket); nil, or a rule without them, uses Store.
 	StoreFor func(r *rules.Rule) (storage.Store, error)
@@ -41,6 +45,9 @@ type Config struct {
 	Logger   *slog.Logger
 	Metrics  *metrics.Metrics
 	Now      func() time.Time
+	// AfterFunc schedules the stitch-window and time-window timers (default
+	// time.AfterFunc; tests pass a fake clock with Now).
+	AfterFunc func(d time.Duration, f func()) Timer
 	// LiveURI maps a stored object key to the URI used in live (in-progress) playlists.
 	LiveURI func(key string) string
 	// OnEvent receives every event after it was logged (callbacks hook in here). It must
@@ -57,6 +64,12 @@ type Config struct {
 	// session (fresh memory it never modifies or reuses afterwards): the demuxer then keeps
 	// the bodies instead of copying them (media.Demuxer.TakeTagBodies). Default: copied.
 	TakeTagBodies bool
+}
+
+// Timer is a scheduled call (a *time.Timer by default).
+type Timer interface {
+	// Stop cancels the call; false if it already ran or was stopped.
+	Stop() bool
 }
 
 // OnDemandQuery is what the on-demand callback is told about a publish.
@@ -85,17 +98,24 @@ type Manager struct {
 	cfg   Config
 	rules atomic.Pointer[rules.Set]
 
+	cat *catalogQueue
+	fin *finalizers
+
 	mu     sync.Mutex
 	live   map[StreamKey]*session
 	tasks  map[StreamKey]*Task
 	closed bool
 	wg     sync.WaitGroup // delay timers running an end
+	ending sync.WaitGroup // ended tasks waiting for their files to complete
 }
 
 // NewManager returns a Manager; call Recover before accepting publishes.
 func NewManager(cfg Config) *Manager {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.AfterFunc == nil {
+		cfg.AfterFunc = func(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 	}
 	if cfg.Location == nil {
 		cfg.Location = time.UTC
@@ -110,6 +130,8 @@ func NewManager(cfg Config) *Manager {
 		cfg.LiveURI = func(key string) string { return "/files/" + key }
 	}
 	m := &Manager{cfg: cfg, live: map[StreamKey]*session{}, tasks: map[StreamKey]*Task{}}
+	m.cat = newCatalogQueue(m, cfg.Catalog)
+	m.fin = newFinalizers(m, cfg.Finalizers)
 	m.rules.Store(cfg.Rules)
 	return m
 }
@@ -178,52 +200,64 @@ func (m *Manager) Publish(req *rtmp.PublishRequest) (rtmp.Session, error) {
 	key := StreamKey{domain, req.App, req.Stream}
 
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.closed {
+		m.mu.Unlock()
 		return nil, fmt.Errorf("%w: server is shutting down", errRefused)
 	}
 	if _, ok := m.live[key]; ok {
+		m.mu.Unlock()
 		m.cfg.Metrics.PublishRefused.WithLabelValues("already_publishing").Inc()
 		return nil, fmt.Errorf("%w: stream %s is already being published", errRefused, key)
 	}
 	s := newSession(m, key, req)
+	var attach *Task
 	if t, ok := m.tasks[key]; ok {
 		if t.resume(s) {
-			// A paused task within its stitch window: the recording continues.
-			s.attach(t)
+			attach = t // a paused task within its stitch window: the recording continues
 		} else {
 			m.cfg.Logger.Info("publish not recorded", "stream", key.String(),
 				"reason", "the stream's task was stopped by a command: only a start command resumes it")
 		}
 	} else if rule, ok := m.rules.Load().Match(domain, req.App, req.Stream); ok {
-		m.decideAndStart(s, rule)
+		attach = m.decideAndStart(s, rule)
 	} else {
 		m.cfg.Logger.Info("publish not recorded", "stream", key.String(), "reason", "no rule matches")
 	}
 	m.live[key] = s
 	m.cfg.Metrics.LiveStreams.Inc()
+	m.mu.Unlock()
+	// The manager lock is held only while its maps change: attaching replays the media
+	// the session buffered into the task's writers.
+	if attach != nil {
+		s.attach(attach)
+	}
 	return s, nil
 }
 
-// decideAndStart applies the rule's time window and start mode to a live publish.
+// decideAndStart applies the rule's time window and start mode to a live publish. It
+// returns the task started, which the caller attaches to s after releasing m.mu.
 // Called with m.mu held.
-func (m *Manager) decideAndStart(s *session, rule *rules.Rule) {
+func (m *Manager) decideAndStart(s *session, rule *rules.Rule) *Task {
 	key := s.key
 	in, edge := rule.InWindow(m.cfg.Now())
 	if !in {
 		if edge.IsZero() {
 			m.cfg.Logger.Info("publish not recorded", "stream", key.String(), "reason", "the rule's time window has ended")
-			return
+			return nil
 		}
 		m.cfg.Logger.Info("publish not recorded yet", "stream", key.String(), "reason", "before the rule's time window", "start", edge)
 		s.after(edge.Sub(m.cfg.Now()), func() {
 			m.mu.Lock()
-			defer m.mu.Unlock()
+			var t *Task
 			if m.live[key] == s && m.tasks[key] == nil && !m.closed {
-				m.decideAndStart(s, rule)
+				t = m.decideAndStart(s, rule)
+			}
+			m.mu.Unlock()
+			if t != nil {
+				s.attach(t)
 			}
 		})
-		return
+		return nil
 	}
 	if !edge.IsZero() {
 		// The window closes: the task ends and its files are generated.
@@ -240,20 +274,23 @@ func (m *Manager) decideAndStart(s *session, rule *rules.Rule) {
 		m.wg.Add(1)
 		go m.askOnDemand(s, rule)
 	case rec:
-		if err := m.startTask(key, rule, s, false); err != nil {
+		t, err := m.startTask(key, rule, s, false)
+		if err != nil {
 			m.cfg.Logger.Error("cannot start recording task", "stream", key.String(), "err", err)
 		}
+		return t
 	default:
 		m.cfg.Logger.Info("publish not recorded", "stream", key.String(), "reason", why)
 	}
+	return nil
 }
 
 // decide applies the rule's start mode (design.md "Start decisions").
 func decide(rule *rules.Rule, args url.Values) (bool, string) {
 	switch rule.OnDemand {
-	case 0:
+	case rules.OnDemandAuto:
 		return true, "automatic"
-	case 2:
+	case rules.OnDemandPushURL:
 		raw := args.Get("record_config")
 		if raw == "" {
 			return false, "onDemand 2: the push URL has no record_config"
@@ -266,26 +303,25 @@ func decide(rule *rules.Rule, args url.Values) (bool, string) {
 			return false, "onDemand 2: record_config says NeedRecord false"
 		}
 		return true, "onDemand 2: record_config"
-	case 7:
+	case rules.OnDemandManual:
 		return false, "onDemand 7: manual recording only"
-	case 1:
+	case rules.OnDemandCallback:
 		return false, "onDemand 1: no on-demand callback is configured"
 	default:
 		return false, fmt.Sprintf("onDemand %d: unknown start mode", rule.OnDemand)
 	}
 }
 
-// startTask creates a task for the live publish s and attaches it (with the media the
-// session buffered). Called with m.mu held.
-func (m *Manager) startTask(key StreamKey, rule *rules.Rule, s *session, manual bool) error {
+// startTask creates a task for the live publish s; the caller attaches it to s (which
+// replays the media the session buffered) after releasing m.mu. Called with m.mu held.
+func (m *Manager) startTask(key StreamKey, rule *rules.Rule, s *session, manual bool) (*Task, error) {
 	t, err := m.newTask(key, rule, s)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	t.manual = manual
 	m.tasks[key] = t
-	s.attach(t)
-	return nil
+	return t, nil
 }
 
 // publishEnded is called by a session when its publish ends.
@@ -312,11 +348,13 @@ func (m *Manager) delayExpired(t *Task, gen uint64) {
 	}
 	delete(m.tasks, t.key)
 	m.mu.Unlock()
-	t.end(context.Background(), "stitch window expired")
+	t.end("stitch window expired")
 }
 
-// Shutdown ends every task now (open files are finalized) and refuses new publishes.
-// Call it after the ingest server closed its connections.
+// Shutdown ends every task now and refuses new publishes; it returns when every open
+// file is finalized and every catalog write is done (or ctx ends: what is still being
+// finalized is then left to the next start's recovery). Call it after the ingest server
+// closed its connections.
 func (m *Manager) Shutdown(ctx context.Context) {
 	m.mu.Lock()
 	m.closed = true
@@ -326,16 +364,30 @@ func (m *Manager) Shutdown(ctx context.Context) {
 		delete(m.tasks, k)
 	}
 	m.mu.Unlock()
-	var wg sync.WaitGroup
 	for _, t := range tasks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t.end(ctx, "shutdown")
-		}()
+		t.end("shutdown")
 	}
-	wg.Wait()
-	m.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		m.wg.Wait()
+		m.fin.wait()
+		m.ending.Wait()
+		m.cat.wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		m.cfg.Logger.Error("shutdown: stopped waiting for files being finalized; the next start recovers them", "err", ctx.Err())
+	}
+}
+
+// Drain waits until every file handed to the finalizers so far is generated and every
+// catalog write queued so far is done (tests, offline conversion).
+func (m *Manager) Drain() {
+	m.fin.wait()
+	m.ending.Wait()
+	m.cat.wait()
 }
 
 // StreamInfo describes a live publish for the API.

@@ -76,7 +76,7 @@ func TestStartModes(t *testing.T) {
 		stream := "s" + string(rune('a'+i))
 		pushFixture(t, m, &rtmp.PublishRequest{App: c.app, Stream: stream, Domain: "d", Args: args})
 		m.Shutdown(context.Background())
-		files, err := m.cfg.Catalog.ListFiles(context.Background(), catalog.FileQuery{App: c.app, Stream: stream})
+		files, err := m.sqlite().ListFiles(context.Background(), catalog.FileQuery{App: c.app, Stream: stream})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +131,7 @@ func TestManualCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := func(status string) []catalog.File {
-		fs, err := m.cfg.Catalog.ListFiles(ctx, catalog.FileQuery{Stream: "m", Status: status})
+		fs, err := m.sqlite().ListFiles(ctx, catalog.FileQuery{Stream: "m", Status: status})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -203,7 +203,7 @@ func TestTimeWindow(t *testing.T) {
 	if st := m.Streams(); st[0].Recording {
 		t.Fatal("still recording after the window")
 	}
-	fs, _ := m.cfg.Catalog.ListFiles(ctx, catalog.FileQuery{Stream: "w", Status: catalog.FileDone})
+	fs, _ := m.sqlite().ListFiles(ctx, catalog.FileQuery{Stream: "w", Status: catalog.FileDone})
 	if len(fs) != 1 {
 		t.Fatalf("want the file generated at the window's end, got %+v", fs)
 	}

@@ -51,13 +51,15 @@ func (m *Manager) Recover(ctx context.Context) error {
 					end = e2
 				}
 			}
-			m.completeFile(ctx, f, end, res, err, nil)
+			m.completeFile(f, end, res, err, nil)
 		}
-		if err := m.cfg.Catalog.SetTaskState(ctx, t.ID, catalog.TaskEnded, m.cfg.Now()); err != nil {
-			return err
-		}
-		os.Remove(filepath.Join(m.cfg.WorkDir, t.ID))
+		id, at := t.ID, m.cfg.Now()
+		m.cat.add(id, catalogOp{what: "task ended (recovered)", do: func(ctx context.Context, c Catalog) error {
+			os.Remove(filepath.Join(m.cfg.WorkDir, id))
+			return c.SetTaskState(ctx, id, catalog.TaskEnded, at)
+		}})
 	}
+	m.cat.wait()
 	return nil
 }
 

@@ -49,7 +49,7 @@ type session struct {
 	lastDTS      time.Duration
 	haveDTS      bool
 
-	timers []*time.Timer // time-window edges, stopped when the publish ends
+	timers []Timer // time-window edges, stopped when the publish ends
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -59,7 +59,7 @@ type session struct {
 func (s *session) after(d time.Duration, f func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.timers = append(s.timers, time.AfterFunc(d, func() {
+	s.timers = append(s.timers, s.m.cfg.AfterFunc(d, func() {
 		select {
 		case <-s.closed:
 		default:

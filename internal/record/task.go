@@ -34,7 +34,7 @@ type Task struct {
 	mu       sync.Mutex
 	state    string
 	gen      uint64 // bumped on every pause/resume; a delay timer acts only on its own generation
-	timer    *time.Timer
+	timer    Timer
 	pub      *session
 	pushArgs url.Values
 	repair   media.TimestampRepair
@@ -53,6 +53,8 @@ type Task struct {
 	lastDTS    time.Duration
 
 	outs []*output
+	// inflight counts the task's files handed to the finalizers and not yet complete.
+	inflight sync.WaitGroup
 
 	manual  bool // started by a command: a re-push after a cut does not resume it
 	stopped bool // paused by a stop command: only a start command resumes it
@@ -78,6 +80,8 @@ type openFile struct {
 	row      catalog.File
 	w        format.Writer
 	startDTS time.Duration
+	prog     *progress
+	reported progressMark // the running figures last queued for the catalog
 }
 
 func (m *Manager) newTask(key StreamKey, rule *rules.Rule, s *session) (*Task, error) {
@@ -95,12 +99,13 @@ func (m *Manager) newTask(key StreamKey, rule *rules.Rule, s *session) (*Task, e
 			Code: r.Kind, Message: fmt.Sprintf("%s timestamps re-based by %v", trackKind(r.Track), r.Delta)})
 	}
 	ruleJSON, _ := json.Marshal(rule)
-	if err := m.cfg.Catalog.CreateTask(context.Background(), &catalog.Task{ID: t.id, Domain: key.Domain, App: key.App, Stream: key.Stream,
-		State: catalog.TaskRecording, Rule: string(ruleJSON), StartedAt: now, UpdatedAt: now}); err != nil {
-		return nil, fmt.Errorf("catalog: %w", err)
-	}
+	row := &catalog.Task{ID: t.id, Domain: key.Domain, App: key.App, Stream: key.Stream,
+		State: catalog.TaskRecording, Rule: string(ruleJSON), StartedAt: now, UpdatedAt: now}
 	m.cfg.Metrics.ActiveTasks.WithLabelValues(catalog.TaskRecording).Inc()
-	m.emit(t.event(EventStarted))
+	started := t.event(EventStarted)
+	m.cat.add(t.id, catalogOp{what: "create task",
+		do:   func(ctx context.Context, c Catalog) error { return c.CreateTask(ctx, row) },
+		then: func() { m.emit(started) }})
 	return t, nil
 }
 
@@ -140,7 +145,7 @@ func (t *Task) setTracks(s *session, video, audio *media.Track) {
 			if errors.Is(err, format.ErrNeedNewFile) {
 				// The container cannot signal the change: this file is generated now and
 				// the next one opens at the next access unit that can start a file.
-				t.finishFile(context.Background(), o)
+				t.finishFile(o)
 				continue
 			}
 			if err != nil {
@@ -173,7 +178,7 @@ func (t *Task) writeAU(s *session, au *media.AccessUnit) {
 	canStart := t.video == nil || (au.Track == t.video && au.Key)
 	for _, o := range t.outs {
 		if o.cur != nil && canStart && o.cur.w.Duration() >= time.Duration(o.rf.CycleDuration)*time.Second {
-			t.finishFile(context.Background(), o) // recording cycle reached: roll over at this keyframe
+			t.finishFile(o) // recording cycle reached: roll over at this keyframe
 		}
 		if o.cur == nil {
 			if !canStart {
@@ -187,6 +192,7 @@ func (t *Task) writeAU(s *session, au *media.AccessUnit) {
 		if err := o.cur.w.WriteAU(au); err != nil {
 			t.fileError(o, "write_failed", err)
 		}
+		t.reportProgress(o.cur, au.DTS-o.cur.startDTS)
 	}
 }
 
@@ -232,38 +238,51 @@ func (t *Task) openFile(o *output, dts time.Duration) error {
 		Format: string(o.rf.Format), Sequence: seq, WorkDir: dir, Start: t.wallAt(dts), Status: catalog.FileRecording,
 		OssEndpoint: t.rule.OssEndpoint, OssBucket: t.rule.OssBucket}
 	row.Width, row.Height, row.FrameRate, row.Codecs = trackInfo(t.video, t.audio)
-	w, err := newFileWriter(t, o.rf, dir)
+	prog := &progress{}
+	w, err := newFileWriter(t, o.rf, dir, prog)
 	if err != nil {
 		return err
 	}
 	if err := w.SetTracks(t.video, t.audio); err != nil {
 		return err
 	}
-	if err := t.m.cfg.Catalog.CreateFile(context.Background(), &row); err != nil {
-		return fmt.Errorf("catalog: %w", err)
-	}
-	o.cur = &openFile{row: row, w: w, startDTS: dts}
+	f := &openFile{row: row, w: w, startDTS: dts, prog: prog}
+	t.m.cat.add(t.id, catalogOp{what: "create file",
+		do: func(ctx context.Context, c Catalog) error { return c.CreateFile(ctx, &row) }})
+	o.cur = f
 	o.errLogged = false
 	return nil
 }
 
-// finishFile generates the open file of o: its final object is stored, the catalog row
-// completed and file_created emitted.
-func (t *Task) finishFile(ctx context.Context, o *output) {
+// finishFile hands the open file of o to the finalizers (its final object is stored,
+// the catalog row completed and file_created emitted there); o has no open file after
+// it, and the next one opens at the next unit that can start a file. Called with t.mu held.
+func (t *Task) finishFile(o *output) {
 	f := o.cur
 	o.cur = nil
 	if f == nil {
 		return
 	}
-	end := t.wallAt(f.startDTS + f.w.Duration())
 	vars := t.keyVars(f.row.Sequence)
-	vars.Start, vars.End = f.row.Start, end
-	res, err := finishWriter(ctx, f.w, o.rf, vars)
-	t.m.completeFile(ctx, &f.row, end, res, err, t.pushArgs)
+	vars.Start, vars.End = f.row.Start, t.wallAt(f.startDTS+f.w.Duration())
+	t.inflight.Add(1)
+	t.m.fin.submit(&finalizeJob{w: f.w, rf: o.rf, row: f.row, vars: vars, pushArgs: t.pushArgs, done: t.inflight.Done})
 }
 
-// completeFile records the outcome of a finished (or recovered) file.
-func (m *Manager) completeFile(ctx context.Context, row *catalog.File, end time.Time, res format.Result, err error, pushArgs url.Values) {
+// completeFile records the outcome of a finished (or recovered) file: the catalog row is
+// completed, then file_created (or record_error) is emitted. A file that ended before
+// any media reached it is no recording: its row goes, it is logged and counted, and no
+// event is sent.
+func (m *Manager) completeFile(row *catalog.File, end time.Time, res format.Result, err error, pushArgs url.Values) {
+	if isNoMedia(err) {
+		m.cfg.Metrics.EmptyFiles.WithLabelValues(row.Format).Inc()
+		m.cfg.Logger.Info("empty recording: no media reached the file, nothing generated", "task", row.TaskID,
+			"stream", row.Domain+"/"+row.App+"/"+row.Stream, "format", row.Format, "sequence", row.Sequence)
+		id := row.ID
+		m.cat.add(row.TaskID, catalogOp{what: "delete empty file",
+			do: func(ctx context.Context, c Catalog) error { return c.DeleteFile(ctx, id) }})
+		return
+	}
 	row.End = end
 	row.Key = res.Key
 	row.Duration = res.Duration.Seconds()
@@ -277,16 +296,15 @@ func (m *Manager) completeFile(ctx context.Context, row *catalog.File, end time.
 	} else {
 		row.Status, row.Error = catalog.FileDone, ""
 	}
-	if uerr := m.cfg.Catalog.UpdateFile(ctx, row); uerr != nil {
-		m.cfg.Logger.Error("catalog update failed", "file", row.ID, "err", uerr)
-	}
 	ev := Event{TaskID: row.TaskID, Domain: row.Domain, App: row.App, Stream: row.Stream, File: row, PushArgs: pushArgs}
 	if err != nil {
 		ev.Type, ev.Code, ev.Message = EventError, "finalize_failed", fmt.Sprintf("%s file %d: %v (working files kept in %s)", row.Format, row.Sequence, err, row.WorkDir)
 	} else {
 		ev.Type = EventFileCreated
 	}
-	m.emit(ev)
+	m.cat.add(row.TaskID, catalogOp{what: "complete file",
+		do:   func(ctx context.Context, c Catalog) error { return c.UpdateFile(ctx, row) },
+		then: func() { m.emit(ev) }})
 }
 
 // pause detaches the ending publish: RECORDING → PAUSED, and the stitch window starts.
@@ -301,14 +319,13 @@ func (t *Task) pause(s *session) {
 	t.gen++
 	gen := t.gen
 	t.m.wg.Add(1)
-	t.timer = time.AfterFunc(time.Duration(t.rule.DelayTime)*time.Second, func() { t.m.delayExpired(t, gen) })
-	t.setState(catalog.TaskRecording, catalog.TaskPaused)
+	t.timer = t.m.cfg.AfterFunc(time.Duration(t.rule.DelayTime)*time.Second, func() { t.m.delayExpired(t, gen) })
 	for _, o := range t.outs {
 		if p, ok := o.curWriter().(format.Pauser); ok {
 			p.Pause()
 		}
 	}
-	t.m.emit(t.event(EventPaused))
+	t.setState(catalog.TaskRecording, catalog.TaskPaused, t.event(EventPaused))
 }
 
 func (t *Task) stopTimer() {
@@ -345,9 +362,8 @@ func (t *Task) resumeWith(s *session, force bool) bool {
 		}
 	}
 	if t.state == catalog.TaskPaused {
-		t.setState(catalog.TaskPaused, catalog.TaskRecording)
+		t.setState(catalog.TaskPaused, catalog.TaskRecording, t.event(EventResumed))
 		t.state = catalog.TaskRecording
-		t.m.emit(t.event(EventResumed))
 	}
 	return true
 }
@@ -358,18 +374,26 @@ func (t *Task) pausedAt(gen uint64) bool {
 	return t.state == catalog.TaskPaused && t.gen == gen
 }
 
-func (t *Task) setState(from, to string) {
+// setState counts the state change and queues its catalog write; ev, if set, is
+// emitted after the write.
+func (t *Task) setState(from, to string, ev ...Event) {
 	t.m.cfg.Metrics.ActiveTasks.WithLabelValues(from).Dec()
 	if to != catalog.TaskEnded {
 		t.m.cfg.Metrics.ActiveTasks.WithLabelValues(to).Inc()
 	}
-	if err := t.m.cfg.Catalog.SetTaskState(context.Background(), t.id, to, t.m.cfg.Now()); err != nil {
-		t.m.cfg.Logger.Error("catalog update failed", "task", t.id, "err", err)
+	id, at, m := t.id, t.m.cfg.Now(), t.m
+	op := catalogOp{what: "task " + to, do: func(ctx context.Context, c Catalog) error { return c.SetTaskState(ctx, id, to, at) }}
+	if len(ev) > 0 {
+		e := ev[0]
+		op.then = func() { m.emit(e) }
 	}
+	t.m.cat.add(t.id, op)
 }
 
-// end finalizes every open file: → ENDED.
-func (t *Task) end(ctx context.Context, reason string) {
+// end hands every open file to the finalizers: → ENDED. The catalog row of the task is
+// ended once all its files are complete (until then a crash leaves the task open, and
+// the next start's recovery finalizes whatever did not complete).
+func (t *Task) end(reason string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.state == catalog.TaskEnded {
@@ -378,10 +402,20 @@ func (t *Task) end(ctx context.Context, reason string) {
 	t.stopTimer()
 	t.pub = nil
 	for _, o := range t.outs {
-		t.finishFile(ctx, o)
+		t.finishFile(o)
 	}
-	t.setState(t.state, catalog.TaskEnded)
+	from := t.state
 	t.state = catalog.TaskEnded
-	os.Remove(filepath.Join(t.m.cfg.WorkDir, t.id)) // only if empty: working files of a failed file stay
-	t.m.cfg.Logger.Info("recording task ended", "task", t.id, "stream", t.key.String(), "reason", reason)
+	t.m.ending.Add(1)
+	go func() {
+		defer t.m.ending.Done()
+		t.inflight.Wait()
+		t.setState(from, catalog.TaskEnded)
+		// Only if empty: the working files of a failed file stay.
+		t.m.cat.add(t.id, catalogOp{what: "remove work dir", do: func(context.Context, Catalog) error {
+			os.Remove(filepath.Join(t.m.cfg.WorkDir, t.id))
+			return nil
+		}})
+		t.m.cfg.Logger.Info("recording task ended", "task", t.id, "stream", t.key.String(), "reason", reason)
+	}()
 }

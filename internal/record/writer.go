@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/livrec/livrec/internal/format"
@@ -17,6 +19,80 @@ import (
 	"github.com/livrec/livrec/internal/storage"
 )
 
+// formatImpl is what the recorder knows of one record format: adding a format is one
+// entry in formats.
+type formatImpl struct {
+	// ext follows the rendered object prefix in the key of a recording file.
+	ext string
+	// open returns the writer of a new file recorded in dir.
+	open func(t *Task, rf rules.RecordFormat, dir string, prog *progress) (format.Writer, error)
+	// recover finalizes a file a crash left open from its working directory.
+	recover func(ctx context.Context, dir string, store storage.Store, key func(end time.Time) string, log *slog.Logger) (format.Result, error)
+}
+
+var formats = map[rules.Format]formatImpl{
+	rules.M3U8: {
+		// The VOD playlist of MPEG-TS segments.
+		ext: ".m3u8",
+		open: func(t *Task, rf rules.RecordFormat, dir string, prog *progress) (format.Writer, error) {
+			w, err := hls.New(hls.Config{
+				SliceDuration: time.Duration(rf.SliceDuration) * time.Second,
+				WorkDir:       dir,
+				SegmentKey:    func(seq int, start time.Time) string { return t.sliceKey(rf, seq, start) + ".ts" },
+				SegmentURI:    t.m.cfg.LiveURI,
+				Store:         t.m.countSegments(t.store, rules.M3U8, ".ts", prog),
+				Now:           t.clock,
+				Logger:        t.m.cfg.Logger.With("task", t.id, "format", "m3u8"),
+				NoSync:        t.m.cfg.NoSync,
+			})
+			if err != nil {
+				return nil, err
+			}
+			return hlsWriter{w}, nil
+		},
+		recover: func(ctx context.Context, dir string, store storage.Store, key func(time.Time) string, log *slog.Logger) (format.Result, error) {
+			res, err := hls.Recover(ctx, dir, store, key, log)
+			return hlsResult(res), err
+		},
+	},
+	rules.CMAF: {
+		// A cmaf recording is an HLS playlist too (of fMP4 segments): players and the
+		// content types served for it go by this extension.
+		ext: ".m3u8",
+		open: func(t *Task, rf rules.RecordFormat, dir string, prog *progress) (format.Writer, error) {
+			return cmaf.New(cmaf.Config{
+				SliceDuration: time.Duration(rf.SliceDuration) * time.Second,
+				WorkDir:       dir,
+				SegmentKey:    func(seq int, start time.Time) string { return t.sliceKey(rf, seq, start) + ".m4s" },
+				InitKey:       func(n int) string { return t.sliceKey(rf, n, t.clock()) + "_init.mp4" },
+				SegmentURI:    t.m.cfg.LiveURI,
+				Store:         t.m.countSegments(t.store, rules.CMAF, ".m4s", prog),
+				Now:           t.clock,
+				Logger:        t.m.cfg.Logger.With("task", t.id, "format", "cmaf"),
+				NoSync:        t.m.cfg.NoSync,
+			})
+		},
+		recover: cmaf.Recover,
+	},
+	rules.MP4: {
+		ext: ".mp4",
+		open: func(t *Task, rf rules.RecordFormat, dir string, _ *progress) (format.Writer, error) {
+			return mp4.New(mp4.Config{WorkDir: dir, Store: t.store, Now: t.clock,
+				Logger: t.m.cfg.Logger.With("task", t.id, "format", "mp4"), NoSync: t.m.cfg.NoSync})
+		},
+		recover: mp4.Recover,
+	},
+	rules.FLV: {
+		ext: ".flv",
+		open: func(t *Task, rf rules.RecordFormat, dir string, _ *progress) (format.Writer, error) {
+			return flvfile.New(flvfile.Config{WorkDir: dir, Store: t.store, Now: t.clock,
+				Logger: t.m.cfg.Logger.With("task", t.id, "format", "flv"), MaxDuration: time.Duration(rf.CycleDuration) * time.Second,
+				NoSync: t.m.cfg.NoSync})
+		},
+		recover: flvfile.Recover,
+	},
+}
+
 // hlsWriter adapts hls.Writer, whose Finish reports segment details, to format.Writer.
 type hlsWriter struct{ *hls.Writer }
 
@@ -24,6 +100,15 @@ func (w hlsWriter) Finish(ctx context.Context, key string) (format.Result, error
 	res, err := w.Writer.Finish(ctx, key)
 	return hlsResult(res), err
 }
+
+func hlsResult(res hls.Result) format.Result {
+	return format.Result{Key: res.PlaylistKey, Duration: res.Duration, Bytes: res.Bytes, Segments: len(res.Segments)}
+}
+
+// clock is the wall clock the task's writers see (segment start times in keys): the
+// media-anchored time of the last access unit. Writers call it only from WriteAU, which
+// the task drives with t.mu held.
+func (t *Task) clock() time.Time { return t.wallAt(t.lastDTS) }
 
 // sliceKey renders the segment key template (without extension).
 func (t *Task) sliceKey(rf rules.RecordFormat, seq int, start time.Time) string {
@@ -39,74 +124,28 @@ func (t *Task) sliceKey(rf rules.RecordFormat, seq int, start time.Time) string 
 
 // extension is what follows the rendered object prefix in the key of a recording file.
 func extension(f rules.Format) string {
-	switch f {
-	case rules.M3U8, rules.CMAF:
-		// A cmaf recording is an HLS playlist too (of fMP4 segments): players and the
-		// content types served for it go by this extension.
-		return ".m3u8"
-	default:
-		return "." + string(f)
+	if impl, ok := formats[f]; ok {
+		return impl.ext
 	}
+	return "." + string(f)
 }
 
-func newFileWriter(t *Task, rf rules.RecordFormat, dir string) (format.Writer, error) {
-	switch rf.Format {
-	case rules.M3U8:
-		w, err := hls.New(hls.Config{
-			SliceDuration: time.Duration(rf.SliceDuration) * time.Second,
-			WorkDir:       dir,
-			SegmentKey:    func(seq int, start time.Time) string { return t.sliceKey(rf, seq, start) + ".ts" },
-			SegmentURI:    t.m.cfg.LiveURI,
-			Store:         t.m.countSegments(t.store, rules.M3U8, ".ts"),
-			Now:           func() time.Time { return t.wallAt(t.lastDTS) },
-			Logger:        t.m.cfg.Logger.With("task", t.id, "format", "m3u8"),
-			NoSync:        t.m.cfg.NoSync,
-		})
-		if err != nil {
-			return nil, err
-		}
-		return hlsWriter{w}, nil
-	case rules.CMAF:
-		return cmaf.New(cmaf.Config{
-			SliceDuration: time.Duration(rf.SliceDuration) * time.Second,
-			WorkDir:       dir,
-			SegmentKey:    func(seq int, start time.Time) string { return t.sliceKey(rf, seq, start) + ".m4s" },
-			InitKey:       func(n int) string { return t.sliceKey(rf, n, t.wallAt(t.lastDTS)) + "_init.mp4" },
-			SegmentURI:    t.m.cfg.LiveURI,
-			Store:         t.m.countSegments(t.store, rules.CMAF, ".m4s"),
-			Now:           func() time.Time { return t.wallAt(t.lastDTS) },
-			Logger:        t.m.cfg.Logger.With("task", t.id, "format", "cmaf"),
-			NoSync:        t.m.cfg.NoSync,
-		})
-	case rules.MP4:
-		return mp4.New(mp4.Config{WorkDir: dir, Store: t.store, Now: func() time.Time { return t.wallAt(t.lastDTS) },
-			Logger: t.m.cfg.Logger.With("task", t.id, "format", "mp4"), NoSync: t.m.cfg.NoSync})
-	case rules.FLV:
-		return flvfile.New(flvfile.Config{WorkDir: dir, Store: t.store, Now: func() time.Time { return t.wallAt(t.lastDTS) },
-			Logger: t.m.cfg.Logger.With("task", t.id, "format", "flv"), MaxDuration: time.Duration(rf.CycleDuration) * time.Second,
-			NoSync: t.m.cfg.NoSync})
-	default:
+func newFileWriter(t *Task, rf rules.RecordFormat, dir string, prog *progress) (format.Writer, error) {
+	impl, ok := formats[rf.Format]
+	if !ok {
 		return nil, fmt.Errorf("format %q is not available in this build", rf.Format)
 	}
-}
-
-// finishWriter closes w and stores the file under the object prefix rendered with vars.
-func finishWriter(ctx context.Context, w format.Writer, rf rules.RecordFormat, vars keytemplate.Vars) (format.Result, error) {
-	key, err := keytemplate.Render(rf.ObjectPrefix, vars)
-	if err != nil {
-		return format.Result{}, err
-	}
-	return w.Finish(ctx, key+extension(rf.Format))
-}
-
-func hlsResult(res hls.Result) format.Result {
-	return format.Result{Key: res.PlaylistKey, Duration: res.Duration, Bytes: res.Bytes, Segments: len(res.Segments)}
+	return impl.open(t, rf, dir, prog)
 }
 
 // recoverFile finalizes a file left open by a crash from its working directory.
 func recoverFile(ctx context.Context, store storage.Store, rf rules.RecordFormat, vars keytemplate.Vars, workDir string, log *slog.Logger) (format.Result, time.Time, error) {
+	impl, ok := formats[rf.Format]
+	if !ok {
+		return format.Result{}, time.Time{}, fmt.Errorf("cannot recover format %q", rf.Format)
+	}
 	var end time.Time
-	keyFn := func(e time.Time) string {
+	res, err := impl.recover(ctx, workDir, store, func(e time.Time) string {
 		end = e
 		v := vars
 		v.End = e
@@ -114,43 +153,86 @@ func recoverFile(ctx context.Context, store storage.Store, rf rules.RecordFormat
 		if err != nil {
 			log.Error("object key template", "err", err)
 		}
-		return key + extension(rf.Format)
+		return key + impl.ext
+	}, log)
+	return res, end, err
+}
+
+// progress counts what a file's writer has stored so far (its segments), for the
+// running figures of a recording in progress.
+type progress struct {
+	segments atomic.Int32
+	bytes    atomic.Int64
+}
+
+// progressMark is what was last reported of a file.
+type progressMark struct {
+	segments int32
+	dts      time.Duration
+}
+
+// progressInterval is how often (media time) the running figures of a single-file
+// format are reported; segment formats report every stored segment.
+const progressInterval = 10 * time.Second
+
+// reportProgress queues the running figures of f when a segment was stored or
+// progressInterval of media passed. Called with t.mu held, after a unit was written.
+func (t *Task) reportProgress(f *openFile, dts time.Duration) {
+	segs := f.prog.segments.Load()
+	if segs == f.reported.segments && dts-f.reported.dts < progressInterval {
+		return
 	}
-	switch rf.Format {
-	case rules.M3U8:
-		res, err := hls.Recover(ctx, workDir, store, keyFn, log)
-		return hlsResult(res), end, err
-	case rules.CMAF:
-		res, err := cmaf.Recover(ctx, workDir, store, keyFn, log)
-		return res, end, err
-	case rules.MP4:
-		res, err := mp4.Recover(ctx, workDir, store, keyFn, log)
-		return res, end, err
-	case rules.FLV:
-		res, err := flvfile.Recover(ctx, workDir, store, keyFn, log)
-		return res, end, err
-	default:
-		return format.Result{}, end, fmt.Errorf("cannot recover format %q", rf.Format)
+	f.reported = progressMark{segments: segs, dts: dts}
+	id, dir, dur, bytes := f.row.ID, f.row.WorkDir, f.w.Duration().Seconds(), f.prog.bytes.Load()
+	t.m.cat.add(t.id, catalogOp{what: "file progress", do: func(ctx context.Context, c Catalog) error {
+		if segs == 0 {
+			bytes = dirBytes(dir) // a single-file format: what its working files hold
+		}
+		return c.FileProgress(ctx, id, dur, bytes, int(segs))
+	}})
+}
+
+// dirBytes sums the sizes of the files in dir.
+func dirBytes(dir string) int64 {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
 	}
+	var n int64
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {
+			n += info.Size()
+		}
+	}
+	return n
 }
 
 // segmentCounter counts stored segments in livrec_segments_written_total as they are
-// stored (not when their file is generated).
+// stored (not when their file is generated), and in the file's progress.
 type segmentCounter struct {
 	next   storage.Store
 	m      *Manager
 	format string
 	ext    string
+	prog   *progress
 }
 
-func (m *Manager) countSegments(st storage.Store, f rules.Format, ext string) storage.Store {
-	return segmentCounter{next: st, m: m, format: string(f), ext: ext}
+func (m *Manager) countSegments(st storage.Store, f rules.Format, ext string, prog *progress) storage.Store {
+	return segmentCounter{next: st, m: m, format: string(f), ext: ext, prog: prog}
 }
 
 func (c segmentCounter) Store(ctx context.Context, key, path string) error {
+	var size int64
+	if info, err := os.Stat(path); err == nil {
+		size = info.Size()
+	}
 	err := c.next.Store(ctx, key, path)
 	if err == nil && strings.HasSuffix(key, c.ext) {
 		c.m.cfg.Metrics.SegmentsWritten.WithLabelValues(c.format).Inc()
+		if c.prog != nil {
+			c.prog.segments.Add(1)
+			c.prog.bytes.Add(size)
+		}
 	}
 	return err
 }

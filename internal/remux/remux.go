@@ -28,7 +28,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/livrec/livrec/internal/catalog"
 	"github.com/livrec/livrec/internal/flv"
 	"github.com/livrec/livrec/internal/record"
 	"github.com/livrec/livrec/internal/rtmp"
@@ -59,7 +58,7 @@ type Options struct {
 	// ObjectPrefix and SliceObjectPrefix are the key templates (defaults above: the files
 	// land in OUTDIR/{StreamName}/).
 	ObjectPrefix, SliceObjectPrefix string
-	// StateDir holds the catalog and working files (default: a temporary directory
+	// StateDir holds the working files (default: a temporary directory
 	// OUTDIR/.livrec-remux-*, removed at the end; inside OUTDIR so finished files are
 	// hard-linked into place, not copied).
 	StateDir string
@@ -225,11 +224,6 @@ func Run(ctx context.Context, in, outDir string, opt Options) (*Result, error) {
 	} else if err := os.MkdirAll(stateDir, 0o755); err != nil {
 		return nil, err
 	}
-	cat, err := catalog.OpenScratch(filepath.Join(stateDir, "catalog.db"))
-	if err != nil {
-		return nil, err
-	}
-	defer cat.Close()
 	set, err := rules.NewSet([]rules.Rule{rule})
 	if err != nil {
 		return nil, err
@@ -238,8 +232,9 @@ func Run(ctx context.Context, in, outDir string, opt Options) (*Result, error) {
 	res := &Result{Input: in}
 	var mu sync.Mutex
 	mgr := record.NewManager(record.Config{
-		Rules:   set,
-		Catalog: cat,
+		Rules: set,
+		// The rows live as long as the run: the files' outcome is reported in Result.
+		Catalog: &record.MemoryCatalog{},
 		Store:   store,
 		WorkDir: filepath.Join(stateDir, "work"),
 		Logger:  log,

@@ -38,6 +38,8 @@ type Options struct {
 	// SpoolLimit the upload-spool size (bytes) that raises an alarm (0: none).
 	S3         []storage.S3Config
 	SpoolLimit int64
+	// Finalizers bounds how many files are finalized at once (0: record.DefaultFinalizers).
+	Finalizers int
 	// AccessKeys (id → secret) enable the cloud-compatible API; AllowDeleteFiles lets its
 	// DeleteLiveStreamRecordIndexFiles remove files (RemoveFile=true).
 	AccessKeys       map[string]string
@@ -106,6 +108,7 @@ func Run(ctx context.Context, o Options) error {
 		AskOnDemand: askOnDemand(notifier),
 		Rules:       set,
 		Catalog:     cat,
+		Finalizers:  o.Finalizers,
 		Store:       store,
 		WorkDir:     filepath.Join(o.DataDir, workDir),
 		Location:    o.Location,
