@@ -50,26 +50,14 @@ var (
 	ErrFinished = errors.New("writer already finished")
 	// ErrNoTracks is returned by WriteAU before the first SetTracks.
 	ErrNoTracks = errors.New("access unit before SetTracks")
-)
-
-// ErrNeedNewFile is returned by SetTracks when the container cannot carry the change.
-var ErrNeedNewFile = errors.New("the container cannot signal this track change: start a new file")
-
-// Errors every writer returns, so that a caller tests errors.Is(err, format.ErrNoMedia)
-// whatever the format (an empty recording is not an error to the task).
-var (
-	// ErrNoMedia is returned by Finish and Recover when nothing decodable was recorded (no
-	// video keyframe, or no audio frame for an audio-only file): nothing is stored.
-	ErrNoMedia = errors.New("no media recorded")
-	// ErrFinished is returned by calls on a writer after Finish succeeded.
-	ErrFinished = errors.New("writer already finished")
-	// ErrNoTracks is returned by WriteAU before the first SetTracks.
-	ErrNoTracks = errors.New("access unit before SetTracks")
 	// ErrNoJournal is returned by Recover when the work directory holds no recording
 	// state: nothing was ever written there, or the file was finished (or recovered)
 	// already — the writer cannot tell which, so it is not ErrNoMedia.
 	ErrNoJournal = errors.New("no recording state in work directory")
 )
+
+// ErrNeedNewFile is returned by SetTracks when the container cannot carry the change.
+var ErrNeedNewFile = errors.New("the container cannot signal this track change: start a new file")
 
 // Result describes a finished (or recovered) file.
 type Result struct {
