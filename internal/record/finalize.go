@@ -10,9 +10,6 @@ import (
 
 	"github.com/livrec/livrec/internal/catalog"
 	"github.com/livrec/livrec/internal/format"
-	"github.com/livrec/livrec/internal/format/flvfile"
-	"github.com/livrec/livrec/internal/format/mp4"
-	"github.com/livrec/livrec/internal/format/segment"
 	"github.com/livrec/livrec/internal/keytemplate"
 	"github.com/livrec/livrec/internal/rules"
 )
@@ -149,7 +146,4 @@ func (f *finalizers) wait() {
 }
 
 // isNoMedia reports a file that ended before any media reached it.
-func isNoMedia(err error) bool {
-	return errors.Is(err, format.ErrNoMedia) || errors.Is(err, segment.ErrNoMedia) ||
-		errors.Is(err, mp4.ErrNoMedia) || errors.Is(err, flvfile.ErrNoMedia)
-}
+func isNoMedia(err error) bool { return errors.Is(err, format.ErrNoMedia) }

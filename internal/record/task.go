@@ -175,7 +175,8 @@ func (t *Task) writeAU(s *session, au *media.AccessUnit) {
 	if au.DTS > t.lastDTS {
 		t.lastDTS = au.DTS
 	}
-	canStart := t.video == nil || (au.Track == t.video && au.Key)
+	// A file opens (and a cycle rolls over) at a keyframe of the task's video track.
+	canStart := format.CanStart(au, t.video != nil) && (t.video == nil || au.Track == t.video)
 	for _, o := range t.outs {
 		if o.cur != nil && canStart && o.cur.w.Duration() >= time.Duration(o.rf.CycleDuration)*time.Second {
 			t.finishFile(o) // recording cycle reached: roll over at this keyframe

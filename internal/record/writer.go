@@ -42,7 +42,7 @@ var formats = map[rules.Format]formatImpl{
 				SegmentURI:    t.m.cfg.LiveURI,
 				Store:         t.m.countSegments(t.store, rules.M3U8, ".ts", prog),
 				Now:           t.clock,
-				Logger:        t.m.cfg.Logger.With("task", t.id, "format", "m3u8"),
+				Logger:        t.m.cfg.Logger.With("task", t.id), // the segment engine names the format
 				NoSync:        t.m.cfg.NoSync,
 			})
 			if err != nil {
@@ -68,7 +68,7 @@ var formats = map[rules.Format]formatImpl{
 				SegmentURI:    t.m.cfg.LiveURI,
 				Store:         t.m.countSegments(t.store, rules.CMAF, ".m4s", prog),
 				Now:           t.clock,
-				Logger:        t.m.cfg.Logger.With("task", t.id, "format", "cmaf"),
+				Logger:        t.m.cfg.Logger.With("task", t.id),
 				NoSync:        t.m.cfg.NoSync,
 			})
 		},
