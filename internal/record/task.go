@@ -93,7 +93,7 @@ func (m *Manager) newTask(key StreamKey, rule *rules.Rule, s *session) (*Task, e
 	}
 	t.repair.OnRepair = func(r media.Repair) {
 		m.emit(Event{Type: EventTimestampRepair, TaskID: t.id, Domain: key.Domain, App: key.App, Stream: key.Stream,
-			Code: r.Kind, Message: fmt.Sprintf("%s timestamps re-based by %v", trackKind(r.Track), r.Delta)})
+			Code: r.Kind, Message: r.String()})
 	}
 	ruleJSON, _ := json.Marshal(rule)
 	if err := m.cfg.Catalog.CreateTask(context.Background(), &catalog.Task{ID: t.id, Domain: key.Domain, App: key.App, Stream: key.Stream,
@@ -103,13 +103,6 @@ func (m *Manager) newTask(key StreamKey, rule *rules.Rule, s *session) (*Task, e
 	m.cfg.Metrics.ActiveTasks.WithLabelValues(catalog.TaskRecording).Inc()
 	m.emit(t.event(EventStarted))
 	return t, nil
-}
-
-func trackKind(tr *media.Track) string {
-	if tr != nil && tr.Codec.IsVideo() {
-		return "video"
-	}
-	return "audio"
 }
 
 func (t *Task) event(typ string) Event {
