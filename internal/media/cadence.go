@@ -7,8 +7,12 @@ const (
 	// cadenceEvidence is how many consecutive frames must fit a frame rate found in the
 	// data (rather than declared by the stream) before the track is snapped to it.
 	cadenceEvidence = 20
-	// cadencePriorEvidence frames suffice for the frame rate the track declares.
-	cadencePriorEvidence = 3
+	// cadencePriorEvidence frames suffice for the frame rate the track declares (one: the
+	// first frame of a recording is then already on the grid, and the output grid keeps
+	// the first frame's phase); the lock stays provisional for cadenceEvidence frames,
+	// in which each frame must follow the previous one in the next slot, within
+	// cadenceLockTol.
+	cadencePriorEvidence = 1
 	// cadenceLockTol is the largest deviation from the grid, in periods, of each frame used
 	// to lock, and cadenceLockRMS their largest root-mean-square deviation (uniform jitter
 	// of ±0.3 periods has 0.17; timestamps unrelated to the grid 0.29); cadenceTol ends the lock (a frame further off, or landing in a slot at or
@@ -35,12 +39,13 @@ const (
 	cadenceRefitEvery = 32
 	cadenceSigmas     = 4
 	// The output phase follows the estimate by 1 ms per frame once they are more than
-	// phaseStart ms apart (phaseStartWarm during the first cadencePhasorN frames of a lock,
-	// while the estimate converges), until they are within phaseStop ms: a dead band, so
-	// that the estimate's noise does not turn into 1 ms steps of the output.
-	phaseStart     = 4.0
-	phaseStartWarm = 1.0
-	phaseStop      = 0.5
+	// phaseStart periods apart, until they are within phaseStop ms: a wide dead band, so
+	// that neither the estimate's noise nor its convergence after a lock turns into
+	// steps of the output (a player rounding timestamps to its own frame grid, anchored
+	// at the first frame, sees a step as a duplicate or a skipped frame); only a clock
+	// that really drifts from the period moves the grid.
+	phaseStart = 0.25
+	phaseStop  = 0.5
 	// cadenceMoved: an output this far (ms) from its input counts as snapped (less is the
 	// rounding of fractional periods to milliseconds).
 	cadenceMoved = 1
@@ -331,16 +336,19 @@ func (c *cadence) snap(d, p int64) (cadenceOut, bool) {
 	est := c.phase + wrapHalf(math.Atan2(c.im, c.re)*T/(2*math.Pi)-c.phase, T) // estimated grid origin
 	fd := float64(d)
 	n := int64(math.Round((fd - est) / T))
-	if n <= c.lastIdx || math.Abs(fd-est-float64(n)*T) > cadenceTol*T ||
+	tol := cadenceTol
+	if c.fromPrior && c.frames < cadenceEvidence {
+		tol = cadenceLockTol
+		if c.lastIdx != math.MinInt64 && n != c.lastIdx+1 {
+			return cadenceOut{}, false
+		}
+	}
+	if n <= c.lastIdx || math.Abs(fd-est-float64(n)*T) > tol*T ||
 		math.Abs(fd-c.phase-float64(n)*T) > cadenceFar*T {
 		return cadenceOut{}, false
 	}
 	// Follow the estimate, 1 ms per frame, with a dead band.
-	start := phaseStart
-	if c.frames < cadencePhasorN {
-		start = phaseStartWarm
-	}
-	if delta := est - c.phase; math.Abs(delta) > start || (c.following && math.Abs(delta) > phaseStop) {
+	if delta := est - c.phase; math.Abs(delta) > phaseStart*T || (c.following && math.Abs(delta) > phaseStop) {
 		c.following = true
 		c.phase += max(-1, min(1, delta))
 	} else {
