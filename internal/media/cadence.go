@@ -10,8 +10,7 @@ const (
 	// cadencePriorEvidence frames suffice for the frame rate the track declares (one: the
 	// first frame of a recording is then already on the grid, and the output grid keeps
 	// the first frame's phase); the lock stays provisional for cadenceEvidence frames,
-	// in which each frame must follow the previous one in the next slot, within
-	// cadenceLockTol.
+	// in which each frame must follow the previous one in the next slot.
 	cadencePriorEvidence = 1
 	// cadenceLockTol is the largest deviation from the grid, in periods, of each frame used
 	// to lock, and cadenceLockRMS their largest root-mean-square deviation (uniform jitter
@@ -336,14 +335,10 @@ func (c *cadence) snap(d, p int64) (cadenceOut, bool) {
 	est := c.phase + wrapHalf(math.Atan2(c.im, c.re)*T/(2*math.Pi)-c.phase, T) // estimated grid origin
 	fd := float64(d)
 	n := int64(math.Round((fd - est) / T))
-	tol := cadenceTol
-	if c.fromPrior && c.frames < cadenceEvidence {
-		tol = cadenceLockTol
-		if c.lastIdx != math.MinInt64 && n != c.lastIdx+1 {
-			return cadenceOut{}, false
-		}
+	if c.fromPrior && c.frames < cadenceEvidence && c.lastIdx != math.MinInt64 && n != c.lastIdx+1 {
+		return cadenceOut{}, false
 	}
-	if n <= c.lastIdx || math.Abs(fd-est-float64(n)*T) > tol*T ||
+	if n <= c.lastIdx || math.Abs(fd-est-float64(n)*T) > cadenceTol*T ||
 		math.Abs(fd-c.phase-float64(n)*T) > cadenceFar*T {
 		return cadenceOut{}, false
 	}
