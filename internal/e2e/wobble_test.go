@@ -57,7 +57,6 @@ rules:
 		if format == "cmaf" {
 			app = "b"
 		}
-		defer func() { if t.Failed() { mustRun(t, "cp", "-r", s.filePath(""), "/tmp/wob/rec") } }()
 		t.Run(format, func(t *testing.T) {
 			recs := s.waitDone(fmt.Sprintf("app=%s&stream=wobble&format=%s", app, format), 1, 5*time.Second)
 			path := s.filePath(recs[0].Key)
