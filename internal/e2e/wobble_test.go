@@ -31,15 +31,7 @@ func TestVideoWobbleSmoothed(t *testing.T) {
 	if out, _ := run(t, "ffmpeg", "-v", "error", "-i", wobbly, "-f", "null", "-"); strings.TrimSpace(out) == "" {
 		t.Fatal("ffmpeg does not complain about the wobbly source: the test proves nothing")
 	}
-	s := startServer(t, t.TempDir(), `
-rules:
-  - domainName: "*"
-    appName: a
-    recordFormats: [{format: m3u8, sliceDuration: 5}, {format: flv}, {format: mp4}]
-  - domainName: "*"
-    appName: b
-    recordFormats: [{format: cmaf, sliceDuration: 5}]
-`)
+	s := startServer(t, t.TempDir(), allFormatsConfig)
 	for _, app := range []string{"a", "b"} {
 		if _, err := rtmp.PublishFile(context.Background(), s.rtmpURL(app, "wobble"), wobbly, false, rtmp.PublishOptions{}); err != nil {
 			t.Fatalf("push to %s: %v", app, err)
