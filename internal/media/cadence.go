@@ -58,11 +58,11 @@ var standardRates = [...]float64{5, 10, 12, 12.5, 15, 20, 24000.0 / 1001, 24, 25
 // cadence snaps the timestamps of one video track onto the grid of its frame rate when
 // they wobble around it (an encoder stamping frames with a jittery clock).
 //
-// The track locks onto a period T when the recent frames all lie within cadenceLockTol·T
-// of a grid of that period, in increasing slots, mostly adjacent ones: after
-// cadencePriorEvidence frames when the frame rate the track declares (SPS or metadata)
-// fits, otherwise after cadenceEvidence
-// frames fitting a standard rate near their median spacing or the period fitted to them.
+// The track locks onto the frame rate it declares (SPS or metadata) from its first frame,
+// provisionally: for cadenceEvidence frames each frame must land in the slot after the
+// previous one. Otherwise it locks onto a period T once cadenceEvidence frames all lie
+// within cadenceLockTol·T of a grid of that period, in increasing slots, mostly adjacent
+// ones, T being a standard rate near their median spacing or the period fitted to them.
 // While locked, a frame goes to the grid slot nearest to it: missing frames leave their
 // slots empty (gaps are kept), the grid's phase follows the circular mean of the frames'
 // positions (so the output never drifts from the stream's clock) and its period is
