@@ -69,15 +69,7 @@ func TestParameterChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startServer(t, t.TempDir(), `
-rules:
-  - domainName: "*"
-    appName: a
-    recordFormats: [{format: m3u8, sliceDuration: 5}, {format: flv}, {format: mp4}]
-  - domainName: "*"
-    appName: b
-    recordFormats: [{format: cmaf, sliceDuration: 5}]
-`)
+	s := startServer(t, t.TempDir(), allFormatsConfig)
 	for _, app := range []string{"a", "b"} {
 		p, err := rtmp.Publish(context.Background(), s.rtmpURL(app, "change"), rtmp.PublishOptions{})
 		if err != nil {

@@ -11,6 +11,18 @@ import (
 	"time"
 )
 
+// allFormatsConfig records app "a" as m3u8, flv and mp4 and app "b" as cmaf (cmaf
+// cannot share a rule with m3u8).
+const allFormatsConfig = `
+rules:
+  - domainName: "*"
+    appName: a
+    recordFormats: [{format: m3u8, sliceDuration: 5}, {format: flv}, {format: mp4}]
+  - domainName: "*"
+    appName: b
+    recordFormats: [{format: cmaf, sliceDuration: 5}]
+`
+
 const hlsConfig = `
 rules:
   - domainName: "*"

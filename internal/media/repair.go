@@ -1,6 +1,9 @@
 package media
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Repair kinds reported by TimestampRepair.
 const (
@@ -8,16 +11,32 @@ const (
 	RepairBackward = "backward" // a track stepped back: re-based
 	RepairJump     = "jump"     // a track jumped forward by more than MaxJump: re-based
 	RepairResume   = "resume"   // the first unit after Resume was placed after the previous output
+	// RepairCadence: video timestamps wobbling around a steady frame rate are being snapped
+	// onto its grid. Reported once when the snapping starts (not per frame), and at most once
+	// per cadenceReportEvery of media time per stream.
+	RepairCadence = "cadence"
 )
 
 // Repair describes one timestamp repair.
 type Repair struct {
-	Kind  string // RepairWrap, RepairBackward, RepairJump or RepairResume
+	Kind  string // RepairWrap, RepairBackward, RepairJump, RepairResume or RepairCadence
 	Track *Track // the track whose unit revealed it
 	// Delta is, for backward/jump, the change applied to the track's output-input offset
 	// (negative for a forward jump that was closed); for wrap 2^32 ms; for resume the
-	// output-input offset now applied.
+	// output-input offset now applied; for cadence the frame period snapped to.
 	Delta time.Duration
+}
+
+// String describes the repair for logs and events.
+func (r Repair) String() string {
+	kind := "audio"
+	if r.Track != nil && r.Track.Codec.IsVideo() {
+		kind = "video"
+	}
+	if r.Kind == RepairCadence {
+		return fmt.Sprintf("%s timestamps snapped to a %v frame cadence", kind, r.Delta.Round(time.Microsecond))
+	}
+	return fmt.Sprintf("%s timestamps re-based by %v", kind, r.Delta)
 }
 
 // Repair parameters.
@@ -35,6 +54,9 @@ const (
 	syncWindow = 5000
 	maxSpacing = 5000
 	wrapPeriod = int64(1) << 32
+	// cadenceReportEvery is the least media time (ms) between two RepairCadence reports of
+	// a stream, so that a stream whose lock comes and goes does not flood the log.
+	cadenceReportEvery = 60000
 )
 
 // TimestampRepair makes access-unit timestamps monotonic and continuous per track.
@@ -54,7 +76,10 @@ const (
 // offset — there is no ping-pong between the tracks.
 //
 // The spacing is the median of the last 8 normal DTS deltas of the track (default 40 ms for
-// video, 23 ms for audio). Output DTS are strictly increasing per track; PTS-DTS is kept.
+// video, 23 ms for audio). Output DTS are strictly increasing per track; PTS-DTS is kept,
+// except that video wobbling around a steady frame rate is then snapped onto that rate's
+// grid (see cadence; DTS and PTS each to their nearest slot, within a frame of the
+// repaired timeline; RepairCadence).
 // The first unit of a fresh repairer gets DTS 0; the other track starts on the same offset.
 //
 // Tracks are told apart by kind (Track.Codec.IsVideo); a parameter change (new *Track) keeps
@@ -70,6 +95,10 @@ type TimestampRepair struct {
 	lastOut int64 // largest output DTS so far (ms)
 	epoch   int64 // highest wrap epoch reported
 	resumed bool
+
+	cad           cadence // video
+	cadReported   bool
+	cadReportedAt int64 // output DTS of the last RepairCadence report
 }
 
 type tsTrack struct {
@@ -154,6 +183,7 @@ func (r *TimestampRepair) Resume() {
 		r.tracks[i].active = false
 		r.tracks[i].pendingOK = false
 	}
+	r.cad.reset()
 	r.hasRef = false
 	r.resumed = r.anyOut
 }
@@ -198,12 +228,29 @@ func (r *TimestampRepair) Fix(au *AccessUnit) {
 	t.active, t.everOut = true, true
 	t.lastIn, t.lastOut = inU, out
 	r.hasRef, r.refIn = true, inU
+	// The repair above works on its own (unsnapped) timeline; the cadence snapping is
+	// applied to its output.
+	au.DTS, au.PTS = ms(out), ms(out)+cts
+	if t.video {
+		var fps float64
+		if au.Track != nil {
+			fps = au.Track.FrameRate
+		}
+		c := r.cad.fix(out, out+int64(cts/time.Millisecond), fps)
+		if c.started && (!r.cadReported || c.dts-r.cadReportedAt >= cadenceReportEvery) {
+			r.cadReported, r.cadReportedAt = true, c.dts
+			r.report(RepairCadence, au.Track, time.Duration(r.cad.period*float64(time.Millisecond)))
+		}
+		out = c.dts
+		au.DTS, au.PTS = ms(out), ms(out)+cts
+		if c.onGrid {
+			au.PTS = ms(c.pts)
+		}
+	}
 	if !r.anyOut || out > r.lastOut {
 		r.lastOut = out
 	}
 	r.anyOut = true
-	au.DTS = ms(out)
-	au.PTS = au.DTS + cts
 }
 
 // first places the first unit of a track in the current publish.

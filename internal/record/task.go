@@ -96,7 +96,7 @@ func (m *Manager) newTask(key StreamKey, rule *rules.Rule, s *session) (*Task, e
 	}
 	t.repair.OnRepair = func(r media.Repair) {
 		m.emit(Event{Type: EventTimestampRepair, TaskID: t.id, Domain: key.Domain, App: key.App, Stream: key.Stream,
-			Code: r.Kind, Message: fmt.Sprintf("%s timestamps re-based by %v", trackKind(r.Track), r.Delta)})
+			Code: r.Kind, Message: r.String()})
 	}
 	ruleJSON, _ := json.Marshal(rule)
 	row := &catalog.Task{ID: t.id, Domain: key.Domain, App: key.App, Stream: key.Stream,
@@ -107,13 +107,6 @@ func (m *Manager) newTask(key StreamKey, rule *rules.Rule, s *session) (*Task, e
 		do:   func(ctx context.Context, c Catalog) error { return c.CreateTask(ctx, row) },
 		then: func() { m.emit(started) }})
 	return t, nil
-}
-
-func trackKind(tr *media.Track) string {
-	if tr != nil && tr.Codec.IsVideo() {
-		return "video"
-	}
-	return "audio"
 }
 
 func (t *Task) event(typ string) Event {

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -478,4 +479,50 @@ func metadataTag(s Spec) flv.Tag {
 		panic(err) // static types only
 	}
 	return flv.Tag{Type: flv.TagScript, Body: body}
+}
+
+// Wobble copies the FLV file src to dst with every video tag's timestamp moved by a
+// uniform random amount in [-jitter, jitter] (seeded, so reproducible; never below 0),
+// the composition offset (CTS) kept: what an encoder stamping frames with a jittery clock
+// sends. Audio and script tags are copied unchanged. Tags stay in file order.
+func Wobble(src, dst string, jitter time.Duration, seed uint64) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	r, err := flv.NewReader(in)
+	if err != nil {
+		return err
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	h := r.Header()
+	w, err := flv.NewWriter(out, h.HasAudio, h.HasVideo)
+	if err != nil {
+		out.Close()
+		return err
+	}
+	rng := rand.New(rand.NewPCG(seed, seed))
+	j := int64(jitter / time.Millisecond)
+	for {
+		tag, err := r.ReadTag()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			out.Close()
+			return err
+		}
+		if tag.Type == flv.TagVideo {
+			tag.Timestamp = uint32(max(0, int64(tag.Timestamp)+rng.Int64N(2*j+1)-j))
+		}
+		if err := w.WriteTag(tag); err != nil {
+			out.Close()
+			return err
+		}
+	}
+	return out.Close()
 }

@@ -323,3 +323,34 @@ func TestHEVCDecodable(t *testing.T) {
 		}
 	}
 }
+
+// TestWobble: video tag timestamps move by at most the jitter (and some do), everything
+// else is copied unchanged.
+func TestWobble(t *testing.T) {
+	dir := t.TempDir()
+	src := makeOrSkip(t, dir, Spec{Video: H264, Audio: AAC})
+	dst := filepath.Join(dir, "wobbly.flv")
+	if err := Wobble(src, dst, 12*time.Millisecond, 1); err != nil {
+		t.Fatal(err)
+	}
+	a, b := readTags(t, src), readTags(t, dst)
+	if len(a) != len(b) {
+		t.Fatalf("%d tags, want %d", len(b), len(a))
+	}
+	moved := 0
+	for i := range a {
+		d := int64(b[i].Timestamp) - int64(a[i].Timestamp)
+		if a[i].Type != b[i].Type || !bytes.Equal(a[i].Body, b[i].Body) {
+			t.Fatalf("tag %d changed", i)
+		}
+		if a[i].Type != flv.TagVideo && d != 0 || d < -12 || d > 12 {
+			t.Fatalf("tag %d (type %d) moved by %d ms", i, a[i].Type, d)
+		}
+		if d != 0 {
+			moved++
+		}
+	}
+	if moved < len(a)/4 {
+		t.Fatalf("only %d of %d tags moved", moved, len(a))
+	}
+}
