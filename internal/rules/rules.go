@@ -68,12 +68,26 @@ const (
 	DefaultObjectPrefix      = "record/{AppName}/{StreamName}/{EscapedStartTime}_{EscapedEndTime}"
 	DefaultSliceObjectPrefix = "record/{AppName}/{StreamName}/{UnixTimestamp}_{Sequence}"
 
+	// Defaults of transcodeRecordFormats; {StreamName} is the rendition's name,
+	// {StreamName}_{TemplateId}, so renditions sharing a prefix never collide.
+	DefaultTranscodeObjectPrefix      = "transcodeRecord/{AppName}/{StreamName}/{EscapedStartTime}_{EscapedEndTime}"
+	DefaultTranscodeSliceObjectPrefix = "transcodeRecord/{AppName}/{StreamName}/{UnixTimestamp}_{Sequence}"
+
+	// MaxTranscodeTemplates bounds transcodeTemplates; AllTemplates alone means every
+	// built-in template (BuiltinTemplates).
+	MaxTranscodeTemplates = 10
+	AllTemplates          = "all"
+
 	// MaxPrefixLen is the exclusive limit on a prefix: it must be shorter than 256 bytes.
 	MaxPrefixLen = 256
 
 	MaxNameLen   = 255 // app and stream names
 	MaxDomainLen = 253
 )
+
+// BuiltinTemplates are the IDs of the live transcode templates available without
+// configuration (the cloud's standard system templates).
+var BuiltinTemplates = []string{"lld", "lsd", "lhd", "lud"}
 
 // Variables each kind of prefix may use (reference §6). {EndTime} is not available to
 // slice keys: a segment is stored while its file is still open. {Date}, {Hour},
@@ -140,6 +154,28 @@ type Rule struct {
 	// http(s)://host[:port] URL; OssBucket follows the S3/OSS bucket naming rules.
 	OssEndpoint string `yaml:"ossEndpoint,omitempty" json:"ossEndpoint,omitempty"`
 	OssBucket   string `yaml:"ossBucket,omitempty" json:"ossBucket,omitempty"`
+	// TranscodeTemplates are the live transcode templates (IDs, at most 10, or ["all"])
+	// whose renditions are recorded, each as stream {StreamName}_{TemplateId} with
+	// TranscodeRecordFormats. RecordFormats may then be empty (renditions only).
+	TranscodeTemplates     []string       `yaml:"transcodeTemplates,omitempty" json:"transcodeTemplates,omitempty"`
+	TranscodeRecordFormats []RecordFormat `yaml:"transcodeRecordFormats,omitempty" json:"transcodeRecordFormats,omitempty"`
+}
+
+// Renders reports whether the rule records the rendition of template id.
+func (r *Rule) Renders(id string) bool {
+	if len(r.TranscodeTemplates) == 1 && r.TranscodeTemplates[0] == AllTemplates {
+		return slices.Contains(BuiltinTemplates, id)
+	}
+	return slices.Contains(r.TranscodeTemplates, id)
+}
+
+// Rendition returns the rule a rendition of r is recorded with: transcodeRecordFormats
+// as its formats, and no transcoding of its own.
+func (r *Rule) Rendition() *Rule {
+	c := r.Clone()
+	c.RecordFormats = c.TranscodeRecordFormats
+	c.TranscodeRecordFormats, c.TranscodeTemplates = nil, nil
+	return c
 }
 
 // MaxWindow is the longest recording window of a rule (startTime to endTime).
@@ -165,6 +201,8 @@ func (r *Rule) InWindow(t time.Time) (bool, time.Time) {
 func (r *Rule) Clone() *Rule {
 	c := *r
 	c.RecordFormats = slices.Clone(r.RecordFormats)
+	c.TranscodeRecordFormats = slices.Clone(r.TranscodeRecordFormats)
+	c.TranscodeTemplates = slices.Clone(r.TranscodeTemplates)
 	if r.StartTime != nil {
 		st := *r.StartTime
 		c.StartTime = &st
@@ -189,23 +227,29 @@ func (r *Rule) Normalize() {
 	if r.DelayTime == 0 {
 		r.DelayTime = DefaultDelayTime
 	}
-	for i := range r.RecordFormats {
-		f := &r.RecordFormats[i]
+	normalizeFormats(r.RecordFormats, DefaultObjectPrefix, DefaultSliceObjectPrefix)
+	normalizeFormats(r.TranscodeRecordFormats, DefaultTranscodeObjectPrefix, DefaultTranscodeSliceObjectPrefix)
+}
+
+// normalizeFormats fills in the defaults of a list of record formats.
+func normalizeFormats(fs []RecordFormat, objectPrefix, slicePrefix string) {
+	for i := range fs {
+		f := &fs[i]
 		if f.ObjectPrefix == "" {
-			f.ObjectPrefix = DefaultObjectPrefix
+			f.ObjectPrefix = objectPrefix
 		}
 		if f.CycleDuration == 0 {
 			f.CycleDuration = DefaultCycleDuration
 		}
 		if f.Format.Sliced() {
 			if f.SliceObjectPrefix == "" {
-				f.SliceObjectPrefix = DefaultSliceObjectPrefix
+				f.SliceObjectPrefix = slicePrefix
 			}
 			if f.SliceDuration == 0 {
 				f.SliceDuration = DefaultSliceDuration
 			}
 		} else if f.Format.Valid() {
-			if f.SliceObjectPrefix == DefaultSliceObjectPrefix {
+			if f.SliceObjectPrefix == slicePrefix {
 				f.SliceObjectPrefix = ""
 			}
 			if f.SliceDuration == DefaultSliceDuration {
@@ -268,25 +312,70 @@ func (r *Rule) Validate() error {
 			es.add("ossBucket", err.Error())
 		}
 	}
-	if len(r.RecordFormats) == 0 {
+	if len(r.RecordFormats) == 0 && len(r.TranscodeRecordFormats) == 0 {
 		es.add("recordFormats", "at least one format is required")
 	}
-	seen := map[Format]int{}
-	for i, f := range r.RecordFormats {
-		path := fmt.Sprintf("recordFormats[%d]", i)
-		if j, dup := seen[f.Format]; dup {
-			es.add(path+".format", fmt.Sprintf("%q is already used by recordFormats[%d]", f.Format, j))
-		} else if f.Format.Valid() {
-			seen[f.Format] = i
-		}
-		validateFormat(&es, path, &f)
+	validateFormats(&es, "recordFormats", r.RecordFormats)
+	validateFormats(&es, "transcodeRecordFormats", r.TranscodeRecordFormats)
+	switch n := len(r.TranscodeTemplates); {
+	case n == 0 && len(r.TranscodeRecordFormats) > 0:
+		es.add("transcodeTemplates", "is required with transcodeRecordFormats (template IDs, or [\"all\"])")
+	case n > 0 && len(r.TranscodeRecordFormats) == 0:
+		es.add("transcodeRecordFormats", "at least one format is required with transcodeTemplates")
+	case n > MaxTranscodeTemplates:
+		es.add("transcodeTemplates", fmt.Sprintf("%d templates, at most %d allowed", n, MaxTranscodeTemplates))
 	}
-	if _, ok := seen[CMAF]; ok {
-		if _, ok := seen[M3U8]; ok {
-			es.add("recordFormats", "cmaf and m3u8 cannot be used together")
+	seenTpl := map[string]int{}
+	for i, id := range r.TranscodeTemplates {
+		path := fmt.Sprintf("transcodeTemplates[%d]", i)
+		if id == AllTemplates {
+			if len(r.TranscodeTemplates) > 1 {
+				es.add(path, fmt.Sprintf("%q is only allowed alone", AllTemplates))
+			}
+			continue
+		}
+		if err := ValidTemplateID(id); err != nil {
+			es.add(path, err.Error())
+		} else if j, dup := seenTpl[id]; dup {
+			es.add(path, fmt.Sprintf("%q is already used by transcodeTemplates[%d]", id, j))
+		} else {
+			seenTpl[id] = i
 		}
 	}
 	return es.err()
+}
+
+// validateFormats checks a list of record formats (field path name): each format at
+// most once, cmaf and m3u8 not together.
+func validateFormats(es *ValidationErrors, name string, fs []RecordFormat) {
+	seen := map[Format]int{}
+	for i, f := range fs {
+		path := fmt.Sprintf("%s[%d]", name, i)
+		if j, dup := seen[f.Format]; dup {
+			es.add(path+".format", fmt.Sprintf("%q is already used by %s[%d]", f.Format, name, j))
+		} else if f.Format.Valid() {
+			seen[f.Format] = i
+		}
+		validateFormat(es, path, &f)
+	}
+	if _, ok := seen[CMAF]; ok {
+		if _, ok := seen[M3U8]; ok {
+			es.add(name, "cmaf and m3u8 cannot be used together")
+		}
+	}
+}
+
+// ValidTemplateID checks a live transcode template ID: 1–64 letters, digits, "_", "-".
+func ValidTemplateID(id string) error {
+	if id == "" || len(id) > 64 {
+		return fmt.Errorf("%q: a template ID has 1–64 characters", id)
+	}
+	for i := 0; i < len(id); i++ {
+		if !isNameChar(id[i]) {
+			return fmt.Errorf("%q: character %s at %d is not allowed (letters, digits, \"-\", \"_\")", id, quoteByte(id[i]), i)
+		}
+	}
+	return nil
 }
 
 // validateFormat checks one record format; path is its field path.
