@@ -109,5 +109,8 @@ func serve(args []string) error {
 		Finalizers:       cfg.Finalizers,
 		AccessKeys:       cfg.AccessKeySecrets(),
 		AllowDeleteFiles: cfg.AllowDeleteFiles,
+
+		TranscodeTemplates: cfg.TranscodeTemplates,
+		MaxTranscoders:     cfg.MaxTranscoders,
 	})
 }

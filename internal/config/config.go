@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/livrec/livrec/internal/pushauth"
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
+	"github.com/livrec/livrec/internal/transcode"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -69,6 +71,14 @@ type Config struct {
 	// Finalizers bounds how many recording files are finalized at once (in the
 	// background, off the ingest path); 0 means the default (2).
 	Finalizers int `yaml:"finalizers"`
+	// TranscodeTemplates are the live transcode templates rules may name in
+	// transcodeTemplates, besides the built-ins lld, lsd, lhd and lud; each applies to
+	// its domainName and appName ("*" or left out: all).
+	TranscodeTemplates []transcode.Template `yaml:"transcodeTemplates"`
+	// MaxTranscoders bounds the live streams transcoded at once (one ffmpeg each); 0
+	// means the number of CPU cores. Past it a stream's original is still recorded and a
+	// record_transcode_error event says why its renditions are not.
+	MaxTranscoders int `yaml:"maxTranscoders"`
 
 	// Location is TimeZone loaded; set by LoadConfig and Parse.
 	Location *time.Location `yaml:"-"`
@@ -225,6 +235,32 @@ func Parse(data []byte) (*Config, error) {
 	}
 	if c.SpoolLimitMB < 0 {
 		es = append(es, &rules.ValidationError{Field: "spoolLimitMB", Msg: fmt.Sprintf("%d: want 0 (no limit) or more", c.SpoolLimitMB)})
+	}
+
+	if c.MaxTranscoders < 0 || c.MaxTranscoders > 1024 {
+		es = append(es, &rules.ValidationError{Field: "maxTranscoders", Msg: fmt.Sprintf("%d is out of range (allowed 1–1024, or 0 for the number of cores)", c.MaxTranscoders)})
+	}
+	if c.MaxTranscoders == 0 {
+		c.MaxTranscoders = runtime.NumCPU()
+	}
+	lib, err := transcode.NewLibrary(c.TranscodeTemplates)
+	if err != nil {
+		var ves rules.ValidationErrors
+		if !errors.As(err, &ves) {
+			return nil, err
+		}
+		es = append(es, ves.Prefix("transcodeTemplates")...)
+	}
+	for i := range c.TranscodeTemplates {
+		c.TranscodeTemplates[i].Normalize()
+	}
+	for i, r := range c.Rules {
+		for j, id := range r.TranscodeTemplates {
+			if _, ok := lib.Lookup(r.DomainName, r.AppName, id); lib != nil && !ok && id != rules.AllTemplates {
+				es = append(es, &rules.ValidationError{Field: fmt.Sprintf("rules[%d].transcodeTemplates[%d]", i, j),
+					Msg: fmt.Sprintf("%q is neither a built-in template (%s) nor one under transcodeTemplates: for this domain and app", id, strings.Join(rules.BuiltinTemplates, ", "))})
+			}
+		}
 	}
 
 	loc, err := time.LoadLocation(c.TimeZone)

@@ -25,6 +25,7 @@ import (
 	"github.com/livrec/livrec/internal/ruledb"
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
+	"github.com/livrec/livrec/internal/transcode"
 )
 
 // Options configure a service instance.
@@ -48,7 +49,11 @@ type Options struct {
 	APITokens []string
 	// PublishAuth lists the domains whose pushes need a signed auth_key.
 	PublishAuth []pushauth.DomainKeys
-	Logger      *slog.Logger
+	// TranscodeTemplates are the configured live transcode templates (besides the
+	// built-ins) and MaxTranscoders the limit of streams transcoded at once (0: none).
+	TranscodeTemplates []transcode.Template
+	MaxTranscoders     int
+	Logger             *slog.Logger
 	// Ready, if set, is called with the bound addresses once both listeners are up.
 	Ready func(rtmpAddr, httpAddr net.Addr)
 }
@@ -139,7 +144,24 @@ func Run(ctx context.Context, o Options) error {
 		hl.Close()
 		return err
 	}
-	ingest := &rtmp.Server{Handler: pushauth.Handler{Next: mgr, Checker: pushAuth}, Logger: log}
+	lib, err := transcode.NewLibrary(o.TranscodeTemplates)
+	if err != nil {
+		rl.Close()
+		hl.Close()
+		return fmt.Errorf("transcodeTemplates: %w", err)
+	}
+	tm := transcode.NewMetrics()
+	met.Registry.MustRegister(tm.Collectors()...)
+	// Renditions come back over loopback RTMP from livrec's own ffmpeg: they carry the
+	// transcoder's token and skip push authentication. The transcoder knows the rules
+	// of the start (config and catalog); rules changed later through the APIs reach the
+	// recorder, not the transcoder, until the next start.
+	transcoder := &transcode.Handler{Next: pushauth.Handler{Next: mgr, Checker: pushAuth}, Renditions: mgr,
+		Rules: func() *rules.Set { return set }, Library: lib, Addr: loopbackAddr(rl.Addr()), Max: o.MaxTranscoders,
+		Logger: log, Metrics: tm, OnEvent: func(typ, domain, app, stream, code, msg string) {
+			mgr.Emit(record.Event{Type: typ, Domain: domain, App: app, Stream: stream, Code: code, Message: msg})
+		}}
+	ingest := &rtmp.Server{Handler: transcoder, Logger: log}
 	cloud := cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Notifier: notifier,
 		WorkDir: filepath.Join(o.DataDir, workDir, "api"), AccessKeys: o.AccessKeys,
 		AllowDeleteFiles: o.AllowDeleteFiles, Location: o.Location, Logger: log})
@@ -180,6 +202,19 @@ func Run(ctx context.Context, o Options) error {
 	api.Shutdown(httpSrv, 5*time.Second)
 	log.Info("livrec stopped")
 	return runErr
+}
+
+// loopbackAddr is the address livrec's own clients reach the listener at.
+func loopbackAddr(a net.Addr) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	ip := ta.IP
+	if ip == nil || ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	return net.JoinHostPort(ip.String(), fmt.Sprint(ta.Port))
 }
 
 // askOnDemand puts the on-demand question to the domain's onDemandUrl.
