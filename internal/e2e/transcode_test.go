@@ -3,8 +3,8 @@ package e2e
 import (
 	"fmt"
 	"io"
-	"net/http"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
