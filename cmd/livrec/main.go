@@ -102,12 +102,13 @@ func serve(args []string) error {
 		Rules:    cfg.Rules,
 		Logger:   log,
 
-		S3:               cfg.S3,
-		APITokens:        cfg.APITokens,
-		PublishAuth:      cfg.PublishAuth,
-		SpoolLimit:       cfg.SpoolLimitMB << 20,
-		Finalizers:       cfg.Finalizers,
-		AccessKeys:       cfg.AccessKeySecrets(),
-		AllowDeleteFiles: cfg.AllowDeleteFiles,
+		S3:                cfg.S3,
+		APITokens:         cfg.APITokens,
+		PublishAuth:       cfg.PublishAuth,
+		SpoolLimit:        cfg.SpoolLimitMB << 20,
+		Finalizers:        cfg.Finalizers,
+		AccessKeys:        cfg.AccessKeySecrets(),
+		AllowDeleteFiles:  cfg.AllowDeleteFiles,
+		CallbackRetention: cfg.CallbackRetentionPeriod,
 	})
 }

@@ -11,12 +11,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/livrec/livrec/internal/notify"
 	"github.com/livrec/livrec/internal/pushauth"
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
@@ -29,6 +31,15 @@ const (
 	DefaultRTMPAddr = ":1935"
 	DefaultHTTPAddr = ":8080"
 	DefaultTimeZone = "UTC"
+	// DefaultCallbackRetention is how long the callback history is kept.
+	DefaultCallbackRetention = notify.DefaultRetention
+)
+
+// Allowed range of callbackRetention: the history is pruned hourly, so less than an
+// hour would not be honoured; ten years is "keep", without an unbounded table.
+const (
+	minCallbackRetention = time.Hour
+	maxCallbackRetention = 3650 * 24 * time.Hour
 )
 
 // Config is the configuration file.
@@ -69,9 +80,15 @@ type Config struct {
 	// Finalizers bounds how many recording files are finalized at once (in the
 	// background, off the ingest path); 0 means the default (2).
 	Finalizers int `yaml:"finalizers"`
+	// CallbackRetention is how long delivered and failed callbacks stay in the callback
+	// history (the API's callback list): days ("30", "30d") or a Go duration ("36h").
+	// Default 30 days; pending callbacks are never deleted.
+	CallbackRetention string `yaml:"callbackRetention"`
 
-	// Location is TimeZone loaded; set by LoadConfig and Parse.
-	Location *time.Location `yaml:"-"`
+	// Location is TimeZone loaded and CallbackRetentionPeriod is CallbackRetention
+	// parsed; set by LoadConfig and Parse.
+	Location                *time.Location `yaml:"-"`
+	CallbackRetentionPeriod time.Duration  `yaml:"-"`
 }
 
 // AccessKey is an access key pair of the cloud-compatible API.
@@ -227,6 +244,21 @@ func Parse(data []byte) (*Config, error) {
 		es = append(es, &rules.ValidationError{Field: "spoolLimitMB", Msg: fmt.Sprintf("%d: want 0 (no limit) or more", c.SpoolLimitMB)})
 	}
 
+	c.CallbackRetentionPeriod = DefaultCallbackRetention
+	if c.CallbackRetention != "" {
+		d, err := parseDays(c.CallbackRetention)
+		switch {
+		case err != nil:
+			es = append(es, &rules.ValidationError{Field: "callbackRetention",
+				Msg: fmt.Sprintf("%q: want days (\"30\", \"30d\") or a duration (\"36h\")", c.CallbackRetention)})
+		case d < minCallbackRetention || d > maxCallbackRetention:
+			es = append(es, &rules.ValidationError{Field: "callbackRetention",
+				Msg: fmt.Sprintf("%q is out of range (allowed 1h–3650d)", c.CallbackRetention)})
+		default:
+			c.CallbackRetentionPeriod = d
+		}
+	}
+
 	loc, err := time.LoadLocation(c.TimeZone)
 	if err != nil || c.TimeZone == "Local" {
 		es = append(es, &rules.ValidationError{Field: "timeZone",
@@ -252,6 +284,21 @@ func Parse(data []byte) (*Config, error) {
 		return nil, es
 	}
 	return c, nil
+}
+
+// parseDays reads a number of days ("30", "30d", "1.5d") or a Go duration ("36h").
+func parseDays(s string) (time.Duration, error) {
+	days := strings.TrimSuffix(s, "d")
+	if f, err := strconv.ParseFloat(days, 64); err == nil && days == strings.TrimSpace(days) {
+		switch {
+		case math.IsNaN(f):
+			return 0, fmt.Errorf("%q is not a number", s)
+		case math.Abs(f) > 1e5: // past 1e5 days the nanoseconds overflow: clamp
+			return time.Duration(math.Copysign(math.MaxInt64, f)), nil
+		}
+		return time.Duration(f * float64(24*time.Hour)), nil
+	}
+	return time.ParseDuration(s)
 }
 
 // document returns the top mapping of a parsed file, nil for an empty file.

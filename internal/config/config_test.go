@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/livrec/livrec/internal/rules"
 )
@@ -202,5 +203,39 @@ func TestAccessKeys(t *testing.T) {
 	}
 	if err == nil || !reflect.DeepEqual(strings.Split(err.Error(), "\n"), want) {
 		t.Errorf("error:\n got %v\nwant %q", err, want)
+	}
+}
+
+func TestCallbackRetention(t *testing.T) {
+	day := 24 * time.Hour
+	for in, want := range map[string]time.Duration{
+		"":                          DefaultCallbackRetention,
+		"callbackRetention: 7\n":    7 * day,
+		"callbackRetention: 7d\n":   7 * day,
+		"callbackRetention: 1.5d\n": 36 * time.Hour,
+		"callbackRetention: 36h\n":  36 * time.Hour,
+		"callbackRetention: 1h\n":   time.Hour,
+		"callbackRetention: 3650\n": 3650 * day,
+	} {
+		c, err := Parse([]byte(in))
+		if err != nil || c.CallbackRetentionPeriod != want {
+			t.Errorf("Parse(%q): %v, %v; want %v", in, c.CallbackRetentionPeriod, err, want)
+		}
+	}
+	const shape = `want days ("30", "30d") or a duration ("36h")`
+	for in, want := range map[string]string{
+		"callbackRetention: 59m\n":    `line 1: callbackRetention: "59m" is out of range (allowed 1h–3650d)`,
+		"callbackRetention: 0\n":      `line 1: callbackRetention: "0" is out of range (allowed 1h–3650d)`,
+		"callbackRetention: -3d\n":    `line 1: callbackRetention: "-3d" is out of range (allowed 1h–3650d)`,
+		"callbackRetention: 3651d\n":  `line 1: callbackRetention: "3651d" is out of range (allowed 1h–3650d)`,
+		"callbackRetention: 1e300\n":  `line 1: callbackRetention: "1e300" is out of range (allowed 1h–3650d)`,
+		"callbackRetention: month\n":  `line 1: callbackRetention: "month": ` + shape,
+		"callbackRetention: nan\n":    `line 1: callbackRetention: "nan": ` + shape,
+		"callbackRetention: \" 3\"\n": `line 1: callbackRetention: " 3": ` + shape,
+	} {
+		_, err := Parse([]byte(in))
+		if err == nil || err.Error() != want {
+			t.Errorf("Parse(%q): %v, want %s", in, err, want)
+		}
 	}
 }

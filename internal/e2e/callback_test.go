@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/livrec/livrec/internal/testenv"
 )
 
 type receiver struct {
@@ -100,7 +102,7 @@ func (s *server) put(path string, body any) (int, string) {
 // with the push URL's callback_* arguments; a receiver that is down while livrec
 // restarts still gets the file_created callback afterwards.
 func TestCallbacks(t *testing.T) {
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	rc := newReceiver(t)
 	src := makeSource(t, t.TempDir(), 4)
 	s := startServer(t, t.TempDir(), hlsConfig)
@@ -157,7 +159,7 @@ func TestCallbacks(t *testing.T) {
 
 // TestOnDemand: onDemand 1 asks the domain's onDemandUrl; its formats narrow the rule's.
 func TestOnDemand(t *testing.T) {
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	rc := newReceiver(t)
 	rc.ondemand = `{"ApiVersion":"1.0","NeedRecord":true,"Format":["flv"]}`
 	src := makeSource(t, t.TempDir(), 5)

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -509,4 +510,89 @@ func value(t *testing.T, c prometheus.Collector) float64 {
 	}
 	m := mfs[0].GetMetric()[0]
 	return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+}
+
+// TestRetention: the prune at Start deletes delivered and failed callbacks older than
+// the retention (default 30 days) with their attempts, and keeps younger ones and every
+// pending one, however old.
+func TestRetention(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	ok, bad, slow := newReceiver(t), newReceiver(t), newReceiver(t)
+	bad.set(func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
+	slow.set(func(_ int, _ http.ResponseWriter, r *http.Request) { hang(r) })
+
+	// The first run delivers (or gives up on) callbacks made 31 and 29 days ago.
+	var clock atomic.Int64
+	opt := fastOpts()
+	opt.MaxTries = 1
+	n1 := newNotifier(t, db, opt, false)
+	n1.now = func() time.Time { return time.UnixMilli(clock.Load()) }
+	mustPut(t, n1, Config{DomainName: "ok", NotifyURL: ok.URL})
+	mustPut(t, n1, Config{DomainName: "bad", NotifyURL: bad.URL})
+	mustPut(t, n1, Config{DomainName: "slow", NotifyURL: slow.URL})
+	day := 24 * time.Hour
+	clock.Store(time.Now().Add(-31 * day).UnixMilli())
+	n1.Notify(fileEvent("ok", "old-delivered", nil))
+	n1.Notify(fileEvent("bad", "old-failed", nil))
+	if err := n1.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	count := func(n *Notifier, status string) int {
+		k, err := n.CountCallbacks(ctx, Query{Status: status})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	waitFor(t, "old ones done", func() bool { return count(n1, StatusSuccess) == 1 && count(n1, StatusFailed) == 1 })
+	clock.Store(time.Now().Add(-29 * day).UnixMilli())
+	n1.Notify(fileEvent("ok", "recent-delivered", nil))
+	waitFor(t, "recent one delivered", func() bool { return count(n1, StatusSuccess) == 2 })
+	n1.Close()
+	clock.Store(time.Now().Add(-31 * day).UnixMilli())
+	n1.Notify(fileEvent("slow", "old-pending", nil)) // after Close: stored, not tried
+
+	// The next run prunes at start; the old pending one is being tried meanwhile.
+	opt.MaxTries = 100
+	n2 := newNotifier(t, db, opt, true)
+	waitFor(t, "old ones pruned", func() bool { return count(n2, "") == 2 })
+	cbs, err := n2.ListCallbacks(ctx, Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, cb := range cbs {
+		got[cb.Stream] = cb.Status
+	}
+	if len(got) != 2 || got["recent-delivered"] != StatusSuccess || got["old-pending"] != StatusPending {
+		t.Fatalf("left %v, want recent-delivered success and old-pending pending", got)
+	}
+	var orphans int
+	if err := n2.db.QueryRow(`SELECT count(*) FROM callback_attempts WHERE callback_id NOT IN (SELECT id FROM callbacks)`).Scan(&orphans); err != nil || orphans != 0 {
+		t.Fatalf("%d attempts of pruned callbacks left (%v)", orphans, err)
+	}
+}
+
+// TestPruneBatches: Prune deletes more rows than one batch holds.
+func TestPruneBatches(t *testing.T) {
+	ctx := context.Background()
+	n := newNotifier(t, openDB(t), fastOpts(), false)
+	old := time.Now().Add(-time.Hour)
+	cbs := make([]*Callback, 2*pruneRows+1)
+	for i := range cbs {
+		cbs[i] = &Callback{ID: strconv.Itoa(i), Domain: "d", App: "a", Stream: "s", Event: "file_created", URL: "http://127.0.0.1:1/",
+			Body: "{}", Status: StatusSuccess, CreatedAt: old, UpdatedAt: old}
+	}
+	cbs[0].Status = StatusPending
+	if err := n.insertBatch(ctx, cbs); err != nil {
+		t.Fatal(err)
+	}
+	k, err := n.Prune(ctx, time.Now())
+	if err != nil || k != 2*pruneRows {
+		t.Fatalf("pruned %d (%v), want %d", k, err, 2*pruneRows)
+	}
+	if left := onlyCallback(t, n); left.ID != "0" {
+		t.Fatalf("left %+v", left)
+	}
 }

@@ -29,7 +29,12 @@ const (
 	DefaultTimeout         = 5 * time.Second
 	DefaultMaxTries        = 5
 	DefaultOnDemandTimeout = 5 * time.Second
+	DefaultRetention       = 30 * 24 * time.Hour
 )
+
+// pruneEvery is how often callbacks older than Options.Retention are deleted (and once
+// at Start): the history stays bounded without a delete on every delivery.
+const pruneEvery = time.Hour
 
 // Header names of signed callbacks.
 const (
@@ -57,6 +62,9 @@ type Options struct {
 	Backoff  func(try int) time.Duration // wait after failed try n (1-based), default DefaultBackoff
 	// OnDemandTimeout bounds AskOnDemand (connection to answer), default 5 s.
 	OnDemandTimeout time.Duration
+	// Retention is how long delivered and failed callbacks (by creation time) are kept
+	// for the history, default 30 days. Pending callbacks are never deleted.
+	Retention time.Duration
 	// Transport carries the HTTP requests, default a clone of http.DefaultTransport.
 	Transport http.RoundTripper
 	// Registerer, when set, gets the metrics (livrec_callback_*, livrec_ondemand_*).
@@ -118,6 +126,9 @@ func New(db *sql.DB, opt Options) (*Notifier, error) {
 	if opt.OnDemandTimeout <= 0 {
 		opt.OnDemandTimeout = DefaultOnDemandTimeout
 	}
+	if opt.Retention <= 0 {
+		opt.Retention = DefaultRetention
+	}
 	if opt.Transport == nil {
 		opt.Transport = http.DefaultTransport.(*http.Transport).Clone()
 	}
@@ -176,6 +187,7 @@ func (n *Notifier) Start(ctx context.Context) error {
 		n.wg.Go(func() { n.worker(ctx, jobs) })
 	}
 	n.wg.Go(func() { n.dispatch(ctx, jobs) })
+	n.wg.Go(func() { n.pruneLoop(ctx) })
 	n.poke()
 	return nil
 }
@@ -209,6 +221,31 @@ func (n *Notifier) Close() error {
 		return fmt.Errorf("notify: %d callbacks could not be stored", lost)
 	}
 	return nil
+}
+
+// pruneLoop deletes the callbacks older than the retention now and every pruneEvery.
+func (n *Notifier) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		n.pruneOld(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pruneOld is one round of pruneLoop; a failure is logged and retried the next round.
+func (n *Notifier) pruneOld(ctx context.Context) {
+	k, err := n.Prune(ctx, n.now().Add(-n.opt.Retention))
+	switch {
+	case err != nil && ctx.Err() == nil:
+		n.log.Error("callback history: prune failed", "err", err)
+	case k > 0:
+		n.log.Info("callback history: pruned", "callbacks", k, "retention", n.opt.Retention)
+	}
 }
 
 // poke wakes the dispatcher without blocking.

@@ -23,6 +23,7 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
 	"github.com/livrec/livrec/internal/flv"
+	"github.com/livrec/livrec/internal/testenv"
 )
 
 // handshakeLen is the size of C0+C1+C2, which FuzzConn prepends to its input unless
@@ -278,7 +279,7 @@ func TestWriteCapturedSeeds(t *testing.T) {
 	if os.Getenv("RTMP_WRITE_SEEDS") == "" {
 		t.Skip("set RTMP_WRITE_SEEDS=1 to record seeds")
 	}
-	ffmpeg := needFFmpeg(t)
+	ffmpeg := testenv.Path(t, testenv.FFmpeg)
 	for name, codec := range map[string][]string{
 		"ffmpeg-h264-aac":  {"-c:v", "libx264", "-preset", "ultrafast", "-g", "5", "-c:a", "aac"},
 		"ffmpeg-mpeg4-mp3": {"-c:v", "mpeg4", "-strict", "-1", "-g", "5", "-c:a", "libmp3lame"},

@@ -48,7 +48,9 @@ type Options struct {
 	APITokens []string
 	// PublishAuth lists the domains whose pushes need a signed auth_key.
 	PublishAuth []pushauth.DomainKeys
-	Logger      *slog.Logger
+	// CallbackRetention is how long delivered and failed callbacks are kept (0: 30 days).
+	CallbackRetention time.Duration
+	Logger            *slog.Logger
 	// Ready, if set, is called with the bound addresses once both listeners are up.
 	Ready func(rtmpAddr, httpAddr net.Addr)
 }
@@ -86,7 +88,8 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	met := metrics.New()
-	notifier, err := notify.New(cat.DB(), notify.Options{Registerer: met.Registry, Logger: log})
+	notifier, err := notify.New(cat.DB(), notify.Options{Registerer: met.Registry, Logger: log,
+		Retention: o.CallbackRetention})
 	if err != nil {
 		return fmt.Errorf("callbacks: %w", err)
 	}
