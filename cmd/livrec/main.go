@@ -102,11 +102,12 @@ func serve(args []string) error {
 		Rules:    cfg.Rules,
 		Logger:   log,
 
-		S3:               cfg.S3,
-		APITokens:        cfg.APITokens,
-		PublishAuth:      cfg.PublishAuth,
-		SpoolLimit:       cfg.SpoolLimitMB << 20,
-		AccessKeys:       cfg.AccessKeySecrets(),
-		AllowDeleteFiles: cfg.AllowDeleteFiles,
+		S3:                 cfg.S3,
+		APITokens:          cfg.APITokens,
+		PublishAuth:        cfg.PublishAuth,
+		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+		SpoolLimit:         cfg.SpoolLimitMB << 20,
+		AccessKeys:         cfg.AccessKeySecrets(),
+		AllowDeleteFiles:   cfg.AllowDeleteFiles,
 	})
 }
