@@ -42,7 +42,7 @@ type Server struct {
 	DataDir string
 	Stores  func() []StoreStatus
 	Errors  *ErrorLog
-	WorkDir  string       // scratch space for files the API creates (index playlists)
+	WorkDir string // scratch space for files the API creates (index playlists)
 	// Auth protects /api/v1 (nil: loopback clients only).
 	Auth *Auth
 	// RemoteStores lists the object stores /files/ falls back to after Store.

@@ -196,7 +196,9 @@ func (o *objectStores) status() []api.StoreStatus {
 		}
 		out = append(out, s)
 	}
-	slices.SortFunc(out, func(a, b api.StoreStatus) int { return strings.Compare(a.Endpoint+"/"+a.Bucket, b.Endpoint+"/"+b.Bucket) })
+	slices.SortFunc(out, func(a, b api.StoreStatus) int {
+		return strings.Compare(a.Endpoint+"/"+a.Bucket, b.Endpoint+"/"+b.Bucket)
+	})
 	return out
 }
 

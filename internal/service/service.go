@@ -49,7 +49,7 @@ type Options struct {
 	PublishAuth []pushauth.DomainKeys
 	// CORSAllowedOrigins may fetch /files/ and /live/ from their pages ("*": any).
 	CORSAllowedOrigins []string
-	Logger      *slog.Logger
+	Logger             *slog.Logger
 	// Ready, if set, is called with the bound addresses once both listeners are up.
 	Ready func(rtmpAddr, httpAddr net.Addr)
 }
