@@ -21,6 +21,8 @@ function loadMpegts() {
   return mpegtsLoad;
 }
 
+const liveNote = 'Recording in progress: playing its live playlist. Seek back to anywhere since the start.';
+
 function fileURL(key) { return '/files/' + key.split('/').map(encodeURIComponent).join('/'); }
 
 export async function render(view, id) {
@@ -65,9 +67,18 @@ export async function render(view, id) {
     if (Hls.isSupported()) {
       const hls = new Hls({ workerPath: '/console/vendor/hls.worker.js', liveDurationInfinity: true });
       video.dataset.engine = 'hls.js';
+      let retries = 0;
       hls.on(Hls.Events.ERROR, (_e, data) => {
-        if (data.fatal) err.replaceChildren(errorBox(`hls.js: ${data.type} ${data.details}`));
+        if (!data.fatal) return;
+        // A recording that just started has no segment yet (404): ask again shortly.
+        if (live && data.type === Hls.ErrorTypes.NETWORK_ERROR && retries++ < 30) {
+          note.textContent = 'Waiting for the first segment…';
+          setTimeout(() => hls.loadSource(src), 2000);
+          return;
+        }
+        err.replaceChildren(errorBox(`hls.js: ${data.type} ${data.details}`));
       });
+      hls.on(Hls.Events.MANIFEST_PARSED, () => { if (live) note.textContent = liveNote; });
       hls.loadSource(src);
       hls.attachMedia(video);
       goLive.onclick = () => { if (hls.liveSyncPosition) video.currentTime = hls.liveSyncPosition; };
@@ -78,7 +89,7 @@ export async function render(view, id) {
     } else {
       note.textContent = 'This browser cannot play HLS (no Media Source Extensions).';
     }
-    if (live) note.textContent = 'Recording in progress: playing its live playlist. Seek back to anywhere since the start.';
+    if (live) note.textContent = liveNote;
   } else if (rec.format === 'flv') {
     const mpegts = await loadMpegts();
     if (mpegts.getFeatureList().mseLivePlayback) {

@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// consoleDir holds the console's package.json, its vendored players and its browser tests.
+const consoleDir = "../console"
+
+// needBrowserTools fails (not skips) naming what is missing: the console's tests are part
+// of the suite wherever .ci/run installs its tools. LIVREC_SKIP_E2E=1 skips them.
+func needBrowserTools(t *testing.T) {
+	t.Helper()
+	if os.Getenv("LIVREC_SKIP_E2E") == "1" {
+		t.Skip("LIVREC_SKIP_E2E=1")
+	}
+	var missing []string
+	for _, tool := range []string{"node", "npm", "ffmpeg"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool)
+		}
+	}
+	if _, err := os.Stat(chromiumPath()); err != nil {
+		missing = append(missing, chromiumPath())
+	}
+	if len(missing) > 0 {
+		t.Fatalf("the console's browser tests need %v (apt-get install nodejs npm chromium ffmpeg; .ci/run installs them), or LIVREC_SKIP_E2E=1", missing)
+	}
+}
+
+func chromiumPath() string {
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		return p
+	}
+	return "/usr/bin/chromium"
+}
+
+// consoleNodeModules installs the console's pinned npm packages (npm ci, from
+// package-lock.json) when they are not there yet.
+func consoleNodeModules(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(consoleDir, "node_modules", "playwright-core", "package.json")); err == nil {
+		return
+	}
+	cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+	cmd.Dir = consoleDir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("npm ci in internal/console: %v\n%s", err, out)
+	}
+}
+
+// TestConsoleVendoredPlayers: the players embedded in the binary are byte for byte the
+// files of the npm packages package-lock.json pins (vendor.mjs copies them), and nothing
+// else is in web/vendor.
+func TestConsoleVendoredPlayers(t *testing.T) {
+	needBrowserTools(t)
+	consoleNodeModules(t)
+	b, err := os.ReadFile(filepath.Join(consoleDir, "vendor.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files map[string]string
+	if err := json.Unmarshal(b, &files); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for src, dst := range files {
+		want[dst] = true
+		a, err := os.ReadFile(filepath.Join(consoleDir, "node_modules", src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := os.ReadFile(filepath.Join(consoleDir, "web", "vendor", dst))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a, v) {
+			t.Errorf("web/vendor/%s differs from node_modules/%s: run `npm ci && npm run vendor` in internal/console", dst, src)
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(consoleDir, "web", "vendor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !want[e.Name()] {
+			t.Errorf("web/vendor/%s is not listed in vendor.json", e.Name())
+		}
+	}
+}
+
+// TestConsoleBrowser drives the console in headless Chromium with Playwright
+// (internal/console/test/console_test.mjs): live page, commands, live and finished
+// playback (hls.js, mpegts.js), rules' field errors, the other pages, a phone screen
+// and the token login. Screenshots go to $LIVREC_SCREENSHOTS (default: a temp dir).
+func TestConsoleBrowser(t *testing.T) {
+	needBrowserTools(t)
+	consoleNodeModules(t)
+	src := makeSource(t, t.TempDir(), 20, "-g", "25")
+	s := startServer(t, t.TempDir(), `
+rules:
+  - domainName: "*"
+    appName: live
+    delayTime: 15
+    recordFormats:
+      - format: m3u8
+        sliceDuration: 5
+      - format: flv
+`)
+	const token = "console-test-token-0123456789"
+	locked := startServer(t, t.TempDir(), "apiTokens: ["+strconv.Quote(token)+"]\n")
+	shots := os.Getenv("LIVREC_SCREENSHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	start := time.Now()
+	cmd := exec.Command("node", "test/console_test.mjs")
+	cmd.Dir = consoleDir
+	cmd.Env = append(os.Environ(), "LIVREC_URL="+s.url(""), "LIVREC_RTMP=rtmp://127.0.0.1:"+strconv.Itoa(s.rtmpPort),
+		"LIVREC_SOURCE="+src, "LIVREC_TOKEN_URL="+locked.url(""), "LIVREC_TOKEN="+token, "SCREENSHOTS="+shots,
+		"CHROMIUM="+chromiumPath())
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		t.Logf("browser tests (%.1f s), screenshots in %s:\n%s", time.Since(start).Seconds(), shots, out.String())
+		if err != nil {
+			t.Fatalf("console_test.mjs: %v", err)
+		}
+	case <-time.After(110 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("console_test.mjs did not finish within 110 s:\n%s", out.String())
+	}
+}
