@@ -2,13 +2,17 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/livrec/livrec/internal/catalog"
 )
 
 // consoleDir holds the console's package.json, its vendored players and its browser tests.
@@ -96,6 +100,29 @@ func TestConsoleVendoredPlayers(t *testing.T) {
 	}
 }
 
+// seedRecordings puts n done recordings of a month of hourly files in the catalog (for
+// the recordings page with a long list), older than anything the test records.
+func seedRecordings(t *testing.T, dataDir string, n int) {
+	t.Helper()
+	cat, err := catalog.Open(filepath.Join(dataDir, "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	start := time.Now().Add(-time.Duration(n+1) * time.Hour).Truncate(time.Hour)
+	formats := []string{"m3u8", "mp4", "flv"}
+	for i := range n {
+		f := &catalog.File{ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), TaskID: fmt.Sprintf("seed-task-%d", i/3),
+			Domain: "studio.example", App: "live", Stream: fmt.Sprintf("room%d", i%7+1), Format: formats[i%3], Sequence: 0,
+			Key: fmt.Sprintf("record/live/room%d/seed-%d.%s", i%7+1, i, formats[i%3]), Start: start.Add(time.Duration(i) * time.Hour),
+			End: start.Add(time.Duration(i)*time.Hour + 59*time.Minute), Duration: 3540, Width: 1920, Height: 1080, Codecs: "h264,aac",
+			FrameRate: 30, Bitrate: 4_500_000, Bytes: 3540 * 4_500_000 / 8, Segments: 590, Status: catalog.FileDone}
+		if err := cat.CreateFile(context.Background(), f); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestConsoleBrowser drives the console in headless Chromium with Playwright
 // (internal/console/test/console_test.mjs): live page, commands, live and finished
 // playback (hls.js, mpegts.js), rules' field errors, the other pages, a phone screen
@@ -104,7 +131,9 @@ func TestConsoleBrowser(t *testing.T) {
 	needBrowserTools(t)
 	consoleNodeModules(t)
 	src := makeSource(t, t.TempDir(), 20, "-g", "25")
-	s := startServer(t, t.TempDir(), `
+	dataDir := t.TempDir()
+	seedRecordings(t, dataDir, 1000)
+	s := startServer(t, dataDir, `
 rules:
   - domainName: "*"
     appName: live

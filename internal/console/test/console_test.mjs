@@ -144,9 +144,24 @@ step('after the push and the stitch window the recordings are listed', async () 
   assert(await page.locator('#rec-table tr[data-format="m3u8"] a.play').isVisible(), 'm3u8 Play');
   assert(await page.locator('#rec-table tr[data-format="flv"] a[download]').isVisible(), 'flv Download');
   assert((await page.locator('#rec-count').textContent()).includes('of 2'), 'count');
-  await page.goto(base + '/#/recordings');
-  await page.waitForSelector('#rec-table tbody tr');
-  await shot(page, 'recordings');
+});
+
+step('the recordings page lists 1 000+ recordings, paged, in under a second', async () => {
+  const fresh = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const t = Date.now();
+  await fresh.goto(base + '/#/recordings');
+  await fresh.locator('#rec-count', { hasText: /^1–50 of 100\d$/ }).waitFor({ timeout: 5000 });
+  const took = Date.now() - t;
+  const timing = await fresh.evaluate(() => ({ ready: Math.round(performance.getEntriesByName('recordings-rendered')[0].startTime),
+    res: performance.getEntriesByType('resource').map((e) => `${e.name.replace(location.origin, '')} ${Math.round(e.startTime)}+${Math.round(e.duration)}`) }));
+  log(`in the page: ready ${timing.ready} ms after navigation start; ${timing.res.join(', ')}`);
+  log(`recordings page (a fresh tab, 50 of ${(await fresh.locator('#rec-count').textContent()).split(' of ')[1]}) ready in ${took} ms`);
+  assert(timing.ready < 1000, `ready ${timing.ready} ms after navigation start`);
+  assert(await fresh.locator('#rec-table tbody tr').count() === 50, '50 rows');
+  await shot(fresh, 'recordings');
+  await fresh.click('a[rel=next]');
+  await fresh.locator('#rec-count', { hasText: /^51–100 of/ }).waitFor({ timeout: 3000 });
+  await fresh.close();
 });
 
 step('the finished m3u8 recording plays, seeks to the middle and plays on', async () => {

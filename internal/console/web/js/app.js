@@ -2,17 +2,21 @@
 // query) and may return a function that stops what it started (polling, a player).
 import { get, hooks, setToken, token } from './api.js';
 import { h, errorBox } from './ui.js';
-import * as live from './live.js';
-import * as recordings from './recordings.js';
-import * as player from './player.js';
-import * as rules from './rules.js';
-import * as callbacks from './callbacks.js';
-import * as status from './status.js';
 
-const pages = { live, recordings, play: player, rules, callbacks, status };
+// Pages load when first shown: the first paint needs only this file, api.js, ui.js
+// (preloaded by index.html) and one page.
+const pages = {
+  live: () => import('./live.js'),
+  recordings: () => import('./recordings.js'),
+  play: () => import('./player.js'),
+  rules: () => import('./rules.js'),
+  callbacks: () => import('./callbacks.js'),
+  status: () => import('./status.js'),
+};
 const view = document.getElementById('view');
 let stop = null;
 let needLogin = false;
+let routeSeq = 0;
 
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, '');
@@ -29,11 +33,14 @@ async function route() {
   });
   document.getElementById('nav').classList.remove('open');
   if (needLogin) { renderLogin(); return; }
-  const mod = pages[page];
-  view.replaceChildren();
-  document.body.dataset.page = page;
-  if (!mod) { view.append(h('h1', {}, 'Not found'), h('p', {}, 'No page ', page, '.')); return; }
+  const load = pages[page];
+  if (!load) { view.replaceChildren(h('h1', {}, 'Not found'), h('p', {}, 'No page ', page, '.')); return; }
+  const seq = ++routeSeq;
   try {
+    const mod = await load();
+    if (seq !== routeSeq) return; // navigated on meanwhile
+    view.replaceChildren();
+    document.body.dataset.page = page;
     stop = (await mod.render(view, arg, query)) || null;
   } catch (err) {
     if (!needLogin) view.append(errorBox(err));

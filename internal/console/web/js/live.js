@@ -1,4 +1,4 @@
-// Live now: every publish with its recording state, refreshed every second, and the
+// Live now: every publish with its recording state, refreshed twice a second, and the
 // manual recording commands.
 import { get, post, qs, streamPath } from './api.js';
 import { h, kbps, duration, streamKey, toast, confirmAction, badge, errorBox } from './ui.js';
@@ -21,7 +21,7 @@ function stateOf(s) {
 function ruleText(r) {
   if (!r) return '—';
   const formats = (r.recordFormats || []).map((f) => f.format).join(', ');
-  return `${r.domainName}/${r.appName}/${r.streamName || '*'} → ${formats}, stitch ${r.delayTime}s`;
+  return `${r.domainName}/${r.appName}/${r.streamName || '*'} · ${formats} · stitch ${r.delayTime} s`;
 }
 
 export async function render(view) {
@@ -34,7 +34,7 @@ export async function render(view) {
       h('thead', {}, h('tr', {}, ['Stream', 'State', 'Codecs', 'Resolution', 'Bitrate', 'Uptime', 'Rule', 'Commands', ''].map((t) => h('th', {}, t)))),
       tbody)));
   const rows = new Map();
-  let timer = null, stopped = false;
+  let timer = null, stopped = false, ticks = 0, lastRecs = null;
 
   function row(s) {
     const key = streamKey(s);
@@ -59,6 +59,7 @@ export async function render(view) {
     try {
       await post(streamPath(r.s) + '/record', { command: c.cmd });
       toast(`${c.label}: ${key}`);
+      lastRecs = null;
       refresh();
     } catch (e) {
       toast(e.message, 'bad');
@@ -68,8 +69,11 @@ export async function render(view) {
   async function refresh() {
     clearTimeout(timer);
     try {
+      // Streams twice a second (a new push shows at once); the open files, for the
+      // resolution and the live player, every other time.
       const [{ streams }, recs] = await Promise.all([get('/streams'),
-        get('/recordings' + qs({ status: 'recording', limit: 1000, order: 'desc' }))]);
+        ticks++ % 2 && lastRecs ? lastRecs : get('/recordings' + qs({ status: 'recording', limit: 1000, order: 'desc' }))]);
+      lastRecs = recs;
       err.replaceChildren();
       const byTask = new Map();
       for (const f of recs.recordings) {
@@ -106,7 +110,7 @@ export async function render(view) {
     } catch (e) {
       err.replaceChildren(errorBox(e));
     }
-    if (!stopped) timer = setTimeout(refresh, 1000);
+    if (!stopped) timer = setTimeout(refresh, 500);
   }
   await refresh();
   return () => { stopped = true; clearTimeout(timer); };

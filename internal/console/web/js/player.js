@@ -45,7 +45,7 @@ export async function render(view, id) {
       h('dt', {}, 'Started'), h('dd', {}, time(rec.startTime)),
       rec.endTime ? [h('dt', {}, 'Ended'), h('dd', {}, time(rec.endTime))] : '',
       h('dt', {}, 'Duration'), h('dd', {}, live ? 'recording…' : duration(rec.duration)),
-      h('dt', {}, 'Size'), h('dd', {}, bytes(rec.bytes)),
+      h('dt', {}, 'Size'), h('dd', {}, live ? '—' : bytes(rec.bytes)),
       h('dt', {}, 'Video'), h('dd', {}, rec.width ? `${rec.width}×${rec.height}${rec.frameRate ? ' @' + rec.frameRate.toFixed(2) + ' fps' : ''}` : '—'),
       h('dt', {}, 'Codecs'), h('dd', {}, rec.codecs || '—'),
       rec.key ? [h('dt', {}, 'Object key'), h('dd', {}, h('a', { href: fileURL(rec.key), download: '' }, rec.key))] : ''),

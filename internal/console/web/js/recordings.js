@@ -65,6 +65,7 @@ export async function render(view, _arg, query) {
       page > 1 ? link(page - 1, '← Newer') : '',
       h('span', { id: 'rec-count' }, `${first}–${last} of ${data.total}`),
       last < data.total ? link(page + 1, 'Older →') : ''));
+  performance.mark('recordings-rendered'); // how long the page took (the browser tests read it)
 }
 
 function playable(r) {

@@ -160,7 +160,11 @@ function showErrors(form, general, err) {
     while (path && !(target = form.querySelector(`[data-field="${CSS.escape(path)}"]`))) {
       path = path.replace(/(\.[^.[\]]+|\[\d+\])$/, '') === path ? '' : path.replace(/(\.[^.[\]]+|\[\d+\])$/, '');
     }
-    const msg = h('span', { class: 'field-error', role: 'alert', dataset: { for: p.field || '' } }, p.field && path !== p.field ? `${p.field}: ${p.message}` : p.message);
+    // Next to its own field the message goes without the path; elsewhere it keeps it.
+    let text = p.message;
+    if (p.field && path === p.field && text.startsWith(p.field + ': ')) text = text.slice(p.field.length + 2);
+    else if (p.field && !text.startsWith(p.field)) text = `${p.field}: ${text}`;
+    const msg = h('span', { class: 'field-error', role: 'alert', dataset: { for: p.field || '' } }, text);
     if (target) {
       target.setAttribute('aria-invalid', 'true');
       target.after(msg);
