@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -28,7 +29,7 @@ type consoleEnv struct {
 	not *notify.Notifier
 }
 
-func newConsoleEnv(t *testing.T, cors []string) *consoleEnv {
+func newConsoleEnv(t testing.TB, cors []string) *consoleEnv {
 	t.Helper()
 	dir := t.TempDir()
 	cat, err := catalog.Open(filepath.Join(dir, "catalog.db"))
@@ -305,5 +306,30 @@ func TestRetryCallback(t *testing.T) {
 	}
 	if resp, body := e.do(t, "POST", "/api/v1/callbacks/"+cb.ID+"/retry", nil, ""); resp.StatusCode != http.StatusConflict {
 		t.Errorf("retry of a delivered callback: %d %s", resp.StatusCode, body)
+	}
+}
+
+// BenchmarkRecordingsPage: the console's first recordings page (50 newest of 1000, with
+// the total) as the browser asks for it.
+func BenchmarkRecordingsPage(b *testing.B) {
+	e := newConsoleEnv(b, nil)
+	for i := range 1000 {
+		f := &catalog.File{ID: fmt.Sprintf("f%04d", i), TaskID: "t", Domain: "d", App: "live", Stream: fmt.Sprintf("s%d", i%7),
+			Format: "m3u8", Sequence: i, Start: time.Unix(int64(1_700_000_000+3600*i), 0), Status: catalog.FileDone}
+		if err := e.cat.CreateFile(context.Background(), f); err != nil {
+			b.Fatal(err)
+		}
+	}
+	u := e.srv.URL + "/api/v1/recordings?limit=50&offset=0&order=desc"
+	for b.Loop() {
+		resp, err := http.Get(u)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var l recordingList
+		if err := json.NewDecoder(resp.Body).Decode(&l); err != nil || l.Total != 1000 || len(l.Recordings) != 50 {
+			b.Fatalf("%v: total %d, %d recordings", err, l.Total, len(l.Recordings))
+		}
+		resp.Body.Close()
 	}
 }

@@ -43,7 +43,7 @@ export async function render(view, _arg, query) {
     return;
   }
   const rows = data.recordings.map((r) => h('tr', { dataset: { id: r.id, format: r.format, status: r.status } },
-    h('td', {}, time(r.startTime)),
+    h('td', { class: 'time' }, time(r.startTime)),
     h('td', {}, streamKey(r)),
     h('td', {}, r.format, r.sequence ? ` #${r.sequence}` : ''),
     h('td', { class: 'num' }, duration(r.duration)),
@@ -76,7 +76,7 @@ function playable(r) {
 // indexForm creates an m3u8 playlist over [start, end] from a stream's stored TS segments.
 function indexForm(f) {
   const out = h('div');
-  const form = h('form', { class: 'card', id: 'index-form', onsubmit: async (e) => {
+  const form = h('form', { id: 'index-form', onsubmit: async (e) => {
     e.preventDefault();
     const d = new FormData(form);
     const body = { startTime: fromLocalInput(d.get('startTime')), endTime: fromLocalInput(d.get('endTime')), endTimeIncluded: d.get('endTimeIncluded') === 'on' };
@@ -89,7 +89,6 @@ function indexForm(f) {
       out.replaceChildren(errorBox(err));
     }
   } },
-  h('h2', {}, 'Create an index playlist'),
   h('p', { class: 'muted' }, 'A new m3u8 over a time window, from the stored MPEG-TS segments of one stream (m3u8 recordings).'),
   h('div', { class: 'fields' },
     h('label', {}, 'Domain', h('input', { name: 'domain', required: true, value: f.domain })),
@@ -100,5 +99,5 @@ function indexForm(f) {
     h('label', {}, 'Object key (optional)', h('input', { name: 'objectKey', placeholder: 'clips/morning' })),
     h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'endTimeIncluded' }), 'Include the segment that contains the end')),
   h('button', { type: 'submit', class: 'primary' }, 'Create index'), out);
-  return form;
+  return h('details', { class: 'card' }, h('summary', {}, h('strong', {}, 'Create an index playlist over a time window')), form);
 }

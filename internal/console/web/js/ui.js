@@ -44,7 +44,8 @@ export function time(iso) {
   if (!iso) return '';
   const d = new Date(iso);
   if (isNaN(d)) return iso;
-  return d.toLocaleString(undefined, { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  // Local time, sortable and compact whatever the browser's locale: 2026-12-01 22:19:29.
+  return toLocalInput(d).replace('T', ' ');
 }
 
 export function streamKey(o) { return `${o.domain}/${o.app}/${o.stream}`; }
