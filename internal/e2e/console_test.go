@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,6 +135,7 @@ func TestConsoleBrowser(t *testing.T) {
 	dataDir := t.TempDir()
 	seedRecordings(t, dataDir, 1000)
 	s := startServer(t, dataDir, `
+corsAllowedOrigins: ["http://player.example"]
 rules:
   - domainName: "*"
     appName: live
@@ -168,9 +170,30 @@ rules:
 		if err != nil {
 			t.Fatalf("console_test.mjs: %v", err)
 		}
+		checkCORS(t, s)
 	case <-time.After(110 * time.Second):
 		cmd.Process.Kill()
 		<-done
 		t.Fatalf("console_test.mjs did not finish within 110 s:\n%s", out.String())
+	}
+}
+
+// checkCORS: a recording is readable by a player on a configured origin (the option
+// reaches the file server), with Range, and not by another origin.
+func checkCORS(t *testing.T, s *server) {
+	t.Helper()
+	r := s.recordings("stream=cam&format=flv")[0]
+	for origin, want := range map[string]string{"http://player.example": "http://player.example", "http://other.example": ""} {
+		req, _ := http.NewRequest("GET", s.url("/files/"+r.Key), nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Range", "bytes=0-99")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != want || resp.StatusCode != http.StatusPartialContent {
+			t.Errorf("Origin %s: %d, Access-Control-Allow-Origin %q, want %q", origin, resp.StatusCode, got, want)
+		}
 	}
 }
