@@ -79,8 +79,8 @@ let cam, stopme, pushStart, camDomain;
 
 step('live page shows the push within 2 s with its bitrate', async () => {
   await page.goto(base + '/#/live');
-  await page.waitForSelector('#live-table');
-  assert(await page.locator('#live-empty').isVisible(), 'empty-state message before any push');
+  await page.waitForSelector('#live-empty');
+  assert(!(await page.locator('#live-table').isVisible()), 'no table before any push');
   pushStart = Date.now();
   cam = push('cam');
   stopme = push('stopme');
@@ -234,11 +234,12 @@ step('on a phone the navigation folds into a menu', async () => {
   assert(!(await phone.locator('#nav').isVisible()), 'nav hidden');
   await phone.click('.menu-toggle');
   assert(await phone.locator('#nav').isVisible(), 'nav opens');
+  await phone.click('#nav a[data-page="recordings"]');
+  assert(!(await phone.locator('#nav').isVisible()), 'nav closes after a choice');
   const width = await phone.evaluate(() => document.documentElement.scrollWidth);
   assert(width <= 390, `page ${width} px wide on a 390 px screen`);
-  await phone.click('#nav a[data-page="live"]');
-  assert(!(await phone.locator('#nav').isVisible()), 'nav closes after a choice');
-  await shot(phone, 'phone-recordings');
+  assert(!(await phone.locator('#rec-table thead').isVisible()), 'rows shown as cards');
+  await shot(phone, 'phone-recordings', false);
   await phone.close();
 });
 

@@ -95,6 +95,9 @@ document.querySelector('.menu-toggle').addEventListener('click', (e) => {
   const open = document.getElementById('nav').classList.toggle('open');
   e.currentTarget.setAttribute('aria-expanded', String(open));
 });
+document.getElementById('nav').addEventListener('click', (e) => {
+  if (e.target.closest('a[href]')) document.getElementById('nav').classList.remove('open'); // also when the page stays
+});
 window.addEventListener('hashchange', route);
 showWho();
 route();

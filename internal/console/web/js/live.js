@@ -1,7 +1,7 @@
 // Live now: every publish with its recording state, refreshed twice a second, and the
 // manual recording commands.
 import { get, post, qs, streamPath } from './api.js';
-import { h, kbps, duration, streamKey, toast, confirmAction, badge, errorBox } from './ui.js';
+import { h, kbps, duration, streamKey, toast, confirmAction, badge, errorBox, labelCells } from './ui.js';
 
 const commands = [
   { cmd: 'start', label: 'Start', help: 'Record now (a paused task resumes)' },
@@ -29,10 +29,10 @@ export async function render(view) {
   const empty = h('p', { class: 'muted', id: 'live-empty' }, 'No stream is being published. Push one with e.g. ',
     h('code', {}, `ffmpeg -re -i in.mp4 -c copy -f flv rtmp://${location.hostname}:1935/live/mystream`));
   const err = h('div');
-  view.append(h('h1', {}, 'Live now'), err, empty,
-    h('div', { class: 'table-wrap' }, h('table', { class: 'grid', id: 'live-table' },
+  const wrap = h('div', { class: 'table-wrap', hidden: true }, h('table', { class: 'grid cards-on-phone', id: 'live-table' },
       h('thead', {}, h('tr', {}, ['Stream', 'State', 'Codecs', 'Resolution', 'Bitrate', 'Uptime', 'Rule', 'Commands', ''].map((t) => h('th', {}, t)))),
-      tbody)));
+      tbody));
+  view.append(h('h1', {}, 'Live now'), err, empty, wrap);
   const rows = new Map();
   let timer = null, stopped = false, ticks = 0, lastRecs = null;
 
@@ -50,6 +50,7 @@ export async function render(view) {
     }
     rows.set(key, r);
     tbody.append(r.tr);
+    labelCells(wrap.firstChild);
     return r;
   }
 
@@ -107,6 +108,7 @@ export async function render(view) {
         if (!seen.has(key)) { r.tr.remove(); rows.delete(key); }
       }
       empty.hidden = streams.length > 0;
+      wrap.hidden = streams.length === 0;
     } catch (e) {
       err.replaceChildren(errorBox(e));
     }

@@ -1,7 +1,7 @@
 // Recordings: filtered, paged list of recorded files; play, download, and index playlists
 // over a time window.
 import { get, post, qs, streamPath } from './api.js';
-import { h, bytes, duration, time, streamKey, toast, errorBox, badge, toLocalInput, fromLocalInput } from './ui.js';
+import { h, bytes, duration, time, streamKey, toast, errorBox, badge, toLocalInput, fromLocalInput, labelCells } from './ui.js';
 
 const pageSize = 50;
 const filterNames = ['domain', 'app', 'stream', 'format', 'status', 'from', 'to'];
@@ -57,9 +57,9 @@ export async function render(view, _arg, query) {
   const first = data.total ? data.offset + 1 : 0, last = data.offset + data.recordings.length;
   const link = (p, label) => h('a', { class: 'button', href: '#/recordings' + qs({ ...f, page: p }), rel: p < page ? 'prev' : 'next' }, label);
   list.replaceChildren(
-    h('div', { class: 'table-wrap' }, h('table', { class: 'grid', id: 'rec-table' },
+    h('div', { class: 'table-wrap' }, labelCells(h('table', { class: 'grid cards-on-phone', id: 'rec-table' },
       h('thead', {}, h('tr', {}, ['Start', 'Stream', 'Format', 'Duration', 'Size', 'Resolution', 'Codecs', 'Status', ''].map((t) => h('th', {}, t)))),
-      h('tbody', {}, rows))),
+      h('tbody', {}, rows)))),
     data.recordings.length ? '' : h('p', { class: 'muted' }, 'No recording matches.'),
     h('nav', { class: 'pager', 'aria-label': 'Pages' },
       page > 1 ? link(page - 1, '← Newer') : '',

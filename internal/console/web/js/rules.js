@@ -2,7 +2,7 @@
 // own); each problem it reports is shown next to the field its path names, e.g.
 // "recordFormats[0].sliceDuration".
 import { get, post, put, del, qs } from './api.js';
-import { h, toast, confirmAction, errorBox, time, toLocalInput, fromLocalInput } from './ui.js';
+import { h, toast, confirmAction, errorBox, time, toLocalInput, fromLocalInput, labelCells } from './ui.js';
 
 const onDemandModes = [
   ['0', '0 — record every publish'],
@@ -32,9 +32,9 @@ export async function render(view, arg, query) {
       } }, 'Delete'))));
   view.append(h('div', { class: 'title-row' }, h('h1', {}, 'Rules'), h('a', { class: 'button primary', href: '#/rules/new', id: 'new-rule' }, 'New rule')),
     h('p', { class: 'muted' }, 'The most specific rule matching a stream records it: domain + app + stream, then domain + app, then domain, then the same with domain *. Changes apply from the next push.'),
-    h('div', { class: 'table-wrap' }, h('table', { class: 'grid', id: 'rules-table' },
+    h('div', { class: 'table-wrap' }, labelCells(h('table', { class: 'grid cards-on-phone', id: 'rules-table' },
       h('thead', {}, h('tr', {}, ['Rule', 'Formats (slice / cycle)', 'Stitch', 'On demand', 'Storage', 'Source', 'Updated', ''].map((t) => h('th', {}, t)))),
-      h('tbody', {}, rows))),
+      h('tbody', {}, rows)))),
     data.rules.length ? '' : h('p', { class: 'muted' }, 'No rules: nothing is recorded.'),
     h('nav', { class: 'pager' },
       page > 1 ? h('a', { class: 'button', href: `#/rules?page=${page - 1}` }, '← Previous') : '',

@@ -88,3 +88,13 @@ export function fromLocalInput(v) { return v ? new Date(v).toISOString() : ''; }
 
 // badge for a state string.
 export function badge(text, kind) { return h('span', { class: 'badge ' + (kind || text || 'none') }, text || '—'); }
+
+// labelCells gives each cell of the table's body its column's name (data-label): on a
+// phone the rows become cards that show it before the value.
+export function labelCells(table) {
+  const names = [...table.querySelectorAll('thead th')].map((th) => th.textContent);
+  for (const tr of table.tBodies[0].rows) {
+    [...tr.cells].forEach((td, i) => { if (names[i]) td.dataset.label = names[i]; });
+  }
+  return table;
+}
