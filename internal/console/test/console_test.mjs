@@ -219,6 +219,16 @@ step('a rule with sliceDuration 40 shows the range error next to the field', asy
 step('callbacks and storage pages', async () => {
   await page.goto(base + '/#/callbacks?domain=' + encodeURIComponent(camDomain));
   await page.waitForSelector('#notify-config form');
+  // Signing without a key: the API's error shows next to the key's field.
+  await page.fill('input[name=notifyUrl]', 'http://127.0.0.1:9/hook');
+  await page.check('input[name=notifyReqAuth]');
+  await page.click('#notify-config button[type=submit]');
+  await page.locator('input[name=notifyAuthKey] + .field-error', { hasText: 'required when notifyReqAuth is true' }).waitFor({ timeout: 3000 });
+  await page.fill('input[name=notifyAuthKey]', 'key-0123456789');
+  await page.click('#notify-config button[type=submit]');
+  await page.locator('#notify-config h2', { hasText: /^Callbacks of [^(]*$/ }).waitFor({ timeout: 3000 });
+  const cfg = await api(`/domains/${encodeURIComponent(camDomain)}/notify`);
+  assert(cfg.notifyUrl === 'http://127.0.0.1:9/hook' && cfg.notifyReqAuth, `stored ${JSON.stringify(cfg)}`);
   await shot(page, 'callbacks');
   await page.goto(base + '/#/status');
   await page.waitForSelector('#version');
