@@ -125,6 +125,12 @@ step('the recording in progress plays and currentTime advances', async () => {
   const src = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name).filter((n) => n.includes('/live/')));
   assert(src.length > 0, 'loaded /live/{id}.m3u8');
   await shot(page, 'player-live');
+  // Back to the start of the recording, and it plays on from there.
+  const before = (await videoState(page)).t;
+  await page.click('#go-start');
+  await page.waitForFunction((b) => document.querySelector('#player').currentTime < Math.min(b, 2), before, { timeout: 5000 })
+    .catch(async () => { throw new Error(`no jump back: ${JSON.stringify(await videoState(page))}`); });
+  await playsOn(page, 'live playlist after going back');
 });
 
 step('after the push and the stitch window the recordings are listed', async () => {
