@@ -144,6 +144,7 @@ rules:
       - format: m3u8
         sliceDuration: 5
       - format: flv
+      - format: mp4
 `)
 	const token = "console-test-token-0123456789"
 	locked := startServer(t, t.TempDir(), "apiTokens: ["+strconv.Quote(token)+"]\n")

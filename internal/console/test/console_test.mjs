@@ -95,7 +95,7 @@ step('live page shows the push within 2 s with its bitrate', async () => {
   await page.waitForFunction(() => document.querySelector('tr[data-stream$="/live/cam"] td.res')?.textContent.includes('320×240'), null, { timeout: 5000 });
   assert((await row.locator('td.state').textContent()).includes('RECORDING'), 'state RECORDING');
   assert((await row.locator('td.codecs').textContent()).includes('h264'), 'codecs');
-  assert((await row.locator('td.rule').textContent()).includes('m3u8, flv'), 'matched rule');
+  assert((await row.locator('td.rule').textContent()).includes('m3u8, flv, mp4'), 'matched rule');
   camDomain = (await row.getAttribute('data-stream')).split('/')[0];
   await shot(page, 'live');
 });
@@ -142,14 +142,14 @@ step('after the push and the stitch window the recordings are listed', async () 
   for (let i = 0; ; i++) {
     await page.waitForSelector('#rec-table');
     const done = await page.locator('#rec-table tr[data-status="done"]').count();
-    if (done === 2) break;
+    if (done === 3) break;
     assert(i < 20, `recordings of cam done: ${done}`);
     await sleep(250);
     await page.reload();
   }
   assert(await page.locator('#rec-table tr[data-format="m3u8"] a.play').isVisible(), 'm3u8 Play');
   assert(await page.locator('#rec-table tr[data-format="flv"] a[download]').isVisible(), 'flv Download');
-  assert((await page.locator('#rec-count').textContent()).includes('of 2'), 'count');
+  assert((await page.locator('#rec-count').textContent()).includes('of 3'), 'count');
 });
 
 step('the recordings page lists 1 000+ recordings, paged', async () => {
@@ -192,6 +192,14 @@ step('the FLV recording plays with mpegts.js', async () => {
   const s = await playsOn(page, 'flv');
   assert(s.engine === 'mpegts.js' && s.w === 320, `engine ${s.engine}, width ${s.w}`);
   await shot(page, 'player-flv');
+});
+
+step('the MP4 recording plays in the browser\'s own player', async () => {
+  await page.goto(base + '/#/recordings?stream=cam&format=mp4');
+  await page.locator('#rec-table tr[data-format="mp4"] a.play').click();
+  await waitPlaying(page, 'mp4');
+  const s = await playsOn(page, 'mp4');
+  assert(s.engine === 'native' && s.w === 320 && s.d > 15, `engine ${s.engine}, width ${s.w}, duration ${s.d}`);
 });
 
 step('a rule with sliceDuration 40 shows the range error next to the field', async () => {
