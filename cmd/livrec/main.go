@@ -102,13 +102,14 @@ func serve(args []string) error {
 		Rules:    cfg.Rules,
 		Logger:   log,
 
-		S3:                cfg.S3,
-		APITokens:         cfg.APITokens,
-		PublishAuth:       cfg.PublishAuth,
-		SpoolLimit:        cfg.SpoolLimitMB << 20,
-		Finalizers:        cfg.Finalizers,
-		AccessKeys:        cfg.AccessKeySecrets(),
-		AllowDeleteFiles:  cfg.AllowDeleteFiles,
-		CallbackRetention: cfg.CallbackRetentionPeriod,
+		S3:                 cfg.S3,
+		APITokens:          cfg.APITokens,
+		PublishAuth:        cfg.PublishAuth,
+		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+		SpoolLimit:         cfg.SpoolLimitMB << 20,
+		Finalizers:         cfg.Finalizers,
+		AccessKeys:         cfg.AccessKeySecrets(),
+		AllowDeleteFiles:   cfg.AllowDeleteFiles,
+		CallbackRetention:  cfg.CallbackRetentionPeriod,
 	})
 }

@@ -126,3 +126,24 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	}
 	return true
 }
+
+// POST /api/v1/callbacks/{id}/retry: one more try of a failed callback, now.
+func (s *Server) retryCallback(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	err := s.Notifier.Retry(r.Context(), id)
+	switch {
+	case err == nil:
+		cb, err := s.Notifier.GetCallback(r.Context(), id)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "", err.Error())
+			return
+		}
+		writeJSON(w, http.StatusAccepted, cb)
+	case errors.Is(err, notify.ErrNotFound):
+		writeError(w, http.StatusNotFound, "id", "id: no callback with this id")
+	case errors.Is(err, notify.ErrNotFailed):
+		writeError(w, http.StatusConflict, "id", "id: only a failed callback can be retried; this one is pending or delivered")
+	default:
+		writeError(w, http.StatusInternalServerError, "", err.Error())
+	}
+}

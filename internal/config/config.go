@@ -69,6 +69,10 @@ type Config struct {
 	// APITokens are bearer tokens for the JSON API (/api/v1); LIVREC_API_TOKEN adds one.
 	// With neither tokens nor accessKeys the JSON API answers only loopback clients.
 	APITokens []string `yaml:"apiTokens"`
+	// CORSAllowedOrigins are the origins (scheme://host[:port], or "*" for any) whose pages
+	// may fetch recordings from /files/ and /live/ (players embedded in other sites).
+	// Default none.
+	CORSAllowedOrigins []string `yaml:"corsAllowedOrigins"`
 	// S3 lists the S3-compatible endpoints rules may name with ossEndpoint (matched by
 	// the endpoint string). Their files are spooled on local disk under the data
 	// directory and uploaded from there.

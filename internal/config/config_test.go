@@ -239,3 +239,21 @@ func TestCallbackRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestCORSAllowedOrigins: the list is read as is (api.NewCORS checks each origin when
+// the service starts, naming corsAllowedOrigins[i]); absent means none.
+func TestCORSAllowedOrigins(t *testing.T) {
+	c, err := Parse([]byte("corsAllowedOrigins: [\"https://www.example.com\", \"*\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c.CORSAllowedOrigins, []string{"https://www.example.com", "*"}) {
+		t.Errorf("corsAllowedOrigins = %q", c.CORSAllowedOrigins)
+	}
+	if c, err := Parse(nil); err != nil || c.CORSAllowedOrigins != nil {
+		t.Errorf("default: %q, %v", c.CORSAllowedOrigins, err)
+	}
+	if _, err := Parse([]byte("corsAllowedOrigin: [\"*\"]\n")); err == nil || !strings.Contains(err.Error(), `did you mean "corsAllowedOrigins"`) {
+		t.Errorf("misspelt key: %v", err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/livrec/livrec/internal/api"
 	"github.com/livrec/livrec/internal/catalog"
 	"github.com/livrec/livrec/internal/cloudapi"
+	"github.com/livrec/livrec/internal/console"
 	"github.com/livrec/livrec/internal/metrics"
 	"github.com/livrec/livrec/internal/notify"
 	"github.com/livrec/livrec/internal/pushauth"
@@ -50,7 +51,9 @@ type Options struct {
 	PublishAuth []pushauth.DomainKeys
 	// CallbackRetention is how long delivered and failed callbacks are kept (0: 30 days).
 	CallbackRetention time.Duration
-	Logger            *slog.Logger
+	// CORSAllowedOrigins may fetch /files/ and /live/ from their pages ("*": any).
+	CORSAllowedOrigins []string
+	Logger             *slog.Logger
 	// Ready, if set, is called with the bound addresses once both listeners are up.
 	Ready func(rtmpAddr, httpAddr net.Addr)
 }
@@ -69,6 +72,11 @@ func Run(ctx context.Context, o Options) error {
 	log := o.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	started := time.Now()
+	cors, err := api.NewCORS(o.CORSAllowedOrigins)
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
@@ -96,10 +104,11 @@ func Run(ctx context.Context, o Options) error {
 	notifier.Start(ctx)
 	defer notifier.Close() // after the manager's shutdown: the last file_created events are queued first
 	var mgr *record.Manager
+	recentErrors := &api.ErrorLog{}
 	um := storage.NewUploadMetrics()
 	met.Registry.MustRegister(um.Collectors()...)
 	objects := &objectStores{ctx: ctx, dir: filepath.Join(o.DataDir, spoolDir), endpoints: map[string]storage.S3Config{},
-		limit: o.SpoolLimit, cat: cat, log: log, metrics: um, uploaders: map[string]*storage.Uploader{},
+		limit: o.SpoolLimit, cat: cat, log: log, metrics: um, uploaders: map[string]*storage.Uploader{}, checks: map[string]error{},
 		alarm: alarmEvent(func() *record.Manager { return mgr })}
 	for _, e := range o.S3 {
 		objects.endpoints[e.Endpoint] = e
@@ -107,7 +116,7 @@ func Run(ctx context.Context, o Options) error {
 	defer objects.close(10 * time.Second) // after the recordings are finalized
 	mgr = record.NewManager(record.Config{
 		StoreFor:    objects.storeFor,
-		OnEvent:     notifier.Notify,
+		OnEvent:     func(ev record.Event) { recentErrors.Add(ev); notifier.Notify(ev) },
 		AskOnDemand: askOnDemand(notifier),
 		Rules:       set,
 		Catalog:     cat,
@@ -154,7 +163,8 @@ func Run(ctx context.Context, o Options) error {
 		log.Warn("no accessKeys or apiTokens configured: the JSON API answers only loopback clients, and the cloud-compatible API refuses every request")
 	}
 	httpSrv := &http.Server{
-		Handler: (&api.Server{CloudAPI: cloud, Auth: apiAuth,
+		Handler: (&api.Server{CloudAPI: cloud, Console: console.Handler(), CORS: cors, Auth: apiAuth,
+			Started: started, DataDir: o.DataDir, Stores: objects.status, Errors: recentErrors,
 			WorkDir: filepath.Join(o.DataDir, workDir, "api"), Notifier: notifier, RemoteStores: objects.all, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
