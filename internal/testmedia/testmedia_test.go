@@ -325,7 +325,7 @@ func TestHEVCDecodable(t *testing.T) {
 // else is copied unchanged.
 func TestWobble(t *testing.T) {
 	dir := t.TempDir()
-	src := makeOrSkip(t, dir, Spec{Video: H264, Audio: AAC})
+	src := makeFLV(t, dir, Spec{Video: H264, Audio: AAC})
 	dst := filepath.Join(dir, "wobbly.flv")
 	if err := Wobble(src, dst, 12*time.Millisecond, 1); err != nil {
 		t.Fatal(err)
