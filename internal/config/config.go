@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/livrec/livrec/internal/notify"
 	"github.com/livrec/livrec/internal/pushauth"
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
@@ -29,6 +30,11 @@ const (
 	DefaultRTMPAddr = ":1935"
 	DefaultHTTPAddr = ":8080"
 	DefaultTimeZone = "UTC"
+
+	DefaultRTMPMaxConns        = 4096
+	DefaultRTMPMaxConnsPerAddr = 64
+	DefaultRTMPPublishDeadline = 10 // seconds
+	DefaultReservedFDs         = 256
 )
 
 // Config is the configuration file.
@@ -66,6 +72,22 @@ type Config struct {
 	// event) when the upload spool holds more than this many MiB; 0: no limit. Nothing is
 	// ever dropped.
 	SpoolLimitMB int64 `yaml:"spoolLimitMB"`
+
+	// Limits and protections against hostile clients (README "Limits and protections").
+	// RTMPMaxConns caps the open RTMP connections and RTMPMaxConnsPerAddr those from one
+	// client IP address; RTMPPublishDeadline is the seconds a connection has, from
+	// connecting, to get a publish accepted (handshake and commands included).
+	RTMPMaxConns        int `yaml:"rtmpMaxConns"`
+	RTMPMaxConnsPerAddr int `yaml:"rtmpMaxConnsPerAddr"`
+	RTMPPublishDeadline int `yaml:"rtmpPublishDeadline"`
+	// ReservedFDs file descriptors are kept for recording, the catalog and the HTTP
+	// server: RTMP connections are also capped at the descriptor limit minus these.
+	ReservedFDs int `yaml:"reservedFds"`
+	// AllowPrivateCallbacks lets notifyUrl / onDemandUrl reach loopback, private,
+	// link-local (metadata) and other non-public addresses; CallbackAllowList allows
+	// only the CIDRs, IP addresses and host names listed.
+	AllowPrivateCallbacks bool     `yaml:"allowPrivateCallbacks"`
+	CallbackAllowList     []string `yaml:"callbackAllowList"`
 
 	// Location is TimeZone loaded; set by LoadConfig and Parse.
 	Location *time.Location `yaml:"-"`
@@ -215,6 +237,30 @@ func Parse(data []byte) (*Config, error) {
 		if _, ok := endpoints[r.OssEndpoint]; r.OssEndpoint != "" && !ok {
 			es = append(es, &rules.ValidationError{Field: fmt.Sprintf("rules[%d].ossEndpoint", i),
 				Msg: fmt.Sprintf("%q is not one of the endpoints under s3: (add it there with its keys)", r.OssEndpoint)})
+		}
+	}
+	limits := []struct {
+		field    string
+		v        *int
+		def      int
+		min, max int
+		unit     string
+	}{
+		{"rtmpMaxConns", &c.RTMPMaxConns, DefaultRTMPMaxConns, 1, 1 << 20, "connections"},
+		{"rtmpMaxConnsPerAddr", &c.RTMPMaxConnsPerAddr, DefaultRTMPMaxConnsPerAddr, 1, 1 << 20, "connections"},
+		{"rtmpPublishDeadline", &c.RTMPPublishDeadline, DefaultRTMPPublishDeadline, 1, 300, "seconds"},
+		{"reservedFds", &c.ReservedFDs, DefaultReservedFDs, 0, 1 << 20, "file descriptors"},
+	}
+	for _, l := range limits {
+		if lookup(doc, l.field) == nil {
+			*l.v = l.def
+		} else if *l.v < l.min || *l.v > l.max {
+			es = append(es, &rules.ValidationError{Field: l.field, Msg: fmt.Sprintf("%d: want %d-%d %s (default %d)", *l.v, l.min, l.max, l.unit, l.def)})
+		}
+	}
+	for i, e := range c.CallbackAllowList {
+		if _, err := notify.ParseAllowEntry(e); err != nil {
+			es = append(es, &rules.ValidationError{Field: fmt.Sprintf("callbackAllowList[%d]", i), Msg: err.Error()})
 		}
 	}
 	if c.SpoolLimitMB < 0 {

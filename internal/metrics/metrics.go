@@ -17,6 +17,7 @@ type Metrics struct {
 	Errors           *prometheus.CounterVec // by code
 	Warnings         *prometheus.CounterVec // by code
 	PublishRefused   *prometheus.CounterVec // by reason
+	ConnsRefused     *prometheus.CounterVec // RTMP connections closed by a limit, by reason
 }
 
 // New creates and registers the collectors (plus the Go and process collectors).
@@ -40,9 +41,11 @@ func New() *Metrics {
 			Help: "Stream warnings (unsupported codec, bad tag...) by code."}, []string{"code"}),
 		PublishRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "livrec_publish_refused_total",
 			Help: "Refused publishes by reason."}, []string{"reason"}),
+		ConnsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "livrec_rtmp_connections_refused_total",
+			Help: "RTMP connections closed by a limit: max_conns, max_conns_per_addr, publish_deadline."}, []string{"reason"}),
 	}
 	r.MustRegister(m.LiveStreams, m.ActiveTasks, m.BytesIn, m.TagsIn, m.SegmentsWritten, m.FilesGenerated,
-		m.TimestampRepairs, m.Errors, m.Warnings, m.PublishRefused,
+		m.TimestampRepairs, m.Errors, m.Warnings, m.PublishRefused, m.ConnsRefused,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -47,6 +47,17 @@ type Options struct {
 	// PublishAuth lists the domains whose pushes need a signed auth_key.
 	PublishAuth []pushauth.DomainKeys
 	Logger      *slog.Logger
+
+	// Limits and protections (zero: the rtmp package's defaults). RTMPMaxConns is further
+	// capped at the file descriptor limit minus ReservedFDs (see fdLimit).
+	RTMPMaxConns        int
+	RTMPMaxConnsPerAddr int
+	RTMPPublishDeadline time.Duration
+	ReservedFDs         int
+	// AllowPrivateCallbacks and CallbackAllowList are notify.Options'.
+	AllowPrivateCallbacks bool
+	CallbackAllowList     []string
+
 	// Ready, if set, is called with the bound addresses once both listeners are up.
 	Ready func(rtmpAddr, httpAddr net.Addr)
 }
@@ -84,7 +95,8 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	met := metrics.New()
-	notifier, err := notify.New(cat.DB(), notify.Options{Registerer: met.Registry, Logger: log})
+	notifier, err := notify.New(cat.DB(), notify.Options{Registerer: met.Registry, Logger: log,
+		AllowPrivateCallbacks: o.AllowPrivateCallbacks, CallbackAllowList: o.CallbackAllowList})
 	if err != nil {
 		return fmt.Errorf("callbacks: %w", err)
 	}
@@ -136,7 +148,10 @@ func Run(ctx context.Context, o Options) error {
 		hl.Close()
 		return err
 	}
-	ingest := &rtmp.Server{Handler: pushauth.Handler{Next: mgr, Checker: pushAuth}, Logger: log}
+	ingest := &rtmp.Server{Handler: pushauth.Handler{Next: mgr, Checker: pushAuth}, Logger: log,
+		MaxConns: connCap(o.RTMPMaxConns, o.ReservedFDs, log), MaxConnsPerAddr: o.RTMPMaxConnsPerAddr,
+		PublishDeadline: o.RTMPPublishDeadline,
+		OnRefused:       func(reason string) { met.ConnsRefused.WithLabelValues(reason).Inc() }}
 	cloud := cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Notifier: notifier,
 		WorkDir: filepath.Join(o.DataDir, workDir, "api"), AccessKeys: o.AccessKeys,
 		AllowDeleteFiles: o.AllowDeleteFiles, Location: o.Location, Logger: log})
@@ -151,7 +166,11 @@ func Run(ctx context.Context, o Options) error {
 		Handler: (&api.Server{CloudAPI: cloud, Auth: apiAuth,
 			WorkDir: filepath.Join(o.DataDir, workDir, "api"), Notifier: notifier, RemoteStores: objects.all, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      httpWriteTimeout,
+		IdleTimeout:       httpIdleTimeout,
 	}
+	httpSrv.Handler = writeProgress(httpSrv.Handler, httpWriteTimeout)
 	errc := make(chan error, 2)
 	go func() { errc <- ingest.Serve(rl) }()
 	go func() {
