@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -118,5 +120,60 @@ func TestAPITokenWithoutConfig(t *testing.T) {
 	}
 	if code := get("Bearer " + token); code != 200 {
 		t.Errorf("with the token: %d, want 200", code)
+	}
+}
+
+// TestSmallProtections: /files/ does not follow a symbolic link inside the storage root,
+// and a JSON body with data after its object is refused.
+func TestSmallProtections(t *testing.T) {
+	dataDir := t.TempDir()
+	s := startServer(t, dataDir, hlsConfig)
+	files := filepath.Join(dataDir, "files")
+	secret := filepath.Join(t.TempDir(), "secret.txt")
+	if err := os.WriteFile(secret, []byte("not for you"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(files, "live"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(files, "live", "ok.ts"), []byte("media"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink(secret, filepath.Join(files, "live", "leak.ts"))
+	os.Symlink(filepath.Dir(secret), filepath.Join(files, "dir"))
+	for path, want := range map[string]int{"/files/live/ok.ts": 200, "/files/live/leak.ts": 404, "/files/dir/secret.txt": 404} {
+		resp, err := http.Get(s.url(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || strings.Contains(string(b), "not for you") {
+			t.Errorf("GET %s: %d %q, want %d", path, resp.StatusCode, b, want)
+		}
+	}
+
+	for _, body := range []string{`{"notifyUrl":"https://cb.example.com/"} {"notifyUrl":"https://other.example.com/"}`,
+		`{"notifyUrl":"https://cb.example.com/"}garbage`} {
+		req, _ := http.NewRequest(http.MethodPut, s.url("/api/v1/domains/example.com/notify"), strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(b), "after the object") {
+			t.Errorf("body %s: %d %s, want 400 naming the data after the object", body, resp.StatusCode, b)
+		}
+	}
+	resp, err := http.Post(s.url("/api/v1/streams/example.com/live/s/record"), "application/json",
+		strings.NewReader(`{"command":"stop"}{"command":"start"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(b), "after the object") {
+		t.Errorf("record command with two objects: %d %s", resp.StatusCode, b)
 	}
 }
