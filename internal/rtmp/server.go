@@ -317,39 +317,23 @@ func (s *Server) logger() *slog.Logger {
 	return slog.Default()
 }
 
-func (s *Server) readTimeout() time.Duration {
-	if s.ReadTimeout > 0 {
-		return s.ReadTimeout
+// orDefault is v, or def when v is zero (or negative): the Server's unset fields.
+func orDefault[T int | uint32 | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
 	}
-	return DefaultReadTimeout
+	return def
 }
 
-func (s *Server) writeTimeout() time.Duration {
-	if s.WriteTimeout > 0 {
-		return s.WriteTimeout
-	}
-	return DefaultWriteTimeout
-}
-
+func (s *Server) readTimeout() time.Duration  { return orDefault(s.ReadTimeout, DefaultReadTimeout) }
+func (s *Server) writeTimeout() time.Duration { return orDefault(s.WriteTimeout, DefaultWriteTimeout) }
 func (s *Server) publishDeadline() time.Duration {
-	if s.PublishDeadline > 0 {
-		return s.PublishDeadline
-	}
-	return DefaultPublishDeadline
+	return orDefault(s.PublishDeadline, DefaultPublishDeadline)
 }
-
-func (s *Server) maxConns() int {
-	if s.MaxConns > 0 {
-		return s.MaxConns
-	}
-	return DefaultMaxConns
-}
-
-func (s *Server) maxConnsPerAddr() int {
-	if s.MaxConnsPerAddr > 0 {
-		return s.MaxConnsPerAddr
-	}
-	return DefaultMaxConnsPerAddr
+func (s *Server) maxConns() int        { return orDefault(s.MaxConns, DefaultMaxConns) }
+func (s *Server) maxConnsPerAddr() int { return orDefault(s.MaxConnsPerAddr, DefaultMaxConnsPerAddr) }
+func (s *Server) windowAckSize() uint32 {
+	return orDefault(s.WindowAckSize, DefaultWindowAckSize)
 }
 
 func (s *Server) chunkSize() uint32 {
@@ -357,11 +341,4 @@ func (s *Server) chunkSize() uint32 {
 		return s.ChunkSize
 	}
 	return DefaultChunkSize
-}
-
-func (s *Server) windowAckSize() uint32 {
-	if s.WindowAckSize > 0 {
-		return s.WindowAckSize
-	}
-	return DefaultWindowAckSize
 }
