@@ -310,10 +310,7 @@ type commandRequest struct {
 // /api/v1/streams/{domain}/{app}/{stream}/record {"command": "start"|"stop"|"cancel_delay"|"restart"}.
 func (s *Server) recordCommand(w http.ResponseWriter, r *http.Request) {
 	var req commandRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "command", "body: want {\"command\": \"start\"|\"stop\"|\"cancel_delay\"|\"restart\"}: "+err.Error())
+	if !decodeJSON(w, r, &req) {
 		return
 	}
 	err := s.Manager.Command(r.Context(), r.PathValue("domain"), r.PathValue("app"), r.PathValue("stream"), req.Command)
@@ -377,10 +374,7 @@ type indexRequest struct {
 // POST /api/v1/streams/{domain}/{app}/{stream}/index {"startTime","endTime","objectKey","endTimeIncluded"}.
 func (s *Server) createIndex(w http.ResponseWriter, r *http.Request) {
 	var req indexRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "", "body: want {\"startTime\": RFC 3339, \"endTime\": RFC 3339, \"objectKey\"?, \"endTimeIncluded\"?}: "+err.Error())
+	if !decodeJSON(w, r, &req) {
 		return
 	}
 	if req.StartTime.IsZero() || req.EndTime.IsZero() {

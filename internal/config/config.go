@@ -33,6 +33,11 @@ const (
 	DefaultTimeZone = "UTC"
 	// DefaultCallbackRetention is how long the callback history is kept.
 	DefaultCallbackRetention = notify.DefaultRetention
+
+	DefaultRTMPMaxConns        = 4096
+	DefaultRTMPMaxConnsPerAddr = 64
+	DefaultRTMPPublishDeadline = 10 // seconds
+	DefaultReservedFDs         = 256
 )
 
 // Allowed range of callbackRetention: the history is pruned hourly, so less than an
@@ -88,6 +93,22 @@ type Config struct {
 	// history (the API's callback list): days ("30", "30d") or a Go duration ("36h").
 	// Default 30 days; pending callbacks are never deleted.
 	CallbackRetention string `yaml:"callbackRetention"`
+
+	// Limits and protections against hostile clients (README "Limits and protections").
+	// RTMPMaxConns caps the open RTMP connections and RTMPMaxConnsPerAddr those from one
+	// client IP address; RTMPPublishDeadline is the seconds a connection has, from
+	// connecting, to get a publish accepted (handshake and commands included).
+	RTMPMaxConns        int `yaml:"rtmpMaxConns"`
+	RTMPMaxConnsPerAddr int `yaml:"rtmpMaxConnsPerAddr"`
+	RTMPPublishDeadline int `yaml:"rtmpPublishDeadline"`
+	// ReservedFDs file descriptors are kept for recording, the catalog and the HTTP
+	// server: RTMP connections are also capped at the descriptor limit minus these.
+	ReservedFDs int `yaml:"reservedFds"`
+	// AllowPrivateCallbacks lets notifyUrl / onDemandUrl reach loopback, private,
+	// link-local (metadata) and other non-public addresses; CallbackAllowList allows
+	// only the CIDRs, IP addresses and host names listed.
+	AllowPrivateCallbacks bool     `yaml:"allowPrivateCallbacks"`
+	CallbackAllowList     []string `yaml:"callbackAllowList"`
 
 	// Location is TimeZone loaded and CallbackRetentionPeriod is CallbackRetention
 	// parsed; set by LoadConfig and Parse.
@@ -243,6 +264,30 @@ func Parse(data []byte) (*Config, error) {
 	}
 	if c.Finalizers < 0 || c.Finalizers > 64 {
 		es = append(es, &rules.ValidationError{Field: "finalizers", Msg: fmt.Sprintf("%d is out of range (allowed 1–64, or 0 for the default)", c.Finalizers)})
+	}
+	limits := []struct {
+		field    string
+		v        *int
+		def      int
+		min, max int
+		unit     string
+	}{
+		{"rtmpMaxConns", &c.RTMPMaxConns, DefaultRTMPMaxConns, 1, 1 << 20, "connections"},
+		{"rtmpMaxConnsPerAddr", &c.RTMPMaxConnsPerAddr, DefaultRTMPMaxConnsPerAddr, 1, 1 << 20, "connections"},
+		{"rtmpPublishDeadline", &c.RTMPPublishDeadline, DefaultRTMPPublishDeadline, 1, 300, "seconds"},
+		{"reservedFds", &c.ReservedFDs, DefaultReservedFDs, 0, 1 << 20, "file descriptors"},
+	}
+	for _, l := range limits {
+		if lookup(doc, l.field) == nil {
+			*l.v = l.def
+		} else if *l.v < l.min || *l.v > l.max {
+			es = append(es, &rules.ValidationError{Field: l.field, Msg: fmt.Sprintf("%d: want %d-%d %s (default %d)", *l.v, l.min, l.max, l.unit, l.def)})
+		}
+	}
+	for i, e := range c.CallbackAllowList {
+		if _, err := notify.ParseAllowEntry(e); err != nil {
+			es = append(es, &rules.ValidationError{Field: fmt.Sprintf("callbackAllowList[%d]", i), Msg: err.Error()})
+		}
 	}
 	if c.SpoolLimitMB < 0 {
 		es = append(es, &rules.ValidationError{Field: "spoolLimitMB", Msg: fmt.Sprintf("%d: want 0 (no limit) or more", c.SpoolLimitMB)})

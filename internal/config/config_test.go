@@ -257,3 +257,40 @@ func TestCORSAllowedOrigins(t *testing.T) {
 		t.Errorf("misspelt key: %v", err)
 	}
 }
+
+// TestLimits: the limits take their defaults when left out, and values out of range or
+// allow-list entries that are neither CIDR, IP address nor host name are errors naming
+// the field.
+func TestLimits(t *testing.T) {
+	c, err := Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RTMPMaxConns != DefaultRTMPMaxConns || c.RTMPMaxConnsPerAddr != DefaultRTMPMaxConnsPerAddr ||
+		c.RTMPPublishDeadline != DefaultRTMPPublishDeadline || c.ReservedFDs != DefaultReservedFDs || c.AllowPrivateCallbacks {
+		t.Errorf("defaults: %+v", c)
+	}
+	c, err = Parse([]byte("rtmpMaxConns: 100\nrtmpMaxConnsPerAddr: 5\nrtmpPublishDeadline: 3\nreservedFds: 0\n" +
+		"allowPrivateCallbacks: true\ncallbackAllowList: [10.0.0.0/8, 192.168.1.7, hooks.internal]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RTMPMaxConns != 100 || c.RTMPMaxConnsPerAddr != 5 || c.RTMPPublishDeadline != 3 || c.ReservedFDs != 0 ||
+		!c.AllowPrivateCallbacks || len(c.CallbackAllowList) != 3 {
+		t.Errorf("set: %+v", c)
+	}
+	for data, field := range map[string]string{
+		"rtmpMaxConns: 0\n":                      "rtmpMaxConns",
+		"rtmpMaxConnsPerAddr: -1\n":              "rtmpMaxConnsPerAddr",
+		"rtmpPublishDeadline: 301\n":             "rtmpPublishDeadline",
+		"reservedFds: -5\n":                      "reservedFds",
+		"callbackAllowList: [ok, 10.0.0.0/33]\n": "callbackAllowList[1]",
+		"callbackAllowList: ['http://x/']\n":     "callbackAllowList[0]",
+	} {
+		_, err := Parse([]byte(data))
+		var ves rules.ValidationErrors
+		if !errors.As(err, &ves) || len(ves) != 1 || ves[0].Field != field || ves[0].Line != 1 {
+			t.Errorf("%q: got %v, want one error on %s, line 1", data, err, field)
+		}
+	}
+}

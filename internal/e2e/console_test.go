@@ -117,6 +117,7 @@ func TestConsoleBrowser(t *testing.T) {
 	seedRecordings(t, dataDir, 1000)
 	s := startServer(t, dataDir, `
 corsAllowedOrigins: ["http://player.example"]
+allowPrivateCallbacks: true # the callbacks page saves a loopback notifyUrl
 rules:
   - domainName: "*"
     appName: live

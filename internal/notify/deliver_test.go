@@ -130,7 +130,7 @@ func TestPayloads(t *testing.T) {
 		t.Fatalf("file callbacks: %d, %v", len(files), err)
 	}
 	if f := files[0]; f.Stream != "s1" || f.Tries != 1 || len(f.Attempts) != 1 || f.Attempts[0].ResponseCode != 200 ||
-		f.Attempts[0].Response != "ok" || f.URL != rc.URL+"/cb" || f.TaskID != "task-1" || !f.NextTryAt.IsZero() {
+		f.Attempts[0].Response != "200 OK" || f.URL != rc.URL+"/cb" || f.TaskID != "task-1" || !f.NextTryAt.IsZero() {
 		t.Fatalf("stored callback %+v", f)
 	}
 	if s, _ := n.ListCallbacks(ctx, Query{Stream: "s1", App: "liveApp", Desc: true, Limit: 2, Offset: 1}); len(s) != 2 ||
@@ -234,7 +234,7 @@ func TestRetriesThenSuccess(t *testing.T) {
 	if !reflect.DeepEqual(codes, []int{500, 0, 204}) {
 		t.Fatalf("codes %v", codes)
 	}
-	if a := cb.Attempts[0]; a.Error != "HTTP 500 Internal Server Error" || a.Response != "busy\n" || a.Try != 1 {
+	if a := cb.Attempts[0]; a.Error != "HTTP 500 Internal Server Error" || a.Response != "500 Internal Server Error" || a.Try != 1 {
 		t.Fatalf("attempt 1 %+v", a)
 	}
 	if a := cb.Attempts[1]; a.Error == "" || a.Try != 2 {
@@ -291,7 +291,7 @@ func TestRetriesGiveUp(t *testing.T) {
 		}
 	})
 	var waits []int
-	opt := Options{Logger: quiet, Timeout: 200 * time.Millisecond, Backoff: func(try int) time.Duration {
+	opt := Options{Logger: quiet, AllowPrivateCallbacks: true, Timeout: 200 * time.Millisecond, Backoff: func(try int) time.Duration {
 		waits = append(waits, try) // tries run one after the other: no race
 		return 10 * time.Millisecond
 	}}
@@ -442,7 +442,7 @@ func TestRestart(t *testing.T) {
 func TestNotifyNeverBlocks(t *testing.T) {
 	rc := newReceiver(t)
 	rc.set(func(_ int, _ http.ResponseWriter, r *http.Request) { hang(r) })
-	n := newNotifier(t, openDB(t), Options{Logger: quiet}, true) // default 5 s timeout, 4 workers
+	n := newNotifier(t, openDB(t), Options{Logger: quiet, AllowPrivateCallbacks: true}, true) // default 5 s timeout, 4 workers
 	mustPut(t, n, Config{DomainName: "d", NotifyURL: rc.URL, NeedStatusNotify: true})
 	const events = 1000
 	start := time.Now()

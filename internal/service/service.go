@@ -54,6 +54,17 @@ type Options struct {
 	// CORSAllowedOrigins may fetch /files/ and /live/ from their pages ("*": any).
 	CORSAllowedOrigins []string
 	Logger             *slog.Logger
+
+	// Limits and protections (zero: the rtmp package's defaults). RTMPMaxConns is further
+	// capped at the file descriptor limit minus ReservedFDs (see fdLimit).
+	RTMPMaxConns        int
+	RTMPMaxConnsPerAddr int
+	RTMPPublishDeadline time.Duration
+	ReservedFDs         int
+	// AllowPrivateCallbacks and CallbackAllowList are notify.Options'.
+	AllowPrivateCallbacks bool
+	CallbackAllowList     []string
+
 	// Ready, if set, is called with the bound addresses once both listeners are up.
 	Ready func(rtmpAddr, httpAddr net.Addr)
 }
@@ -97,7 +108,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 	met := metrics.New()
 	notifier, err := notify.New(cat.DB(), notify.Options{Registerer: met.Registry, Logger: log,
-		Retention: o.CallbackRetention})
+		Retention:             o.CallbackRetention,
+		AllowPrivateCallbacks: o.AllowPrivateCallbacks, CallbackAllowList: o.CallbackAllowList})
 	if err != nil {
 		return fmt.Errorf("callbacks: %w", err)
 	}
@@ -151,7 +163,10 @@ func Run(ctx context.Context, o Options) error {
 		hl.Close()
 		return err
 	}
-	ingest := &rtmp.Server{Handler: pushauth.Handler{Next: mgr, Checker: pushAuth}, Logger: log}
+	ingest := &rtmp.Server{Handler: pushauth.Handler{Next: mgr, Checker: pushAuth}, Logger: log,
+		MaxConns: connCap(o.RTMPMaxConns, o.ReservedFDs, log), MaxConnsPerAddr: o.RTMPMaxConnsPerAddr,
+		PublishDeadline: o.RTMPPublishDeadline,
+		OnRefused:       func(reason string) { met.ConnsRefused.WithLabelValues(reason).Inc() }}
 	cloud := cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Notifier: notifier,
 		WorkDir: filepath.Join(o.DataDir, workDir, "api"), AccessKeys: o.AccessKeys,
 		AllowDeleteFiles: o.AllowDeleteFiles, Location: o.Location, Logger: log})
@@ -167,7 +182,11 @@ func Run(ctx context.Context, o Options) error {
 			Started: started, DataDir: o.DataDir, Stores: objects.status, Errors: recentErrors,
 			WorkDir: filepath.Join(o.DataDir, workDir, "api"), Notifier: notifier, RemoteStores: objects.all, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      httpWriteTimeout,
+		IdleTimeout:       httpIdleTimeout,
 	}
+	httpSrv.Handler = writeProgress(httpSrv.Handler, httpWriteTimeout)
 	errc := make(chan error, 2)
 	go func() { errc <- ingest.Serve(rl) }()
 	go func() {
