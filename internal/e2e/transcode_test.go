@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/livrec/livrec/internal/testenv"
 )
 
 const transcodeConfig = `
@@ -90,7 +92,7 @@ func TestLongTranscodeRenditions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long")
 	}
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	src := make720p(t, 12)
 	s := startServer(t, t.TempDir(), transcodeConfig)
 	if out, err := push(t, src, s.rtmpURL("live", "cam"), "-re"); err != nil {
@@ -183,7 +185,7 @@ func TestLongTranscodeRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long")
 	}
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	src := make720p(t, 12)
 	s := startServer(t, t.TempDir(), transcodeConfig)
 	done := make(chan error, 1)
