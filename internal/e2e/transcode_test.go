@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"math"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -99,7 +97,7 @@ func TestLongTranscodeRenditions(t *testing.T) {
 		t.Fatalf("push: %v\n%s", err, out)
 	}
 	s.waitIdle()
-	t.Logf("transcoder metrics:\n%s", s.metrics(t, "livrec_transcode"))
+	t.Logf("tags dropped for the renditions: %v", s.metric("livrec_transcode_tags_dropped_total"))
 	s.stop()
 
 	orig := one(t, "original m3u8", s.files(t, "record/live/cam", ".m3u8"))
@@ -140,24 +138,6 @@ func TestLongTranscodeRenditions(t *testing.T) {
 	if strings.Contains(s.logs.String(), "record_transcode_error") {
 		t.Errorf("transcode error without a cause:\n%s", s.logs.String())
 	}
-}
-
-// metrics returns the lines of /metrics containing substr.
-func (s *server) metrics(t *testing.T, substr string) string {
-	t.Helper()
-	resp, err := http.Get(s.url("/metrics"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.Contains(l, substr) && !strings.HasPrefix(l, "#") {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
 }
 
 // ffmpegChildren returns the pids of the ffmpeg processes livrec started.
@@ -225,8 +205,16 @@ func TestLongTranscodeRestart(t *testing.T) {
 	if kids := ffmpegChildren(t, s.cmd.Process.Pid); len(kids) != 0 {
 		t.Errorf("ffmpeg still running after the publish ended: %v", kids)
 	}
+	if r := s.metric("livrec_transcoder_restarts_total"); r != 1 {
+		t.Errorf("livrec_transcoder_restarts_total %v, want 1", r)
+	}
 	s.stop()
 	logs := s.logs.String()
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, "record_transcode_error") {
+			t.Logf("event: %s", l)
+		}
+	}
 	if !strings.Contains(logs, "record_transcode_error") || !strings.Contains(logs, "signal: killed") {
 		t.Errorf("no record_transcode_error event naming the kill:\n%s", logs)
 	}
@@ -241,5 +229,44 @@ func TestLongTranscodeRestart(t *testing.T) {
 		b, _ := os.ReadFile(m3u8)
 		t.Logf("%s: %.3f s, discontinuity: %v", filepath.Base(m3u8), probeDuration(t, m3u8), strings.Contains(string(b), "#EXT-X-DISCONTINUITY"))
 		one(t, id+" mp4", s.files(t, dir, ".mp4"))
+	}
+}
+
+// alive reports whether pid runs (a zombie waiting for a reaper does not count).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+}
+
+// TestLongTranscodeKillLivrec: kill -9 of livrec mid-stream leaves no ffmpeg running.
+func TestLongTranscodeKillLivrec(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long")
+	}
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
+	src := make720p(t, 8)
+	s := startServer(t, t.TempDir(), transcodeConfig)
+	go push(t, src, s.rtmpURL("live", "cam"), "-re")
+	var kids []int
+	for i := 0; i < 50 && len(kids) == 0; i++ {
+		time.Sleep(100 * time.Millisecond)
+		kids = ffmpegChildren(t, s.cmd.Process.Pid)
+	}
+	if len(kids) != 1 {
+		t.Fatalf("want one ffmpeg child, have %v", kids)
+	}
+	time.Sleep(time.Second)
+	s.kill()
+	deadline := time.Now().Add(2 * time.Second)
+	for alive(kids[0]) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if alive(kids[0]) {
+		syscall.Kill(kids[0], syscall.SIGKILL)
+		t.Fatalf("ffmpeg %d survived kill -9 of livrec", kids[0])
 	}
 }

@@ -117,10 +117,11 @@ func (h *Handler) init() {
 }
 
 func (h *Handler) event(domain, app, stream, code, msg string) {
-	h.Logger.Warn("transcoder", "event", EventError, "domain", domain, "app", app, "stream", stream, "code", code, "msg", msg)
 	if h.OnEvent != nil {
-		h.OnEvent(EventError, domain, app, stream, code, msg)
+		h.OnEvent(EventError, domain, app, stream, code, msg) // logs it too
+		return
 	}
+	h.Logger.Warn("transcoder", "event", EventError, "domain", domain, "app", app, "stream", stream, "code", code, "msg", msg)
 }
 
 // domainOf is the stream key's domain as the recorder forms it.

@@ -3,9 +3,12 @@ package transcode
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,4 +141,55 @@ func TestHandlerRestartLimit(t *testing.T) {
 		s.Tag(flv.Tag{Type: flv.TagAudio, Body: []byte{0xaf, 1, 0}})
 	}
 	s.Close(nil)
+}
+
+// TestOrphanKilled: a transcoder's ffmpeg that ignores its stdin (stuck) still dies when
+// livrec is killed with SIGKILL. The "livrec" is this test binary re-run as a helper.
+func TestOrphanKilled(t *testing.T) {
+	if os.Getenv("TRANSCODE_HELPER") != "" {
+		ev := &events{}
+		h := testHandler(t, os.Getenv("TRANSCODE_HELPER"), ev)
+		if _, err := h.Publish(req("cam")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute)
+		return
+	}
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	ffmpeg := fakeFFmpeg(t, "echo $$ > "+pidFile+"; exec sleep 60 </dev/null")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestOrphanKilled$")
+	cmd.Env = append(os.Environ(), "TRANSCODE_HELPER="+ffmpeg)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	for i := 0; i < 100 && pid == 0; i++ {
+		time.Sleep(50 * time.Millisecond)
+		b, _ := os.ReadFile(pidFile)
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	if pid == 0 {
+		cmd.Process.Kill()
+		t.Fatal("the helper's ffmpeg did not start")
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(2 * time.Second)
+	for running(pid) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if running(pid) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatalf("ffmpeg %d survived SIGKILL of its parent", pid)
+	}
+}
+
+// running reports whether pid runs (a zombie waiting for a reaper does not count).
+func running(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
 }
