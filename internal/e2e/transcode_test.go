@@ -270,3 +270,39 @@ func TestLongTranscodeKillLivrec(t *testing.T) {
 		t.Fatalf("ffmpeg %d survived kill -9 of livrec", kids[0])
 	}
 }
+
+// TestLongTranscodeOnly: a rule with transcodeRecordFormats and no recordFormats records
+// the renditions and nothing of the original.
+func TestLongTranscodeOnly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long")
+	}
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
+	src := make720p(t, 6)
+	s := startServer(t, t.TempDir(), `
+rules:
+  - domainName: "*"
+    appName: live
+    transcodeTemplates: [lld]
+    transcodeRecordFormats: [{format: flv}]
+`)
+	if out, err := push(t, src, s.rtmpURL("live", "cam"), "-re"); err != nil {
+		t.Fatalf("push: %v\n%s", err, out)
+	}
+	s.waitIdle()
+	s.stop()
+	if got := s.files(t, "record", ""); len(got) != 0 {
+		t.Errorf("original recorded without recordFormats: %v", got)
+	}
+	f := one(t, "lld flv", s.files(t, "transcodeRecord/live/cam_lld", ".flv"))
+	decodeClean(t, f)
+	if h := probeInt(t, f, "height"); h != 360 {
+		t.Errorf("lld height %d, want 360", h)
+	}
+	if d := probeDuration(t, f); math.Abs(d-6) > 0.5 {
+		t.Errorf("lld duration %.3f s, pushed 6 s", d)
+	}
+	if logs := s.logs.String(); strings.Contains(logs, "level=ERROR") {
+		t.Errorf("errors logged:\n%s", logs)
+	}
+}
