@@ -25,6 +25,7 @@ import (
 	"github.com/livrec/livrec/internal/notify"
 	"github.com/livrec/livrec/internal/recindex"
 	"github.com/livrec/livrec/internal/record"
+	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
 )
 
@@ -173,6 +174,20 @@ func writeError(w http.ResponseWriter, status int, field, msg string) {
 	writeJSON(w, status, apiError{Error: msg, Field: field})
 }
 
+// domainParam normalizes a domain that addresses streams (rules.NormalizeDomain, as at
+// publish); an empty one filters nothing. A malformed domain is answered 400.
+func domainParam(w http.ResponseWriter, v string) (string, bool) {
+	if v == "" {
+		return "", true
+	}
+	d, err := rules.NormalizeDomain(v)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "domain", "domain "+err.Error())
+		return "", false
+	}
+	return d, true
+}
+
 // parseTime accepts RFC 3339 or Unix seconds.
 func parseTime(v string) (time.Time, error) {
 	if v == "" {
@@ -192,7 +207,11 @@ type recordingList struct {
 
 func (s *Server) listRecordings(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	fq := catalog.FileQuery{Domain: q.Get("domain"), App: q.Get("app"), Stream: q.Get("stream"), Format: q.Get("format"), Status: q.Get("status"),
+	domain, ok := domainParam(w, q.Get("domain"))
+	if !ok {
+		return
+	}
+	fq := catalog.FileQuery{Domain: domain, App: q.Get("app"), Stream: q.Get("stream"), Format: q.Get("format"), Status: q.Get("status"),
 		Desc: q.Get("order") == "desc"}
 	var err error
 	for _, tf := range []struct {
@@ -296,7 +315,11 @@ func (s *Server) recordCommand(w http.ResponseWriter, r *http.Request) {
 // GET /api/v1/recording-content?domain=&app=&stream=&from=&to=&order=&limit=&offset=
 func (s *Server) recordingContent(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	tq := catalog.TaskQuery{Domain: q.Get("domain"), App: q.Get("app"), Stream: q.Get("stream"), Desc: q.Get("order") == "desc"}
+	domain, ok := domainParam(w, q.Get("domain"))
+	if !ok {
+		return
+	}
+	tq := catalog.TaskQuery{Domain: domain, App: q.Get("app"), Stream: q.Get("stream"), Desc: q.Get("order") == "desc"}
 	var err error
 	if tq.From, err = parseTime(q.Get("from")); err != nil {
 		writeError(w, http.StatusBadRequest, "from", "from: want RFC 3339 time or Unix seconds")
@@ -347,7 +370,11 @@ func (s *Server) createIndex(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "startTime", "startTime and endTime are required (RFC 3339)")
 		return
 	}
-	f, err := recindex.Create(r.Context(), s.Catalog, s.Store, s.WorkDir, recindex.Request{Domain: r.PathValue("domain"),
+	domain, ok := domainParam(w, r.PathValue("domain"))
+	if !ok {
+		return
+	}
+	f, err := recindex.Create(r.Context(), s.Catalog, s.Store, s.WorkDir, recindex.Request{Domain: domain,
 		App: r.PathValue("app"), Stream: r.PathValue("stream"), Start: req.StartTime, End: req.EndTime, Key: req.ObjectKey,
 		EndTimeIncluded: req.EndTimeIncluded})
 	switch {

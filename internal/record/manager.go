@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net/url"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -193,9 +192,10 @@ func (m *Manager) Publish(req *rtmp.PublishRequest) (rtmp.Session, error) {
 			return nil, fmt.Errorf("%w: %s name %q: %v", rtmp.ErrBadName, f.name, f.val, err)
 		}
 	}
-	domain := strings.ToLower(req.Domain)
-	if domain == "" {
-		domain = "default"
+	domain, err := rules.NormalizeDomain(req.Domain)
+	if err != nil {
+		m.cfg.Metrics.PublishRefused.WithLabelValues("bad_name").Inc()
+		return nil, fmt.Errorf("%w: domain (vhost) %v", rtmp.ErrBadName, err)
 	}
 	key := StreamKey{domain, req.App, req.Stream}
 
