@@ -393,9 +393,10 @@ func (w *Writer) Duration() time.Duration {
 
 // WriteAU writes one access unit. Units that cannot be written (before the first
 // keyframe, video after a resume until a keyframe and audio that does not continue the
-// open segment, empty units, DTS going backwards) are dropped and logged, not reported. Errors are returned for misuse (no SetTracks, a unit of an
-// unknown track), I/O failures, and a segment that could not be stored because its key
-// exists (storage.ErrExists; the local file is kept).
+// open segment, empty units, DTS going backwards) are dropped and logged, not reported.
+// Errors are returned for misuse (no SetTracks, a unit of an unknown track) and I/O
+// failures. A segment whose key another object holds is stored under the next free key
+// (storage.StoreUnique), and listed under it.
 func (w *Writer) WriteAU(au *media.AccessUnit) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -429,14 +430,11 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 	}
 	canOpen := set == eff && format.CanStart(au, eff.Video != nil)
 
-	var storeErr error
 	switch {
 	case w.cur == nil || w.pendingDisc || w.pending != nil:
 		// Waiting for a unit that opens a segment.
 		if canOpen {
-			var err error
-			storeErr, err = w.openSegment(au)
-			if err != nil {
+			if err := w.openSegment(au); err != nil {
 				return err
 			}
 			break
@@ -462,9 +460,7 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 		}
 	default:
 		if canOpen && au.DTS-w.cur.firstDTS >= w.cfg.SliceDuration {
-			var err error
-			storeErr, err = w.openSegment(au)
-			if err != nil {
+			if err := w.openSegment(au); err != nil {
 				return err
 			}
 		}
@@ -475,11 +471,11 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 		// Not the gate's: each run has its own timeline, which starts at the unit that
 		// opened it; audio decoded before that picture is not part of the file.
 		w.gate.Wait(au, "before the opening keyframe")
-		return storeErr
+		return nil
 	}
 	out := cur.outStart + (au.DTS - cur.firstDTS)
 	if err := w.mux.Write(cur.f, set, kind, au, out); err != nil {
-		return errors.Join(storeErr, w.cfg.errorf("write segment %d: %w", cur.seq, err))
+		return w.cfg.errorf("write segment %d: %w", cur.seq, err)
 	}
 	if cur.count[kind] > 0 {
 		cur.delta[kind] = au.DTS - cur.last[kind]
@@ -487,7 +483,7 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 	cur.last[kind] = au.DTS
 	cur.count[kind]++
 	w.gate.Wrote(au)
-	return storeErr
+	return nil
 }
 
 // audioContinues decides, at the first audio unit after a resume, whether the audio until
@@ -633,15 +629,15 @@ func (w *Writer) closeCurrent(nextFirst time.Duration, continuous bool) error {
 }
 
 // openSegment closes the current segment (if any), opens the next one starting with au,
-// stores what is pending and rewrites the journal and live playlist. storeErr reports an
-// object that could not be stored because its key exists; err is fatal for this unit.
-func (w *Writer) openSegment(au *media.AccessUnit) (storeErr, err error) {
+// stores what is pending and rewrites the journal and live playlist. An error is fatal
+// for this unit.
+func (w *Writer) openSegment(au *media.AccessUnit) error {
 	newRun := w.cur == nil || w.pendingDisc
 	disc := len(w.segs) > 0 || w.cur != nil
 	disc = disc && (w.pendingDisc || w.pending != nil || w.muxSet != w.active)
 	if w.cur != nil {
 		if err := w.closeCurrent(au.DTS, !w.pendingDisc); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if w.pending != nil {
@@ -652,7 +648,7 @@ func (w *Writer) openSegment(au *media.AccessUnit) (storeErr, err error) {
 		if err := w.newInit(au); err != nil {
 			// The media until the next segment opens is lost: mark the gap.
 			w.pendingDisc = len(w.segs) > 0
-			return nil, err
+			return err
 		}
 	}
 
@@ -663,7 +659,7 @@ func (w *Writer) openSegment(au *media.AccessUnit) (storeErr, err error) {
 	f, err := os.OpenFile(filepath.Join(w.cfg.WorkDir, file), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		w.pendingDisc = len(w.segs) > 0
-		return nil, w.cfg.errorf("create segment: %w", err)
+		return w.cfg.errorf("create segment: %w", err)
 	}
 	w.nextSeq++
 	c := &openSeg{
@@ -687,15 +683,15 @@ func (w *Writer) openSegment(au *media.AccessUnit) (storeErr, err error) {
 	w.pendingDisc = false
 	w.muxSet = w.active
 	if err := w.mux.Begin(c.f, w.active, changed); err != nil {
-		return nil, w.cfg.errorf("begin segment: %w", err)
+		return w.cfg.errorf("begin segment: %w", err)
 	}
 
-	storeErr = w.storePending(context.Background())
+	w.storePending(context.Background())
 	if err := w.writeJournal(""); err != nil {
 		// The recording goes on; only crash recovery of this segment is at risk.
 		w.log.Error("journal write failed", "err", err)
 	}
-	return storeErr, nil
+	return nil
 }
 
 // newInit writes the initialization segment of the active set.
