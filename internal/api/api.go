@@ -1,6 +1,6 @@
 // Package api is livrec's HTTP surface: the JSON API under /api/v1, file serving under
-// /files/ (with Range requests), live playlists of recordings in progress under /live/,
-// health and Prometheus metrics.
+// /files/ (with Range requests and CORS), live playlists of recordings in progress under
+// /live/, health, Prometheus metrics, and on "/" the web console or the cloud-compatible API.
 package api
 
 import (
@@ -32,7 +32,18 @@ import (
 // Server holds what the handlers need.
 type Server struct {
 	CloudAPI http.Handler // cloud-compatible RPC API on "/" (internal/cloudapi); nil = off
-	WorkDir  string       // scratch space for files the API creates (index playlists)
+	// Console serves the web console: "/" (for a browser's GET without Action) and
+	// /console/...; nil = off.
+	Console http.Handler
+	// CORS lists the origins that may fetch /files/ and /live/ from their pages (nil: none).
+	CORS *CORS
+	// For /api/v1/status: when the process started, the data directory (disk free), the
+	// object stores and the recent errors (each may be zero).
+	Started time.Time
+	DataDir string
+	Stores  func() []StoreStatus
+	Errors  *ErrorLog
+	WorkDir string // scratch space for files the API creates (index playlists)
 	// Auth protects /api/v1 (nil: loopback clients only).
 	Auth *Auth
 	// RemoteStores lists the object stores /files/ falls back to after Store.
@@ -56,9 +67,11 @@ func (s *Server) routes() *http.ServeMux {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /files/{key...}", s.serveFile)
-	mux.HandleFunc("HEAD /files/{key...}", s.serveFile)
-	mux.HandleFunc("GET /live/{id}", s.serveLive)
+	mux.HandleFunc("GET /files/{key...}", s.CORS.wrap(s.serveFile))
+	mux.HandleFunc("HEAD /files/{key...}", s.CORS.wrap(s.serveFile))
+	mux.HandleFunc("OPTIONS /files/{key...}", s.CORS.wrap(nil))
+	mux.HandleFunc("GET /live/{id}", s.CORS.wrap(s.serveLive))
+	mux.HandleFunc("OPTIONS /live/{id}", s.CORS.wrap(nil))
 	// Profiling, behind the API's authentication (see protect).
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
@@ -69,20 +82,41 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("PUT /api/v1/domains/{domain}/notify", s.putNotify)
 	mux.HandleFunc("DELETE /api/v1/domains/{domain}/notify", s.deleteNotify)
 	mux.HandleFunc("GET /api/v1/callbacks", s.listCallbacks)
+	mux.HandleFunc("POST /api/v1/callbacks/{id}/retry", s.retryCallback)
+	mux.HandleFunc("GET /api/v1/status", s.getStatus)
 	mux.HandleFunc("POST /api/v1/streams/{domain}/{app}/{stream}/index", s.createIndex)
 	mux.HandleFunc("GET /api/v1/streams", s.listStreams)
 	mux.HandleFunc("POST /api/v1/streams/{domain}/{app}/{stream}/record", s.recordCommand)
 	s.registerRules(mux)
-	if s.CloudAPI != nil {
-		mux.Handle("/{$}", s.CloudAPI) // exactly "/", any method
+	if s.Console != nil {
+		mux.Handle("GET /console/", s.Console)
 	}
+	mux.HandleFunc("/{$}", s.root) // exactly "/", any method
 	return mux
 }
 
+// root sends a browser's plain GET / to the console and everything else (the SDKs'
+// requests, which always name an Action in the query, a header or a POST body) to the
+// cloud-compatible API.
+func (s *Server) root(w http.ResponseWriter, r *http.Request) {
+	browse := (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		!r.URL.Query().Has("Action") && r.Header.Get("x-acs-action") == ""
+	switch {
+	case browse && s.Console != nil:
+		s.Console.ServeHTTP(w, r)
+	case s.CloudAPI != nil:
+		s.CloudAPI.ServeHTTP(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
 // protect puts /api/v1 and /debug/pprof behind Auth; files, live playlists, health, metrics and the
-// cloud-compatible API (which checks its own signatures) stay as they are.
+// cloud-compatible API (which checks its own signatures) stay as they are. Mutating API
+// requests a browser makes from another origin are refused (CSRF): with no tokens the API
+// trusts loopback, which a page from anywhere could otherwise use through the user's browser.
 func (s *Server) protect(mux *http.ServeMux) http.Handler {
-	api := s.Auth.wrap(mux)
+	api := http.NewCrossOriginProtection().Handler(s.Auth.wrap(mux))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/api/") || strings.HasPrefix(r.URL.Path, "/debug/") {
 			api.ServeHTTP(w, r)
@@ -201,6 +235,7 @@ func parseTime(v string) (time.Time, error) {
 
 type recordingList struct {
 	Recordings []catalog.File `json:"recordings"`
+	Total      int            `json:"total"` // files matching the filters
 	Limit      int            `json:"limit"`
 	Offset     int            `json:"offset"`
 }
@@ -251,7 +286,12 @@ func (s *Server) listRecordings(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, recordingList{Recordings: files, Limit: fq.Limit, Offset: fq.Offset})
+	total, err := s.Catalog.CountFiles(r.Context(), fq)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, recordingList{Recordings: files, Total: total, Limit: fq.Limit, Offset: fq.Offset})
 }
 
 func (s *Server) getRecording(w http.ResponseWriter, r *http.Request) {
@@ -289,10 +329,7 @@ type commandRequest struct {
 // /api/v1/streams/{domain}/{app}/{stream}/record {"command": "start"|"stop"|"cancel_delay"|"restart"}.
 func (s *Server) recordCommand(w http.ResponseWriter, r *http.Request) {
 	var req commandRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "command", "body: want {\"command\": \"start\"|\"stop\"|\"cancel_delay\"|\"restart\"}: "+err.Error())
+	if !decodeJSON(w, r, &req) {
 		return
 	}
 	err := s.Manager.Command(r.Context(), r.PathValue("domain"), r.PathValue("app"), r.PathValue("stream"), req.Command)
@@ -360,10 +397,7 @@ type indexRequest struct {
 // POST /api/v1/streams/{domain}/{app}/{stream}/index {"startTime","endTime","objectKey","endTimeIncluded"}.
 func (s *Server) createIndex(w http.ResponseWriter, r *http.Request) {
 	var req indexRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "", "body: want {\"startTime\": RFC 3339, \"endTime\": RFC 3339, \"objectKey\"?, \"endTimeIncluded\"?}: "+err.Error())
+	if !decodeJSON(w, r, &req) {
 		return
 	}
 	if req.StartTime.IsZero() || req.EndTime.IsZero() {

@@ -74,9 +74,8 @@ type Options struct {
 
 // Handler serves the cloud-compatible API.
 type Handler struct {
-	o      Options
-	rules  *ruledb.Store
-	nonces *nonceCache
+	o     Options
+	rules *ruledb.Store
 }
 
 // New returns a Handler.
@@ -94,7 +93,7 @@ func New(o Options) *Handler {
 	if o.Manager != nil {
 		onChange = o.Manager.SetRules
 	}
-	return &Handler{o: o, rules: ruledb.New(o.Catalog, onChange, o.Logger), nonces: newNonceCache()}
+	return &Handler{o: o, rules: ruledb.New(o.Catalog, onChange, o.Logger)}
 }
 
 // Error is an error answer: HTTP status, code and message.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/livrec/livrec/internal/flv"
 	"github.com/livrec/livrec/internal/loadgen"
+	"github.com/livrec/livrec/internal/testenv"
 )
 
 const benchSmokeConfig = `
@@ -40,7 +41,7 @@ func TestLongSmokeLoadBench(t *testing.T) {
 	if testing.Short() {
 		t.Skip("smoke load test: ~30 s")
 	}
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	src, err := loadgen.LoadFile(makeSource(t, t.TempDir(), 10))
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/livrec/livrec/internal/flv"
 	"github.com/livrec/livrec/internal/rtmp"
+	"github.com/livrec/livrec/internal/testenv"
 	"github.com/livrec/livrec/internal/testmedia"
 )
 
@@ -59,7 +60,7 @@ func openFLV(t *testing.T, path string) *flv.Reader {
 // and CMAF signal it (discontinuity; a new init segment), FLV and MP4 start a new file;
 // the catalog row of each file has its own size.
 func TestParameterChange(t *testing.T) {
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	dir := t.TempDir()
 	big, err := testmedia.MakeFLV(dir, testmedia.Spec{Video: testmedia.H264, Audio: testmedia.AAC, Seconds: 3, Width: 320, Height: 240})
 	if err != nil {
@@ -122,7 +123,7 @@ func TestParameterChange(t *testing.T) {
 // TestUnsupportedCodec: H.264 with Nellymoser audio records the video and says, in a
 // warning, what was skipped.
 func TestUnsupportedCodec(t *testing.T) {
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	src := makeSource(t, t.TempDir(), 3, "-c:a", "nellymoser", "-ar", "22050", "-ac", "1")
 	s := startServer(t, t.TempDir(), hlsConfig)
 	if out, err := push(t, src, s.rtmpURL("live", "nelly")); err != nil {
@@ -150,7 +151,7 @@ func TestLongKillMP4AndCMAF(t *testing.T) {
 	if testing.Short() {
 		t.Skip("pushes in real time")
 	}
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	src := makeSource(t, t.TempDir(), 30)
 	s := startServer(t, t.TempDir(), `
 rules:

@@ -17,6 +17,7 @@ import (
 	"github.com/livrec/livrec/internal/api"
 	"github.com/livrec/livrec/internal/catalog"
 	"github.com/livrec/livrec/internal/cloudapi"
+	"github.com/livrec/livrec/internal/console"
 	"github.com/livrec/livrec/internal/metrics"
 	"github.com/livrec/livrec/internal/notify"
 	"github.com/livrec/livrec/internal/pushauth"
@@ -48,7 +49,22 @@ type Options struct {
 	APITokens []string
 	// PublishAuth lists the domains whose pushes need a signed auth_key.
 	PublishAuth []pushauth.DomainKeys
-	Logger      *slog.Logger
+	// CallbackRetention is how long delivered and failed callbacks are kept (0: 30 days).
+	CallbackRetention time.Duration
+	// CORSAllowedOrigins may fetch /files/ and /live/ from their pages ("*": any).
+	CORSAllowedOrigins []string
+	Logger             *slog.Logger
+
+	// Limits and protections (zero: the rtmp package's defaults). RTMPMaxConns is further
+	// capped at the file descriptor limit minus ReservedFDs (see fdLimit).
+	RTMPMaxConns        int
+	RTMPMaxConnsPerAddr int
+	RTMPPublishDeadline time.Duration
+	ReservedFDs         int
+	// AllowPrivateCallbacks and CallbackAllowList are notify.Options'.
+	AllowPrivateCallbacks bool
+	CallbackAllowList     []string
+
 	// Ready, if set, is called with the bound addresses once both listeners are up.
 	Ready func(rtmpAddr, httpAddr net.Addr)
 }
@@ -68,6 +84,11 @@ func Run(ctx context.Context, o Options) error {
 	if log == nil {
 		log = slog.Default()
 	}
+	started := time.Now()
+	cors, err := api.NewCORS(o.CORSAllowedOrigins)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -86,17 +107,20 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	met := metrics.New()
-	notifier, err := notify.New(cat.DB(), notify.Options{Registerer: met.Registry, Logger: log})
+	notifier, err := notify.New(cat.DB(), notify.Options{Registerer: met.Registry, Logger: log,
+		Retention:             o.CallbackRetention,
+		AllowPrivateCallbacks: o.AllowPrivateCallbacks, CallbackAllowList: o.CallbackAllowList})
 	if err != nil {
 		return fmt.Errorf("callbacks: %w", err)
 	}
 	notifier.Start(ctx)
 	defer notifier.Close() // after the manager's shutdown: the last file_created events are queued first
 	var mgr *record.Manager
+	recentErrors := &api.ErrorLog{}
 	um := storage.NewUploadMetrics()
 	met.Registry.MustRegister(um.Collectors()...)
 	objects := &objectStores{ctx: ctx, dir: filepath.Join(o.DataDir, spoolDir), endpoints: map[string]storage.S3Config{},
-		limit: o.SpoolLimit, cat: cat, log: log, metrics: um, uploaders: map[string]*storage.Uploader{},
+		limit: o.SpoolLimit, cat: cat, log: log, metrics: um, uploaders: map[string]*storage.Uploader{}, checks: map[string]error{},
 		alarm: alarmEvent(func() *record.Manager { return mgr })}
 	for _, e := range o.S3 {
 		objects.endpoints[e.Endpoint] = e
@@ -104,7 +128,7 @@ func Run(ctx context.Context, o Options) error {
 	defer objects.close(10 * time.Second) // after the recordings are finalized
 	mgr = record.NewManager(record.Config{
 		StoreFor:    objects.storeFor,
-		OnEvent:     notifier.Notify,
+		OnEvent:     func(ev record.Event) { recentErrors.Add(ev); notifier.Notify(ev) },
 		AskOnDemand: askOnDemand(notifier),
 		Rules:       set,
 		Catalog:     cat,
@@ -139,7 +163,10 @@ func Run(ctx context.Context, o Options) error {
 		hl.Close()
 		return err
 	}
-	ingest := &rtmp.Server{Handler: pushauth.Handler{Next: mgr, Checker: pushAuth}, Logger: log}
+	ingest := &rtmp.Server{Handler: pushauth.Handler{Next: mgr, Checker: pushAuth}, Logger: log,
+		MaxConns: connCap(o.RTMPMaxConns, o.ReservedFDs, log), MaxConnsPerAddr: o.RTMPMaxConnsPerAddr,
+		PublishDeadline: o.RTMPPublishDeadline,
+		OnRefused:       func(reason string) { met.ConnsRefused.WithLabelValues(reason).Inc() }}
 	cloud := cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Notifier: notifier,
 		WorkDir: filepath.Join(o.DataDir, workDir, "api"), AccessKeys: o.AccessKeys,
 		AllowDeleteFiles: o.AllowDeleteFiles, Location: o.Location, Logger: log})
@@ -151,10 +178,15 @@ func Run(ctx context.Context, o Options) error {
 		log.Warn("no accessKeys or apiTokens configured: the JSON API answers only loopback clients, and the cloud-compatible API refuses every request")
 	}
 	httpSrv := &http.Server{
-		Handler: (&api.Server{CloudAPI: cloud, Auth: apiAuth,
+		Handler: (&api.Server{CloudAPI: cloud, Console: console.Handler(), CORS: cors, Auth: apiAuth,
+			Started: started, DataDir: o.DataDir, Stores: objects.status, Errors: recentErrors,
 			WorkDir: filepath.Join(o.DataDir, workDir, "api"), Notifier: notifier, RemoteStores: objects.all, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      httpWriteTimeout,
+		IdleTimeout:       httpIdleTimeout,
 	}
+	httpSrv.Handler = writeProgress(httpSrv.Handler, httpWriteTimeout)
 	errc := make(chan error, 2)
 	go func() { errc <- ingest.Serve(rl) }()
 	go func() {

@@ -112,3 +112,47 @@ func TestStoreUnique(t *testing.T) {
 		t.Fatalf("same bytes, other file: key %q, %v; want r/s_3.ts", k, err)
 	}
 }
+
+// TestLocalOpenRefusesSymlinks: a symbolic link anywhere below the root (the object or a
+// directory on its way) is not found, whatever it points to.
+func TestLocalOpenRefusesSymlinks(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	st, err := NewLocal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(outside, []byte("secret"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "live", "s"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "live", "s", "1.ts"), []byte("media"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for link, target := range map[string]string{
+		"live/s/leak.ts": outside,                            // a file link out of the root
+		"live/s/2.ts":    filepath.Join(root, "live/s/1.ts"), // a link within the root
+		"live/dir":       filepath.Dir(outside),              // a directory link
+		"alias":          filepath.Join(root, "live"),
+	} {
+		if err := os.Symlink(target, filepath.Join(root, filepath.FromSlash(link))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, key := range []string{"live/s/leak.ts", "live/s/2.ts", "live/dir/secret", "alias/s/1.ts"} {
+		if o, err := st.Open(ctx, key); !errors.Is(err, ErrNotFound) {
+			if o != nil {
+				o.Close()
+			}
+			t.Errorf("Open(%q) through a symlink: %v, want ErrNotFound", key, err)
+		}
+	}
+	o, err := st.Open(ctx, "live/s/1.ts")
+	if err != nil {
+		t.Fatalf("regular object: %v", err)
+	}
+	o.Close()
+}
