@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/livrec/livrec/internal/testenv"
 )
 
 // TestDomainsDoNotClash: live/s1 pushed on two domains at the same time with the default
@@ -14,7 +16,7 @@ import (
 // are generated whole, under distinct keys (the second one's with a "_1" suffix), each
 // with its own media. Spellings of a vhost are one domain.
 func TestDomainsDoNotClash(t *testing.T) {
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	dir := t.TempDir()
 	// Different sound and lengths within one second: the end times, and so the keys of
 	// the whole files, are the same.
