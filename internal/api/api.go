@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/livrec/livrec/internal/catalog"
+	"github.com/livrec/livrec/internal/format/segment"
 	"github.com/livrec/livrec/internal/metrics"
 	"github.com/livrec/livrec/internal/notify"
 	"github.com/livrec/livrec/internal/recindex"
@@ -145,16 +147,22 @@ func contentType(key string) string {
 	return "application/octet-stream"
 }
 
-func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
-	obj, err := s.Store.Open(r.Context(), key)
+// open opens a stored object: the local store first, then the remote ones.
+func (s *Server) open(ctx context.Context, key string) (storage.Object, error) {
+	obj, err := s.Store.Open(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) && s.RemoteStores != nil {
 		for _, st := range s.RemoteStores() {
-			if obj, err = st.Open(r.Context(), key); !errors.Is(err, storage.ErrNotFound) {
+			if obj, err = st.Open(ctx, key); !errors.Is(err, storage.ErrNotFound) {
 				break
 			}
 		}
 	}
+	return obj, err
+}
+
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	obj, err := s.open(r.Context(), key)
 	if errors.Is(err, storage.ErrNotFound) {
 		http.NotFound(w, r)
 		return
@@ -168,8 +176,14 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "", obj.ModTime(), obj)
 }
 
+// maxPlaylist bounds a stored playlist read to serve it as the ended live playlist.
+const maxPlaylist = 64 << 20
+
 // serveLive serves the EVENT playlist of a recording in progress: GET /live/{fileID}.m3u8.
-// Once the file is generated it redirects to the stored playlist.
+// Once the file is generated it serves the stored playlist in the live playlist's form
+// (the same segment URIs, with #EXT-X-ENDLIST), so a player following the recording
+// reaches its end: a redirect to the VOD playlist, whose URIs are relative, makes players
+// such as hls.js see other segments and fail.
 func (s *Server) serveLive(w http.ResponseWriter, r *http.Request) {
 	id := strings.TrimSuffix(r.PathValue("id"), ".m3u8")
 	f, err := s.Catalog.GetFile(r.Context(), id)
@@ -177,12 +191,22 @@ func (s *Server) serveLive(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	var b []byte
 	if f.Status == catalog.FileDone {
-		http.Redirect(w, r, "/files/"+f.Key, http.StatusFound)
-		return
-	}
-	b, err := os.ReadFile(filepath.Join(f.WorkDir, "live.m3u8"))
-	if err != nil {
+		obj, err := s.open(r.Context(), f.Key)
+		if err == nil {
+			b, err = io.ReadAll(io.LimitReader(obj, maxPlaylist))
+			obj.Close()
+		}
+		if err != nil {
+			if s.Logger != nil {
+				s.Logger.Warn("live playlist of a generated file", "file", f.ID, "key", f.Key, "err", err)
+			}
+			http.Error(w, "the recording's playlist cannot be read", http.StatusBadGateway)
+			return
+		}
+		b = segment.EndedLive(b, f.Key, s.Manager.LiveURI)
+	} else if b, err = os.ReadFile(filepath.Join(f.WorkDir, "live.m3u8")); err != nil {
 		http.Error(w, "no segment recorded yet", http.StatusNotFound)
 		return
 	}

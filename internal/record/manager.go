@@ -90,6 +90,9 @@ type OnDemandAnswer struct {
 // StreamKey identifies a stream: at most one live publisher and one task per key.
 type StreamKey struct{ Domain, App, Stream string }
 
+// LiveURI is the URI of a stored object in the live playlists (Config.LiveURI).
+func (m *Manager) LiveURI(key string) string { return m.cfg.LiveURI(key) }
+
 func (k StreamKey) String() string { return k.Domain + "/" + k.App + "/" + k.Stream }
 
 // Manager owns the live publishes and the recording tasks. It implements rtmp.Handler.

@@ -414,3 +414,35 @@ func removeWorkFiles(dir string, segs []*segState, maps []*mapState, extra strin
 		_ = os.Remove(filepath.Join(dir, n))
 	}
 }
+
+// EndedLive returns the last form of the live playlist of a finished file: its VOD
+// playlist vod, stored under vodKey, with the live playlist's URIs (uri(key), as
+// Config.SegmentURI) and type (EVENT). A player that followed the live playlist then
+// reads the same segments under the same URIs, and the #EXT-X-ENDLIST.
+func EndedLive(vod []byte, vodKey string, uri func(key string) string) []byte {
+	dir := path.Dir(vodKey)
+	abs := func(rel string) string {
+		if u, err := url.PathUnescape(rel); err == nil {
+			rel = u
+		}
+		return uri(path.Join(dir, rel))
+	}
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(string(vod), "\n") {
+		text := strings.TrimRight(line, "\r\n")
+		switch {
+		case text == "#EXT-X-PLAYLIST-TYPE:VOD":
+			text = "#EXT-X-PLAYLIST-TYPE:EVENT"
+		case strings.HasPrefix(text, `#EXT-X-MAP:URI="`):
+			rel, rest, _ := strings.Cut(strings.TrimPrefix(text, `#EXT-X-MAP:URI="`), `"`)
+			text = `#EXT-X-MAP:URI="` + abs(rel) + `"` + rest
+		case text != "" && !strings.HasPrefix(text, "#"):
+			text = abs(text)
+		}
+		b.WriteString(text)
+		if strings.HasSuffix(line, "\n") {
+			b.WriteString("\n")
+		}
+	}
+	return []byte(b.String())
+}

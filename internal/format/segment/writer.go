@@ -259,8 +259,11 @@ type Writer struct {
 	resumeAudio int8          // after a resume: 0 undecided, 1 audio goes on in the open segment, -1 it waits
 	doneDur     time.Duration // sum of the closed segments' durations
 	liveStored  int           // segments listed in live.m3u8
-	finished    bool
-	gate        format.Gate
+	// early is the audio of a resumed publish that arrived before its keyframe while no
+	// segment was open (EndRun closed the run): it opens the new run with that keyframe.
+	early    []media.AccessUnit
+	finished bool
+	gate     format.Gate
 }
 
 // New validates cfg and returns a Writer using m. Nothing is written until the first
@@ -379,6 +382,33 @@ func (w *Writer) Discontinuity() {
 	w.gate.Resume()
 }
 
+// EndRun ends the open segment now, as the end of a run: it is completed, stored and
+// listed in the live playlist, so a player following it gets everything received so far
+// while the input pauses (the stitch window of a publish that ended). A resume opens a new
+// run (Discontinuity) at its first keyframe; its audio received before that keyframe is
+// held and opens the run with it, so a stitch loses no sound.
+func (w *Writer) EndRun() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.finished || w.cur == nil {
+		return nil
+	}
+	err := w.closeCurrent(-1, false)
+	w.pendingDisc = true
+	w.storePending(context.Background())
+	if jerr := w.writeJournal(""); jerr != nil {
+		w.log.Error("journal write failed", "err", jerr)
+	}
+	return err
+}
+
+// Pause implements format.Pauser: the publish ended, the run ends (EndRun).
+func (w *Writer) Pause() {
+	if err := w.EndRun(); err != nil {
+		w.log.Error("ending the segment at pause", "err", err)
+	}
+}
+
 // Duration returns the media duration recorded so far: the finished segments plus the
 // current one up to its last unit and one frame.
 func (w *Writer) Duration() time.Duration {
@@ -444,6 +474,10 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 		// carries: during a track change the old set's units and audio of unchanged
 		// parameters; after a resume only audio that continues it.
 		if w.cur == nil {
+			if w.pendingDisc && kind == Audio && set == eff && len(w.early) < maxEarly {
+				w.early = append(w.early, *au) // a resume after EndRun: see openSegment
+				return nil
+			}
 			w.gate.Wait(au, "waiting for a keyframe")
 			return nil
 		}
@@ -466,6 +500,25 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 		}
 	}
 
+	if err := w.write(set, kind, au); err != nil {
+		return err
+	}
+	// The resumed publish's audio that came before this keyframe (its run starts there).
+	early := w.early
+	w.early = w.early[:0]
+	for i := range early {
+		if err := w.write(w.muxSet, Audio, &early[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxEarly bounds the audio held for a run's first keyframe (about 6 s of AAC).
+const maxEarly = 256
+
+// write muxes an admitted unit into the open segment.
+func (w *Writer) write(set *Set, kind Kind, au *media.AccessUnit) error {
 	cur := w.cur
 	if cur.runStart && au.DTS < cur.firstDTS {
 		// Not the gate's: each run has its own timeline, which starts at the unit that
@@ -662,6 +715,16 @@ func (w *Writer) openSegment(au *media.AccessUnit) error {
 		return w.cfg.errorf("create segment: %w", err)
 	}
 	w.nextSeq++
+	// A run whose audio came ahead of its keyframe starts with that audio: the segment's
+	// timeline begins at the earliest unit, and the keyframe follows a little into it.
+	firstDTS := au.DTS
+	if newRun {
+		for i := range w.early {
+			firstDTS = min(firstDTS, w.early[i].DTS)
+		}
+	} else {
+		w.early = w.early[:0]
+	}
 	c := &openSeg{
 		segState: segState{
 			Segment: Segment{Key: key, Start: start, Discontinuity: disc},
@@ -669,7 +732,7 @@ func (w *Writer) openSegment(au *media.AccessUnit) error {
 			file:    file,
 		},
 		f:        &File{f: f},
-		firstDTS: au.DTS,
+		firstDTS: firstDTS,
 		outStart: w.doneDur,
 		runStart: newRun,
 	}
