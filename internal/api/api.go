@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -21,10 +22,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/livrec/livrec/internal/catalog"
+	"github.com/livrec/livrec/internal/format/segment"
 	"github.com/livrec/livrec/internal/metrics"
 	"github.com/livrec/livrec/internal/notify"
 	"github.com/livrec/livrec/internal/recindex"
 	"github.com/livrec/livrec/internal/record"
+	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
 )
 
@@ -144,16 +147,22 @@ func contentType(key string) string {
 	return "application/octet-stream"
 }
 
-func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
-	obj, err := s.Store.Open(r.Context(), key)
+// open opens a stored object: the local store first, then the remote ones.
+func (s *Server) open(ctx context.Context, key string) (storage.Object, error) {
+	obj, err := s.Store.Open(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) && s.RemoteStores != nil {
 		for _, st := range s.RemoteStores() {
-			if obj, err = st.Open(r.Context(), key); !errors.Is(err, storage.ErrNotFound) {
+			if obj, err = st.Open(ctx, key); !errors.Is(err, storage.ErrNotFound) {
 				break
 			}
 		}
 	}
+	return obj, err
+}
+
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	obj, err := s.open(r.Context(), key)
 	if errors.Is(err, storage.ErrNotFound) {
 		http.NotFound(w, r)
 		return
@@ -167,8 +176,14 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "", obj.ModTime(), obj)
 }
 
+// maxPlaylist bounds a stored playlist read to serve it as the ended live playlist.
+const maxPlaylist = 64 << 20
+
 // serveLive serves the EVENT playlist of a recording in progress: GET /live/{fileID}.m3u8.
-// Once the file is generated it redirects to the stored playlist.
+// Once the file is generated it serves the stored playlist in the live playlist's form
+// (the same segment URIs, with #EXT-X-ENDLIST), so a player following the recording
+// reaches its end: a redirect to the VOD playlist, whose URIs are relative, makes players
+// such as hls.js see other segments and fail.
 func (s *Server) serveLive(w http.ResponseWriter, r *http.Request) {
 	id := strings.TrimSuffix(r.PathValue("id"), ".m3u8")
 	f, err := s.Catalog.GetFile(r.Context(), id)
@@ -176,12 +191,22 @@ func (s *Server) serveLive(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	var b []byte
 	if f.Status == catalog.FileDone {
-		http.Redirect(w, r, "/files/"+f.Key, http.StatusFound)
-		return
-	}
-	b, err := os.ReadFile(filepath.Join(f.WorkDir, "live.m3u8"))
-	if err != nil {
+		obj, err := s.open(r.Context(), f.Key)
+		if err == nil {
+			b, err = io.ReadAll(io.LimitReader(obj, maxPlaylist))
+			obj.Close()
+		}
+		if err != nil {
+			if s.Logger != nil {
+				s.Logger.Warn("live playlist of a generated file", "file", f.ID, "key", f.Key, "err", err)
+			}
+			http.Error(w, "the recording's playlist cannot be read", http.StatusBadGateway)
+			return
+		}
+		b = segment.EndedLive(b, f.Key, s.Manager.LiveURI)
+	} else if b, err = os.ReadFile(filepath.Join(f.WorkDir, "live.m3u8")); err != nil {
 		http.Error(w, "no segment recorded yet", http.StatusNotFound)
 		return
 	}
@@ -207,6 +232,20 @@ func writeError(w http.ResponseWriter, status int, field, msg string) {
 	writeJSON(w, status, apiError{Error: msg, Field: field})
 }
 
+// domainParam normalizes a domain that addresses streams (rules.NormalizeDomain, as at
+// publish); an empty one filters nothing. A malformed domain is answered 400.
+func domainParam(w http.ResponseWriter, v string) (string, bool) {
+	if v == "" {
+		return "", true
+	}
+	d, err := rules.NormalizeDomain(v)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "domain", "domain "+err.Error())
+		return "", false
+	}
+	return d, true
+}
+
 // parseTime accepts RFC 3339 or Unix seconds.
 func parseTime(v string) (time.Time, error) {
 	if v == "" {
@@ -227,7 +266,11 @@ type recordingList struct {
 
 func (s *Server) listRecordings(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	fq := catalog.FileQuery{Domain: q.Get("domain"), App: q.Get("app"), Stream: q.Get("stream"), Format: q.Get("format"), Status: q.Get("status"),
+	domain, ok := domainParam(w, q.Get("domain"))
+	if !ok {
+		return
+	}
+	fq := catalog.FileQuery{Domain: domain, App: q.Get("app"), Stream: q.Get("stream"), Format: q.Get("format"), Status: q.Get("status"),
 		Desc: q.Get("order") == "desc"}
 	var err error
 	for _, tf := range []struct {
@@ -333,7 +376,11 @@ func (s *Server) recordCommand(w http.ResponseWriter, r *http.Request) {
 // GET /api/v1/recording-content?domain=&app=&stream=&from=&to=&order=&limit=&offset=
 func (s *Server) recordingContent(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	tq := catalog.TaskQuery{Domain: q.Get("domain"), App: q.Get("app"), Stream: q.Get("stream"), Desc: q.Get("order") == "desc"}
+	domain, ok := domainParam(w, q.Get("domain"))
+	if !ok {
+		return
+	}
+	tq := catalog.TaskQuery{Domain: domain, App: q.Get("app"), Stream: q.Get("stream"), Desc: q.Get("order") == "desc"}
 	var err error
 	if tq.From, err = parseTime(q.Get("from")); err != nil {
 		writeError(w, http.StatusBadRequest, "from", "from: want RFC 3339 time or Unix seconds")
@@ -381,7 +428,11 @@ func (s *Server) createIndex(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "startTime", "startTime and endTime are required (RFC 3339)")
 		return
 	}
-	f, err := recindex.Create(r.Context(), s.Catalog, s.Store, s.WorkDir, recindex.Request{Domain: r.PathValue("domain"),
+	domain, ok := domainParam(w, r.PathValue("domain"))
+	if !ok {
+		return
+	}
+	f, err := recindex.Create(r.Context(), s.Catalog, s.Store, s.WorkDir, recindex.Request{Domain: domain,
 		App: r.PathValue("app"), Stream: r.PathValue("stream"), Start: req.StartTime, End: req.EndTime, Key: req.ObjectKey,
 		EndTimeIncluded: req.EndTimeIncluded})
 	switch {

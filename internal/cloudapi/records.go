@@ -29,6 +29,9 @@ func streamParams(p params) (domain, app, stream string, err error) {
 	if stream == "" {
 		return "", "", "", missing("StreamName")
 	}
+	if domain, err = rules.NormalizeDomain(domain); err != nil {
+		return "", "", "", invalid("DomainName", err.Error())
+	}
 	return domain, app, stream, nil
 }
 

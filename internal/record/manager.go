@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net/url"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,6 +89,9 @@ type OnDemandAnswer struct {
 
 // StreamKey identifies a stream: at most one live publisher and one task per key.
 type StreamKey struct{ Domain, App, Stream string }
+
+// LiveURI is the URI of a stored object in the live playlists (Config.LiveURI).
+func (m *Manager) LiveURI(key string) string { return m.cfg.LiveURI(key) }
 
 func (k StreamKey) String() string { return k.Domain + "/" + k.App + "/" + k.Stream }
 
@@ -193,9 +195,10 @@ func (m *Manager) Publish(req *rtmp.PublishRequest) (rtmp.Session, error) {
 			return nil, fmt.Errorf("%w: %s name %q: %v", rtmp.ErrBadName, f.name, f.val, err)
 		}
 	}
-	domain := strings.ToLower(req.Domain)
-	if domain == "" {
-		domain = "default"
+	domain, err := rules.NormalizeDomain(req.Domain)
+	if err != nil {
+		m.cfg.Metrics.PublishRefused.WithLabelValues("bad_name").Inc()
+		return nil, fmt.Errorf("%w: domain (vhost) %v", rtmp.ErrBadName, err)
 	}
 	key := StreamKey{domain, req.App, req.Stream}
 

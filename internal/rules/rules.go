@@ -10,6 +10,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -493,6 +494,47 @@ func validPattern(s string) error {
 		return fmt.Errorf("%q: %q is only allowed alone", s, Wildcard)
 	}
 	return ValidName(s)
+}
+
+// DefaultDomain is the domain of a publish that names none (no vhost, no host in tcUrl).
+const DefaultDomain = "default"
+
+// NormalizeDomain returns the canonical form of the domain a client names (an RTMP
+// vhost or tcUrl host, a domain in an API path): trimmed, lower case, without a port or
+// a trailing dot; an IP address in its usual text form. Everything that addresses a
+// stream goes through it, so "A.Test.", "a.test:1935" and "a.test" are one stream. Any
+// other form of host name is refused: letters, digits, "-" and "." only, at most 253
+// characters, labels of 1–63 ("_" is no DNS host character, and a rule could not name
+// it). An empty domain is DefaultDomain.
+func NormalizeDomain(s string) (string, error) {
+	d := strings.ToLower(strings.TrimSpace(s))
+	if h, p, err := net.SplitHostPort(d); err == nil {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("%q: port %q is not a number 1–65535", s, p)
+		}
+		d = h
+	}
+	d = strings.TrimSuffix(strings.TrimPrefix(d, "["), "]")
+	if ip := net.ParseIP(d); ip != nil {
+		return ip.String(), nil
+	}
+	d = strings.TrimSuffix(d, ".")
+	if d == "" {
+		if strings.TrimSpace(s) == "" {
+			return DefaultDomain, nil
+		}
+		return "", fmt.Errorf("%q: no host name", s)
+	}
+	if d == Wildcard {
+		return "", fmt.Errorf("%q: not a host name", s)
+	}
+	if err := validDomain(d); err != nil {
+		if strings.HasPrefix(err.Error(), "is ") { // the messages without the value
+			return "", fmt.Errorf("%.40q... %v", s, err)
+		}
+		return "", err
+	}
+	return d, nil
 }
 
 // validDomain checks a rule's domain: "*" or a host name of letters, digits, "-" and ".",

@@ -490,8 +490,8 @@ func TestNoMedia(t *testing.T) {
 	}
 }
 
-// An object with other content under the key: an error, the local files stay for a
-// retry with another key.
+// An object with other content under the key (another recording rendered the same key):
+// it stays, and the file is stored under the next free key, which the result reports.
 func TestStoreExistsDifferent(t *testing.T) {
 	in := getInput(t, inAACOnly)
 	st := newDiskStore(t)
@@ -501,20 +501,20 @@ func TestStoreExistsDifferent(t *testing.T) {
 	if err := os.WriteFile(st.Path(testKey), []byte("other"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	w, dir := newTestWriter(t, st)
+	w, _ := newTestWriter(t, st)
 	if err := w.SetTracks(nil, in.audio); err != nil {
 		t.Fatal(err)
 	}
 	feed(t, w, in.aus)
-	if _, err := w.Finish(context.Background(), testKey); !errors.Is(err, storage.ErrExists) {
+	res, err := w.Finish(context.Background(), testKey)
+	if err != nil {
 		t.Fatalf("Finish onto another object: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, workName)); err != nil {
-		t.Errorf("working file gone after a failed store: %v", err)
+	if want := storage.ClashKey(testKey, 1); res.Key != want {
+		t.Fatalf("stored under %q, want %q", res.Key, want)
 	}
-	res, err := w.Finish(context.Background(), "other.mp4")
-	if err != nil {
-		t.Fatal(err)
+	if b, _ := os.ReadFile(st.Path(testKey)); string(b) != "other" {
+		t.Error("the other object was overwritten")
 	}
-	checkFile(t, in, inAACOnly, st.Path("other.mp4"), res)
+	checkFile(t, in, inAACOnly, st.Path(res.Key), res)
 }
