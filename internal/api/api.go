@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -191,7 +192,32 @@ func (s *Server) serveLive(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	// A file being finalized has lost its live playlist before its row says it is
+	// generated (the row is completed after the store, in the background): wait briefly
+	// for the outcome instead of answering 404 to a player at the very end.
+	deadline := time.Now().Add(finalizeWait)
 	var b []byte
+	for {
+		if f.Status == catalog.FileDone {
+			break
+		}
+		if b, err = os.ReadFile(filepath.Join(f.WorkDir, "live.m3u8")); err == nil {
+			break
+		}
+		if f.Status != catalog.FileRecording || (f.Segments == 0 && !workDirGone(f.WorkDir)) || time.Now().After(deadline) {
+			http.Error(w, "no segment recorded yet", http.StatusNotFound)
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+		if f, err = s.Catalog.GetFile(r.Context(), id); err != nil {
+			http.NotFound(w, r)
+			return
+		}
+	}
 	if f.Status == catalog.FileDone {
 		obj, err := s.open(r.Context(), f.Key)
 		if err == nil {
@@ -206,13 +232,20 @@ func (s *Server) serveLive(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		b = segment.EndedLive(b, f.Key, s.Manager.LiveURI)
-	} else if b, err = os.ReadFile(filepath.Join(f.WorkDir, "live.m3u8")); err != nil {
-		http.Error(w, "no segment recorded yet", http.StatusNotFound)
-		return
 	}
 	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(b)
+}
+
+// finalizeWait bounds how long a live playlist request waits for a file being finalized.
+const finalizeWait = 5 * time.Second
+
+// workDirGone reports whether a recording's working directory no longer exists (its
+// file was finalized).
+func workDirGone(dir string) bool {
+	_, err := os.Stat(dir)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 type apiError struct {
