@@ -53,6 +53,9 @@ type Server struct {
 	Manager      *record.Manager
 	Metrics      *metrics.Metrics
 	Logger       *slog.Logger
+
+	// S3Endpoints are the ossEndpoint values a rule may name (the config's s3: entries).
+	S3Endpoints []string
 }
 
 // Handler returns the HTTP handler.

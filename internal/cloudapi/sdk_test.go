@@ -168,6 +168,9 @@ func testSDKActions(t *testing.T, v1 bool) {
 	}
 	_, err = c.AddLiveAppRecordConfig(add)
 	wantSDKError(t, err, 400, "CodeConfigAlreadyExists")
+	_, err = c.UpdateLiveAppRecordConfig(&live.UpdateLiveAppRecordConfigRequest{DomainName: s(domain), AppName: s(app), StreamName: s(stream),
+		OssEndpoint: s("oss-cn-hangzhou.aliyuncs.com")})
+	wantSDKError(t, err, 400, "InvalidParameter") // not under s3: in the config
 	if _, err := c.UpdateLiveAppRecordConfig(&live.UpdateLiveAppRecordConfigRequest{DomainName: s(domain), AppName: s(app), StreamName: s(stream),
 		OssEndpoint: s("oss-cn-beijing.aliyuncs.com"), DelayTime: i32(30),
 		RecordFormat: []*live.UpdateLiveAppRecordConfigRequestRecordFormat{
@@ -355,6 +358,8 @@ func TestSDKOutOfRange(t *testing.T) {
 		{"bucket", func(r *live.AddLiveAppRecordConfigRequest) { r.OssBucket = s("Bad_Bucket") }, "OssBucket"},
 		{"prefix", func(r *live.AddLiveAppRecordConfigRequest) { r.RecordFormat[0].OssObjectPrefix = s("rec/{AppName}") }, "RecordFormat.1.OssObjectPrefix"},
 		{"transcode", func(r *live.AddLiveAppRecordConfigRequest) { r.TranscodeTemplates = []*string{s("sd")} }, "TranscodeTemplates.1"},
+		// Storage that is not configured: its pushes would have nowhere to go.
+		{"endpoint", func(r *live.AddLiveAppRecordConfigRequest) { r.OssEndpoint = s("oss-cn-hangzhou.aliyuncs.com") }, "OssEndpoint"},
 	} {
 		req := base()
 		tc.mod(req)

@@ -48,6 +48,17 @@ type S3Config struct {
 	Transport http.RoundTripper `yaml:"-" json:"-"`
 }
 
+// Endpoints lists the endpoints of cfgs in order: the ossEndpoint values a rule may name.
+func Endpoints(cfgs []S3Config) []string {
+	var eps []string
+	for _, c := range cfgs {
+		if c.Endpoint != "" {
+			eps = append(eps, c.Endpoint)
+		}
+	}
+	return eps
+}
+
 // withEnv returns cfg with the credentials filled from the environment where empty.
 func (cfg S3Config) withEnv() S3Config {
 	pick := func(v string, envs ...string) string {
