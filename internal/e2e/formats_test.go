@@ -126,7 +126,7 @@ func TestParameterChange(t *testing.T) {
 // behind the first audio frame, which mp4 used to drop), and the catalog gives every
 // format's duration in milliseconds.
 func TestSameAudioInEveryFormat(t *testing.T) {
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	src := makeSource(t, t.TempDir(), 6)
 	s := startServer(t, t.TempDir(), `
 rules:
