@@ -68,6 +68,9 @@ type Options struct {
 	// S3Endpoints are the OssEndpoint values a rule may name (the config's s3: entries);
 	// a rule naming another one is refused with InvalidParameter.
 	S3Endpoints []string
+	// ObjectURL gives the URL of an object in a bucket (RecordUrl of a file stored there);
+	// nil or "" means livrec's own /files/ URL.
+	ObjectURL func(endpoint, bucket, key string) string
 	// Location is the zone of time variables in an OssObject template ({Date}, ...);
 	// nil means UTC.
 	Location *time.Location

@@ -71,11 +71,10 @@ type Options struct {
 
 // Layout of the data directory.
 const (
-	filesDir   = "files" // the local storage root: object keys are paths below it
-	workDir    = "work"  // working files of open recordings
-	spoolDir   = "spool" // files waiting for their upload to object storage
-	catalogDB  = "catalog.db"
-	httpPrefix = "/files/"
+	filesDir  = "files" // the local storage root: object keys are paths below it
+	workDir   = "work"  // working files of open recordings
+	spoolDir  = "spool" // files waiting for their upload to object storage
+	catalogDB = "catalog.db"
 )
 
 // Run serves until ctx is cancelled, then shuts down gracefully.
@@ -139,7 +138,7 @@ func Run(ctx context.Context, o Options) error {
 		Location:    o.Location,
 		Logger:      log,
 		Metrics:     met,
-		LiveURI:     func(key string) string { return httpPrefix + key },
+		LiveURI:     storage.URLPath,
 		// The RTMP server allocates every message body afresh and never reuses it
 		// (rtmp.Session.Tag): the recording keeps the bodies instead of copying them.
 		TakeTagBodies: true,
@@ -170,7 +169,7 @@ func Run(ctx context.Context, o Options) error {
 		OnRefused:       func(reason string) { met.ConnsRefused.WithLabelValues(reason).Inc() }}
 	cloud := cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Notifier: notifier,
 		WorkDir: filepath.Join(o.DataDir, workDir, "api"), AccessKeys: o.AccessKeys,
-		AllowDeleteFiles: o.AllowDeleteFiles, S3Endpoints: endpoints, Location: o.Location, Logger: log})
+		AllowDeleteFiles: o.AllowDeleteFiles, S3Endpoints: endpoints, ObjectURL: objects.objectURL, Location: o.Location, Logger: log})
 	apiAuth := &api.Auth{Tokens: o.APITokens}
 	if cloud.HasKeys() {
 		apiAuth.VerifyV3 = cloud.VerifyV3
