@@ -142,15 +142,10 @@ rules:
 	s.stop()
 	s.start()
 	recs := s.waitDone("stream=same", 3, 5*time.Second)
-	audio := func(path string) string {
-		out := mustRun(t, "ffprobe", "-v", "error", "-select_streams", "a", "-count_packets",
-			"-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", path)
-		return strings.Fields(out)[0] // the HLS demuxer lists the stream again per program
-	}
-	want := audio(src)
+	want := probePackets(t, src, "a:0")
 	for _, r := range recs {
-		if got := audio(s.filePath(r.Key)); got != want {
-			t.Errorf("%s: %s audio frames, the push has %s", r.Format, got, want)
+		if got := probePackets(t, s.filePath(r.Key), "a:0"); got != want {
+			t.Errorf("%s: %d audio frames, the push has %d", r.Format, got, want)
 		}
 		if ms := r.Duration * 1000; math.Abs(ms-math.Round(ms)) > 1e-6 {
 			t.Errorf("%s: catalog duration %v is not in milliseconds", r.Format, r.Duration)
