@@ -13,6 +13,7 @@ import (
 	"mime"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -57,6 +58,9 @@ type Server struct {
 	Manager      *record.Manager
 	Metrics      *metrics.Metrics
 	Logger       *slog.Logger
+
+	// S3Endpoints are the ossEndpoint values a rule may name (the config's s3: entries).
+	S3Endpoints []string
 }
 
 // Handler returns the HTTP handler.
@@ -291,10 +295,30 @@ func parseTime(v string) (time.Time, error) {
 }
 
 type recordingList struct {
-	Recordings []catalog.File `json:"recordings"`
-	Total      int            `json:"total"` // files matching the filters
-	Limit      int            `json:"limit"`
-	Offset     int            `json:"offset"`
+	Recordings []recording `json:"recordings"`
+	Total      int         `json:"total"` // files matching the filters
+	Limit      int         `json:"limit"`
+	Offset     int         `json:"offset"`
+}
+
+// recording is a catalog row with the URLs a player opens, so that nobody builds paths
+// from keys by hand: url once the file is stored, liveUrl while an m3u8 or cmaf file is
+// being recorded.
+type recording struct {
+	catalog.File
+	URL     string `json:"url,omitempty"`
+	LiveURL string `json:"liveUrl,omitempty"`
+}
+
+func newRecording(f *catalog.File) recording {
+	r := recording{File: *f}
+	switch {
+	case f.Status == catalog.FileDone && f.Key != "":
+		r.URL = storage.URLPath(f.Key)
+	case f.Status == catalog.FileRecording && (f.Format == "m3u8" || f.Format == "cmaf"):
+		r.LiveURL = "/live/" + url.PathEscape(f.ID) + ".m3u8"
+	}
+	return r
 }
 
 func (s *Server) listRecordings(w http.ResponseWriter, r *http.Request) {
@@ -348,7 +372,11 @@ func (s *Server) listRecordings(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, recordingList{Recordings: files, Total: total, Limit: fq.Limit, Offset: fq.Offset})
+	recs := make([]recording, len(files))
+	for i := range files {
+		recs[i] = newRecording(&files[i])
+	}
+	writeJSON(w, http.StatusOK, recordingList{Recordings: recs, Total: total, Limit: fq.Limit, Offset: fq.Offset})
 }
 
 func (s *Server) getRecording(w http.ResponseWriter, r *http.Request) {
@@ -361,7 +389,7 @@ func (s *Server) getRecording(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, f)
+	writeJSON(w, http.StatusOK, newRecording(f))
 }
 
 func (s *Server) listStreams(w http.ResponseWriter, r *http.Request) {
@@ -470,7 +498,7 @@ func (s *Server) createIndex(w http.ResponseWriter, r *http.Request) {
 		EndTimeIncluded: req.EndTimeIncluded})
 	switch {
 	case err == nil:
-		writeJSON(w, http.StatusCreated, f)
+		writeJSON(w, http.StatusCreated, newRecording(f))
 	case errors.Is(err, recindex.ErrNoSegments):
 		writeError(w, http.StatusNotFound, "", err.Error())
 	case errors.Is(err, storage.ErrExists):

@@ -201,7 +201,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Rule":            reflect.TypeFor[catalog.StoredRule](),
 		"RuleInput":       reflect.TypeFor[ruleInput](),
 		"RuleList":        reflect.TypeFor[ruleList](),
-		"Recording":       reflect.TypeFor[catalog.File](),
+		"Recording":       reflect.TypeFor[recording](),
 		"RecordingList":   reflect.TypeFor[recordingList](),
 		"Stream":          reflect.TypeFor[record.StreamInfo](),
 		"RecordCommand":   reflect.TypeFor[commandRequest](),

@@ -266,10 +266,10 @@ func Parse(data []byte) (*Config, error) {
 			endpoints[e.Endpoint] = i
 		}
 	}
+	known := storage.Endpoints(c.S3)
 	for i, r := range c.Rules {
-		if _, ok := endpoints[r.OssEndpoint]; r.OssEndpoint != "" && !ok {
-			es = append(es, &rules.ValidationError{Field: fmt.Sprintf("rules[%d].ossEndpoint", i),
-				Msg: fmt.Sprintf("%q is not one of the endpoints under s3: (add it there with its keys)", r.OssEndpoint)})
+		if err := rules.CheckKnownEndpoint(r.OssEndpoint, known); err != nil {
+			es = append(es, &rules.ValidationError{Field: fmt.Sprintf("rules[%d].ossEndpoint", i), Msg: err.Error()})
 		}
 	}
 	if c.Finalizers < 0 || c.Finalizers > 64 {

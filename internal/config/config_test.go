@@ -133,6 +133,26 @@ rules:
 			`line 7: rules[0].recordFormats[0].sliceObjectPrefix: is only for m3u8 and cmaf, not flv`,
 			`line 9: rules[0].recordFormats[1].sliceDuration: 31 is out of range (allowed 5–30 seconds)`,
 		}},
+		{"ossEndpoint not under s3", `
+s3:
+  - {endpoint: "s3.example.com:9000", accessKey: a, secretKey: b}
+  - {endpoint: "minio.local:9000", accessKey: a, secretKey: b}
+rules:
+  - domainName: a.com
+    appName: live
+    ossEndpoint: "s3.example.com:9000"
+    ossBucket: rec
+    recordFormats: [{format: flv}]
+  - domainName: a.com
+    appName: other
+    ossEndpoint: "x:9000"
+    ossBucket: rec
+    recordFormats: [{format: flv}]
+`, []string{
+			`line 13: rules[1].ossEndpoint: "x:9000" is not one of the s3 endpoints (s3.example.com:9000, minio.local:9000)`,
+		}},
+		{"ossEndpoint without s3", "rules:\n  - {domainName: a.com, appName: live, ossEndpoint: \"x:9000\", ossBucket: rec, recordFormats: [{format: flv}]}\n",
+			[]string{`line 2: rules[0].ossEndpoint: "x:9000" is not one of the s3 endpoints (none is configured: add it under s3: in the config file, with its keys)`}},
 		{"missing formats", "rules:\n  - domainName: a.com\n    appName: live\n",
 			[]string{`line 2: rules[0].recordFormats: at least one format is required`}},
 		{"local zone", "timeZone: Local\n",

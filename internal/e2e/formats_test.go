@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -116,6 +117,38 @@ func TestParameterChange(t *testing.T) {
 	for _, f := range []string{"m3u8", "cmaf"} {
 		if len(sizes[f]) != 1 {
 			t.Fatalf("%s: want one file, got %v", f, sizes[f])
+		}
+	}
+}
+
+// TestSameAudioInEveryFormat: one push recorded as m3u8, flv and mp4 holds the same
+// number of audio frames in each file (the source's B-frames delay the first picture
+// behind the first audio frame, which mp4 used to drop), and the catalog gives every
+// format's duration in milliseconds.
+func TestSameAudioInEveryFormat(t *testing.T) {
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
+	src := makeSource(t, t.TempDir(), 6)
+	s := startServer(t, t.TempDir(), `
+rules:
+  - domainName: "*"
+    appName: "*"
+    delayTime: 15
+    recordFormats: [{format: m3u8, sliceDuration: 5}, {format: flv}, {format: mp4}]
+`)
+	if out, err := push(t, src, s.rtmpURL("live", "same")); err != nil {
+		t.Fatalf("push: %v\n%s", err, out)
+	}
+	s.waitIdle()
+	s.stop()
+	s.start()
+	recs := s.waitDone("stream=same", 3, 5*time.Second)
+	want := probePackets(t, src, "a:0")
+	for _, r := range recs {
+		if got := probePackets(t, s.filePath(r.Key), "a:0"); got != want {
+			t.Errorf("%s: %d audio frames, the push has %d", r.Format, got, want)
+		}
+		if ms := r.Duration * 1000; math.Abs(ms-math.Round(ms)) > 1e-6 {
+			t.Errorf("%s: catalog duration %v is not in milliseconds", r.Format, r.Duration)
 		}
 	}
 }

@@ -184,6 +184,8 @@ type recording struct {
 	Error     string  `json:"error"`
 	Uploaded  bool    `json:"uploaded"`
 	OssBucket string  `json:"ossBucket"`
+	URL       string  `json:"url"`
+	LiveURL   string  `json:"liveUrl"`
 }
 
 func (s *server) recordings(query string) []recording {

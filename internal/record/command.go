@@ -222,7 +222,7 @@ func (m *Manager) answerOnDemand(s *session, r *rules.Rule, reason string, q OnD
 	log.Info("on-demand callback: recording", "formats", formatNames(*r), "codec", q.Codec, "vbitrate", q.VideoKbps)
 	t, err := m.startTask(s.key, r, s, false)
 	if err != nil {
-		log.Error("cannot start recording task", "err", err)
+		m.notStarted(s, err)
 	}
 	return t
 }

@@ -279,7 +279,7 @@ func (m *Manager) decideAndStart(s *session, rule *rules.Rule) *Task {
 	case rec:
 		t, err := m.startTask(key, rule, s, false)
 		if err != nil {
-			m.cfg.Logger.Error("cannot start recording task", "stream", key.String(), "err", err)
+			m.notStarted(s, err)
 		}
 		return t
 	default:
@@ -446,6 +446,14 @@ func (m *Manager) storeFor(r *rules.Rule) (storage.Store, error) {
 		return m.cfg.Store, nil
 	}
 	return m.cfg.StoreFor(r)
+}
+
+// notStarted reports a push that should be recorded but whose task could not start (the
+// rule's storage is not configured, the catalog failed): a record_error event, so that
+// callbacks and metrics see it, not only the log.
+func (m *Manager) notStarted(s *session, err error) {
+	m.emit(Event{Type: EventError, Domain: s.key.Domain, App: s.key.App, Stream: s.key.Stream, Code: "task_not_started",
+		Message: "cannot start recording task: " + err.Error(), PushArgs: s.req.Args})
 }
 
 // Emit reports an event that concerns no particular recording (a storage alarm): it is

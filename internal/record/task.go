@@ -322,7 +322,7 @@ func (m *Manager) completeFile(row *catalog.File, end time.Time, res format.Resu
 	}
 	row.End = end
 	row.Key = res.Key
-	row.Duration = res.Duration.Seconds()
+	row.Duration = res.Seconds()
 	row.Bytes = res.Bytes
 	row.Segments = res.Segments
 	if res.Duration > 0 {

@@ -580,6 +580,19 @@ func quoteByte(c byte) string {
 	return fmt.Sprintf("0x%02x", c)
 }
 
+// CheckKnownEndpoint checks that a rule's ossEndpoint (empty: the server's own storage)
+// is one of the object-storage endpoints configured under s3: (known). A rule naming
+// another one would record nothing: its pushes have nowhere to go.
+func CheckKnownEndpoint(endpoint string, known []string) error {
+	switch {
+	case endpoint == "" || slices.Contains(known, endpoint):
+		return nil
+	case len(known) == 0:
+		return fmt.Errorf("%q is not one of the s3 endpoints (none is configured: add it under s3: in the config file, with its keys)", endpoint)
+	}
+	return fmt.Errorf("%q is not one of the s3 endpoints (%s)", endpoint, strings.Join(known, ", "))
+}
+
 // MaxEndpointLen bounds ossEndpoint.
 const MaxEndpointLen = 255
 

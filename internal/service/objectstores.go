@@ -166,6 +166,21 @@ func (o *objectStores) openAll(rs []rules.Rule) {
 	}
 }
 
+// objectURL is the plain URL of an object in a bucket (the cloud API's RecordUrl), or ""
+// when the endpoint is not configured (the caller falls back to livrec's /files/ URL).
+// It builds the client only to address the object: nothing is contacted or opened.
+func (o *objectStores) objectURL(endpoint, bucket, key string) string {
+	cfg, ok := o.endpoints[endpoint]
+	if !ok {
+		return ""
+	}
+	s3, err := storage.NewS3(cfg, bucket)
+	if err != nil {
+		return ""
+	}
+	return s3.ObjectURL(key)
+}
+
 // all returns the open stores (for serving /files/ from object storage).
 func (o *objectStores) all() []storage.Store {
 	o.mu.Lock()

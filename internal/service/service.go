@@ -76,11 +76,10 @@ type Options struct {
 
 // Layout of the data directory.
 const (
-	filesDir   = "files" // the local storage root: object keys are paths below it
-	workDir    = "work"  // working files of open recordings
-	spoolDir   = "spool" // files waiting for their upload to object storage
-	catalogDB  = "catalog.db"
-	httpPrefix = "/files/"
+	filesDir  = "files" // the local storage root: object keys are paths below it
+	workDir   = "work"  // working files of open recordings
+	spoolDir  = "spool" // files waiting for their upload to object storage
+	catalogDB = "catalog.db"
 )
 
 // Run serves until ctx is cancelled, then shuts down gracefully.
@@ -103,7 +102,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer cat.Close()
 	// Config-file rules merged with the API's rules in the catalog (see package ruledb).
-	set, err := ruledb.New(cat, nil, log).SyncConfig(ctx, o.Rules)
+	endpoints := storage.Endpoints(o.S3)
+	set, err := ruledb.New(cat, nil, log).Endpoints(endpoints).SyncConfig(ctx, o.Rules)
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func Run(ctx context.Context, o Options) error {
 		Location:    o.Location,
 		Logger:      log,
 		Metrics:     met,
-		LiveURI:     func(key string) string { return httpPrefix + key },
+		LiveURI:     storage.URLPath,
 		// The RTMP server allocates every message body afresh and never reuses it
 		// (rtmp.Session.Tag): the recording keeps the bodies instead of copying them.
 		TakeTagBodies: true,
@@ -191,7 +191,7 @@ func Run(ctx context.Context, o Options) error {
 		OnRefused:       func(reason string) { met.ConnsRefused.WithLabelValues(reason).Inc() }}
 	cloud := cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Notifier: notifier,
 		WorkDir: filepath.Join(o.DataDir, workDir, "api"), AccessKeys: o.AccessKeys,
-		AllowDeleteFiles: o.AllowDeleteFiles, Location: o.Location, Logger: log})
+		AllowDeleteFiles: o.AllowDeleteFiles, S3Endpoints: endpoints, ObjectURL: objects.objectURL, Location: o.Location, Logger: log})
 	apiAuth := &api.Auth{Tokens: o.APITokens}
 	if cloud.HasKeys() {
 		apiAuth.VerifyV3 = cloud.VerifyV3
@@ -202,7 +202,7 @@ func Run(ctx context.Context, o Options) error {
 	httpSrv := &http.Server{
 		Handler: (&api.Server{CloudAPI: cloud, Console: console.Handler(), CORS: cors, Auth: apiAuth,
 			Started: started, DataDir: o.DataDir, Stores: objects.status, Errors: recentErrors,
-			WorkDir: filepath.Join(o.DataDir, workDir, "api"), Notifier: notifier, RemoteStores: objects.all, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log}).Handler(),
+			WorkDir: filepath.Join(o.DataDir, workDir, "api"), Notifier: notifier, RemoteStores: objects.all, S3Endpoints: endpoints, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       httpReadTimeout,
 		WriteTimeout:      httpWriteTimeout,

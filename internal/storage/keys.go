@@ -6,9 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 )
+
+// URLPath is the path at which livrec's HTTP server serves the object stored under key
+// (its /files/ route, from local disk or a bucket), escaped where the key needs it: what
+// a player opens, and what every API gives instead of letting users build it.
+func URLPath(key string) string {
+	return (&url.URL{Path: "/files/" + key}).EscapedPath()
+}
 
 // checkKey refuses keys that are empty, absolute, or have empty, "." or ".." elements
 // (the rules Local.Path applies), so every backend accepts the same keys.
