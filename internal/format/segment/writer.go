@@ -165,6 +165,10 @@ type Muxer interface {
 	Write(f *File, s *Set, k Kind, au *media.AccessUnit, out time.Duration) error
 	// End writes what the muxer still holds for the segment.
 	End(f *File, s *Set, e End) error
+	// Pause writes what the muxer holds back (media waiting for a fragment, batched
+	// audio, its own buffer) into the open segment, which goes on afterwards: the file is
+	// then a recoverable prefix of every unit written. e.Next is -1.
+	Pause(f *File, s *Set, e End) error
 }
 
 // BufferingMuxer is a Muxer that buffers its output itself and hands File.Write pieces
@@ -230,6 +234,7 @@ type openSeg struct {
 	firstDTS time.Duration // input DTS of the unit that opened the segment
 	outStart time.Duration // output time of firstDTS
 	runStart bool          // first segment of a continuous run
+	whole    int64         // bytes of the file synced whole at a pause (journaled)
 	// per kind: last input DTS written, and the delta to the one before
 	last  [2]time.Duration
 	delta [2]time.Duration
@@ -377,6 +382,43 @@ func (w *Writer) Discontinuity() {
 		w.resumeAudio = 0
 	}
 	w.gate.Resume()
+}
+
+// Pause implements format.Pauser: the open segment gets everything the muxer and the
+// buffer hold, and sync fsyncs it and then journals its size as whole (a torn end is
+// cut at recovery, but a whole one need not lose its last frame). The segment stays
+// open for a resume. Every closed segment is synced already.
+func (w *Writer) Pause() func() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.finished || w.cur == nil {
+		return nil
+	}
+	err := w.mux.Pause(w.cur.f, w.muxSet, w.endInfo(-1))
+	if err == nil {
+		err = w.cur.f.Flush()
+	}
+	if err != nil {
+		w.log.Error("segment write at pause failed", "segment", w.cur.seq, "err", err)
+		return nil
+	}
+	if w.cfg.NoSync {
+		return nil
+	}
+	cur, whole := w.cur, w.cur.f.n
+	fsync := format.SyncLater(cur.f.f.Name())
+	return func() error {
+		if err := fsync(); err != nil {
+			return fmt.Errorf("%s: %w", w.cfg.Name, err)
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.finished || w.cur != cur {
+			return nil // the segment was closed since: synced and journaled complete
+		}
+		cur.whole = whole
+		return w.writeJournal("")
+	}
 }
 
 // Duration returns the media duration recorded so far: the finished segments plus the
