@@ -9,6 +9,9 @@ package format
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/livrec/livrec/internal/media"
@@ -33,11 +36,40 @@ type Writer interface {
 
 // Pauser is implemented by writers that act when their input pauses: the publish ended
 // and the stitch window runs, so nothing may come for a while (or ever: Finish follows
-// the window). Pause hands what is buffered in the process to the operating system and
-// may start writing it back to disk, so that the Finish after the window has little left
-// to sync. It must not block on the disk.
+// the window, which can be hours). Pause writes out what the writer holds in the process
+// (buffers, media held back for a fragment) so that the working files are a recoverable
+// prefix of everything received, and returns sync, which makes them durable (fsync). Pause
+// itself does not wait for the disk; sync may, and is called on another goroutine, maybe
+// after the writer went on or finished (it works on its own descriptors). sync is nil
+// when there is nothing to make durable.
 type Pauser interface {
-	Pause()
+	Pause() (sync func() error)
+}
+
+// SyncLater opens the files at paths now (read-only descriptors of their own) and returns
+// a function that fsyncs and closes them: Pauser.Pause's sync. Opening now pins the files
+// written so far, even if they are renamed or removed before the sync runs; fsync on any
+// descriptor of a file makes its data durable.
+func SyncLater(paths ...string) func() error {
+	var files []*os.File
+	var errs []error
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		files = append(files, f)
+	}
+	return func() error {
+		for _, f := range files {
+			if err := f.Sync(); err != nil {
+				errs = append(errs, fmt.Errorf("sync %s: %w", f.Name(), err))
+			}
+			f.Close()
+		}
+		return errors.Join(errs...)
+	}
 }
 
 // Errors every writer shares (the sub-packages' names for them are aliases).
@@ -72,4 +104,10 @@ type Result struct {
 // microsecond ticks of mp4 or MPEG-TS would only show up as noise such as 20.005986394).
 func (r Result) Seconds() float64 {
 	return r.Duration.Round(time.Millisecond).Seconds()
+}
+
+// IsDiskFull reports an error of a full file system (or an exhausted quota): the write
+// may succeed once space is freed, unlike other I/O errors.
+func IsDiskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }

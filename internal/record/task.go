@@ -357,10 +357,28 @@ func (t *Task) pause(s *session) {
 	gen := t.gen
 	t.m.wg.Add(1)
 	t.timer = t.m.cfg.AfterFunc(time.Duration(t.rule.DelayTime)*time.Second, func() { t.m.delayExpired(t, gen) })
+	// What was received must be durable before the window starts (it can last hours):
+	// the writers hand their buffers to the OS here, and the fsyncs run first in the
+	// task's catalog queue, off the publisher's goroutine, so the row says paused (and
+	// the paused event goes out) only once the data is on disk.
+	var syncs []func() error
 	for _, o := range t.outs {
 		if p, ok := o.curWriter().(format.Pauser); ok {
-			p.Pause()
+			if sync := p.Pause(); sync != nil {
+				syncs = append(syncs, sync)
+			}
 		}
+	}
+	if len(syncs) > 0 {
+		id, log := t.id, t.m.cfg.Logger
+		t.m.cat.add(t.id, catalogOp{what: "sync paused files", do: func(context.Context, Catalog) error {
+			for _, sync := range syncs {
+				if err := sync(); err != nil {
+					log.Error("sync at pause failed: a crash in the stitch window may lose media", "task", id, "err", err)
+				}
+			}
+			return nil
+		}})
 	}
 	t.setState(catalog.TaskRecording, catalog.TaskPaused, t.event(EventPaused))
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -206,45 +205,26 @@ func (w *Writer) Duration() time.Duration {
 }
 
 // Pause implements format.Pauser: the publish ended and the stitch window runs. The
-// buffer is handed to the OS and, a few seconds later, writeback of the whole working
-// file is started without waiting, so the Finish after the window has little left to
-// fsync. While recording, the kernel's own writeback (dirty pages older than ~30 s) does
-// the rest: starting it from here all along cost ~8 % of the recording's CPU at 200
-// streams, work the kernel's flusher threads do anyway.
-func (w *Writer) Pause() {
+// buffer is handed to the OS and sync fsyncs the working file, so a crash during the
+// window (hours, maybe) loses nothing received. While recording, the kernel's own
+// writeback (dirty pages older than ~30 s) does the work: syncing from here all along
+// cost ~8 % of the recording's CPU at 200 streams.
+func (w *Writer) Pause() func() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.f == nil || w.finished || w.err != nil {
-		return
+		return nil
 	}
 	if err := w.bw.Flush(); err != nil {
 		w.err = fmt.Errorf("flvfile: write: %w", err)
-		return
+		return nil
 	}
 	w.flushedAt = time.Now()
 	if w.cfg.NoSync {
-		return
+		return nil
 	}
-	// Many publishes may end at one instant (a network cut, a restart of the encoders):
-	// their writeback starts spread over the first seconds of the stitch window (15 s at
-	// least) instead of all at once, which took both cores for a second at 200 streams
-	// and held up the ending publishes' catalog updates.
-	n := w.n
-	time.AfterFunc(pauseWritebackDelay+rand.N(pauseWritebackSpread), func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if !w.finished && w.f != nil {
-			startWriteback(w.f, 0, n) // does not block
-		}
-	})
+	return format.SyncLater(w.f.Name())
 }
-
-// The writeback of a paused file starts pauseWritebackDelay plus up to
-// pauseWritebackSpread after the pause.
-const (
-	pauseWritebackDelay  = 500 * time.Millisecond
-	pauseWritebackSpread = 4 * time.Second
-)
 
 // WriteAU writes one access unit. Units that cannot be written (before the first video
 // keyframe, video after a resume until a keyframe, empty units, timestamps before the

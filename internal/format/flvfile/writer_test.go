@@ -618,7 +618,13 @@ func TestPause(t *testing.T) {
 	if fi.Size() >= w.n {
 		t.Fatalf("nothing buffered before the pause (%d of %d bytes in the file): the test proves nothing", fi.Size(), w.n)
 	}
-	w.Pause()
+	sync := w.Pause()
+	if sync == nil {
+		t.Fatal("Pause returned no sync")
+	}
+	if err := sync(); err != nil {
+		t.Fatal(err)
+	}
 	if fi, err = os.Stat(filepath.Join(dir, workName)); err != nil || fi.Size() != w.n {
 		t.Fatalf("after Pause the working file has %d bytes (err %v), %d were written", fi.Size(), err, w.n)
 	}

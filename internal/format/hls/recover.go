@@ -29,15 +29,17 @@ func Recover(ctx context.Context, workDir string, store storage.Store, playlistK
 	logger *slog.Logger) (Result, error) {
 	return segment.Recover(ctx, "hls", workDir, store, playlistKey, logger,
 		func(_ context.Context, p segment.Partial) (time.Duration, int64, error) {
-			return cutPartialSegment(p.Path)
+			return cutPartialSegment(p.Path, p.Whole)
 		})
 }
 
 // cutPartialSegment truncates the MPEG-TS file at p after its last complete PES (whole
 // 188-byte packets only) and returns the media duration it still holds, measured on the
 // leading track (video if any). A zero duration means no complete frame: the file is left
-// as is for the caller to drop.
-func cutPartialSegment(p string) (time.Duration, int64, error) {
+// as is for the caller to drop. The first whole bytes are known to hold whole PES packets
+// (the writer said so at a pause): a video PES, whose length is open, ending there is
+// complete although no next PES follows it.
+func cutPartialSegment(p string, whole int64) (time.Duration, int64, error) {
 	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	if err != nil {
 		return 0, 0, err
@@ -46,6 +48,11 @@ func cutPartialSegment(p string) (time.Duration, int64, error) {
 	scan, err := scanTS(bufio.NewReaderSize(f, 64<<10))
 	if err != nil {
 		return 0, 0, err
+	}
+	for _, pi := range scan.pes {
+		if pi.end <= whole {
+			pi.complete = true
+		}
 	}
 	cut, kept := scan.completeCut()
 	dur := leadDuration(kept)

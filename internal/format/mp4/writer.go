@@ -218,6 +218,26 @@ func (w *Writer) Discontinuity() {
 	w.gate.Resume()
 }
 
+// Pause implements format.Pauser: the samples held in memory (up to a fragment, the
+// newest of each track included, with the previous sample spacing as its duration) are
+// written as a fragment, and sync fsyncs the working file. After a resume the next
+// fragment starts at the next sample's own decode time.
+func (w *Writer) Pause() func() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.started || w.finished || w.finalFlushed || w.writeErr != nil {
+		return nil
+	}
+	if err := w.flush(true); err != nil {
+		w.log.Error("mp4: fragment at pause lost", "err", err)
+		return nil
+	}
+	if w.cfg.NoSync {
+		return nil
+	}
+	return format.SyncLater(w.f.Name())
+}
+
 // Duration returns the presentation duration written so far (the last sample of each
 // track counted with the previous sample spacing).
 func (w *Writer) Duration() time.Duration {

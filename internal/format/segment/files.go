@@ -44,6 +44,7 @@ type journalSeg struct {
 	Stored        bool          `json:"stored,omitempty"`
 	Map           string        `json:"map,omitempty"`          // key of its initialization segment
 	OutStart      time.Duration `json:"out_start_ns,omitempty"` // output time of its start
+	Whole         int64         `json:"whole,omitempty"`        // current segment: bytes known to hold whole units (a pause)
 }
 
 type journalMap struct {
@@ -94,7 +95,7 @@ func (w *Writer) writeJournal(playlistKey string) error {
 	}
 	if w.cur != nil {
 		c := toJournalSeg(&w.cur.segState)
-		c.OutStart = w.cur.outStart
+		c.OutStart, c.Whole = w.cur.outStart, w.cur.whole
 		j.Current = &c
 	}
 	return saveJournal(w.cfg.WorkDir, &j, w.cfg.NoSync)

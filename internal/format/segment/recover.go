@@ -17,6 +17,9 @@ type Partial struct {
 	OutStart time.Duration // output time of its first unit
 	MapKey   string        // object key of its initialization segment ("" if none)
 	MapPath  string        // the initialization segment's working file, if not stored yet
+	// Whole is a prefix of the file known to hold whole units (written at a pause; 0 if
+	// none): a cut may keep all of it.
+	Whole int64
 }
 
 // CutFunc truncates a partial segment after its last complete unit and returns the media
@@ -58,7 +61,7 @@ func Recover(ctx context.Context, name, workDir string, store storage.Store, pla
 
 	var extra string // partial file to remove if it is dropped
 	if c := j.Current; c != nil && j.PlaylistKey == "" {
-		p := Partial{Path: filepath.Join(workDir, c.File), OutStart: c.OutStart, MapKey: c.Map}
+		p := Partial{Path: filepath.Join(workDir, c.File), OutStart: c.OutStart, MapKey: c.Map, Whole: c.Whole}
 		for _, m := range maps {
 			if m.key == c.Map && !m.stored {
 				p.MapPath = filepath.Join(workDir, m.file)

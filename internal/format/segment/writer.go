@@ -165,6 +165,10 @@ type Muxer interface {
 	Write(f *File, s *Set, k Kind, au *media.AccessUnit, out time.Duration) error
 	// End writes what the muxer still holds for the segment.
 	End(f *File, s *Set, e End) error
+	// Pause writes what the muxer holds back (media waiting for a fragment, batched
+	// audio, its own buffer) into the open segment, which goes on afterwards: the file is
+	// then a recoverable prefix of every unit written. e.Next is -1.
+	Pause(f *File, s *Set, e End) error
 }
 
 // BufferingMuxer is a Muxer that buffers its output itself and hands File.Write pieces
@@ -230,6 +234,7 @@ type openSeg struct {
 	firstDTS time.Duration // input DTS of the unit that opened the segment
 	outStart time.Duration // output time of firstDTS
 	runStart bool          // first segment of a continuous run
+	whole    int64         // bytes of the file synced whole at a pause (journaled)
 	// per kind: last input DTS written, and the delta to the one before
 	last  [2]time.Duration
 	delta [2]time.Duration
@@ -402,11 +407,13 @@ func (w *Writer) EndRun() error {
 	return err
 }
 
-// Pause implements format.Pauser: the publish ended, the run ends (EndRun).
-func (w *Writer) Pause() {
+// Pause implements format.Pauser: the publish ended, the run ends (EndRun). Nothing is
+// left to sync: a closed segment is synced before it is stored.
+func (w *Writer) Pause() func() error {
 	if err := w.EndRun(); err != nil {
 		w.log.Error("ending the segment at pause", "err", err)
 	}
+	return nil
 }
 
 // Duration returns the media duration recorded so far: the finished segments plus the
