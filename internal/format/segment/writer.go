@@ -165,10 +165,6 @@ type Muxer interface {
 	Write(f *File, s *Set, k Kind, au *media.AccessUnit, out time.Duration) error
 	// End writes what the muxer still holds for the segment.
 	End(f *File, s *Set, e End) error
-	// Pause writes what the muxer holds back (media waiting for a fragment, batched
-	// audio, its own buffer) into the open segment, which goes on afterwards: the file is
-	// then a recoverable prefix of every unit written. e.Next is -1.
-	Pause(f *File, s *Set, e End) error
 }
 
 // BufferingMuxer is a Muxer that buffers its output itself and hands File.Write pieces
