@@ -268,8 +268,14 @@ func Parse(data []byte) (*Config, error) {
 	}
 	known := storage.Endpoints(c.S3)
 	for i, r := range c.Rules {
+		field := fmt.Sprintf("rules[%d].ossEndpoint", i)
+		if r.IsVod() { // its storage is derived from vod.storageLocation
+			n := r.Clone()
+			n.Normalize()
+			r, field = *n, fmt.Sprintf("rules[%d].vod.storageLocation", i)
+		}
 		if err := rules.CheckKnownEndpoint(r.OssEndpoint, known); err != nil {
-			es = append(es, &rules.ValidationError{Field: fmt.Sprintf("rules[%d].ossEndpoint", i), Msg: err.Error()})
+			es = append(es, &rules.ValidationError{Field: field, Msg: err.Error()})
 		}
 	}
 	if c.Finalizers < 0 || c.Finalizers > 64 {

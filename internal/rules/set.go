@@ -38,6 +38,10 @@ func NewSet(rules []Rule) (*Set, error) {
 		}
 		k := key{r.DomainName, r.AppName, r.StreamName}
 		if j, dup := s.index[k]; dup {
+			if o := &s.rules[j]; o.IsVod() != r.IsVod() {
+				es.add(idx, fmt.Sprintf("a %s rule for the stream key of the %s rule [%d] (%s): a stream key is recorded either to storage or to the VOD library", r.Mode(), o.Mode(), j, k))
+				continue
+			}
 			es.add(idx, fmt.Sprintf("duplicate of [%d] (%s)", j, k))
 			continue
 		}
