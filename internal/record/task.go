@@ -466,7 +466,7 @@ func (t *Task) end(reason string) {
 	go func() {
 		defer t.m.ending.Done()
 		t.inflight.Wait()
-		t.setState(from, catalog.TaskEnded)
+		t.setState(from, catalog.TaskEnded, t.event(EventEnded))
 		// Only if empty: the working files of a failed file stay.
 		t.m.cat.add(t.id, catalogOp{what: "remove work dir", do: func(context.Context, Catalog) error {
 			os.Remove(filepath.Join(t.m.cfg.WorkDir, t.id))
