@@ -300,7 +300,15 @@ type RuleQuery struct {
 	Stream        string // exact ("*" selects the rules for every stream); "" does not filter
 	Offset, Limit int    // Limit <= 0: no limit
 	Desc          bool   // newest first
+	Vod           int    // AnyMode, OnlyVod or OnlyStorage
 }
+
+// Modes of RuleQuery.Vod.
+const (
+	AnyMode     = 0
+	OnlyVod     = 1 // rules with vod settings (rules.Rule.IsVod)
+	OnlyStorage = 2
+)
 
 // ListRules returns a page of the rules matching q, oldest first, and the number of all
 // matching rules.
@@ -321,6 +329,12 @@ func (c *Catalog) ListRules(ctx context.Context, q RuleQuery) ([]StoredRule, int
 	if q.Stream != "" {
 		where = append(where, "stream=?")
 		args = append(args, q.Stream)
+	}
+	switch q.Vod {
+	case OnlyVod:
+		where = append(where, "json_extract(rule,'$.vod') IS NOT NULL")
+	case OnlyStorage:
+		where = append(where, "json_extract(rule,'$.vod') IS NULL")
 	}
 	cond := ""
 	if len(where) > 0 {

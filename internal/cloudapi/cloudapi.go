@@ -38,6 +38,7 @@ import (
 	"github.com/livrec/livrec/internal/ruledb"
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
+	"github.com/livrec/livrec/internal/vod"
 )
 
 // Version is the API version served.
@@ -71,6 +72,11 @@ type Options struct {
 	// ObjectURL gives the URL of an object in a bucket (RecordUrl of a file stored there);
 	// nil or "" means livrec's own /files/ URL.
 	ObjectURL func(endpoint, bucket, key string) string
+	// Library is the VOD library (the vod product's actions); nil: they are refused.
+	Library *vod.Library
+	// TranscodeGroups tells the transcode group ids a VOD rule may name (nil: only
+	// rules.NoTranscodeGroup).
+	TranscodeGroups func(id string) bool
 	// Location is the zone of time variables in an OssObject template ({Date}, ...);
 	// nil means UTC.
 	Location *time.Location
@@ -99,7 +105,7 @@ func New(o Options) *Handler {
 	if o.Manager != nil {
 		onChange = o.Manager.SetRules
 	}
-	return &Handler{o: o, rules: ruledb.New(o.Catalog, onChange, o.Logger).Endpoints(o.S3Endpoints)}
+	return &Handler{o: o, rules: ruledb.New(o.Catalog, onChange, o.Logger).Endpoints(o.S3Endpoints).TranscodeGroups(o.TranscodeGroups)}
 }
 
 // Error is an error answer: HTTP status, code and message.
@@ -172,15 +178,14 @@ var actions = map[string]action{
 	"DescribeLiveStreamRecordIndexFile":  (*Handler).describeIndexFile,
 	"CreateLiveStreamRecordIndexFiles":   (*Handler).createIndexFiles,
 	"DeleteLiveStreamRecordIndexFiles":   (*Handler).deleteIndexFiles,
+	"AddLiveRecordVodConfig":             (*Handler).addVodConfig,
+	"UpdateLiveRecordVodConfig":          (*Handler).updateVodConfig,
+	"DeleteLiveRecordVodConfig":          (*Handler).deleteVodConfig,
+	"DescribeLiveRecordVodConfigs":       (*Handler).describeVodConfigs,
 }
 
 // unsupported are cloud recording actions livrec does not implement, with the reason.
-var unsupported = map[string]string{
-	"AddLiveRecordVodConfig":       "recording to ApsaraVideo VOD is not supported by livrec; use AddLiveAppRecordConfig",
-	"UpdateLiveRecordVodConfig":    "recording to ApsaraVideo VOD is not supported by livrec; use UpdateLiveAppRecordConfig",
-	"DeleteLiveRecordVodConfig":    "recording to ApsaraVideo VOD is not supported by livrec; use DeleteLiveAppRecordConfig",
-	"DescribeLiveRecordVodConfigs": "recording to ApsaraVideo VOD is not supported by livrec; use DescribeLiveRecordConfig",
-}
+var unsupported = map[string]string{}
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -260,13 +265,18 @@ func (h *Handler) serve(q *request) (any, error) {
 	if version == "" {
 		return nil, missing("Version")
 	}
-	if version != Version {
-		return nil, errorf(http.StatusBadRequest, "InvalidVersion", "Specified version %q is not valid; this service answers version %s.", version, Version)
+	table := actions
+	switch version {
+	case Version:
+	case VodVersion:
+		table = vodActions
+	default:
+		return nil, errorf(http.StatusBadRequest, "InvalidVersion", "Specified version %q is not valid; this service answers versions %s (live) and %s (vod).", version, Version, VodVersion)
 	}
 	if f := strings.ToUpper(q.p.get("Format")); f != "" && f != "JSON" {
 		return nil, errorf(http.StatusBadRequest, "InvalidParameter", "The specified parameter \"Format\" is not valid: only JSON answers are supported.")
 	}
-	act, ok := actions[q.action]
+	act, ok := table[q.action]
 	if !ok {
 		msg := "Specified api is not found, please check your url and method."
 		if why, known := unsupported[q.action]; known {

@@ -331,7 +331,7 @@ func (h *Handler) describeRecordConfig(q *request) (any, error) {
 		return nil, err
 	}
 	rs, total, err := h.rules.List(q.ctx(), catalog.RuleQuery{Domain: domain, App: strings.TrimSpace(p.get("AppName")),
-		Stream: strings.TrimSpace(p.get("StreamName")), Offset: (page - 1) * size, Limit: size, Desc: order == "desc"})
+		Stream: strings.TrimSpace(p.get("StreamName")), Vod: catalog.OnlyStorage, Offset: (page - 1) * size, Limit: size, Desc: order == "desc"})
 	if err != nil {
 		return nil, err
 	}

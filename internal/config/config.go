@@ -24,6 +24,7 @@ import (
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
 	"github.com/livrec/livrec/internal/transcode"
+	"github.com/livrec/livrec/internal/vod"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -119,6 +120,10 @@ type Config struct {
 	// only the CIDRs, IP addresses and host names listed.
 	AllowPrivateCallbacks bool     `yaml:"allowPrivateCallbacks"`
 	CallbackAllowList     []string `yaml:"callbackAllowList"`
+
+	// Vod configures the VOD library's events: callbackUrl receives them, signed with
+	// authKey (X-VOD-TIMESTAMP, X-VOD-SIGNATURE) when it is set.
+	Vod vod.CallbackConfig `yaml:"vod"`
 
 	// Location is TimeZone loaded and CallbackRetentionPeriod is CallbackRetention
 	// parsed; set by LoadConfig and Parse.
@@ -304,6 +309,12 @@ func Parse(data []byte) (*Config, error) {
 		if _, err := notify.ParseAllowEntry(e); err != nil {
 			es = append(es, &rules.ValidationError{Field: fmt.Sprintf("callbackAllowList[%d]", i), Msg: err.Error()})
 		}
+	}
+	if u := c.Vod.URL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		es = append(es, &rules.ValidationError{Field: "vod.callbackUrl", Msg: fmt.Sprintf("%q: want an absolute http:// or https:// URL", u)})
+	}
+	if len(c.Vod.AuthKey) > 32 {
+		es = append(es, &rules.ValidationError{Field: "vod.authKey", Msg: fmt.Sprintf("is %d characters, at most 32", len(c.Vod.AuthKey))})
 	}
 	if c.SpoolLimitMB < 0 {
 		es = append(es, &rules.ValidationError{Field: "spoolLimitMB", Msg: fmt.Sprintf("%d: want 0 (no limit) or more", c.SpoolLimitMB)})

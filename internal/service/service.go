@@ -27,6 +27,7 @@ import (
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
 	"github.com/livrec/livrec/internal/transcode"
+	"github.com/livrec/livrec/internal/vod"
 )
 
 // Options configure a service instance.
@@ -69,6 +70,13 @@ type Options struct {
 	// AllowPrivateCallbacks and CallbackAllowList are notify.Options'.
 	AllowPrivateCallbacks bool
 	CallbackAllowList     []string
+	// VodCallback is where the VOD library's events go.
+	VodCallback vod.CallbackConfig
+	// VodHooks, when set, receive the library's assets and ended tasks (covers,
+	// transcodes, merges); VodTranscodeGroups tells the transcode group ids a VOD rule
+	// may name (nil: only rules.NoTranscodeGroup).
+	VodHooks           vod.Hooks
+	VodTranscodeGroups func(id string) bool
 
 	// Ready, if set, is called with the bound addresses once both listeners are up.
 	Ready func(rtmpAddr, httpAddr net.Addr)
@@ -131,9 +139,21 @@ func Run(ctx context.Context, o Options) error {
 		objects.endpoints[e.Endpoint] = e
 	}
 	defer objects.close(10 * time.Second) // after the recordings are finalized
+	library, err := vod.New(vod.Options{Catalog: cat, Outbox: notifier, Callback: o.VodCallback, Hooks: o.VodHooks, Logger: log,
+		StoreFor: func(endpoint, bucket string) (storage.Store, error) {
+			if bucket == "" {
+				return store, nil
+			}
+			return objects.open(endpoint, bucket)
+		}})
+	if err != nil {
+		return err
+	}
+	library.Start(ctx)
+	defer library.Close() // after the manager's shutdown, before the notifier's close: the last assets' events are queued
 	mgr = record.NewManager(record.Config{
 		StoreFor:    objects.storeFor,
-		OnEvent:     func(ev record.Event) { recentErrors.Add(ev); notifier.Notify(ev) },
+		OnEvent:     func(ev record.Event) { recentErrors.Add(ev); notifier.Notify(ev); library.OnEvent(ev) },
 		AskOnDemand: askOnDemand(notifier),
 		Rules:       set,
 		Catalog:     cat,
@@ -191,7 +211,8 @@ func Run(ctx context.Context, o Options) error {
 		OnRefused:       func(reason string) { met.ConnsRefused.WithLabelValues(reason).Inc() }}
 	cloud := cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Notifier: notifier,
 		WorkDir: filepath.Join(o.DataDir, workDir, "api"), AccessKeys: o.AccessKeys,
-		AllowDeleteFiles: o.AllowDeleteFiles, S3Endpoints: endpoints, ObjectURL: objects.objectURL, Location: o.Location, Logger: log})
+		AllowDeleteFiles: o.AllowDeleteFiles, S3Endpoints: endpoints, ObjectURL: objects.objectURL, Location: o.Location, Logger: log,
+		Library: library, TranscodeGroups: o.VodTranscodeGroups})
 	apiAuth := &api.Auth{Tokens: o.APITokens}
 	if cloud.HasKeys() {
 		apiAuth.VerifyV3 = cloud.VerifyV3
