@@ -169,6 +169,8 @@ func ruleError(err error, ns []int) error {
 			msg += fmt.Sprintf(" (and %d more problems)", len(ves)-1)
 		}
 		return &Error{Status: http.StatusBadRequest, Code: "InvalidParameter", Message: msg + "."}
+	case errors.As(err, &exists) && exists.Mode != "":
+		return errorf(http.StatusBadRequest, "CodeConfigAlreadyExists", "Code Config Already Exists: %s.", exists.Error())
 	case errors.As(err, &exists):
 		return errorf(http.StatusBadRequest, "CodeConfigAlreadyExists", "Code Config Already Exists: a recording configuration for %s exists.",
 			ruleKey(exists.DomainName, exists.AppName, exists.StreamName))

@@ -331,9 +331,7 @@ func testSDKActions(t *testing.T, v1 bool) {
 	_, err = c.DescribeLiveRecordNotifyConfig(&live.DescribeLiveRecordNotifyConfigRequest{DomainName: s(domain)})
 	wantSDKError(t, err, 400, "CodeConfigNotFound")
 
-	// Not supported, and refused parameters.
-	_, err = c.AddLiveRecordVodConfig(&live.AddLiveRecordVodConfigRequest{DomainName: s(domain), AppName: s(app)})
-	wantSDKError(t, err, 404, "InvalidAction.NotFound")
+	// Refused parameters.
 	_, err = c.AddLiveAppRecordConfig(&live.AddLiveAppRecordConfigRequest{DomainName: s(domain), AppName: s(app), OssEndpoint: s("e.example.com"),
 		RecordFormat: []*live.AddLiveAppRecordConfigRequestRecordFormat{{Format: s("m3u8")}}})
 	wantSDKError(t, err, 400, "MissingParameter")

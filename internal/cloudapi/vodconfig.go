@@ -95,10 +95,6 @@ func vodRuleError(err error) error {
 		}
 		return &Error{Status: http.StatusBadRequest, Code: "InvalidParameter", Message: msg + "."}
 	}
-	var exists *catalog.RuleExistsError
-	if errors.As(err, &exists) {
-		return errorf(http.StatusBadRequest, "CodeConfigAlreadyExists", "Code Config Already Exists: %s.", exists.Error())
-	}
 	return ruleError(err, nil)
 }
 
