@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/livrec/livrec/internal/catalog"
@@ -30,6 +31,16 @@ type Store struct {
 	onChange  func(*rules.Set)
 	log       *slog.Logger
 	endpoints []string
+	defined   func(domain, app, id string) bool
+}
+
+// Templates sets how Create and Update learn whether a rule's transcodeTemplates exist
+// for its domain and app (templatedb.Store.Defined) and returns s. A rule naming an
+// unknown template is refused with a rules.ValidationError on "transcodeTemplates[i]".
+// Without it every valid ID is accepted (an unknown one is reported at the push).
+func (s *Store) Templates(defined func(domain, app, id string) bool) *Store {
+	s.defined = defined
+	return s
 }
 
 // New returns a Store on cat. onChange (may be nil) receives the complete new rule set
@@ -50,8 +61,9 @@ func (s *Store) Endpoints(known []string) *Store {
 	return s
 }
 
-// checkEndpoint refuses a valid rule whose ossEndpoint is not configured (an invalid one
-// is left to the catalog, whose validation reports every problem).
+// checkEndpoint refuses a valid rule whose ossEndpoint is not configured, or whose
+// transcodeTemplates are unknown (an invalid one is left to the catalog, whose
+// validation reports every problem).
 func (s *Store) checkEndpoint(r *rules.Rule) error {
 	n := r.Clone()
 	n.Normalize()
@@ -60,6 +72,20 @@ func (s *Store) checkEndpoint(r *rules.Rule) error {
 	}
 	if err := rules.CheckKnownEndpoint(n.OssEndpoint, s.endpoints); err != nil {
 		return rules.ValidationErrors{{Field: "ossEndpoint", Msg: err.Error()}}
+	}
+	if s.defined == nil {
+		return nil
+	}
+	var es rules.ValidationErrors
+	for i, id := range n.TranscodeTemplates {
+		if id != rules.AllTemplates && !s.defined(n.DomainName, n.AppName, id) {
+			es = append(es, &rules.ValidationError{Field: fmt.Sprintf("transcodeTemplates[%d]", i),
+				Msg: fmt.Sprintf("%q is neither a built-in template (%s) nor a custom template of domainName %q, appName %q",
+					id, strings.Join(rules.BuiltinTemplates, ", "), n.DomainName, n.AppName)})
+		}
+	}
+	if len(es) > 0 {
+		return es
 	}
 	return nil
 }

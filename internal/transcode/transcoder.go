@@ -71,7 +71,9 @@ type Handler struct {
 	// Renditions receives the transcoder's own publishes (nil: Next).
 	Renditions rtmp.Handler
 	// Rules returns the current rule set.
-	Rules   func() *rules.Set
+	Rules func() *rules.Set
+	// Library holds the templates at start; SetLibrary replaces it (a template change
+	// applies from the next publish: a running ffmpeg keeps its command line).
 	Library *Library
 	// Addr is the loopback host:port of livrec's RTMP listener.
 	Addr string
@@ -91,6 +93,18 @@ type Handler struct {
 	once    sync.Once
 	token   string
 	running atomic.Int64
+	lib     atomic.Pointer[Library]
+}
+
+// SetLibrary replaces the templates for the publishes that follow.
+func (h *Handler) SetLibrary(l *Library) { h.lib.Store(l) }
+
+// library returns the current templates.
+func (h *Handler) library() *Library {
+	if l := h.lib.Load(); l != nil {
+		return l
+	}
+	return h.Library
 }
 
 func (h *Handler) init() {
@@ -157,7 +171,7 @@ func (h *Handler) Publish(req *rtmp.PublishRequest) (rtmp.Session, error) {
 	if !ok || len(rule.TranscodeTemplates) == 0 {
 		return sess, nil
 	}
-	ts, missing := h.Library.Resolve(domain, req.App, rule.TranscodeTemplates)
+	ts, missing := h.library().Resolve(domain, req.App, rule.TranscodeTemplates)
 	if len(missing) > 0 {
 		h.event(domain, req.App, req.Stream, "unknown_template",
 			fmt.Sprintf("transcode templates %s are not defined for domain %s app %s: not transcoded", strings.Join(missing, ", "), domain, req.App))
@@ -446,6 +460,12 @@ func (tr *transcoder) args() []string {
 			a = append(a, "-c:a", "copy")
 		} else {
 			a = append(a, "-c:a", "aac", "-b:a", strconv.Itoa(t.AudioBitrate)+"k")
+			if t.AudioRate > 0 {
+				a = append(a, "-ar", strconv.Itoa(t.AudioRate))
+			}
+			if t.AudioChannels > 0 {
+				a = append(a, "-ac", strconv.Itoa(t.AudioChannels))
+			}
 		}
 		q := url.Values{tokenArg: {tr.h.token}, "vhost": {tr.domain}}
 		a = append(a, "-f", "flv", "rtmp://"+tr.h.Addr+"/"+tr.app+"/"+tr.stream+"_"+t.ID+"?"+q.Encode())
