@@ -59,6 +59,10 @@ type File struct {
 	Width     int       `json:"width"`
 	Height    int       `json:"height"`
 	Codecs    string    `json:"codecs"`    // e.g. "h264,aac"
+	// CodecsRFC6381 is the same as HLS's CODECS wants it ("avc1.64001f,mp4a.40.2"); it
+	// is not stored, only carried by the file_created event of a running task (the
+	// multi-variant playlist needs it).
+	CodecsRFC6381 string `json:"-"`
 	FrameRate float64   `json:"frameRate"` // frames per second of the video track, 0 if unknown
 	Bitrate   int64     `json:"bitrate"`   // average bit/s of the stored file(s)
 	Bytes     int64     `json:"bytes"`

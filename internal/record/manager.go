@@ -453,6 +453,9 @@ func (m *Manager) Streams() []StreamInfo {
 }
 
 // storeFor picks the store a rule's files go to.
+// StoreFor returns the store of a rule's files.
+func (m *Manager) StoreFor(r *rules.Rule) (storage.Store, error) { return m.storeFor(r) }
+
 func (m *Manager) storeFor(r *rules.Rule) (storage.Store, error) {
 	if r.OssBucket == "" || m.cfg.StoreFor == nil {
 		return m.cfg.Store, nil

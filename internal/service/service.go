@@ -28,6 +28,7 @@ import (
 	"github.com/livrec/livrec/internal/storage"
 	"github.com/livrec/livrec/internal/templatedb"
 	"github.com/livrec/livrec/internal/transcode"
+	"github.com/livrec/livrec/internal/variant"
 )
 
 // Options configure a service instance.
@@ -134,6 +135,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	var mgr *record.Manager
 	recentErrors := &api.ErrorLog{}
+	variants := &variant.Writer{Rules: func() *rules.Set { return mgr.Rules() },
+		StoreFor: func(r *rules.Rule) (storage.Store, error) { return mgr.StoreFor(r) },
+		WorkDir:  filepath.Join(o.DataDir, workDir, "variant"), Logger: log}
 	um := storage.NewUploadMetrics()
 	met.Registry.MustRegister(um.Collectors()...)
 	objects := &objectStores{ctx: ctx, dir: filepath.Join(o.DataDir, spoolDir), endpoints: map[string]storage.S3Config{},
@@ -145,7 +149,7 @@ func Run(ctx context.Context, o Options) error {
 	defer objects.close(10 * time.Second) // after the recordings are finalized
 	mgr = record.NewManager(record.Config{
 		StoreFor:    objects.storeFor,
-		OnEvent:     func(ev record.Event) { recentErrors.Add(ev); notifier.Notify(ev) },
+		OnEvent:     func(ev record.Event) { recentErrors.Add(ev); notifier.Notify(ev); variants.Event(ev) },
 		AskOnDemand: askOnDemand(notifier),
 		Rules:       set,
 		AllTemplates: func(domain, app string) []string {
@@ -239,6 +243,7 @@ func Run(ctx context.Context, o Options) error {
 	log.Info("shutting down: finalizing open recordings")
 	ingest.Close()
 	mgr.Shutdown(context.Background())
+	variants.Flush()
 	api.Shutdown(httpSrv, 5*time.Second)
 	log.Info("livrec stopped")
 	return runErr
