@@ -97,7 +97,7 @@ func TestLongTranscodeRenditions(t *testing.T) {
 		t.Fatalf("push: %v\n%s", err, out)
 	}
 	s.waitIdle()
-	t.Logf("tags dropped for the renditions: %v", s.metric("livrec_transcode_tags_dropped_total"))
+	t.Logf("frames dropped for the renditions: %v", s.metric("livrec_transcode_frames_dropped_total"))
 	s.stop()
 
 	orig := one(t, "original m3u8", s.files(t, "record/live/cam", ".m3u8"))

@@ -44,6 +44,7 @@ type Metrics struct {
 	Restarts prometheus.Counter
 	Dropped  prometheus.Counter
 	Refused  prometheus.Counter
+	CPU      prometheus.Counter
 }
 
 // NewMetrics returns the transcoder metrics; register Collectors.
@@ -51,15 +52,17 @@ func NewMetrics() *Metrics {
 	return &Metrics{
 		Running:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "livrec_transcoders", Help: "ffmpeg transcoders running."}),
 		Restarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "livrec_transcoder_restarts_total", Help: "ffmpeg transcoders restarted after they died."}),
-		Dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "livrec_transcode_tags_dropped_total",
-			Help: "Tags not given to a transcoder because it fell behind (the original recording keeps them)."}),
+		Dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "livrec_transcode_frames_dropped_total",
+			Help: "Frames (FLV tags) not given to a transcoder because it fell behind or was restarting (the original recording keeps them)."}),
+		CPU: prometheus.NewCounter(prometheus.CounterOpts{Name: "livrec_transcoder_cpu_seconds_total",
+			Help: "CPU seconds (user + system) used by the ffmpeg transcoders, sampled while they run and completed when they exit."}),
 		Refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "livrec_transcoders_refused_total", Help: "Transcoders not started: the concurrency limit was reached."}),
 	}
 }
 
 // Collectors lists the metrics for registration.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.Running, m.Restarts, m.Dropped, m.Refused}
+	return []prometheus.Collector{m.Running, m.Restarts, m.Dropped, m.Refused, m.CPU}
 }
 
 // Handler wraps the recording's rtmp.Handler: a publish whose rule asks for renditions
@@ -364,7 +367,16 @@ func (tr *transcoder) runOnce(first bool) (error, string) {
 	}
 	tr.h.Logger.Info("transcoder started", "stream", tr.domain+"/"+tr.app+"/"+tr.stream, "templates", tr.ids(), "pid", cmd.Process.Pid)
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() {
+		err := cmd.Wait()
+		exited <- err
+	}()
+	cpu := &cpuMeter{pid: cmd.Process.Pid, counter: tr.h.Metrics.CPU}
+	stopSampling := cpu.sample(cpuSampleEvery)
+	defer func() {
+		stopSampling()
+		cpu.exited(cmd.ProcessState)
+	}()
 
 	fed := make(chan error, 1)
 	go func() { fed <- tr.feed(stdin, !first) }()
