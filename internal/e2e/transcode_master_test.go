@@ -8,7 +8,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path"
 	"regexp"
 	"strconv"
@@ -130,13 +129,7 @@ func TestLongTranscodeMasterPlaylist(t *testing.T) {
 	})
 	page := httptest.NewServer(mux)
 	defer page.Close()
-	out, err := exec.Command(browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--autoplay-policy=no-user-gesture-required", "--user-data-dir="+t.TempDir(),
-		"--virtual-time-budget=30000", "--dump-dom", page.URL+"/").CombinedOutput()
-	if err != nil {
-		t.Fatalf("chromium: %v\n%s", err, out)
-	}
+	out := dumpDOM(t, browser, page.URL+"/", 30000)
 	m := regexp.MustCompile(`RESULT levels=(\S+) loaded=(\S+) first=(\d) target=(\d) want=(\d+) playing=(-?\d) t=([\d.]+) h=(\d+)`).FindSubmatch(out)
 	if m == nil {
 		t.Fatalf("the page did not report a level switch:\n%s", out)
