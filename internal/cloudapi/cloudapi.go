@@ -13,7 +13,7 @@
 //
 // Every action maps onto the code behind the JSON API: rules through ruledb (applied to the
 // recorder from the next push), commands through record.Manager.Command, callback
-// configuration and history through notify, recordings through the catalog, index
+// configuration and history through notify, live transcode templates through templatedb, recordings through the catalog, index
 // playlists through recindex.
 package cloudapi
 
@@ -38,6 +38,7 @@ import (
 	"github.com/livrec/livrec/internal/ruledb"
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
+	"github.com/livrec/livrec/internal/templatedb"
 	"github.com/livrec/livrec/internal/vod"
 )
 
@@ -59,6 +60,10 @@ type Options struct {
 	Store    storage.Store
 	Manager  *record.Manager // RealTimeRecordCommand; rule changes are applied to it
 	Notifier *notify.Notifier
+	// Templates holds the live transcode templates (the *LiveStreamTranscode actions);
+	// nil: those actions answer InvalidAction.NotFound-like errors and every valid
+	// TranscodeTemplates ID is accepted.
+	Templates *templatedb.Store
 	// WorkDir is scratch space for index playlists (as api.Server.WorkDir).
 	WorkDir string
 	// AccessKeys maps access key ids to secrets. Empty: every request is refused.
@@ -105,7 +110,11 @@ func New(o Options) *Handler {
 	if o.Manager != nil {
 		onChange = o.Manager.SetRules
 	}
-	return &Handler{o: o, rules: ruledb.New(o.Catalog, onChange, o.Logger).Endpoints(o.S3Endpoints).TranscodeGroups(o.TranscodeGroups)}
+	store := ruledb.New(o.Catalog, onChange, o.Logger).Endpoints(o.S3Endpoints).TranscodeGroups(o.TranscodeGroups)
+	if o.Templates != nil {
+		store.Templates(o.Templates.Defined)
+	}
+	return &Handler{o: o, rules: store}
 }
 
 // Error is an error answer: HTTP status, code and message.
@@ -182,6 +191,12 @@ var actions = map[string]action{
 	"UpdateLiveRecordVodConfig":          (*Handler).updateVodConfig,
 	"DeleteLiveRecordVodConfig":          (*Handler).deleteVodConfig,
 	"DescribeLiveRecordVodConfigs":       (*Handler).describeVodConfigs,
+	"AddLiveStreamTranscode":             (*Handler).addTranscode,
+	"UpdateLiveStreamTranscode":          (*Handler).updateTranscode,
+	"AddCustomLiveStreamTranscode":       (*Handler).addCustomTranscode,
+	"UpdateCustomLiveStreamTranscode":    (*Handler).updateCustomTranscode,
+	"DeleteLiveStreamTranscode":          (*Handler).deleteTranscode,
+	"DescribeLiveStreamTranscodeInfo":    (*Handler).describeTranscodeInfo,
 }
 
 // unsupported are cloud recording actions livrec does not implement, with the reason.

@@ -357,7 +357,11 @@ func TestSDKOutOfRange(t *testing.T) {
 		{"format", func(r *live.AddLiveAppRecordConfigRequest) { r.RecordFormat[0].Format = s("avi") }, "RecordFormat.1.Format"},
 		{"bucket", func(r *live.AddLiveAppRecordConfigRequest) { r.OssBucket = s("Bad_Bucket") }, "OssBucket"},
 		{"prefix", func(r *live.AddLiveAppRecordConfigRequest) { r.RecordFormat[0].OssObjectPrefix = s("rec/{AppName}") }, "RecordFormat.1.OssObjectPrefix"},
-		{"transcode", func(r *live.AddLiveAppRecordConfigRequest) { r.TranscodeTemplates = []*string{s("sd")} }, "TranscodeTemplates.1"},
+		// A template neither built in nor defined for the domain and app.
+		{"transcode", func(r *live.AddLiveAppRecordConfigRequest) {
+			r.TranscodeTemplates = []*string{s("lsd"), s("sd")}
+			r.TranscodeRecordFormat = []*live.AddLiveAppRecordConfigRequestTranscodeRecordFormat{{Format: s("mp4")}}
+		}, "TranscodeTemplates.2"},
 		// Storage that is not configured: its pushes would have nowhere to go.
 		{"endpoint", func(r *live.AddLiveAppRecordConfigRequest) { r.OssEndpoint = s("oss-cn-hangzhou.aliyuncs.com") }, "OssEndpoint"},
 	} {

@@ -148,6 +148,7 @@ func (t *Task) setTracks(s *session, video, audio *media.Track) {
 				t.fileError(o, "track_change", err)
 			}
 			o.cur.row.Width, o.cur.row.Height, o.cur.row.FrameRate, o.cur.row.Codecs = trackInfo(video, audio)
+			o.cur.row.CodecsRFC6381 = media.RFC6381(video, audio)
 		}
 	}
 }
@@ -275,6 +276,7 @@ func (t *Task) openFile(o *output, dts time.Duration) error {
 		Format: string(o.rf.Format), Sequence: seq, WorkDir: dir, Start: t.wallAt(dts), Status: catalog.FileRecording,
 		OssEndpoint: t.rule.OssEndpoint, OssBucket: t.rule.OssBucket}
 	row.Width, row.Height, row.FrameRate, row.Codecs = trackInfo(t.video, t.audio)
+	row.CodecsRFC6381 = media.RFC6381(t.video, t.audio)
 	prog := &progress{}
 	w, err := newFileWriter(t, o.rf, dir, prog)
 	if err != nil {

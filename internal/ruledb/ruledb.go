@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/livrec/livrec/internal/catalog"
@@ -31,6 +32,16 @@ type Store struct {
 	log       *slog.Logger
 	endpoints []string
 	groups    func(id string) bool
+	defined   func(domain, app, id string) bool
+}
+
+// Templates sets how Create and Update learn whether a rule's transcodeTemplates exist
+// for its domain and app (templatedb.Store.Defined) and returns s. A rule naming an
+// unknown template is refused with a rules.ValidationError on "transcodeTemplates[i]".
+// Without it every valid ID is accepted (an unknown one is reported at the push).
+func (s *Store) Templates(defined func(domain, app, id string) bool) *Store {
+	s.defined = defined
+	return s
 }
 
 // New returns a Store on cat. onChange (may be nil) receives the complete new rule set
@@ -59,8 +70,8 @@ func (s *Store) TranscodeGroups(known func(id string) bool) *Store {
 	return s
 }
 
-// checkEndpoint refuses a valid rule whose ossEndpoint is not configured, or a VOD rule
-// naming an unknown transcode group (an invalid rule is left to the catalog, whose
+// checkEndpoint refuses a valid rule whose ossEndpoint is not configured, a VOD rule
+// naming an unknown transcode group, or a rule naming unknown transcodeTemplates (an invalid rule is left to the catalog, whose
 // validation reports every problem).
 func (s *Store) checkEndpoint(r *rules.Rule) error {
 	n := r.Clone()
@@ -87,6 +98,13 @@ func (s *Store) checkEndpoint(r *rules.Rule) error {
 			if g.id != "" && !known(g.id) {
 				es = append(es, &rules.ValidationError{Field: g.field, Msg: fmt.Sprintf("%q is not a known transcode group (%q keeps the original only)", g.id, rules.NoTranscodeGroup)})
 			}
+		}
+	}
+	for i, id := range n.TranscodeTemplates {
+		if s.defined != nil && id != rules.AllTemplates && !s.defined(n.DomainName, n.AppName, id) {
+			es = append(es, &rules.ValidationError{Field: fmt.Sprintf("transcodeTemplates[%d]", i),
+				Msg: fmt.Sprintf("%q is neither a built-in template (%s) nor a custom template of domainName %q, appName %q",
+					id, strings.Join(rules.BuiltinTemplates, ", "), n.DomainName, n.AppName)})
 		}
 	}
 	if len(es) > 0 {

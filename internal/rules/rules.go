@@ -165,7 +165,8 @@ type Rule struct {
 	Vod *VodSettings `yaml:"vod,omitempty" json:"vod,omitempty"`
 }
 
-// Renders reports whether the rule records the rendition of template id.
+// Renders reports whether the rule records the rendition of template id (["all"]: the
+// built-ins; Set.RenditionOf also counts the custom templates of the domain and app).
 func (r *Rule) Renders(id string) bool {
 	if len(r.TranscodeTemplates) == 1 && r.TranscodeTemplates[0] == AllTemplates {
 		return slices.Contains(BuiltinTemplates, id)
