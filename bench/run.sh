@@ -154,7 +154,8 @@ summarize() {
   n=$(wc -l <"$OUT/$name-rss.txt")
   peak=$(sort -n "$OUT/$name-rss.txt" | tail -1)
   steady=$(tail -n $(( (n + 1) / 2 )) "$OUT/$name-rss.txt" | median)
-  got=$(sum_packets "$@")
+  got=$sent
+  [ "$LIN" = "$IN" ] && got=$(sum_packets "$@") # the idle scenario's input has no video
   {
     echo "files=$#"
     echo "cpu_s=$(awk -v t="$ticks" -v k="$TICK" 'BEGIN{printf "%.2f", t/k}')"
@@ -224,6 +225,17 @@ YAML
   rm -rf "$ld"
 }
 
+# nginx_head DIR: the main and events sections of an nginx configuration kept in DIR.
+nginx_head() {
+  cat <<CONF
+worker_processes auto;
+worker_rlimit_nofile 65536;
+pid $1/nginx.pid;
+error_log $1/logs/error.log warn;
+events { worker_connections 16384; }
+CONF
+}
+
 # --- nginx-rtmp ----------------------------------------------------------------------
 # bench_nginx FORMAT [NAME]: a fresh nginx-rtmp recording flv (record all) or m3u8 (hls on,
 # cleanup off); writes $OUT/NAME.env (NAME: nginx-FORMAT).
@@ -236,13 +248,8 @@ bench_nginx() {
   else
     rec="hls on; hls_path $nd/hls; hls_nested on; hls_fragment ${SLICE}s; hls_playlist_length 24h; hls_cleanup off;"
   fi
-  cat >"$nd/nginx.conf" <<CONF
-load_module $NGINX_MOD;
-worker_processes auto;
-worker_rlimit_nofile 65536;
-pid $nd/nginx.pid;
-error_log $nd/logs/error.log warn;
-events { worker_connections 16384; }
+  { echo "load_module $NGINX_MOD;"; nginx_head "$nd"; } >"$nd/nginx.conf"
+  cat >>"$nd/nginx.conf" <<CONF
 rtmp {
   server {
     listen 127.0.0.1:$NGINX_PORT;
@@ -340,12 +347,8 @@ YAML
   kill -TERM $pid; wait $pid || true
   # nginx: the same directory, a plain root with sendfile (Debian's defaults otherwise).
   nd=$OUT/nginx-http; rm -rf "$nd"; mkdir -p "$nd/logs"
-  cat >"$nd/nginx.conf" <<CONF
-worker_processes auto;
-worker_rlimit_nofile 65536;
-pid $nd/nginx.pid;
-error_log $nd/logs/error.log warn;
-events { worker_connections 16384; }
+  nginx_head "$nd" >"$nd/nginx.conf"
+  cat >>"$nd/nginx.conf" <<CONF
 http {
   include /etc/nginx/mime.types;
   sendfile on; tcp_nopush on; access_log off;
