@@ -183,6 +183,9 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 	}
 	defer obj.Close()
 	w.Header().Set("Content-Type", contentType(key))
+	// An ETag as nginx makes it (modification time and size): ServeContent answers
+	// If-None-Match with 304 and honours If-Range with it, besides Last-Modified.
+	w.Header().Set("ETag", `"`+strconv.FormatInt(obj.ModTime().Unix(), 16)+"-"+strconv.FormatInt(obj.Size(), 16)+`"`)
 	http.ServeContent(w, r, "", obj.ModTime(), obj)
 }
 
