@@ -106,6 +106,12 @@ type conn struct {
 	req           *PublishRequest
 	publishStart  time.Time
 	tags          uint64
+
+	// Media time received (first and last tag timestamps, ms) and whether an
+	// acknowledgement is held back; see sendAck.
+	firstTS, lastTS uint32
+	haveTS          bool
+	ackHeld         bool
 }
 
 // readBufferSize is the socket read buffer of a connection: one per publish, so it stays
@@ -285,6 +291,11 @@ func (c *conn) run() error {
 		if err := c.handleMessage(&msg); err != nil {
 			return err
 		}
+		if c.ackHeld && !c.ahead() {
+			if err := c.releaseAck(); err != nil {
+				return err
+			}
+		}
 	}
 }
 
@@ -372,6 +383,10 @@ func (c *conn) handleMessage(msg *message) error {
 // it, so the session may keep it (see Session.Tag).
 func (c *conn) deliver(typ uint8, ts uint32, body []byte) error {
 	c.tags++
+	if !c.haveTS {
+		c.firstTS, c.haveTS = ts, true
+	}
+	c.lastTS = ts
 	if err := c.session.Tag(flv.Tag{Type: typ, Timestamp: ts, Body: body}); err != nil {
 		return &sessionError{err}
 	}
@@ -634,8 +649,48 @@ func (c *conn) refusePlay(msg *message) error {
 }
 
 // sendAck is chunkReader's callback when an acknowledgement is due.
+// sendAck is the chunk reader's callback when an acknowledgement is due. A publisher
+// ahead of real time (a file pushed as fast as the network goes) gets it only once it
+// goes quiet (ackQuiet without a byte: a client that waits for acknowledgements), or
+// falls back to real time. Such a client (ffmpeg without -re) reads what we send only
+// between its writes and closes the socket as soon as its last write returns; anything
+// we sent that it did not read makes its kernel answer with a reset, which discards
+// the seconds of media still queued in the sockets (tens of seconds of a fast push).
+// A real-time publisher reads as it goes and is acknowledged at once.
 func (c *conn) sendAck(count uint32) error {
+	if c.ahead() {
+		c.ackHeld = true
+		c.dc.quiet, c.dc.onQuiet = ackQuiet, c.releaseAck
+		return nil
+	}
 	return c.writeControl(msgAcknowledgement, be32(count))
+}
+
+// ackQuiet is how long a publisher ahead of real time must send nothing before a
+// held-back acknowledgement is sent.
+const ackQuiet = 250 * time.Millisecond
+
+// aheadSlack is how far ahead of real time a publisher may be (a GOP sent at once on
+// connect) and still count as real time.
+const aheadSlack = 3 * time.Second
+
+// ahead reports whether the publish has delivered more media time than wall time.
+func (c *conn) ahead() bool {
+	if !c.haveTS {
+		return false
+	}
+	media := time.Duration(c.lastTS-c.firstTS) * time.Millisecond
+	return media > time.Since(c.publishStart)+aheadSlack
+}
+
+// releaseAck sends a held-back acknowledgement of everything read so far.
+func (c *conn) releaseAck() error {
+	if !c.ackHeld {
+		return nil
+	}
+	c.ackHeld = false
+	c.dc.quiet, c.dc.onQuiet = 0, nil
+	return c.writeControl(msgAcknowledgement, be32(uint32(c.bc.Reader.Count())))
 }
 
 func be32(v uint32) []byte {
@@ -704,8 +759,15 @@ func (c *conn) writeStatus(msg *message, level, code, description string) error 
 // Until a publish is accepted, reads also stop at until (PublishDeadline after the
 // connection was accepted): a client that trickles its handshake or commands, or never
 // publishes, cannot hold the connection longer.
+//
+// While quiet is set, every read waits at most quiet; if nothing arrives by then,
+// onQuiet is called (on the reading goroutine) and the read goes on with the usual
+// deadline. Reads stop at a passed deadline even with data queued, so the short
+// deadline is set before each such read.
 type deadlineConn struct {
 	net.Conn
+	quiet         time.Duration
+	onQuiet       func() error
 	rt, wt        time.Duration
 	pt            time.Duration // the publish deadline that until was computed with
 	until         time.Time     // zero once a publish was accepted
@@ -714,6 +776,20 @@ type deadlineConn struct {
 }
 
 func (d *deadlineConn) Read(p []byte) (int, error) {
+	if d.quiet > 0 {
+		if err := d.Conn.SetReadDeadline(time.Now().Add(d.quiet)); err != nil {
+			return 0, err
+		}
+		d.armed = time.Time{}
+		n, err := d.Conn.Read(p)
+		var ne net.Error
+		if n > 0 || err == nil || !errors.As(err, &ne) || !ne.Timeout() {
+			return n, err
+		}
+		if err := d.onQuiet(); err != nil {
+			return 0, err
+		}
+	}
 	if want := time.Now().Add(d.rt); d.armed.Before(want) {
 		dl := want.Add(d.rt / 8)
 		if !d.until.IsZero() && d.until.Before(dl) {

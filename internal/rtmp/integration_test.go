@@ -258,3 +258,39 @@ func TestGortmplibClient(t *testing.T) {
 		}
 	})
 }
+
+// TestFFmpegFastPushWhole: a file pushed as fast as the socket goes (ffmpeg without -re)
+// arrives whole. ffmpeg closes its socket right after its last write; anything we sent it
+// that it had not read (an acknowledgement) makes its kernel reset the connection, which
+// threw away the media still queued in the sockets: the last 30 s of 11 minutes.
+func TestFFmpegFastPushWhole(t *testing.T) {
+	ffmpeg := testenv.Path(t, testenv.FFmpeg)
+	src := t.TempDir() + "/src.flv"
+	// 120 s, ~20 MB: several acknowledgement windows and more than the sockets hold.
+	if out, err := exec.Command(ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error",
+		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=120", "-f", "lavfi", "-i", "sine=duration=120",
+		"-c:v", "libx264", "-preset", "ultrafast", "-crf", "12", "-g", "50", "-c:a", "aac", "-f", "flv", src).CombinedOutput(); err != nil {
+		t.Fatalf("making the source: %v\n%s", err, out)
+	}
+	h := newRecHandler()
+	_, addr := startServer(t, h, nil)
+	if out, err := exec.Command(ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error",
+		"-i", src, "-c", "copy", "-f", "flv", "rtmp://"+addr+"/live/fast").CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	s := h.waitPublish(t)
+	if err := s.waitClosed(t, 30*time.Second); err != nil && !strings.Contains(err.Error(), "EOF") {
+		t.Errorf("Close(%v), want a clean end of the publish (EOF), not a reset", err)
+	}
+	var nVideo int
+	var last uint32
+	for _, tg := range s.snapshot() {
+		if tg.Type == flv.TagVideo {
+			nVideo++
+			last = tg.Timestamp
+		}
+	}
+	if nVideo < 3000 || last < 119900 {
+		t.Errorf("%d video tags up to %d ms, want 3000 frames (and the sequence headers) up to 119960 ms", nVideo, last)
+	}
+}
