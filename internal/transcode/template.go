@@ -5,10 +5,9 @@ package transcode
 
 import (
 	"fmt"
-	"os/exec"
 	"strings"
-	"sync"
 
+	"github.com/livrec/livrec/internal/ffmpeg"
 	"github.com/livrec/livrec/internal/rules"
 )
 
@@ -81,19 +80,8 @@ func (t *Template) Normalize() {
 	}
 }
 
-var (
-	x265Once sync.Once
-	x265     bool
-)
-
 // HaveH265 reports whether the ffmpeg on PATH has libx265.
-func HaveH265() bool {
-	x265Once.Do(func() {
-		out, err := exec.Command("ffmpeg", "-hide_banner", "-encoders").Output()
-		x265 = err == nil && strings.Contains(string(out), "libx265")
-	})
-	return x265
-}
+func HaveH265() bool { return ffmpeg.HasEncoder("", "libx265") }
 
 // Validate checks a normalized template; field paths are relative to it ("height").
 func (t *Template) Validate() error {
