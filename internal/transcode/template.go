@@ -94,33 +94,7 @@ func (t *Template) Validate() error {
 	} else if _, ok := Builtin[t.ID]; ok {
 		add("id", "%q is a built-in template name (built-ins: %s)", t.ID, strings.Join(rules.BuiltinTemplates, ", "))
 	}
-	switch t.Codec {
-	case "h264":
-	case "h265":
-		if !HaveH265() {
-			add("codec", "h265 needs ffmpeg with libx265, which this ffmpeg lacks (use h264)")
-		}
-	default:
-		add("codec", "%q is not one of h264, h265", t.Codec)
-	}
-	if t.Width == 0 && t.Height == 0 {
-		add("height", "is required (or width; %d–%d pixels)", MinSide, MaxLongSide)
-	}
-	for _, s := range []struct {
-		name string
-		v    int
-	}{{"width", t.Width}, {"height", t.Height}} {
-		switch {
-		case s.v == 0:
-		case s.v < MinSide || s.v > MaxLongSide:
-			add(s.name, "%d is out of range (allowed %d–%d pixels)", s.v, MinSide, MaxLongSide)
-		case s.v%2 != 0:
-			add(s.name, "%d is odd (the encoder needs even dimensions)", s.v)
-		}
-	}
-	if t.Width != 0 && t.Height != 0 && min(t.Width, t.Height) > MaxShortSide {
-		add("height", "%dx%d: the shorter side must be at most %d pixels", t.Width, t.Height, MaxShortSide)
-	}
+	es = append(es, ffmpeg.CheckVideo("codec", t.Codec, t.Width, t.Height, ffmpeg.SizeLimits{MinSide: MinSide, MaxLongSide: MaxLongSide, MaxShortSide: MaxShortSide})...)
 	if t.FPS < 0 || t.FPS > MaxFPS {
 		add("fps", "%d is out of range (allowed 1–%d, or 0 for the source's)", t.FPS, MaxFPS)
 	}

@@ -429,10 +429,7 @@ func (tr *transcoder) args() []string {
 			scale = fmt.Sprintf("scale=w='min(%d,iw)':h=-2", t.Width)
 		}
 		a = append(a, "-map", "0:v:0?", "-map", "0:a:0?", "-vf", scale)
-		enc := "libx264"
-		if t.Codec == "h265" {
-			enc = "libx265"
-		}
+		enc := ffmpeg.Encoder(t.Codec)
 		kb := strconv.Itoa(t.VideoBitrate) + "k"
 		a = append(a, "-c:v", enc, "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
 			"-b:v", kb, "-maxrate", kb, "-bufsize", strconv.Itoa(2*t.VideoBitrate)+"k",

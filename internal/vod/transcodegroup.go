@@ -110,33 +110,8 @@ func (t *TranscodeTemplate) Validate() rules.ValidationErrors {
 	default:
 		add("container", "%q is not one of m3u8, mp4", t.Container)
 	}
-	switch t.VideoCodec {
-	case "h264":
-	case "h265":
-		if !ffmpeg.HasEncoder("", "libx265") {
-			add("videoCodec", "h265 needs ffmpeg with libx265, which this ffmpeg lacks (use h264)")
-		}
-	default:
-		add("videoCodec", "%q is not one of h264, h265", t.VideoCodec)
-	}
-	if t.Width == 0 && t.Height == 0 {
-		add("height", "is required (or width; %d–%d pixels)", MinTranscodeSide, MaxTranscodeLongSide)
-	}
-	for _, s := range []struct {
-		name string
-		v    int
-	}{{"width", t.Width}, {"height", t.Height}} {
-		switch {
-		case s.v == 0:
-		case s.v < MinTranscodeSide || s.v > MaxTranscodeLongSide:
-			add(s.name, "%d is out of range (allowed %d–%d pixels)", s.v, MinTranscodeSide, MaxTranscodeLongSide)
-		case s.v%2 != 0:
-			add(s.name, "%d is odd (the encoder needs even dimensions)", s.v)
-		}
-	}
-	if t.Width != 0 && t.Height != 0 && min(t.Width, t.Height) > MaxTranscodeShortSide {
-		add("height", "%dx%d: the shorter side must be at most %d pixels (4K)", t.Width, t.Height, MaxTranscodeShortSide)
-	}
+	es = append(es, ffmpeg.CheckVideo("videoCodec", t.VideoCodec, t.Width, t.Height,
+		ffmpeg.SizeLimits{MinSide: MinTranscodeSide, MaxLongSide: MaxTranscodeLongSide, MaxShortSide: MaxTranscodeShortSide})...)
 	if t.FPS < 0 || t.FPS > MaxTranscodeFPS {
 		add("fps", "%d is out of range (allowed 1–%d, or 0 for the source's)", t.FPS, MaxTranscodeFPS)
 	}
@@ -342,10 +317,7 @@ func transcodeArgs(t TranscodeTemplate, w, h int, src ffmpeg.Info, input, dir, n
 		fps = 25
 	}
 	kb := strconv.Itoa(t.VideoBitrate) + "k"
-	enc := "libx264"
-	if t.VideoCodec == "h265" {
-		enc = "libx265"
-	}
+	enc := ffmpeg.Encoder(t.VideoCodec)
 	// Key frames every 2 s: HLS segments cut on them, and seeking stays cheap.
 	a = append(a, "-c:v", enc, "-preset", "veryfast", "-b:v", kb, "-maxrate", kb, "-bufsize", strconv.Itoa(2*t.VideoBitrate)+"k",
 		"-force_key_frames", "expr:gte(t,n_forced*2)", "-c:a", "aac", "-b:a", strconv.Itoa(t.AudioBitrate)+"k")
