@@ -116,6 +116,7 @@ func serve(args []string) error {
 		ReservedFDs:           cfg.ReservedFDs,
 		AllowPrivateCallbacks: cfg.AllowPrivateCallbacks,
 		CallbackAllowList:     cfg.CallbackAllowList,
+		VodCallback:           cfg.Vod,
 
 		TranscodeTemplates: cfg.TranscodeTemplates,
 		MaxTranscoders:     cfg.MaxTranscoders,

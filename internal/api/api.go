@@ -31,6 +31,7 @@ import (
 	"github.com/livrec/livrec/internal/record"
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
+	"github.com/livrec/livrec/internal/templatedb"
 )
 
 // Server holds what the handlers need.
@@ -56,8 +57,11 @@ type Server struct {
 	Catalog      *catalog.Catalog
 	Store        storage.Store
 	Manager      *record.Manager
-	Metrics      *metrics.Metrics
-	Logger       *slog.Logger
+	// Templates serves /api/v1/transcode/templates and tells the rules API which
+	// transcodeTemplates exist (nil: no template routes, every valid ID accepted).
+	Templates *templatedb.Store
+	Metrics   *metrics.Metrics
+	Logger    *slog.Logger
 
 	// S3Endpoints are the ossEndpoint values a rule may name (the config's s3: entries).
 	S3Endpoints []string
@@ -95,6 +99,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/v1/streams", s.listStreams)
 	mux.HandleFunc("POST /api/v1/streams/{domain}/{app}/{stream}/record", s.recordCommand)
 	s.registerRules(mux)
+	s.registerTemplates(mux)
 	if s.Console != nil {
 		mux.Handle("GET /console/", s.Console)
 	}
@@ -178,6 +183,9 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 	}
 	defer obj.Close()
 	w.Header().Set("Content-Type", contentType(key))
+	// An ETag as nginx makes it (modification time and size): ServeContent answers
+	// If-None-Match with 304 and honours If-Range with it, besides Last-Modified.
+	w.Header().Set("ETag", `"`+strconv.FormatInt(obj.ModTime().Unix(), 16)+"-"+strconv.FormatInt(obj.Size(), 16)+`"`)
 	http.ServeContent(w, r, "", obj.ModTime(), obj)
 }
 

@@ -138,6 +138,14 @@ func TestCORS(t *testing.T) {
 	if resp.Header.Get("Vary") != "Origin" {
 		t.Errorf("Vary %q, want Origin", resp.Header.Get("Vary"))
 	}
+	// Caching: the ETag (and Last-Modified) make a repeated request a 304.
+	etag := resp.Header.Get("ETag")
+	if etag == "" || resp.Header.Get("Last-Modified") == "" {
+		t.Errorf("ETag %q, Last-Modified %q: want both", etag, resp.Header.Get("Last-Modified"))
+	}
+	if resp, _ := e.do(t, "GET", "/files/rec/a.mp4", map[string]string{"If-None-Match": etag}, ""); resp.StatusCode != http.StatusNotModified {
+		t.Errorf("If-None-Match %s: %d, want 304", etag, resp.StatusCode)
+	}
 	// Preflight (a Range header is not CORS-safelisted for every value).
 	resp, _ = e.do(t, "OPTIONS", "/files/rec/a.mp4", map[string]string{"Origin": "http://localhost:3000",
 		"Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "range"}, "")

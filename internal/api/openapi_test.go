@@ -23,6 +23,7 @@ import (
 	"github.com/livrec/livrec/internal/notify"
 	"github.com/livrec/livrec/internal/record"
 	"github.com/livrec/livrec/internal/rules"
+	"github.com/livrec/livrec/internal/templatedb"
 )
 
 // openAPIOps parses openapi.yaml and returns its operations as "METHOD /path" patterns
@@ -196,25 +197,27 @@ func resolves(doc map[string]any, ref string) bool {
 func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	_, doc := openAPIOps(t)
 	for name, typ := range map[string]reflect.Type{
-		"RuleFields":      reflect.TypeFor[rules.Rule](),
-		"RecordFormat":    reflect.TypeFor[rules.RecordFormat](),
-		"Rule":            reflect.TypeFor[catalog.StoredRule](),
-		"RuleInput":       reflect.TypeFor[ruleInput](),
-		"RuleList":        reflect.TypeFor[ruleList](),
-		"Recording":       reflect.TypeFor[recording](),
-		"RecordingList":   reflect.TypeFor[recordingList](),
-		"Stream":          reflect.TypeFor[record.StreamInfo](),
-		"RecordCommand":   reflect.TypeFor[commandRequest](),
-		"IndexRequest":    reflect.TypeFor[indexRequest](),
-		"Task":            reflect.TypeFor[catalog.Task](),
-		"NotifyConfig":    reflect.TypeFor[notify.Config](),
-		"Callback":        reflect.TypeFor[notify.Callback](),
-		"CallbackAttempt": reflect.TypeFor[notify.Attempt](),
-		"Status":          reflect.TypeFor[status](),
-		"DiskStatus":      reflect.TypeFor[DiskStatus](),
-		"StoreStatus":     reflect.TypeFor[StoreStatus](),
-		"RecentError":     reflect.TypeFor[RecentError](),
-		"Error":           reflect.TypeFor[problemsBody](), // plus "field" (apiError)
+		"RuleFields":            reflect.TypeFor[rules.Rule](),
+		"RecordFormat":          reflect.TypeFor[rules.RecordFormat](),
+		"Rule":                  reflect.TypeFor[catalog.StoredRule](),
+		"RuleInput":             reflect.TypeFor[ruleInput](),
+		"RuleList":              reflect.TypeFor[ruleList](),
+		"TranscodeTemplate":     reflect.TypeFor[templatedb.Stored](),
+		"TranscodeTemplateList": reflect.TypeFor[templateList](),
+		"Recording":             reflect.TypeFor[recording](),
+		"RecordingList":         reflect.TypeFor[recordingList](),
+		"Stream":                reflect.TypeFor[record.StreamInfo](),
+		"RecordCommand":         reflect.TypeFor[commandRequest](),
+		"IndexRequest":          reflect.TypeFor[indexRequest](),
+		"Task":                  reflect.TypeFor[catalog.Task](),
+		"NotifyConfig":          reflect.TypeFor[notify.Config](),
+		"Callback":              reflect.TypeFor[notify.Callback](),
+		"CallbackAttempt":       reflect.TypeFor[notify.Attempt](),
+		"Status":                reflect.TypeFor[status](),
+		"DiskStatus":            reflect.TypeFor[DiskStatus](),
+		"StoreStatus":           reflect.TypeFor[StoreStatus](),
+		"RecentError":           reflect.TypeFor[RecentError](),
+		"Error":                 reflect.TypeFor[problemsBody](), // plus "field" (apiError)
 	} {
 		got := slices.Sorted(maps.Keys(schemaProps(t, doc, "#/components/schemas/"+name)))
 		want := slices.Sorted(maps.Keys(jsonFields(typ)))

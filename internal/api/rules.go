@@ -47,7 +47,11 @@ func (s *Server) registerRules(mux *http.ServeMux) {
 	if s.Manager != nil {
 		onChange = s.Manager.SetRules
 	}
-	(&ruleAPI{store: ruledb.New(s.Catalog, onChange, s.Logger).Endpoints(s.S3Endpoints)}).register(mux)
+	store := ruledb.New(s.Catalog, onChange, s.Logger).Endpoints(s.S3Endpoints)
+	if s.Templates != nil {
+		store.Templates(s.Templates.Defined)
+	}
+	(&ruleAPI{store: store}).register(mux)
 }
 
 // ruleAPI serves the rules routes from one store.

@@ -44,26 +44,30 @@ type Task struct {
 
 // File is one output of a task: per format per cycle.
 type File struct {
-	ID        string    `json:"id"`
-	TaskID    string    `json:"taskId"`
-	Domain    string    `json:"domain"`
-	App       string    `json:"app"`
-	Stream    string    `json:"stream"`
-	Format    string    `json:"format"`
-	Sequence  int       `json:"sequence"`
-	Key       string    `json:"key,omitempty"` // object key of the playlist / file, set when generated
-	WorkDir   string    `json:"-"`
-	Start     time.Time `json:"startTime"`
-	End       time.Time `json:"endTime,omitzero"`
-	Duration  float64   `json:"duration"` // media seconds
-	Width     int       `json:"width"`
-	Height    int       `json:"height"`
-	Codecs    string    `json:"codecs"`    // e.g. "h264,aac"
-	FrameRate float64   `json:"frameRate"` // frames per second of the video track, 0 if unknown
-	Bitrate   int64     `json:"bitrate"`   // average bit/s of the stored file(s)
-	Bytes     int64     `json:"bytes"`
-	Segments  int       `json:"segments"`
-	Status    string    `json:"status"`
+	ID       string    `json:"id"`
+	TaskID   string    `json:"taskId"`
+	Domain   string    `json:"domain"`
+	App      string    `json:"app"`
+	Stream   string    `json:"stream"`
+	Format   string    `json:"format"`
+	Sequence int       `json:"sequence"`
+	Key      string    `json:"key,omitempty"` // object key of the playlist / file, set when generated
+	WorkDir  string    `json:"-"`
+	Start    time.Time `json:"startTime"`
+	End      time.Time `json:"endTime,omitzero"`
+	Duration float64   `json:"duration"` // media seconds
+	Width    int       `json:"width"`
+	Height   int       `json:"height"`
+	Codecs   string    `json:"codecs"` // e.g. "h264,aac"
+	// CodecsRFC6381 is the same as HLS's CODECS wants it ("avc1.64001f,mp4a.40.2"); it
+	// is not stored, only carried by the file_created event of a running task (the
+	// multi-variant playlist needs it).
+	CodecsRFC6381 string  `json:"-"`
+	FrameRate     float64 `json:"frameRate"` // frames per second of the video track, 0 if unknown
+	Bitrate       int64   `json:"bitrate"`   // average bit/s of the stored file(s)
+	Bytes         int64   `json:"bytes"`
+	Segments      int     `json:"segments"`
+	Status        string  `json:"status"`
 	// Where the file is: empty for the server's own storage, else the object store and
 	// bucket (the key is the object name); Uploaded says whether it has reached it.
 	OssEndpoint string `json:"ossEndpoint,omitempty"`

@@ -52,12 +52,22 @@ var ErrRuleExists = errors.New("rule exists")
 type RuleExistsError struct {
 	ID                              string // the existing rule; "" if unknown
 	DomainName, AppName, StreamName string
+	// Mode is the existing rule's mode ("storage" or "VOD", rules.Rule.Mode) when it
+	// differs from the rule being stored's, else "".
+	Mode string
 }
 
 func (e *RuleExistsError) Error() string {
-	s := fmt.Sprintf("a rule for domainName %q, appName %q, streamName %q already exists", e.DomainName, e.AppName, e.StreamName)
+	kind := "a rule"
+	if e.Mode != "" {
+		kind = "a " + e.Mode + " rule"
+	}
+	s := fmt.Sprintf("%s for domainName %q, appName %q, streamName %q already exists", kind, e.DomainName, e.AppName, e.StreamName)
 	if e.ID != "" {
 		s += " (id " + e.ID + ")"
+	}
+	if e.Mode != "" {
+		s += ": a stream key is recorded either to storage or to the VOD library, not both"
 	}
 	return s
 }
@@ -163,16 +173,21 @@ func queryRules(ctx context.Context, q querier, query string, args ...any) ([]St
 
 // clash returns a *RuleExistsError if a rule other than id has r's key.
 func clash(ctx context.Context, tx *sql.Tx, r *rules.Rule, id string) error {
-	var other string
-	err := tx.QueryRowContext(ctx, `SELECT id FROM rules WHERE domain=? AND app=? AND stream=? AND id<>?`,
-		r.DomainName, r.AppName, r.StreamName, id).Scan(&other)
+	var other, js string
+	err := tx.QueryRowContext(ctx, `SELECT id, rule FROM rules WHERE domain=? AND app=? AND stream=? AND id<>?`,
+		r.DomainName, r.AppName, r.StreamName, id).Scan(&other, &js)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil
 	case err != nil:
 		return err
 	}
-	return &RuleExistsError{ID: other, DomainName: r.DomainName, AppName: r.AppName, StreamName: r.StreamName}
+	e := &RuleExistsError{ID: other, DomainName: r.DomainName, AppName: r.AppName, StreamName: r.StreamName}
+	var old rules.Rule
+	if json.Unmarshal([]byte(js), &old) == nil && old.IsVod() != r.IsVod() {
+		e.Mode = old.Mode()
+	}
+	return e
 }
 
 // uniqueViolation maps a UNIQUE constraint failure (a race the pre-check missed, e.g.
@@ -285,7 +300,15 @@ type RuleQuery struct {
 	Stream        string // exact ("*" selects the rules for every stream); "" does not filter
 	Offset, Limit int    // Limit <= 0: no limit
 	Desc          bool   // newest first
+	Vod           int    // AnyMode, OnlyVod or OnlyStorage
 }
+
+// Modes of RuleQuery.Vod.
+const (
+	AnyMode     = 0
+	OnlyVod     = 1 // rules with vod settings (rules.Rule.IsVod)
+	OnlyStorage = 2
+)
 
 // ListRules returns a page of the rules matching q, oldest first, and the number of all
 // matching rules.
@@ -306,6 +329,12 @@ func (c *Catalog) ListRules(ctx context.Context, q RuleQuery) ([]StoredRule, int
 	if q.Stream != "" {
 		where = append(where, "stream=?")
 		args = append(args, q.Stream)
+	}
+	switch q.Vod {
+	case OnlyVod:
+		where = append(where, "json_extract(rule,'$.vod') IS NOT NULL")
+	case OnlyStorage:
+		where = append(where, "json_extract(rule,'$.vod') IS NULL")
 	}
 	cond := ""
 	if len(where) > 0 {

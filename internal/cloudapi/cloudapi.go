@@ -13,7 +13,7 @@
 //
 // Every action maps onto the code behind the JSON API: rules through ruledb (applied to the
 // recorder from the next push), commands through record.Manager.Command, callback
-// configuration and history through notify, recordings through the catalog, index
+// configuration and history through notify, live transcode templates through templatedb, recordings through the catalog, index
 // playlists through recindex.
 package cloudapi
 
@@ -38,6 +38,8 @@ import (
 	"github.com/livrec/livrec/internal/ruledb"
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
+	"github.com/livrec/livrec/internal/templatedb"
+	"github.com/livrec/livrec/internal/vod"
 )
 
 // Version is the API version served.
@@ -58,6 +60,10 @@ type Options struct {
 	Store    storage.Store
 	Manager  *record.Manager // RealTimeRecordCommand; rule changes are applied to it
 	Notifier *notify.Notifier
+	// Templates holds the live transcode templates (the *LiveStreamTranscode actions);
+	// nil: those actions answer InvalidAction.NotFound-like errors and every valid
+	// TranscodeTemplates ID is accepted.
+	Templates *templatedb.Store
 	// WorkDir is scratch space for index playlists (as api.Server.WorkDir).
 	WorkDir string
 	// AccessKeys maps access key ids to secrets. Empty: every request is refused.
@@ -71,6 +77,11 @@ type Options struct {
 	// ObjectURL gives the URL of an object in a bucket (RecordUrl of a file stored there);
 	// nil or "" means livrec's own /files/ URL.
 	ObjectURL func(endpoint, bucket, key string) string
+	// Library is the VOD library (the vod product's actions); nil: they are refused.
+	Library *vod.Library
+	// TranscodeGroups tells the transcode group ids a VOD rule may name (nil: only
+	// rules.NoTranscodeGroup).
+	TranscodeGroups func(id string) bool
 	// Location is the zone of time variables in an OssObject template ({Date}, ...);
 	// nil means UTC.
 	Location *time.Location
@@ -99,7 +110,11 @@ func New(o Options) *Handler {
 	if o.Manager != nil {
 		onChange = o.Manager.SetRules
 	}
-	return &Handler{o: o, rules: ruledb.New(o.Catalog, onChange, o.Logger).Endpoints(o.S3Endpoints)}
+	store := ruledb.New(o.Catalog, onChange, o.Logger).Endpoints(o.S3Endpoints).TranscodeGroups(o.TranscodeGroups)
+	if o.Templates != nil {
+		store.Templates(o.Templates.Defined)
+	}
+	return &Handler{o: o, rules: store}
 }
 
 // Error is an error answer: HTTP status, code and message.
@@ -172,15 +187,20 @@ var actions = map[string]action{
 	"DescribeLiveStreamRecordIndexFile":  (*Handler).describeIndexFile,
 	"CreateLiveStreamRecordIndexFiles":   (*Handler).createIndexFiles,
 	"DeleteLiveStreamRecordIndexFiles":   (*Handler).deleteIndexFiles,
+	"AddLiveRecordVodConfig":             (*Handler).addVodConfig,
+	"UpdateLiveRecordVodConfig":          (*Handler).updateVodConfig,
+	"DeleteLiveRecordVodConfig":          (*Handler).deleteVodConfig,
+	"DescribeLiveRecordVodConfigs":       (*Handler).describeVodConfigs,
+	"AddLiveStreamTranscode":             (*Handler).addTranscode,
+	"UpdateLiveStreamTranscode":          (*Handler).updateTranscode,
+	"AddCustomLiveStreamTranscode":       (*Handler).addCustomTranscode,
+	"UpdateCustomLiveStreamTranscode":    (*Handler).updateCustomTranscode,
+	"DeleteLiveStreamTranscode":          (*Handler).deleteTranscode,
+	"DescribeLiveStreamTranscodeInfo":    (*Handler).describeTranscodeInfo,
 }
 
 // unsupported are cloud recording actions livrec does not implement, with the reason.
-var unsupported = map[string]string{
-	"AddLiveRecordVodConfig":       "recording to ApsaraVideo VOD is not supported by livrec; use AddLiveAppRecordConfig",
-	"UpdateLiveRecordVodConfig":    "recording to ApsaraVideo VOD is not supported by livrec; use UpdateLiveAppRecordConfig",
-	"DeleteLiveRecordVodConfig":    "recording to ApsaraVideo VOD is not supported by livrec; use DeleteLiveAppRecordConfig",
-	"DescribeLiveRecordVodConfigs": "recording to ApsaraVideo VOD is not supported by livrec; use DescribeLiveRecordConfig",
-}
+var unsupported = map[string]string{}
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -260,13 +280,18 @@ func (h *Handler) serve(q *request) (any, error) {
 	if version == "" {
 		return nil, missing("Version")
 	}
-	if version != Version {
-		return nil, errorf(http.StatusBadRequest, "InvalidVersion", "Specified version %q is not valid; this service answers version %s.", version, Version)
+	table := actions
+	switch version {
+	case Version:
+	case VodVersion:
+		table = vodActions
+	default:
+		return nil, errorf(http.StatusBadRequest, "InvalidVersion", "Specified version %q is not valid; this service answers versions %s (live) and %s (vod).", version, Version, VodVersion)
 	}
 	if f := strings.ToUpper(q.p.get("Format")); f != "" && f != "JSON" {
 		return nil, errorf(http.StatusBadRequest, "InvalidParameter", "The specified parameter \"Format\" is not valid: only JSON answers are supported.")
 	}
-	act, ok := actions[q.action]
+	act, ok := table[q.action]
 	if !ok {
 		msg := "Specified api is not found, please check your url and method."
 		if why, known := unsupported[q.action]; known {

@@ -25,6 +25,8 @@ import (
 	"github.com/livrec/livrec/internal/rtmp"
 	"github.com/livrec/livrec/internal/ruledb"
 	"github.com/livrec/livrec/internal/storage"
+	"github.com/livrec/livrec/internal/templatedb"
+	"github.com/livrec/livrec/internal/transcode"
 )
 
 const (
@@ -71,8 +73,18 @@ func newEnv(t *testing.T, mod func(*Options)) *env {
 	}
 	nctx, stopNotifier := context.WithCancel(ctx)
 	notifier.Start(nctx)
+	var tr *transcode.Handler
+	templates, err := templatedb.New(ctx, cat.DB(), nil, func(l *transcode.Library) {
+		if tr != nil {
+			tr.SetLibrary(l)
+		}
+	}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mgr := record.NewManager(record.Config{OnEvent: notifier.Notify, Rules: set, Catalog: cat, Store: store,
-		WorkDir: filepath.Join(dir, "work"), Logger: log, Metrics: met})
+		WorkDir: filepath.Join(dir, "work"), Logger: log, Metrics: met,
+		AllTemplates: func(d, a string) []string { return templates.Library().IDs(d, a) }})
 	if err := mgr.Recover(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -80,11 +92,17 @@ func newEnv(t *testing.T, mod func(*Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ingest := &rtmp.Server{Handler: mgr, Logger: log}
+	// The transcoder as the service wires it: rules and templates changed through the
+	// API reach it for the next publish.
+	tr = &transcode.Handler{Next: mgr, Rules: mgr.Rules, Library: templates.Library(), Addr: l.Addr().String(), Logger: log,
+		OnEvent: func(typ, domain, app, stream, code, msg string) {
+			mgr.Emit(record.Event{Type: typ, Domain: domain, App: app, Stream: stream, Code: code, Message: msg})
+		}}
+	ingest := &rtmp.Server{Handler: tr, Logger: log}
 	go ingest.Serve(l)
 
 	apiSrv := &api.Server{WorkDir: filepath.Join(dir, "work", "api"), Notifier: notifier, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log}
-	o := Options{Catalog: cat, Store: store, Manager: mgr, Notifier: notifier, WorkDir: filepath.Join(dir, "work", "api"),
+	o := Options{Catalog: cat, Store: store, Manager: mgr, Notifier: notifier, Templates: templates, WorkDir: filepath.Join(dir, "work", "api"),
 		AccessKeys: map[string]string{testKeyID: testSecret}, Logger: log,
 		S3Endpoints: []string{"oss-cn-shanghai.aliyuncs.com", "oss-cn-beijing.aliyuncs.com"}}
 	if mod != nil {

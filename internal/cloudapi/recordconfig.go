@@ -32,18 +32,27 @@ func ruleKey(domain, app, stream string) string {
 	return fmt.Sprintf("DomainName %q, AppName %q, StreamName %q", domain, app, stream)
 }
 
-// recordFormats reads RecordFormat.N.* into rule formats; old (may be nil) supplies the
-// prefixes a format leaves out (UpdateLiveAppRecordConfig has no prefix parameters). ns
-// are the N of each format, for error messages.
-func recordFormats(p params, old []rules.RecordFormat) ([]rules.RecordFormat, []int, error) {
-	items, err := p.list("RecordFormat")
+// listNs are the N sent for each element of the cloud's lists, keyed by the rule's
+// field (recordFormats, transcodeRecordFormats, transcodeTemplates), so that an error on
+// "recordFormats[1]" names the parameter the client sent ("RecordFormat.2").
+type listNs map[string][]int
+
+// cloudLists maps the rule's list fields to the cloud's parameter names.
+var cloudLists = map[string]string{"recordFormats": "RecordFormat", "transcodeRecordFormats": "TranscodeRecordFormat",
+	"transcodeTemplates": "TranscodeTemplates"}
+
+// recordFormats reads list.N.* (RecordFormat or TranscodeRecordFormat) into rule
+// formats; old (may be nil) supplies the prefixes a format leaves out
+// (UpdateLiveAppRecordConfig has no prefix parameters). ns are the N of each format.
+func recordFormats(p params, list string, old []rules.RecordFormat) ([]rules.RecordFormat, []int, error) {
+	items, err := p.list(list)
 	if err != nil {
 		return nil, nil, err
 	}
 	var out []rules.RecordFormat
 	var ns []int
 	for _, it := range items {
-		name := func(f string) string { return "RecordFormat." + strconv.Itoa(it.N) + "." + f }
+		name := func(f string) string { return list + "." + strconv.Itoa(it.N) + "." + f }
 		format := strings.ToLower(strings.TrimSpace(it.Fields["Format"]))
 		if format == "" {
 			return nil, nil, missing(name("Format"))
@@ -78,15 +87,28 @@ func recordFormats(p params, old []rules.RecordFormat) ([]rules.RecordFormat, []
 	return out, ns, nil
 }
 
-// noTranscoding refuses the transcoding parameters: livrec records the source stream only.
-func noTranscoding(p params) error {
-	for _, prefix := range []string{"TranscodeRecordFormat.", "TranscodeTemplates."} {
-		for k, vs := range p {
-			if strings.HasPrefix(k, prefix) && len(vs) > 0 && vs[0] != "" {
-				return errorf(http.StatusBadRequest, "InvalidParameter",
-					"The specified parameter %q is not valid: livrec records the source stream only (no transcoded streams).", k)
-			}
+// transcoding reads TranscodeTemplates.N and TranscodeRecordFormat.N.* into r; absent
+// lists keep r's (Update). The lists are validated with the rule (rules.Rule.Validate,
+// ruledb's template check).
+func transcoding(p params, r *rules.Rule, ns listNs) error {
+	items, err := p.list("TranscodeTemplates")
+	if err != nil {
+		return err
+	}
+	if len(items) > 0 {
+		r.TranscodeTemplates = nil
+		ns["transcodeTemplates"] = nil
+		for _, it := range items {
+			r.TranscodeTemplates = append(r.TranscodeTemplates, strings.TrimSpace(it.Value))
+			ns["transcodeTemplates"] = append(ns["transcodeTemplates"], it.N)
 		}
+	}
+	formats, fns, err := recordFormats(p, "TranscodeRecordFormat", r.TranscodeRecordFormats)
+	if err != nil {
+		return err
+	}
+	if len(formats) > 0 {
+		r.TranscodeRecordFormats, ns["transcodeRecordFormats"] = formats, fns
 	}
 	return nil
 }
@@ -132,24 +154,25 @@ func applyCommon(p params, r *rules.Rule) error {
 }
 
 // cloudField maps a rules field path to the cloud parameter name.
-var fieldRE = regexp.MustCompile(`^recordFormats\[(\d+)\](?:\.(\w+))?$`)
+var fieldRE = regexp.MustCompile(`^(recordFormats|transcodeRecordFormats|transcodeTemplates)\[(\d+)\](?:\.(\w+))?$`)
 
-func cloudField(field string, ns []int) string {
+func cloudField(field string, ns listNs) string {
 	if m := fieldRE.FindStringSubmatch(field); m != nil {
-		i, _ := strconv.Atoi(m[1])
+		list := cloudLists[m[1]]
+		i, _ := strconv.Atoi(m[2])
 		n := i + 1
-		if i < len(ns) {
-			n = ns[i]
+		if i < len(ns[m[1]]) {
+			n = ns[m[1]][i]
 		}
 		sub := map[string]string{"format": "Format", "objectPrefix": "OssObjectPrefix", "sliceObjectPrefix": "SliceOssObjectPrefix",
-			"sliceDuration": "SliceDuration", "cycleDuration": "CycleDuration"}[m[2]]
+			"sliceDuration": "SliceDuration", "cycleDuration": "CycleDuration"}[m[3]]
 		if sub == "" {
-			return "RecordFormat." + strconv.Itoa(n)
+			return list + "." + strconv.Itoa(n)
 		}
-		return "RecordFormat." + strconv.Itoa(n) + "." + sub
+		return list + "." + strconv.Itoa(n) + "." + sub
 	}
-	if field == "recordFormats" {
-		return "RecordFormat"
+	if list, ok := cloudLists[field]; ok {
+		return list
 	}
 	if field == "" {
 		return ""
@@ -158,7 +181,7 @@ func cloudField(field string, ns []int) string {
 }
 
 // ruleError maps an error of ruledb to the cloud's.
-func ruleError(err error, ns []int) error {
+func ruleError(err error, ns listNs) error {
 	var ves rules.ValidationErrors
 	var exists *catalog.RuleExistsError
 	switch {
@@ -169,6 +192,8 @@ func ruleError(err error, ns []int) error {
 			msg += fmt.Sprintf(" (and %d more problems)", len(ves)-1)
 		}
 		return &Error{Status: http.StatusBadRequest, Code: "InvalidParameter", Message: msg + "."}
+	case errors.As(err, &exists) && exists.Mode != "":
+		return errorf(http.StatusBadRequest, "CodeConfigAlreadyExists", "Code Config Already Exists: %s.", exists.Error())
 	case errors.As(err, &exists):
 		return errorf(http.StatusBadRequest, "CodeConfigAlreadyExists", "Code Config Already Exists: a recording configuration for %s exists.",
 			ruleKey(exists.DomainName, exists.AppName, exists.StreamName))
@@ -202,17 +227,20 @@ func (h *Handler) addRecordConfig(q *request) (any, error) {
 	if _, err := p.required("OssBucket"); err != nil {
 		return nil, err
 	}
-	if err := noTranscoding(p); err != nil {
-		return nil, err
-	}
-	formats, ns, err := recordFormats(p, nil)
+	formats, fns, err := recordFormats(p, "RecordFormat", nil)
 	if err != nil {
 		return nil, err
 	}
-	if len(formats) == 0 {
+	ns := listNs{"recordFormats": fns}
+	r := rules.Rule{DomainName: domain, AppName: app, StreamName: stream, OssEndpoint: endpoint, RecordFormats: formats}
+	if err := transcoding(p, &r, ns); err != nil {
+		return nil, err
+	}
+	// At least one of RecordFormat and TranscodeRecordFormat: a configuration may record
+	// the renditions only.
+	if len(formats) == 0 && len(r.TranscodeRecordFormats) == 0 {
 		return nil, missing("RecordFormat.1.Format")
 	}
-	r := rules.Rule{DomainName: domain, AppName: app, StreamName: stream, OssEndpoint: endpoint, RecordFormats: formats}
 	if err := applyCommon(p, &r); err != nil {
 		return nil, err
 	}
@@ -232,9 +260,6 @@ func (h *Handler) updateRecordConfig(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := noTranscoding(p); err != nil {
-		return nil, err
-	}
 	old, err := h.rules.Find(q.ctx(), domain, app, stream)
 	if errors.Is(err, catalog.ErrNotFound) {
 		return nil, configNotFound("no recording configuration for " + ruleKey(domain, app, stream))
@@ -244,11 +269,14 @@ func (h *Handler) updateRecordConfig(q *request) (any, error) {
 	}
 	r := old.Rule.Clone()
 	r.OssEndpoint = endpoint
-	var ns []int
-	if formats, fns, err := recordFormats(p, old.RecordFormats); err != nil {
+	ns := listNs{}
+	if formats, fns, err := recordFormats(p, "RecordFormat", old.RecordFormats); err != nil {
 		return nil, err
 	} else if len(formats) > 0 {
-		r.RecordFormats, ns = formats, fns
+		r.RecordFormats, ns["recordFormats"] = formats, fns
+	}
+	if err := transcoding(p, r, ns); err != nil {
+		return nil, err
 	}
 	if err := applyCommon(p, r); err != nil {
 		return nil, err
@@ -331,7 +359,7 @@ func (h *Handler) describeRecordConfig(q *request) (any, error) {
 		return nil, err
 	}
 	rs, total, err := h.rules.List(q.ctx(), catalog.RuleQuery{Domain: domain, App: strings.TrimSpace(p.get("AppName")),
-		Stream: strings.TrimSpace(p.get("StreamName")), Offset: (page - 1) * size, Limit: size, Desc: order == "desc"})
+		Stream: strings.TrimSpace(p.get("StreamName")), Vod: catalog.OnlyStorage, Offset: (page - 1) * size, Limit: size, Desc: order == "desc"})
 	if err != nil {
 		return nil, err
 	}
@@ -356,12 +384,18 @@ func toLiveAppRecord(sr *catalog.StoredRule) liveAppRecord {
 	if sr.EndTime != nil {
 		rec.EndTime = cloudTime(*sr.EndTime)
 	}
-	rec.RecordFormatList.RecordFormat = []cloudRecordFormat{}
-	for _, f := range sr.RecordFormats {
-		rec.RecordFormatList.RecordFormat = append(rec.RecordFormatList.RecordFormat, cloudRecordFormat{Format: string(f.Format),
-			OssObjectPrefix: f.ObjectPrefix, SliceOssObjectPrefix: f.SliceObjectPrefix, SliceDuration: f.SliceDuration, CycleDuration: f.CycleDuration})
-	}
-	rec.TranscodeRecordFormatList.RecordFormat = []cloudRecordFormat{}
-	rec.TranscodeTemplates.Templates = []string{}
+	rec.RecordFormatList.RecordFormat = cloudFormats(sr.RecordFormats)
+	rec.TranscodeRecordFormatList.RecordFormat = cloudFormats(sr.TranscodeRecordFormats)
+	rec.TranscodeTemplates.Templates = append([]string{}, sr.TranscodeTemplates...)
 	return rec
+}
+
+// cloudFormats is a format list as the cloud shows it (never null).
+func cloudFormats(fs []rules.RecordFormat) []cloudRecordFormat {
+	out := []cloudRecordFormat{}
+	for _, f := range fs {
+		out = append(out, cloudRecordFormat{Format: string(f.Format), OssObjectPrefix: f.ObjectPrefix,
+			SliceOssObjectPrefix: f.SliceObjectPrefix, SliceDuration: f.SliceDuration, CycleDuration: f.CycleDuration})
+	}
+	return out
 }

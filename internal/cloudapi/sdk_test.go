@@ -331,9 +331,7 @@ func testSDKActions(t *testing.T, v1 bool) {
 	_, err = c.DescribeLiveRecordNotifyConfig(&live.DescribeLiveRecordNotifyConfigRequest{DomainName: s(domain)})
 	wantSDKError(t, err, 400, "CodeConfigNotFound")
 
-	// Not supported, and refused parameters.
-	_, err = c.AddLiveRecordVodConfig(&live.AddLiveRecordVodConfigRequest{DomainName: s(domain), AppName: s(app)})
-	wantSDKError(t, err, 404, "InvalidAction.NotFound")
+	// Refused parameters.
 	_, err = c.AddLiveAppRecordConfig(&live.AddLiveAppRecordConfigRequest{DomainName: s(domain), AppName: s(app), OssEndpoint: s("e.example.com"),
 		RecordFormat: []*live.AddLiveAppRecordConfigRequestRecordFormat{{Format: s("m3u8")}}})
 	wantSDKError(t, err, 400, "MissingParameter")
@@ -359,7 +357,11 @@ func TestSDKOutOfRange(t *testing.T) {
 		{"format", func(r *live.AddLiveAppRecordConfigRequest) { r.RecordFormat[0].Format = s("avi") }, "RecordFormat.1.Format"},
 		{"bucket", func(r *live.AddLiveAppRecordConfigRequest) { r.OssBucket = s("Bad_Bucket") }, "OssBucket"},
 		{"prefix", func(r *live.AddLiveAppRecordConfigRequest) { r.RecordFormat[0].OssObjectPrefix = s("rec/{AppName}") }, "RecordFormat.1.OssObjectPrefix"},
-		{"transcode", func(r *live.AddLiveAppRecordConfigRequest) { r.TranscodeTemplates = []*string{s("sd")} }, "TranscodeTemplates.1"},
+		// A template neither built in nor defined for the domain and app.
+		{"transcode", func(r *live.AddLiveAppRecordConfigRequest) {
+			r.TranscodeTemplates = []*string{s("lsd"), s("sd")}
+			r.TranscodeRecordFormat = []*live.AddLiveAppRecordConfigRequestTranscodeRecordFormat{{Format: s("mp4")}}
+		}, "TranscodeTemplates.2"},
 		// Storage that is not configured: its pushes would have nowhere to go.
 		{"endpoint", func(r *live.AddLiveAppRecordConfigRequest) { r.OssEndpoint = s("oss-cn-hangzhou.aliyuncs.com") }, "OssEndpoint"},
 	} {

@@ -129,6 +129,10 @@ type Config struct {
 	AllowPrivateCallbacks bool     `yaml:"allowPrivateCallbacks"`
 	CallbackAllowList     []string `yaml:"callbackAllowList"`
 
+	// Vod configures the VOD library's events: callbackUrl receives them, signed with
+	// authKey (X-VOD-TIMESTAMP, X-VOD-SIGNATURE) when it is set.
+	Vod vod.CallbackConfig `yaml:"vod"`
+
 	// Location is TimeZone loaded and CallbackRetentionPeriod is CallbackRetention
 	// parsed; set by LoadConfig and Parse.
 	Location                *time.Location `yaml:"-"`
@@ -279,8 +283,14 @@ func Parse(data []byte) (*Config, error) {
 	}
 	known := storage.Endpoints(c.S3)
 	for i, r := range c.Rules {
+		field := fmt.Sprintf("rules[%d].ossEndpoint", i)
+		if r.IsVod() { // its storage is derived from vod.storageLocation
+			n := r.Clone()
+			n.Normalize()
+			r, field = *n, fmt.Sprintf("rules[%d].vod.storageLocation", i)
+		}
 		if err := rules.CheckKnownEndpoint(r.OssEndpoint, known); err != nil {
-			es = append(es, &rules.ValidationError{Field: fmt.Sprintf("rules[%d].ossEndpoint", i), Msg: err.Error()})
+			es = append(es, &rules.ValidationError{Field: field, Msg: err.Error()})
 		}
 	}
 	if c.Finalizers < 0 || c.Finalizers > 64 {
@@ -309,6 +319,12 @@ func Parse(data []byte) (*Config, error) {
 		if _, err := notify.ParseAllowEntry(e); err != nil {
 			es = append(es, &rules.ValidationError{Field: fmt.Sprintf("callbackAllowList[%d]", i), Msg: err.Error()})
 		}
+	}
+	if u := c.Vod.URL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		es = append(es, &rules.ValidationError{Field: "vod.callbackUrl", Msg: fmt.Sprintf("%q: want an absolute http:// or https:// URL", u)})
+	}
+	if len(c.Vod.AuthKey) > 32 {
+		es = append(es, &rules.ValidationError{Field: "vod.authKey", Msg: fmt.Sprintf("is %d characters, at most 32", len(c.Vod.AuthKey))})
 	}
 	if c.SpoolLimitMB < 0 {
 		es = append(es, &rules.ValidationError{Field: "spoolLimitMB", Msg: fmt.Sprintf("%d: want 0 (no limit) or more", c.SpoolLimitMB)})

@@ -83,13 +83,7 @@ rules:
 	page := httptest.NewServer(mux)
 	defer page.Close()
 
-	out, err := exec.Command(browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--autoplay-policy=no-user-gesture-required", "--user-data-dir="+t.TempDir(),
-		"--virtual-time-budget=20000", "--dump-dom", page.URL+"/").CombinedOutput()
-	if err != nil {
-		t.Fatalf("chromium: %v\n%s", err, out)
-	}
+	out := dumpDOM(t, browser, page.URL+"/", 20000)
 	m := regexp.MustCompile(`RESULT t=([\d.]+) d=([\d.]+) w=(\d+) h=(\d+) rs=(\d)`).FindSubmatch(out)
 	if m == nil {
 		t.Fatalf("the page did not report playback:\n%s", out)
@@ -104,6 +98,20 @@ rules:
 	if len(ranges) == 0 || partial == 0 {
 		t.Fatalf("the browser made no Range request answered 206 (ranges %v)", ranges)
 	}
+}
+
+// dumpDOM loads u in headless Chromium with autoplay allowed and returns the DOM after
+// budgetMS of virtual time.
+func dumpDOM(t *testing.T, browser, u string, budgetMS int) []byte {
+	t.Helper()
+	out, err := exec.Command(browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--autoplay-policy=no-user-gesture-required", "--user-data-dir="+t.TempDir(),
+		"--virtual-time-budget="+strconv.Itoa(budgetMS), "--dump-dom", u).CombinedOutput()
+	if err != nil {
+		t.Fatalf("chromium: %v\n%s", err, out)
+	}
+	return out
 }
 
 type statusRecorder struct {

@@ -39,6 +39,7 @@ type Callback struct {
 	Attempts  []Attempt `json:"attempts"`
 
 	authKey string // the key when queued ("" = unsigned); never shown
+	signing string // SigningLive or SigningVOD
 }
 
 // Attempt is one try of a callback.
@@ -62,6 +63,7 @@ CREATE TABLE IF NOT EXISTS callbacks (
 	body TEXT NOT NULL,
 	headers TEXT NOT NULL DEFAULT '{}',
 	auth_key TEXT NOT NULL DEFAULT '',
+	signing TEXT NOT NULL DEFAULT '',
 	status TEXT NOT NULL,
 	tries INTEGER NOT NULL DEFAULT 0,
 	next_try_at INTEGER NOT NULL,
@@ -111,15 +113,15 @@ func (n *Notifier) insertBatch(ctx context.Context, cbs []*Callback) error {
 		return err
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO callbacks(id,domain,app,stream,task_id,event,url,body,headers,auth_key,status,tries,next_try_at,created_at,updated_at)
-		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO callbacks(id,domain,app,stream,task_id,event,url,body,headers,auth_key,signing,status,tries,next_try_at,created_at,updated_at)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	if err != nil {
 		return err
 	}
 	defer stmt.Close()
 	for _, cb := range cbs {
 		if _, err := stmt.ExecContext(ctx, cb.ID, cb.Domain, cb.App, cb.Stream, cb.TaskID, cb.Event, cb.URL, cb.Body,
-			headersJSON(cb.Headers), cb.authKey, cb.Status, cb.Tries, ms(cb.NextTryAt), ms(cb.CreatedAt), ms(cb.UpdatedAt)); err != nil {
+			headersJSON(cb.Headers), cb.authKey, cb.signing, cb.Status, cb.Tries, ms(cb.NextTryAt), ms(cb.CreatedAt), ms(cb.UpdatedAt)); err != nil {
 			return err
 		}
 	}
@@ -158,7 +160,7 @@ func (q Query) where() (string, []any) {
 	return w.SQL()
 }
 
-const callbackCols = `id,domain,app,stream,task_id,event,url,body,headers,auth_key,status,tries,next_try_at,created_at,updated_at,last_error`
+const callbackCols = `id,domain,app,stream,task_id,event,url,body,headers,auth_key,signing,status,tries,next_try_at,created_at,updated_at,last_error`
 
 func scanCallbacks(rows *sql.Rows) ([]*Callback, error) {
 	defer rows.Close()
@@ -168,7 +170,7 @@ func scanCallbacks(rows *sql.Rows) ([]*Callback, error) {
 		var headers string
 		var next, created, updated int64
 		if err := rows.Scan(&cb.ID, &cb.Domain, &cb.App, &cb.Stream, &cb.TaskID, &cb.Event, &cb.URL, &cb.Body, &headers,
-			&cb.authKey, &cb.Status, &cb.Tries, &next, &created, &updated, &cb.LastError); err != nil {
+			&cb.authKey, &cb.signing, &cb.Status, &cb.Tries, &next, &created, &updated, &cb.LastError); err != nil {
 			return nil, err
 		}
 		_ = json.Unmarshal([]byte(headers), &cb.Headers)

@@ -116,10 +116,13 @@ func (n *Notifier) try(ctx context.Context, cb *Callback) {
 	}
 	start := n.now()
 	hdr := map[string]string{"Content-Type": "application/json"}
-	if cb.authKey != "" {
-		ts := start.Unix()
-		sig, err := Sign(cb.URL, ts, cb.authKey)
-		if err == nil {
+	switch ts := start.Unix(); {
+	case cb.authKey == "":
+	case cb.signing == SigningVOD:
+		hdr[HeaderVODTimestamp] = strconv.FormatInt(ts, 10)
+		hdr[HeaderVODSignature] = SignVOD(cb.URL, ts, cb.authKey)
+	default:
+		if sig, err := Sign(cb.URL, ts, cb.authKey); err == nil {
 			hdr[HeaderTimestamp] = strconv.FormatInt(ts, 10)
 			hdr[HeaderSignature] = sig
 		}

@@ -172,6 +172,16 @@ func New(db *sql.DB, opt Options) (*Notifier, error) {
 	if _, err := db.ExecContext(ctx, configSchema+callbackSchema); err != nil {
 		return nil, fmt.Errorf("notify: create tables: %w", err)
 	}
+	// signing was added after the first schema: a catalog made by an older build gets it.
+	var hasSigning int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('callbacks') WHERE name='signing'`).Scan(&hasSigning); err != nil {
+		return nil, fmt.Errorf("notify: callbacks table: %w", err)
+	}
+	if hasSigning == 0 {
+		if _, err := db.ExecContext(ctx, `ALTER TABLE callbacks ADD COLUMN signing TEXT NOT NULL DEFAULT ''`); err != nil {
+			return nil, fmt.Errorf("notify: callbacks table: %w", err)
+		}
+	}
 	if err := n.loadConfigs(ctx); err != nil {
 		return nil, fmt.Errorf("notify: load configs: %w", err)
 	}
@@ -283,10 +293,51 @@ func (n *Notifier) Notify(ev record.Event) {
 	default:
 		return
 	}
-	cb := n.build(ev)
-	if cb == nil {
-		return
+	if cb := n.build(ev); cb != nil {
+		n.queue(cb)
 	}
+}
+
+// Signing schemes of a Message.
+const (
+	SigningLive = ""    // ALI-LIVE-TIMESTAMP / ALI-LIVE-SIGNATURE (Sign)
+	SigningVOD  = "vod" // X-VOD-TIMESTAMP / X-VOD-SIGNATURE (SignVOD)
+)
+
+// Header names of callbacks signed as the VOD service signs them.
+const (
+	HeaderVODTimestamp = "X-VOD-TIMESTAMP"
+	HeaderVODSignature = "X-VOD-SIGNATURE"
+)
+
+// Message is a callback that is not a recorder event (the VOD library's events): its
+// body is given, and it is queued, delivered, retried and kept like the others.
+type Message struct {
+	Domain, App, Stream, TaskID string
+	Event                       string // e.g. AddLiveRecordVideoComplete
+	URL                         string
+	Body                        []byte // JSON
+	AuthKey                     string // "" = unsigned
+	Signing                     string // SigningLive or SigningVOD
+}
+
+// Enqueue queues a message for delivery; like Notify it never waits for the database
+// or the receiver.
+func (n *Notifier) Enqueue(m Message) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		id = uuid.New()
+	}
+	now := n.now()
+	n.queue(&Callback{
+		ID: id.String(), Domain: normDomain(m.Domain), App: m.App, Stream: m.Stream, TaskID: m.TaskID, Event: m.Event,
+		URL: m.URL, Body: string(m.Body), Headers: map[string]string{"Content-Type": "application/json"},
+		Status: StatusPending, NextTryAt: now, CreatedAt: now, UpdatedAt: now, authKey: m.AuthKey, signing: m.Signing,
+	})
+}
+
+// queue hands a new callback to the writer (or, after Close, writes it).
+func (n *Notifier) queue(cb *Callback) {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -485,6 +536,13 @@ type statusBody struct {
 	Stream string  `json:"stream"`
 	Event  string  `json:"event"`
 	Reason *string `json:"reason,omitempty"`
+}
+
+// SignVOD returns the X-VOD-SIGNATURE of a callback to callbackURL at Unix time ts:
+// lowercase hex md5("<callbackURL>|<ts>|<key>") of the whole configured URL.
+func SignVOD(callbackURL string, ts int64, key string) string {
+	sum := md5.Sum([]byte(callbackURL + "|" + strconv.FormatInt(ts, 10) + "|" + key))
+	return hex.EncodeToString(sum[:])
 }
 
 // Sign returns the ALI-LIVE-SIGNATURE of a callback to callbackURL at Unix time ts:

@@ -8,10 +8,12 @@ import (
 
 // Event types. The status events carry the names of the cloud service's callbacks.
 const (
-	EventStarted         = "record_started"
-	EventPaused          = "record_paused"
-	EventResumed         = "record_resumed"
-	EventFileCreated     = "file_created"
+	EventStarted     = "record_started"
+	EventPaused      = "record_paused"
+	EventResumed     = "record_resumed"
+	EventFileCreated = "file_created"
+	// EventEnded: the task ended and every file_created of its files came before.
+	EventEnded           = "record_ended"
 	EventError           = "record_error"
 	EventWarning         = "record_warning"
 	EventTimestampRepair = "timestamp_repair"

@@ -30,6 +30,10 @@ import (
 // Config wires a Manager.
 type Config struct {
 	Rules *rules.Set
+	// AllTemplates, if set, says what a rule's transcodeTemplates ["all"] means for a
+	// domain and app (the transcoder's library: built-in and custom templates); every
+	// set given to the Manager gets it (rules.Set.WithAll).
+	AllTemplates func(domain, app string) []string
 	// Catalog keeps the rows of tasks and files; the recorder writes it in the
 	// background (see Catalog).
 	Catalog Catalog
@@ -134,13 +138,21 @@ func NewManager(cfg Config) *Manager {
 	m := &Manager{cfg: cfg, live: map[StreamKey]*session{}, tasks: map[StreamKey]*Task{}}
 	m.cat = newCatalogQueue(m, cfg.Catalog)
 	m.fin = newFinalizers(m, cfg.Finalizers)
-	m.rules.Store(cfg.Rules)
+	m.SetRules(cfg.Rules)
 	return m
 }
 
 // SetRules replaces the rule set; it applies from the next task (a live task keeps the
 // rule it started with).
-func (m *Manager) SetRules(s *rules.Set) { m.rules.Store(s) }
+func (m *Manager) SetRules(s *rules.Set) {
+	if m.cfg.AllTemplates != nil {
+		s = s.WithAll(m.cfg.AllTemplates)
+	}
+	m.rules.Store(s)
+}
+
+// Rules returns the current rule set.
+func (m *Manager) Rules() *rules.Set { return m.rules.Load() }
 
 func (m *Manager) emit(ev Event) {
 	if ev.Time.IsZero() {
@@ -441,6 +453,9 @@ func (m *Manager) Streams() []StreamInfo {
 }
 
 // storeFor picks the store a rule's files go to.
+// StoreFor returns the store of a rule's files.
+func (m *Manager) StoreFor(r *rules.Rule) (storage.Store, error) { return m.storeFor(r) }
+
 func (m *Manager) storeFor(r *rules.Rule) (storage.Store, error) {
 	if r.OssBucket == "" || m.cfg.StoreFor == nil {
 		return m.cfg.Store, nil

@@ -248,7 +248,7 @@ func TestStitchInsideWindow(t *testing.T) {
 	if d := fs[0].Duration; d < 12.4 || d > 12.6 {
 		t.Fatalf("duration %.3f s, want the two publishes (12.48 s)", d)
 	}
-	wantEvents(t, r.eventTypes("a"), EventStarted, EventPaused, EventResumed, EventPaused, EventFileCreated)
+	wantEvents(t, r.eventTypes("a"), EventStarted, EventPaused, EventResumed, EventPaused, EventFileCreated, EventEnded)
 	if ts := r.tasks("a"); len(ts) != 1 || ts[0].State != catalog.TaskEnded {
 		t.Fatalf("tasks: %+v", ts)
 	}
@@ -481,7 +481,7 @@ func TestEmptyRecording(t *testing.T) {
 	if fs := r.files("e"); len(fs) != 0 {
 		t.Fatalf("files of an empty recording: %+v", fs)
 	}
-	wantEvents(t, r.eventTypes("e"), EventStarted, EventPaused)
+	wantEvents(t, r.eventTypes("e"), EventStarted, EventPaused, EventEnded)
 
 	// A file that was opened but got no media (its writer finishes with ErrNoMedia).
 	row := catalog.File{ID: "x", TaskID: "tx", Format: "mp4", Stream: "e2", Status: catalog.FileRecording}

@@ -148,6 +148,7 @@ func (t *Task) setTracks(s *session, video, audio *media.Track) {
 				t.fileError(o, "track_change", err)
 			}
 			o.cur.row.Width, o.cur.row.Height, o.cur.row.FrameRate, o.cur.row.Codecs = trackInfo(video, audio)
+			o.cur.row.CodecsRFC6381 = media.RFC6381(video, audio)
 		}
 	}
 }
@@ -275,6 +276,7 @@ func (t *Task) openFile(o *output, dts time.Duration) error {
 		Format: string(o.rf.Format), Sequence: seq, WorkDir: dir, Start: t.wallAt(dts), Status: catalog.FileRecording,
 		OssEndpoint: t.rule.OssEndpoint, OssBucket: t.rule.OssBucket}
 	row.Width, row.Height, row.FrameRate, row.Codecs = trackInfo(t.video, t.audio)
+	row.CodecsRFC6381 = media.RFC6381(t.video, t.audio)
 	prog := &progress{}
 	w, err := newFileWriter(t, o.rf, dir, prog)
 	if err != nil {
@@ -466,7 +468,7 @@ func (t *Task) end(reason string) {
 	go func() {
 		defer t.m.ending.Done()
 		t.inflight.Wait()
-		t.setState(from, catalog.TaskEnded)
+		t.setState(from, catalog.TaskEnded, t.event(EventEnded))
 		// Only if empty: the working files of a failed file stay.
 		t.m.cat.add(t.id, catalogOp{what: "remove work dir", do: func(context.Context, Catalog) error {
 			os.Remove(filepath.Join(t.m.cfg.WorkDir, t.id))

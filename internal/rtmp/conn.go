@@ -695,7 +695,11 @@ func (c *conn) writeStatus(msg *message, level, code, description string) error 
 
 // deadlineConn refreshes the read (write) deadline before every read (write), so that
 // a connection fails after ReadTimeout without a byte received (WriteTimeout without a
-// byte accepted), whatever the message sizes.
+// byte accepted), whatever the message sizes. The read deadline is re-armed only when it
+// would otherwise fall short of ReadTimeout, and then ReadTimeout/8 further out: a
+// publish reads tens of times a second, and moving the runtime's timer on every read
+// cost more than the rest of the deadline handling. A silent connection thus fails
+// between ReadTimeout and 9/8 of it after its last byte.
 //
 // Until a publish is accepted, reads also stop at until (PublishDeadline after the
 // connection was accepted): a client that trickles its handshake or commands, or never
@@ -705,16 +709,22 @@ type deadlineConn struct {
 	rt, wt        time.Duration
 	pt            time.Duration // the publish deadline that until was computed with
 	until         time.Time     // zero once a publish was accepted
+	armed         time.Time     // the read deadline set last
 	writeTimedOut atomic.Bool
 }
 
 func (d *deadlineConn) Read(p []byte) (int, error) {
-	dl := time.Now().Add(d.rt)
-	if !d.until.IsZero() && d.until.Before(dl) {
-		dl = d.until
-	}
-	if err := d.Conn.SetReadDeadline(dl); err != nil {
-		return 0, err
+	if want := time.Now().Add(d.rt); d.armed.Before(want) {
+		dl := want.Add(d.rt / 8)
+		if !d.until.IsZero() && d.until.Before(dl) {
+			dl = d.until
+		}
+		if !dl.Equal(d.armed) {
+			if err := d.Conn.SetReadDeadline(dl); err != nil {
+				return 0, err
+			}
+			d.armed = dl
+		}
 	}
 	return d.Conn.Read(p)
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/livrec/livrec/internal/catalog"
@@ -30,6 +31,17 @@ type Store struct {
 	onChange  func(*rules.Set)
 	log       *slog.Logger
 	endpoints []string
+	groups    func(id string) bool
+	defined   func(domain, app, id string) bool
+}
+
+// Templates sets how Create and Update learn whether a rule's transcodeTemplates exist
+// for its domain and app (templatedb.Store.Defined) and returns s. A rule naming an
+// unknown template is refused with a rules.ValidationError on "transcodeTemplates[i]".
+// Without it every valid ID is accepted (an unknown one is reported at the push).
+func (s *Store) Templates(defined func(domain, app, id string) bool) *Store {
+	s.defined = defined
+	return s
 }
 
 // New returns a Store on cat. onChange (may be nil) receives the complete new rule set
@@ -50,16 +62,53 @@ func (s *Store) Endpoints(known []string) *Store {
 	return s
 }
 
-// checkEndpoint refuses a valid rule whose ossEndpoint is not configured (an invalid one
-// is left to the catalog, whose validation reports every problem).
+// TranscodeGroups sets the test of the transcode group ids a VOD rule may name
+// (vodTranscodeGroupId, composeVodTranscodeGroupId) and returns s. Without it only
+// rules.NoTranscodeGroup is known.
+func (s *Store) TranscodeGroups(known func(id string) bool) *Store {
+	s.groups = known
+	return s
+}
+
+// checkEndpoint refuses a valid rule whose ossEndpoint is not configured, a VOD rule
+// naming an unknown transcode group, or a rule naming unknown transcodeTemplates (an invalid rule is left to the catalog, whose
+// validation reports every problem).
 func (s *Store) checkEndpoint(r *rules.Rule) error {
 	n := r.Clone()
 	n.Normalize()
 	if n.Validate() != nil {
 		return nil
 	}
+	var es rules.ValidationErrors
 	if err := rules.CheckKnownEndpoint(n.OssEndpoint, s.endpoints); err != nil {
-		return rules.ValidationErrors{{Field: "ossEndpoint", Msg: err.Error()}}
+		field := "ossEndpoint"
+		if n.IsVod() {
+			field = "vod.storageLocation"
+		}
+		es = append(es, &rules.ValidationError{Field: field, Msg: err.Error()})
+	}
+	if n.IsVod() {
+		known := s.groups
+		if known == nil {
+			known = func(id string) bool { return id == rules.NoTranscodeGroup }
+		}
+		for _, g := range []struct{ field, id string }{
+			{"vod.vodTranscodeGroupId", n.Vod.TranscodeGroupID}, {"vod.composeVodTranscodeGroupId", n.Vod.ComposeTranscodeGroupID},
+		} {
+			if g.id != "" && !known(g.id) {
+				es = append(es, &rules.ValidationError{Field: g.field, Msg: fmt.Sprintf("%q is not a known transcode group (%q keeps the original only)", g.id, rules.NoTranscodeGroup)})
+			}
+		}
+	}
+	for i, id := range n.TranscodeTemplates {
+		if s.defined != nil && id != rules.AllTemplates && !s.defined(n.DomainName, n.AppName, id) {
+			es = append(es, &rules.ValidationError{Field: fmt.Sprintf("transcodeTemplates[%d]", i),
+				Msg: fmt.Sprintf("%q is neither a built-in template (%s) nor a custom template of domainName %q, appName %q",
+					id, strings.Join(rules.BuiltinTemplates, ", "), n.DomainName, n.AppName)})
+		}
+	}
+	if len(es) > 0 {
+		return es
 	}
 	return nil
 }

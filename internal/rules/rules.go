@@ -160,9 +160,13 @@ type Rule struct {
 	// TranscodeRecordFormats. RecordFormats may then be empty (renditions only).
 	TranscodeTemplates     []string       `yaml:"transcodeTemplates,omitempty" json:"transcodeTemplates,omitempty"`
 	TranscodeRecordFormats []RecordFormat `yaml:"transcodeRecordFormats,omitempty" json:"transcodeRecordFormats,omitempty"`
+	// Vod, when set, makes this a VOD-mode rule: it records into livrec's VOD library
+	// (see VodSettings); RecordFormats, OssEndpoint and OssBucket are then derived.
+	Vod *VodSettings `yaml:"vod,omitempty" json:"vod,omitempty"`
 }
 
-// Renders reports whether the rule records the rendition of template id.
+// Renders reports whether the rule records the rendition of template id (["all"]: the
+// built-ins; Set.RenditionOf also counts the custom templates of the domain and app).
 func (r *Rule) Renders(id string) bool {
 	if len(r.TranscodeTemplates) == 1 && r.TranscodeTemplates[0] == AllTemplates {
 		return slices.Contains(BuiltinTemplates, id)
@@ -212,6 +216,10 @@ func (r *Rule) Clone() *Rule {
 		et := *r.EndTime
 		c.EndTime = &et
 	}
+	if r.Vod != nil {
+		v := *r.Vod
+		c.Vod = &v
+	}
 	return &c
 }
 
@@ -227,6 +235,9 @@ func (r *Rule) Normalize() {
 	}
 	if r.DelayTime == 0 {
 		r.DelayTime = DefaultDelayTime
+	}
+	if r.Vod != nil {
+		r.normalizeVod()
 	}
 	normalizeFormats(r.RecordFormats, DefaultObjectPrefix, DefaultSliceObjectPrefix)
 	normalizeFormats(r.TranscodeRecordFormats, DefaultTranscodeObjectPrefix, DefaultTranscodeSliceObjectPrefix)
@@ -280,7 +291,9 @@ func (r *Rule) Validate() error {
 	switch r.OnDemand {
 	case OnDemandAuto, OnDemandCallback, OnDemandPushURL, OnDemandManual:
 	default:
-		es.add("onDemand", fmt.Sprintf("%d is not one of 0, 1, 2, 7", r.OnDemand))
+		if r.Vod == nil { // a VOD rule's onDemand is checked by validateVod
+			es.add("onDemand", fmt.Sprintf("%d is not one of 0, 1, 2, 7", r.OnDemand))
+		}
 	}
 
 	if r.StartTime != nil || r.EndTime != nil {
@@ -312,6 +325,11 @@ func (r *Rule) Validate() error {
 		if err := CheckOssBucket(r.OssBucket); err != nil {
 			es.add("ossBucket", err.Error())
 		}
+	}
+	if r.Vod != nil {
+		// The derived format is checked by validateVod, its cycle by vod.cycleDuration.
+		r.validateVod(&es)
+		return es.err()
 	}
 	if len(r.RecordFormats) == 0 && len(r.TranscodeRecordFormats) == 0 {
 		es.add("recordFormats", "at least one format is required")

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -17,6 +18,28 @@ func (k key) String() string {
 type Set struct {
 	rules []Rule // normalized, in the order given
 	index map[key]int
+	// all says what transcodeTemplates ["all"] means for a domain and app (nil:
+	// BuiltinTemplates); the transcoder's template library supplies it.
+	all func(domain, app string) []string
+}
+
+// WithAll returns a copy of s whose ["all"] is all(domain, app): the built-in and the
+// custom templates that apply there.
+func (s *Set) WithAll(all func(domain, app string) []string) *Set {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.all = all
+	return &c
+}
+
+// renders reports whether r (matched for domain and app) records template id.
+func (s *Set) renders(r *Rule, domain, app, id string) bool {
+	if s.all != nil && len(r.TranscodeTemplates) == 1 && r.TranscodeTemplates[0] == AllTemplates {
+		return slices.Contains(s.all(domain, app), id)
+	}
+	return r.Renders(id)
 }
 
 // NewSet normalizes and validates copies of rules and indexes them. Errors carry field
@@ -38,6 +61,10 @@ func NewSet(rules []Rule) (*Set, error) {
 		}
 		k := key{r.DomainName, r.AppName, r.StreamName}
 		if j, dup := s.index[k]; dup {
+			if o := &s.rules[j]; o.IsVod() != r.IsVod() {
+				es.add(idx, fmt.Sprintf("a %s rule for the stream key of the %s rule [%d] (%s): a stream key is recorded either to storage or to the VOD library", r.Mode(), o.Mode(), j, k))
+				continue
+			}
 			es.add(idx, fmt.Sprintf("duplicate of [%d] (%s)", j, k))
 			continue
 		}
@@ -78,18 +105,23 @@ func (s *Set) Match(domain, app, stream string) (*Rule, bool) {
 }
 
 // RenditionOf splits a rendition's stream name into the original's name and the
-// template ID, when the original's rule records that template.
+// template ID, when the original's rule records that template. Template IDs may hold
+// "_" too: every split is tried, the longest original name first.
 func (s *Set) RenditionOf(domain, app, stream string) (base, tpl string, ok bool) {
-	i := strings.LastIndexByte(stream, '_')
-	if s == nil || i <= 0 || i == len(stream)-1 {
+	if s == nil {
 		return "", "", false
 	}
-	base, tpl = stream[:i], stream[i+1:]
-	r, found := s.match(strings.ToLower(domain), app, base)
-	if !found || !r.Renders(tpl) {
-		return "", "", false
+	domain = strings.ToLower(domain)
+	for i := len(stream) - 2; i > 0; i-- {
+		if stream[i] != '_' {
+			continue
+		}
+		base, tpl = stream[:i], stream[i+1:]
+		if r, found := s.match(domain, app, base); found && s.renders(r, domain, app, tpl) {
+			return base, tpl, true
+		}
 	}
-	return base, tpl, true
+	return "", "", false
 }
 
 func (s *Set) match(domain, app, stream string) (*Rule, bool) {

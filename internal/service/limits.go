@@ -59,17 +59,33 @@ func (w *progressWriter) Write(p []byte) (int, error) {
 }
 
 // ReadFrom copies in writeChunk pieces through the ResponseWriter's own ReadFrom, which
-// keeps sendfile for files (http.ServeContent copies with io.CopyN).
+// keeps sendfile for files. http.ServeContent copies with io.CopyN, so r is usually an
+// *io.LimitedReader of the file: each piece limits the file itself, as the kernel's
+// sendfile path needs one LimitedReader around something with a descriptor (a
+// LimitedReader of a LimitedReader is copied through user space).
 func (w *progressWriter) ReadFrom(r io.Reader) (int64, error) {
+	src, left := r, int64(-1) // -1: no limit but r's end
+	if lr, ok := r.(*io.LimitedReader); ok {
+		src, left = lr.R, lr.N
+		defer func() { lr.N = left }()
+	}
 	var total int64
-	for {
+	for left != 0 {
 		w.extend()
-		n, err := io.Copy(w.ResponseWriter, io.LimitReader(r, writeChunk))
+		piece := int64(writeChunk)
+		if left >= 0 {
+			piece = min(piece, left)
+		}
+		n, err := io.Copy(w.ResponseWriter, &io.LimitedReader{R: src, N: piece})
 		total += n
-		if err != nil || n < writeChunk {
+		if left >= 0 {
+			left -= n
+		}
+		if err != nil || n < piece {
 			return total, err
 		}
 	}
+	return total, nil
 }
 
 func (w *progressWriter) Flush() {

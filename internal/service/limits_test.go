@@ -117,3 +117,46 @@ func TestConnCap(t *testing.T) {
 		t.Errorf("connCap with a reserve beyond the limit = %d, want %d", got, minConnCap)
 	}
 }
+
+// readerFromRecorder is a ResponseWriter whose ReadFrom records what it was given.
+type readerFromRecorder struct {
+	http.ResponseWriter
+	got []io.Reader
+}
+
+func (w *readerFromRecorder) ReadFrom(r io.Reader) (int64, error) {
+	w.got = append(w.got, r)
+	return io.Copy(io.Discard, r)
+}
+
+// The pieces progressWriter hands on are LimitedReaders of the file itself: the
+// kernel's sendfile path takes one LimitedReader around a descriptor, and copies a
+// LimitedReader of a LimitedReader (what io.CopyN gives) through user space.
+func TestProgressWriterKeepsSendfile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	size := 3*writeChunk + 100
+	if err := os.WriteFile(p, make([]byte, size), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rec := &readerFromRecorder{}
+	w := &progressWriter{ResponseWriter: rec, rc: http.NewResponseController(rec), d: time.Minute}
+	want := int64(size - 50)
+	lr := &io.LimitedReader{R: f, N: want}
+	n, err := w.ReadFrom(lr)
+	if err != nil || n != want || lr.N != 0 {
+		t.Fatalf("ReadFrom = %d, %v (left %d); want %d bytes", n, err, lr.N, want)
+	}
+	if len(rec.got) != 4 {
+		t.Fatalf("%d pieces, want 4", len(rec.got))
+	}
+	for i, r := range rec.got {
+		if piece, ok := r.(*io.LimitedReader); !ok || piece.R != io.Reader(f) {
+			t.Fatalf("piece %d is %T, want an *io.LimitedReader of the *os.File", i, r)
+		}
+	}
+}

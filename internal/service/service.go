@@ -26,7 +26,10 @@ import (
 	"github.com/livrec/livrec/internal/ruledb"
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
+	"github.com/livrec/livrec/internal/templatedb"
 	"github.com/livrec/livrec/internal/transcode"
+	"github.com/livrec/livrec/internal/variant"
+	"github.com/livrec/livrec/internal/vod"
 )
 
 // Options configure a service instance.
@@ -69,6 +72,13 @@ type Options struct {
 	// AllowPrivateCallbacks and CallbackAllowList are notify.Options'.
 	AllowPrivateCallbacks bool
 	CallbackAllowList     []string
+	// VodCallback is where the VOD library's events go.
+	VodCallback vod.CallbackConfig
+	// VodHooks, when set, receive the library's assets and ended tasks (covers,
+	// transcodes, merges); VodTranscodeGroups tells the transcode group ids a VOD rule
+	// may name (nil: only rules.NoTranscodeGroup).
+	VodHooks           vod.Hooks
+	VodTranscodeGroups func(id string) bool
 
 	// Ready, if set, is called with the bound addresses once both listeners are up.
 	Ready func(rtmpAddr, httpAddr net.Addr)
@@ -120,8 +130,22 @@ func Run(ctx context.Context, o Options) error {
 	}
 	notifier.Start(ctx)
 	defer notifier.Close() // after the manager's shutdown: the last file_created events are queued first
+	// Templates of the config file plus those set through the APIs (see package
+	// templatedb); a change reaches the transcoder for the next publish.
+	var transcoder *transcode.Handler
+	templates, err := templatedb.New(ctx, cat.DB(), o.TranscodeTemplates, func(l *transcode.Library) {
+		if transcoder != nil {
+			transcoder.SetLibrary(l)
+		}
+	}, log)
+	if err != nil {
+		return fmt.Errorf("transcodeTemplates: %w", err)
+	}
 	var mgr *record.Manager
 	recentErrors := &api.ErrorLog{}
+	variants := &variant.Writer{Rules: func() *rules.Set { return mgr.Rules() },
+		StoreFor: func(r *rules.Rule) (storage.Store, error) { return mgr.StoreFor(r) },
+		WorkDir:  filepath.Join(o.DataDir, workDir, "variant"), Logger: log}
 	um := storage.NewUploadMetrics()
 	met.Registry.MustRegister(um.Collectors()...)
 	objects := &objectStores{ctx: ctx, dir: filepath.Join(o.DataDir, spoolDir), endpoints: map[string]storage.S3Config{},
@@ -131,19 +155,39 @@ func Run(ctx context.Context, o Options) error {
 		objects.endpoints[e.Endpoint] = e
 	}
 	defer objects.close(10 * time.Second) // after the recordings are finalized
+	library, err := vod.New(vod.Options{Catalog: cat, Outbox: notifier, Callback: o.VodCallback, Hooks: o.VodHooks, Logger: log,
+		StoreFor: func(endpoint, bucket string) (storage.Store, error) {
+			if bucket == "" {
+				return store, nil
+			}
+			return objects.open(endpoint, bucket)
+		}})
+	if err != nil {
+		return err
+	}
+	library.Start(ctx)
+	defer library.Close() // after the manager's shutdown, before the notifier's close: the last assets' events are queued
 	mgr = record.NewManager(record.Config{
-		StoreFor:    objects.storeFor,
-		OnEvent:     func(ev record.Event) { recentErrors.Add(ev); notifier.Notify(ev) },
+		StoreFor: objects.storeFor,
+		OnEvent: func(ev record.Event) {
+			recentErrors.Add(ev)
+			notifier.Notify(ev)
+			variants.Event(ev)
+			library.OnEvent(ev)
+		},
 		AskOnDemand: askOnDemand(notifier),
 		Rules:       set,
-		Catalog:     cat,
-		Finalizers:  o.Finalizers,
-		Store:       store,
-		WorkDir:     filepath.Join(o.DataDir, workDir),
-		Location:    o.Location,
-		Logger:      log,
-		Metrics:     met,
-		LiveURI:     storage.URLPath,
+		AllTemplates: func(domain, app string) []string {
+			return templates.Library().IDs(domain, app)
+		},
+		Catalog:    cat,
+		Finalizers: o.Finalizers,
+		Store:      store,
+		WorkDir:    filepath.Join(o.DataDir, workDir),
+		Location:   o.Location,
+		Logger:     log,
+		Metrics:    met,
+		LiveURI:    storage.URLPath,
 		// The RTMP server allocates every message body afresh and never reuses it
 		// (rtmp.Session.Tag): the recording keeps the bodies instead of copying them.
 		TakeTagBodies: true,
@@ -168,20 +212,13 @@ func Run(ctx context.Context, o Options) error {
 		hl.Close()
 		return err
 	}
-	lib, err := transcode.NewLibrary(o.TranscodeTemplates)
-	if err != nil {
-		rl.Close()
-		hl.Close()
-		return fmt.Errorf("transcodeTemplates: %w", err)
-	}
 	tm := transcode.NewMetrics()
 	met.Registry.MustRegister(tm.Collectors()...)
 	// Renditions come back over loopback RTMP from livrec's own ffmpeg: they carry the
-	// transcoder's token and skip push authentication. The transcoder knows the rules
-	// of the start (config and catalog); rules changed later through the APIs reach the
-	// recorder, not the transcoder, until the next start.
-	transcoder := &transcode.Handler{Next: pushauth.Handler{Next: mgr, Checker: pushAuth}, Renditions: mgr,
-		Rules: func() *rules.Set { return set }, Library: lib, Addr: loopbackAddr(rl.Addr()), Max: o.MaxTranscoders,
+	// transcoder's token and skip push authentication. Rules and templates changed
+	// through the APIs apply from the next publish; a live one keeps its ffmpeg.
+	transcoder = &transcode.Handler{Next: pushauth.Handler{Next: mgr, Checker: pushAuth}, Renditions: mgr,
+		Rules: mgr.Rules, Library: templates.Library(), Addr: loopbackAddr(rl.Addr()), Max: o.MaxTranscoders,
 		Logger: log, Metrics: tm, OnEvent: func(typ, domain, app, stream, code, msg string) {
 			mgr.Emit(record.Event{Type: typ, Domain: domain, App: app, Stream: stream, Code: code, Message: msg})
 		}}
@@ -189,9 +226,10 @@ func Run(ctx context.Context, o Options) error {
 		MaxConns: connCap(o.RTMPMaxConns, o.ReservedFDs, log), MaxConnsPerAddr: o.RTMPMaxConnsPerAddr,
 		PublishDeadline: o.RTMPPublishDeadline,
 		OnRefused:       func(reason string) { met.ConnsRefused.WithLabelValues(reason).Inc() }}
-	cloud := cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Notifier: notifier,
+	cloud := cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Notifier: notifier, Templates: templates,
 		WorkDir: filepath.Join(o.DataDir, workDir, "api"), AccessKeys: o.AccessKeys,
-		AllowDeleteFiles: o.AllowDeleteFiles, S3Endpoints: endpoints, ObjectURL: objects.objectURL, Location: o.Location, Logger: log})
+		AllowDeleteFiles: o.AllowDeleteFiles, S3Endpoints: endpoints, ObjectURL: objects.objectURL, Location: o.Location, Logger: log,
+		Library: library, TranscodeGroups: o.VodTranscodeGroups})
 	apiAuth := &api.Auth{Tokens: o.APITokens}
 	if cloud.HasKeys() {
 		apiAuth.VerifyV3 = cloud.VerifyV3
@@ -202,7 +240,7 @@ func Run(ctx context.Context, o Options) error {
 	httpSrv := &http.Server{
 		Handler: (&api.Server{CloudAPI: cloud, Console: console.Handler(), CORS: cors, Auth: apiAuth,
 			Started: started, DataDir: o.DataDir, Stores: objects.status, Errors: recentErrors,
-			WorkDir: filepath.Join(o.DataDir, workDir, "api"), Notifier: notifier, RemoteStores: objects.all, S3Endpoints: endpoints, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log}).Handler(),
+			WorkDir: filepath.Join(o.DataDir, workDir, "api"), Notifier: notifier, Templates: templates, RemoteStores: objects.all, S3Endpoints: endpoints, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       httpReadTimeout,
 		WriteTimeout:      httpWriteTimeout,
@@ -231,6 +269,7 @@ func Run(ctx context.Context, o Options) error {
 	log.Info("shutting down: finalizing open recordings")
 	ingest.Close()
 	mgr.Shutdown(context.Background())
+	variants.Flush()
 	api.Shutdown(httpSrv, 5*time.Second)
 	log.Info("livrec stopped")
 	return runErr

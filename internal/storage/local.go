@@ -155,3 +155,21 @@ type localObject struct {
 
 func (o *localObject) Size() int64        { return o.size }
 func (o *localObject) ModTime() time.Time { return o.mod }
+
+// Delete implements Deleter: the file is removed, then its directories as far as they
+// are empty (up to the root).
+func (l *Local) Delete(_ context.Context, key string) error {
+	p, err := l.Path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for d := filepath.Dir(p); d != l.Root && strings.HasPrefix(d, l.Root); d = filepath.Dir(d) {
+		if os.Remove(d) != nil {
+			break // not empty (or gone)
+		}
+	}
+	return nil
+}

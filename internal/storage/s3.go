@@ -506,3 +506,14 @@ func contentType(key string) string {
 	}
 	return "application/octet-stream"
 }
+
+// Delete implements Deleter.
+func (s *S3) Delete(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if err := s.client.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}); err != nil && !isNotFound(err) {
+		return fmt.Errorf("s3 delete %s: %w", s.where(key), err)
+	}
+	return nil
+}

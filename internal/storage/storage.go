@@ -59,3 +59,11 @@ type Object interface {
 	Size() int64
 	ModTime() time.Time
 }
+
+// Deleter is a store that can delete objects. Only the VOD library uses it, on its own
+// keys (deleting an asset deletes its files); recordings in the user's storage are never
+// deleted by livrec unless asked for explicitly.
+type Deleter interface {
+	// Delete removes the object under key; a missing object is not an error.
+	Delete(ctx context.Context, key string) error
+}

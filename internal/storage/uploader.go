@@ -726,3 +726,19 @@ func (u *Uploader) Close() error {
 	u.m.detach(u)
 	return u.lock.Close()
 }
+
+// Delete implements Deleter when the backend does: the object is deleted from the
+// backend. A key still waiting in the spool is refused (it would be uploaded after).
+func (u *Uploader) Delete(ctx context.Context, key string) error {
+	u.mu.Lock()
+	_, spooled := u.byKey[key]
+	u.mu.Unlock()
+	if spooled {
+		return fmt.Errorf("%s is still waiting for its upload; delete it once uploaded", key)
+	}
+	d, ok := u.backend.(Deleter)
+	if !ok {
+		return fmt.Errorf("the storage %s cannot delete objects", u.backend.Describe())
+	}
+	return d.Delete(ctx, key)
+}

@@ -5,6 +5,7 @@ package transcode
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/livrec/livrec/internal/ffmpeg"
@@ -30,6 +31,9 @@ type Template struct {
 	Profile      string `yaml:"profile" json:"profile"`           // baseline, main, high ("" = encoder default)
 	AudioCodec   string `yaml:"audioCodec" json:"audioCodec"`     // aac (default) or copy
 	AudioBitrate int    `yaml:"audioBitrate" json:"audioBitrate"` // kbit/s, aac only
+	// AudioRate (Hz) and AudioChannels (1 or 2) of aac; 0 keeps the source's.
+	AudioRate     int `yaml:"audioRate,omitempty" json:"audioRate,omitempty"`
+	AudioChannels int `yaml:"audioChannels,omitempty" json:"audioChannels,omitempty"`
 }
 
 // Ranges of template fields.
@@ -42,6 +46,9 @@ const (
 	MaxVideoBitrate = 6000
 	MaxGOP          = 20
 	MaxAudioBitrate = 1000
+
+	MinAudioRate = 22050
+	MaxAudioRate = 96000
 
 	DefaultGOP          = 2
 	DefaultAudioBitrate = 64
@@ -114,9 +121,15 @@ func (t *Template) Validate() error {
 		if t.AudioBitrate < 1 || t.AudioBitrate > MaxAudioBitrate {
 			add("audioBitrate", "%d is out of range (allowed 1–%d kbit/s)", t.AudioBitrate, MaxAudioBitrate)
 		}
+		if t.AudioRate != 0 && (t.AudioRate < MinAudioRate || t.AudioRate > MaxAudioRate) {
+			add("audioRate", "%d is out of range (allowed %d–%d Hz, or 0 for the source's)", t.AudioRate, MinAudioRate, MaxAudioRate)
+		}
+		if t.AudioChannels < 0 || t.AudioChannels > 2 {
+			add("audioChannels", "%d is not 1 or 2 (or 0 for the source's)", t.AudioChannels)
+		}
 	case "copy":
-		if t.AudioBitrate != 0 {
-			add("audioBitrate", "is only for aac, not copy")
+		if t.AudioBitrate != 0 || t.AudioRate != 0 || t.AudioChannels != 0 {
+			add("audioBitrate", "audioBitrate, audioRate and audioChannels are only for aac, not copy")
 		}
 	default:
 		add("audioCodec", "%q is not one of aac, copy", t.AudioCodec)
@@ -157,6 +170,31 @@ func NewLibrary(ts []Template) (*Library, error) {
 	return l, nil
 }
 
+// Templates returns copies of the configured (custom) templates in their order.
+func (l *Library) Templates() []Template {
+	if l == nil {
+		return nil
+	}
+	return append([]Template(nil), l.custom...)
+}
+
+// IDs returns what a rule's ["all"] means for a stream of domain and app: the
+// built-ins, then every custom template that applies there (Lookup finds it), sorted.
+func (l *Library) IDs(domain, app string) []string {
+	ids := slices.Clone(rules.BuiltinTemplates)
+	var custom []string
+	for _, t := range l.Templates() {
+		if _, builtin := Builtin[t.ID]; builtin || slices.Contains(custom, t.ID) {
+			continue
+		}
+		if got, ok := l.Lookup(domain, app, t.ID); ok && got == t {
+			custom = append(custom, t.ID)
+		}
+	}
+	slices.Sort(custom)
+	return append(ids, custom...)
+}
+
 // Lookup returns the template id for a stream's domain and app: a configured one (the
 // most specific of domain+app, domain+"*", "*"+app, "*"+"*") or a built-in.
 func (l *Library) Lookup(domain, app, id string) (Template, bool) {
@@ -177,11 +215,11 @@ func (l *Library) Lookup(domain, app, id string) (Template, bool) {
 	return t, ok
 }
 
-// Resolve turns a rule's transcodeTemplates into templates; "all" is the built-ins.
+// Resolve turns a rule's transcodeTemplates into templates; "all" is IDs(domain, app).
 // Unknown IDs are returned in missing.
 func (l *Library) Resolve(domain, app string, ids []string) (ts []Template, missing []string) {
 	if len(ids) == 1 && ids[0] == rules.AllTemplates {
-		ids = rules.BuiltinTemplates
+		ids = l.IDs(domain, app)
 	}
 	for _, id := range ids {
 		if t, ok := l.Lookup(domain, app, id); ok {

@@ -68,9 +68,17 @@ func TestTemplateValidation(t *testing.T) {
 	if got, _ := l.Lookup("a.com", "other", "my_540-p"); got.Height != 540 || got.AudioBitrate != DefaultAudioBitrate || got.GOP != DefaultGOP {
 		t.Errorf("catch-all template: %+v", got)
 	}
+	// "all": the built-ins and the custom templates that apply to the domain and app,
+	// each once (the app-specific my_540-p shadows the catch-all one for app live).
 	ts, missing := l.Resolve("a.com", "x", []string{"all"})
-	if len(ts) != 4 || missing != nil {
-		t.Errorf("all: %v %v", ts, missing)
+	if len(ts) != 5 || missing != nil || ts[4].ID != "my_540-p" || ts[4].Height != 540 {
+		t.Errorf("all for app x: %v %v", ts, missing)
+	}
+	if ts, _ := l.Resolve("a.com", "live", []string{"all"}); len(ts) != 5 || ts[4].Height != 360 {
+		t.Errorf("all for app live: %v", ts)
+	}
+	if ids := l.IDs("a.com", "x"); !slices.Equal(ids, []string{"lld", "lsd", "lhd", "lud", "my_540-p"}) {
+		t.Errorf("IDs %v", ids)
 	}
 	if _, missing := l.Resolve("a.com", "x", []string{"lld", "nope"}); !slices.Equal(missing, []string{"nope"}) {
 		t.Errorf("missing %v", missing)

@@ -44,6 +44,7 @@ type Metrics struct {
 	Restarts prometheus.Counter
 	Dropped  prometheus.Counter
 	Refused  prometheus.Counter
+	CPU      prometheus.Counter
 }
 
 // NewMetrics returns the transcoder metrics; register Collectors.
@@ -51,15 +52,17 @@ func NewMetrics() *Metrics {
 	return &Metrics{
 		Running:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "livrec_transcoders", Help: "ffmpeg transcoders running."}),
 		Restarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "livrec_transcoder_restarts_total", Help: "ffmpeg transcoders restarted after they died."}),
-		Dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "livrec_transcode_tags_dropped_total",
-			Help: "Tags not given to a transcoder because it fell behind (the original recording keeps them)."}),
+		Dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "livrec_transcode_frames_dropped_total",
+			Help: "Frames (FLV tags) not given to a transcoder because it fell behind or was restarting (the original recording keeps them)."}),
+		CPU: prometheus.NewCounter(prometheus.CounterOpts{Name: "livrec_transcoder_cpu_seconds_total",
+			Help: "CPU seconds (user + system) used by the ffmpeg transcoders, sampled while they run and completed when they exit."}),
 		Refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "livrec_transcoders_refused_total", Help: "Transcoders not started: the concurrency limit was reached."}),
 	}
 }
 
 // Collectors lists the metrics for registration.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.Running, m.Restarts, m.Dropped, m.Refused}
+	return []prometheus.Collector{m.Running, m.Restarts, m.Dropped, m.Refused, m.CPU}
 }
 
 // Handler wraps the recording's rtmp.Handler: a publish whose rule asks for renditions
@@ -71,7 +74,9 @@ type Handler struct {
 	// Renditions receives the transcoder's own publishes (nil: Next).
 	Renditions rtmp.Handler
 	// Rules returns the current rule set.
-	Rules   func() *rules.Set
+	Rules func() *rules.Set
+	// Library holds the templates at start; SetLibrary replaces it (a template change
+	// applies from the next publish: a running ffmpeg keeps its command line).
 	Library *Library
 	// Addr is the loopback host:port of livrec's RTMP listener.
 	Addr string
@@ -91,6 +96,18 @@ type Handler struct {
 	once    sync.Once
 	token   string
 	running atomic.Int64
+	lib     atomic.Pointer[Library]
+}
+
+// SetLibrary replaces the templates for the publishes that follow.
+func (h *Handler) SetLibrary(l *Library) { h.lib.Store(l) }
+
+// library returns the current templates.
+func (h *Handler) library() *Library {
+	if l := h.lib.Load(); l != nil {
+		return l
+	}
+	return h.Library
 }
 
 func (h *Handler) init() {
@@ -157,7 +174,7 @@ func (h *Handler) Publish(req *rtmp.PublishRequest) (rtmp.Session, error) {
 	if !ok || len(rule.TranscodeTemplates) == 0 {
 		return sess, nil
 	}
-	ts, missing := h.Library.Resolve(domain, req.App, rule.TranscodeTemplates)
+	ts, missing := h.library().Resolve(domain, req.App, rule.TranscodeTemplates)
 	if len(missing) > 0 {
 		h.event(domain, req.App, req.Stream, "unknown_template",
 			fmt.Sprintf("transcode templates %s are not defined for domain %s app %s: not transcoded", strings.Join(missing, ", "), domain, req.App))
@@ -351,7 +368,16 @@ func (tr *transcoder) runOnce(first bool) (error, string) {
 	}
 	tr.h.Logger.Info("transcoder started", "stream", tr.domain+"/"+tr.app+"/"+tr.stream, "templates", tr.ids(), "pid", cmd.Process.Pid)
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() {
+		err := cmd.Wait()
+		exited <- err
+	}()
+	cpu := &cpuMeter{pid: cmd.Process.Pid, counter: tr.h.Metrics.CPU}
+	stopSampling := cpu.sample(cpuSampleEvery)
+	defer func() {
+		stopSampling()
+		cpu.exited(cmd.ProcessState)
+	}()
 
 	fed := make(chan error, 1)
 	go func() { fed <- tr.feed(stdin, !first) }()
@@ -444,6 +470,12 @@ func (tr *transcoder) args() []string {
 			a = append(a, "-c:a", "copy")
 		} else {
 			a = append(a, "-c:a", "aac", "-b:a", strconv.Itoa(t.AudioBitrate)+"k")
+			if t.AudioRate > 0 {
+				a = append(a, "-ar", strconv.Itoa(t.AudioRate))
+			}
+			if t.AudioChannels > 0 {
+				a = append(a, "-ac", strconv.Itoa(t.AudioChannels))
+			}
 		}
 		q := url.Values{tokenArg: {tr.h.token}, "vhost": {tr.domain}}
 		a = append(a, "-f", "flv", "rtmp://"+tr.h.Addr+"/"+tr.app+"/"+tr.stream+"_"+t.ID+"?"+q.Encode())

@@ -5,12 +5,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/livrec/livrec/internal/flv"
 	"github.com/livrec/livrec/internal/rtmp"
@@ -192,4 +195,33 @@ func running(pid int) bool {
 	}
 	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
 	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+}
+
+// The CPU seconds of an ffmpeg that burns CPU and exits reach the metric; a running
+// process's are read from /proc.
+func TestCPUSeconds(t *testing.T) {
+	ev := &events{}
+	h := testHandler(t, fakeFFmpeg(t, "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; exit 1"), ev)
+	h.Metrics = NewMetrics()
+	s, err := h.Publish(req("cam"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(ev.all(), "transcoder_exited") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.Close(nil)
+	var m dto.Metric
+	h.Metrics.CPU.Write(&m)
+	if cpu := m.GetCounter().GetValue(); cpu < 0.05 {
+		t.Errorf("CPU seconds %.3f after a busy loop, events %s", cpu, ev.all())
+	}
+	if runtime.GOOS == "linux" {
+		for start := time.Now(); time.Since(start) < 50*time.Millisecond; { // use some CPU
+		}
+		if sec, ok := procCPUSeconds(os.Getpid()); !ok || sec <= 0 {
+			t.Errorf("procCPUSeconds of this process: %v %v", sec, ok)
+		}
+	}
 }
