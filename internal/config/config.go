@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/livrec/livrec/internal/jobs"
 	"github.com/livrec/livrec/internal/notify"
 	"github.com/livrec/livrec/internal/pushauth"
 	"github.com/livrec/livrec/internal/rules"
@@ -104,6 +105,13 @@ type Config struct {
 	// history (the API's callback list): days ("30", "30d") or a Go duration ("36h").
 	// Default 30 days; pending callbacks are never deleted.
 	CallbackRetention string `yaml:"callbackRetention"`
+	// VODTranscodeGroups are the VOD library's transcode template groups (renditions
+	// made after the fact from an asset's original), besides the built-in
+	// VOD_NO_TRANSCODE, which keeps the original only.
+	VODTranscodeGroups []vod.TranscodeGroup `yaml:"vodTranscodeGroups"`
+	// VODJobConcurrency bounds the library's background jobs (transcodes) running at
+	// once; 0 means one per two CPU cores (at least one).
+	VODJobConcurrency int `yaml:"vodJobConcurrency"`
 
 	// Limits and protections against hostile clients (README "Limits and protections").
 	// RTMPMaxConns caps the open RTMP connections and RTMPMaxConnsPerAddr those from one
@@ -129,6 +137,8 @@ type Config struct {
 	// parsed; set by LoadConfig and Parse.
 	Location                *time.Location `yaml:"-"`
 	CallbackRetentionPeriod time.Duration  `yaml:"-"`
+	// TranscodeGroups is VODTranscodeGroups validated, with the built-in group.
+	TranscodeGroups *vod.TranscodeGroups `yaml:"-"`
 }
 
 // AccessKey is an access key pair of the cloud-compatible API.
@@ -342,6 +352,26 @@ func Parse(data []byte) (*Config, error) {
 			if _, ok := lib.Lookup(r.DomainName, r.AppName, id); lib != nil && !ok && id != rules.AllTemplates {
 				es = append(es, &rules.ValidationError{Field: fmt.Sprintf("rules[%d].transcodeTemplates[%d]", i, j),
 					Msg: fmt.Sprintf("%q is neither a built-in template (%s) nor one under transcodeTemplates: for this domain and app", id, strings.Join(rules.BuiltinTemplates, ", "))})
+			}
+		}
+	}
+	if c.VODJobConcurrency < 0 || c.VODJobConcurrency > jobs.MaxConcurrency {
+		es = append(es, &rules.ValidationError{Field: "vodJobConcurrency", Msg: fmt.Sprintf("%d is out of range (allowed 1–%d, or 0 for one per two cores)", c.VODJobConcurrency, jobs.MaxConcurrency)})
+	}
+	if c.VODJobConcurrency == 0 {
+		c.VODJobConcurrency = jobs.DefaultConcurrency()
+	}
+	if groups, err := vod.NewTranscodeGroups(c.VODTranscodeGroups); err != nil {
+		var ves rules.ValidationErrors
+		if !errors.As(err, &ves) {
+			return nil, err
+		}
+		es = append(es, ves.Prefix("vodTranscodeGroups")...)
+	} else {
+		c.TranscodeGroups = groups
+		for i := range c.VODTranscodeGroups {
+			for j := range c.VODTranscodeGroups[i].Templates {
+				c.VODTranscodeGroups[i].Templates[j].Normalize()
 			}
 		}
 	}

@@ -5,11 +5,10 @@ package transcode
 
 import (
 	"fmt"
-	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 
+	"github.com/livrec/livrec/internal/ffmpeg"
 	"github.com/livrec/livrec/internal/rules"
 )
 
@@ -88,19 +87,8 @@ func (t *Template) Normalize() {
 	}
 }
 
-var (
-	x265Once sync.Once
-	x265     bool
-)
-
 // HaveH265 reports whether the ffmpeg on PATH has libx265.
-func HaveH265() bool {
-	x265Once.Do(func() {
-		out, err := exec.Command("ffmpeg", "-hide_banner", "-encoders").Output()
-		x265 = err == nil && strings.Contains(string(out), "libx265")
-	})
-	return x265
-}
+func HaveH265() bool { return ffmpeg.HasEncoder("", "libx265") }
 
 // Validate checks a normalized template; field paths are relative to it ("height").
 func (t *Template) Validate() error {
@@ -113,33 +101,7 @@ func (t *Template) Validate() error {
 	} else if _, ok := Builtin[t.ID]; ok {
 		add("id", "%q is a built-in template name (built-ins: %s)", t.ID, strings.Join(rules.BuiltinTemplates, ", "))
 	}
-	switch t.Codec {
-	case "h264":
-	case "h265":
-		if !HaveH265() {
-			add("codec", "h265 needs ffmpeg with libx265, which this ffmpeg lacks (use h264)")
-		}
-	default:
-		add("codec", "%q is not one of h264, h265", t.Codec)
-	}
-	if t.Width == 0 && t.Height == 0 {
-		add("height", "is required (or width; %d–%d pixels)", MinSide, MaxLongSide)
-	}
-	for _, s := range []struct {
-		name string
-		v    int
-	}{{"width", t.Width}, {"height", t.Height}} {
-		switch {
-		case s.v == 0:
-		case s.v < MinSide || s.v > MaxLongSide:
-			add(s.name, "%d is out of range (allowed %d–%d pixels)", s.v, MinSide, MaxLongSide)
-		case s.v%2 != 0:
-			add(s.name, "%d is odd (the encoder needs even dimensions)", s.v)
-		}
-	}
-	if t.Width != 0 && t.Height != 0 && min(t.Width, t.Height) > MaxShortSide {
-		add("height", "%dx%d: the shorter side must be at most %d pixels", t.Width, t.Height, MaxShortSide)
-	}
+	es = append(es, ffmpeg.CheckVideo("codec", t.Codec, t.Width, t.Height, ffmpeg.SizeLimits{MinSide: MinSide, MaxLongSide: MaxLongSide, MaxShortSide: MaxShortSide})...)
 	if t.FPS < 0 || t.FPS > MaxFPS {
 		add("fps", "%d is out of range (allowed 1–%d, or 0 for the source's)", t.FPS, MaxFPS)
 	}

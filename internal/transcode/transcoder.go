@@ -1,14 +1,13 @@
 package transcode
 
 import (
-	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/livrec/livrec/internal/ffmpeg"
 	"github.com/livrec/livrec/internal/flv"
 	"github.com/livrec/livrec/internal/rtmp"
 	"github.com/livrec/livrec/internal/rules"
@@ -354,9 +354,10 @@ func (tr *transcoder) ids() []string {
 // runOnce runs one ffmpeg until it exits or the publish ends. It returns why ffmpeg
 // ended and its last stderr lines.
 func (tr *transcoder) runOnce(first bool) (error, string) {
-	cmd := exec.Command(tr.h.FFmpeg, tr.args()...)
-	isolate(cmd)
-	stderr := &tailBuffer{max: stderrLines}
+	// The process's lifetime is the publish's, not a context's: stop closes stdin first
+	// so ffmpeg flushes, and only then kills the group.
+	cmd := ffmpeg.Command(context.Background(), tr.h.FFmpeg, tr.args()...)
+	stderr := ffmpeg.NewTail(stderrLines)
 	cmd.Stderr = stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -392,7 +393,7 @@ func (tr *transcoder) runOnce(first bool) (error, string) {
 		case err := <-exited:
 			return err, stderr.String()
 		case <-time.After(stopGrace):
-			killGroup(cmd)
+			ffmpeg.KillGroup(cmd)
 			return <-exited, stderr.String()
 		}
 	}
@@ -454,10 +455,7 @@ func (tr *transcoder) args() []string {
 			scale = fmt.Sprintf("scale=w='min(%d,iw)':h=-2", t.Width)
 		}
 		a = append(a, "-map", "0:v:0?", "-map", "0:a:0?", "-vf", scale)
-		enc := "libx264"
-		if t.Codec == "h265" {
-			enc = "libx265"
-		}
+		enc := ffmpeg.Encoder(t.Codec)
 		kb := strconv.Itoa(t.VideoBitrate) + "k"
 		a = append(a, "-c:v", enc, "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
 			"-b:v", kb, "-maxrate", kb, "-bufsize", strconv.Itoa(2*t.VideoBitrate)+"k",
@@ -483,45 +481,4 @@ func (tr *transcoder) args() []string {
 		a = append(a, "-f", "flv", "rtmp://"+tr.h.Addr+"/"+tr.app+"/"+tr.stream+"_"+t.ID+"?"+q.Encode())
 	}
 	return a
-}
-
-// tailBuffer keeps the last lines written to it.
-type tailBuffer struct {
-	mu    sync.Mutex
-	max   int
-	lines []string
-	part  []byte
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.part = append(b.part, p...)
-	for {
-		i := bytes.IndexByte(b.part, '\n')
-		if i < 0 {
-			break
-		}
-		if l := strings.TrimSpace(string(b.part[:i])); l != "" {
-			b.lines = append(b.lines, l)
-			if len(b.lines) > b.max {
-				b.lines = b.lines[1:]
-			}
-		}
-		b.part = b.part[i+1:]
-	}
-	if len(b.part) > 4096 {
-		b.part = b.part[:0]
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	lines := b.lines
-	if l := strings.TrimSpace(string(b.part)); l != "" {
-		lines = append(lines, l)
-	}
-	return strings.Join(lines, " | ")
 }

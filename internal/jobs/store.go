@@ -1,0 +1,231 @@
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river/rivertype"
+)
+
+// Our tables beside River's. No foreign key to river_job: River's SQLite migrations
+// rebuild that table, and rows of jobs River deleted are swept instead.
+const schema = `
+CREATE TABLE IF NOT EXISTS livrec_job_runs (
+	job_id INTEGER PRIMARY KEY,
+	unique_key TEXT UNIQUE,
+	attempt INTEGER NOT NULL DEFAULT 0,
+	progress REAL NOT NULL DEFAULT 0,
+	heartbeat_at INTEGER NOT NULL DEFAULT 0, -- unix ms
+	died_error TEXT NOT NULL DEFAULT '',
+	died_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS livrec_job_logs (
+	seq INTEGER PRIMARY KEY AUTOINCREMENT,
+	job_id INTEGER NOT NULL,
+	at INTEGER NOT NULL,
+	attempt INTEGER NOT NULL,
+	line TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS livrec_job_logs_job ON livrec_job_logs(job_id, seq);
+`
+
+// maxLogLine bounds one log line (an ffmpeg tail fits).
+const maxLogLine = 4096
+
+// The queue's own writes must not fail a job: they are logged and the job goes on.
+func (q *Queue) exec(query string, args ...any) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := q.db.ExecContext(ctx, query, args...); err != nil {
+		q.cfg.Logger.Warn("jobs: catalog write failed", "err", err)
+	}
+}
+
+func nowMs() int64 { return time.Now().UnixMilli() }
+
+func (q *Queue) startAttempt(ctx context.Context, id int64, attempt int) {
+	q.exec(`INSERT INTO livrec_job_runs (job_id, attempt, progress, heartbeat_at) VALUES (?, ?, 0, ?)
+		ON CONFLICT (job_id) DO UPDATE SET attempt = excluded.attempt, progress = 0, heartbeat_at = excluded.heartbeat_at`,
+		id, attempt, nowMs())
+}
+
+func (q *Queue) heartbeat(id int64, progress float64) {
+	q.exec(`UPDATE livrec_job_runs SET heartbeat_at = ?, progress = ? WHERE job_id = ?`, nowMs(), progress, id)
+}
+
+func (q *Queue) writeProgress(id int64, progress float64) {
+	q.exec(`UPDATE livrec_job_runs SET progress = ?, heartbeat_at = ? WHERE job_id = ?`, progress, nowMs(), id)
+}
+
+func (q *Queue) addLog(id int64, attempt int, line string) {
+	if len(line) > maxLogLine {
+		line = line[:maxLogLine] + "…"
+	}
+	q.exec(`INSERT INTO livrec_job_logs (job_id, at, attempt, line) VALUES (?, ?, ?, ?)`, id, nowMs(), attempt, line)
+	q.exec(`DELETE FROM livrec_job_logs WHERE job_id = ? AND seq <= (SELECT max(seq) FROM livrec_job_logs WHERE job_id = ?) - ?`,
+		id, id, keepLogLines)
+}
+
+// infos joins River's rows with ours.
+func (q *Queue) infos(ctx context.Context, rows []*rivertype.JobRow, logLines int) ([]Info, error) {
+	out := make([]Info, len(rows))
+	for i, r := range rows {
+		in := Info{ID: r.ID, Kind: r.Kind, Args: r.EncodedArgs, State: string(r.State), Attempt: r.Attempt,
+			MaxAttempts: r.MaxAttempts, CreatedAt: r.CreatedAt}
+		if r.AttemptedAt != nil {
+			in.AttemptedAt = *r.AttemptedAt
+		}
+		if r.FinalizedAt != nil {
+			in.FinishedAt = *r.FinalizedAt
+		}
+		var lastAt time.Time
+		if n := len(r.Errors); n > 0 {
+			in.LastError, lastAt = r.Errors[n-1].Error, r.Errors[n-1].At
+		}
+		var key sql.NullString
+		var diedErr string
+		var diedAt int64
+		err := q.db.QueryRowContext(ctx, `SELECT unique_key, progress, died_error, died_at FROM livrec_job_runs WHERE job_id = ?`, r.ID).
+			Scan(&key, &in.Progress, &diedErr, &diedAt)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("jobs: %d: %w", r.ID, err)
+		}
+		in.UniqueKey = key.String
+		if diedErr != "" && time.UnixMilli(diedAt).After(lastAt) {
+			in.LastError = diedErr
+		}
+		if in.State == StateCompleted {
+			in.Progress = 100
+		}
+		lrows, err := q.db.QueryContext(ctx, `SELECT at, attempt, line FROM (SELECT seq, at, attempt, line FROM livrec_job_logs
+			WHERE job_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq`, r.ID, logLines)
+		if err != nil {
+			return nil, fmt.Errorf("jobs: %d: %w", r.ID, err)
+		}
+		for lrows.Next() {
+			var l LogLine
+			var at int64
+			if err := lrows.Scan(&at, &l.Attempt, &l.Line); err != nil {
+				lrows.Close()
+				return nil, fmt.Errorf("jobs: %d: %w", r.ID, err)
+			}
+			l.At = time.UnixMilli(at)
+			in.Logs = append(in.Logs, l)
+		}
+		lrows.Close()
+		if err := lrows.Err(); err != nil {
+			return nil, fmt.Errorf("jobs: %d: %w", r.ID, err)
+		}
+		out[i] = in
+	}
+	return out, nil
+}
+
+// reaper reaps dead attempts, sweeps rows of deleted jobs and refreshes the queued gauge.
+func (q *Queue) reaper(ctx context.Context) {
+	defer close(q.reaperD)
+	t := time.NewTicker(q.cfg.StaleAfter / 3)
+	defer t.Stop()
+	sweep := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		q.reap(ctx)
+		if time.Since(sweep) > time.Hour {
+			sweep = time.Now()
+			q.exec(`DELETE FROM livrec_job_runs WHERE job_id NOT IN (SELECT id FROM river_job)`)
+			q.exec(`DELETE FROM livrec_job_logs WHERE job_id NOT IN (SELECT id FROM river_job)`)
+		}
+	}
+}
+
+// reap finds running jobs whose attempt started more than StaleAfter ago and whose
+// heartbeat is older than that: their process died. Each goes back to available (River
+// counts the next fetch as the next attempt) or, with no attempt left, to discarded.
+//
+// This is the one place that writes River's table directly; its SQL is SQLite's.
+func (q *Queue) reap(ctx context.Context) {
+	stale := q.cfg.StaleAfter
+	rows, err := q.db.QueryContext(ctx, `SELECT j.id, j.kind, j.attempt, j.max_attempts FROM river_job j
+		LEFT JOIN livrec_job_runs r ON r.job_id = j.id
+		WHERE j.state = 'running' AND julianday(j.attempted_at) < julianday('now') - ?
+		AND coalesce(r.heartbeat_at, 0) < ?`, stale.Seconds()/86400, nowMs()-stale.Milliseconds())
+	if err != nil {
+		if ctx.Err() == nil {
+			q.cfg.Logger.Warn("jobs: looking for dead attempts failed", "err", err)
+		}
+		return
+	}
+	type dead struct {
+		id                int64
+		kind              string
+		attempt, attempts int
+	}
+	var ds []dead
+	for rows.Next() {
+		var d dead
+		if err := rows.Scan(&d.id, &d.kind, &d.attempt, &d.attempts); err == nil {
+			ds = append(ds, d)
+		}
+	}
+	rows.Close()
+	for _, d := range ds {
+		msg := fmt.Sprintf("attempt %d/%d: livrec stopped during the attempt (no heartbeat for %s)", d.attempt, d.attempts, stale)
+		state := StateAvailable
+		if d.attempt >= d.attempts {
+			state = StateDiscarded
+			msg += "; no attempt left"
+		} else {
+			msg += "; retried"
+		}
+		res, err := q.db.ExecContext(ctx, `UPDATE river_job SET state = ?,
+			scheduled_at = strftime('%Y-%m-%d %H:%M:%f', 'now'),
+			finalized_at = CASE WHEN ? = 'discarded' THEN strftime('%Y-%m-%d %H:%M:%f', 'now') END
+			WHERE id = ? AND state = 'running'`, state, state, d.id)
+		if err != nil {
+			q.cfg.Logger.Warn("jobs: reaping a dead attempt failed", "id", d.id, "err", err)
+			continue
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			continue
+		}
+		q.exec(`INSERT INTO livrec_job_runs (job_id, died_error, died_at) VALUES (?, ?, ?)
+			ON CONFLICT (job_id) DO UPDATE SET died_error = excluded.died_error, died_at = excluded.died_at`, d.id, msg, nowMs())
+		q.addLog(d.id, d.attempt, msg)
+		q.cfg.Metrics.Failed.WithLabelValues(d.kind).Inc()
+		q.cfg.Logger.Warn("job attempt died with its process", "id", d.id, "kind", d.kind, "attempt", d.attempt, "state", state)
+	}
+	var n int
+	if err := q.db.QueryRowContext(ctx, `SELECT count(*) FROM river_job WHERE state IN ('available', 'scheduled', 'retryable', 'pending')`).Scan(&n); err == nil {
+		q.cfg.Metrics.Queued.Set(float64(n))
+	}
+}
+
+// quiet passes River's warnings and errors on; its info lines are noise in livrec's log.
+func quiet(l *slog.Logger) *slog.Logger {
+	return slog.New(levelHandler{l.Handler(), slog.LevelWarn}).With("component", "river")
+}
+
+type levelHandler struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return levelHandler{h.Handler.WithAttrs(as), h.min}
+}
+
+func (h levelHandler) WithGroup(name string) slog.Handler {
+	return levelHandler{h.Handler.WithGroup(name), h.min}
+}
