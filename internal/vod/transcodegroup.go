@@ -1,5 +1,5 @@
-// Package vod is livrec's VOD library: recordings kept as assets with their renditions.
 // This file holds the transcode template groups and the after-the-fact transcode.
+
 package vod
 
 import (
@@ -21,7 +21,7 @@ import (
 
 // NoTranscodeGroupID is the built-in group that keeps the original only (the VOD
 // service's system id for it). It is every rule's default.
-const NoTranscodeGroupID = "VOD_NO_TRANSCODE"
+const NoTranscodeGroupID = rules.NoTranscodeGroup
 
 // TranscodeGroup is a named set of renditions made after the fact from an asset's
 // original, one transcode job per template.
