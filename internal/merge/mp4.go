@@ -13,8 +13,8 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg1audio"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
-	tscodecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
 	"github.com/livrec/livrec/internal/format"
 	"github.com/livrec/livrec/internal/format/mp4"
@@ -100,6 +100,9 @@ func MP4(ctx context.Context, store storage.Store, inputs []string, key, workDir
 	return res, nil
 }
 
+// errStop ends a pass over a segment early.
+var errStop = errors.New("stop")
+
 // readSegment reads the object under key into buf.
 func readSegment(ctx context.Context, store storage.Store, key string, buf *bytes.Buffer) error {
 	obj, err := store.Open(ctx, key)
@@ -117,10 +120,12 @@ func readSegment(ctx context.Context, store storage.Store, key string, buf *byte
 	return nil
 }
 
-// demuxer turns the segments' MPEG-TS packets into access units for the mp4 writer, the
+// demuxer turns the segments' PES (tsDemuxer) into access units for the mp4 writer, the
 // way livrec's ingest delivers them: H.264/H.265 NAL units without AUD and parameter
 // sets (those are in the Track), one unit per audio frame.
 type demuxer struct {
+	ts           tsDemuxer
+	aacType      mpeg4audio.ObjectType
 	w            *mp4.Writer
 	video, audio *media.Track // current tracks (declared to w once declared is set)
 	declared     bool
@@ -138,9 +143,9 @@ type demuxer struct {
 // segment demuxes one TS segment. newRun starts a new continuous run whose first
 // timestamp maps to at.
 func (d *demuxer) segment(b []byte, at time.Duration, newRun bool) (err error) {
-	defer func() { // a third-party parser on stored bytes: never a crash
+	defer func() { // third-party codec parsers on stored bytes: never a crash
 		if r := recover(); r != nil {
-			err = fmt.Errorf("MPEG-TS parser panic: %v", r)
+			err = fmt.Errorf("parser panic: %v", r)
 		}
 	}()
 	if newRun {
@@ -151,76 +156,110 @@ func (d *demuxer) segment(b []byte, at time.Duration, newRun bool) (err error) {
 		d.runBase, d.dec = at, mpegts.TimeDecoder{}
 		d.dec.Decode(first)
 	}
-	rd := &mpegts.Reader{R: bytes.NewReader(b)}
-	if err := rd.Initialize(); err != nil {
-		return fmt.Errorf("not MPEG-TS: %w", err)
+	if !d.declared {
+		// The audio parameters are needed with the first picture (an MP4 declares its
+		// tracks once); the first audio PES may come after it.
+		err = d.ts.segment(b, func(es *tsES, pts, _ int64, p []byte) error {
+			switch es.typ {
+			case tsTypeAAC, tsTypeMPEG1Audio:
+				if es.typ == tsTypeAAC {
+					err = d.aacPES(pts, p)
+				} else {
+					err = d.mp3PES(pts, p)
+				}
+				if err != nil {
+					return err
+				}
+				return errStop
+			}
+			return nil
+		})
+		d.pending = nil
+		if err != nil && !errors.Is(err, errStop) {
+			return err
+		}
 	}
-	hasVideo := false
-	for _, tr := range rd.Tracks() {
-		switch c := tr.Codec.(type) {
-		case *tscodecs.H264:
-			hasVideo = true
-			rd.OnDataH264(tr, func(pts, dts int64, au [][]byte) error { return d.videoUnit(media.H264, pts, dts, au) })
-		case *tscodecs.H265:
-			hasVideo = true
-			rd.OnDataH265(tr, func(pts, dts int64, au [][]byte) error { return d.videoUnit(media.H265, pts, dts, au) })
-		case *tscodecs.MPEG4Audio:
-			cfg, err := c.Config.Marshal()
+	err = d.ts.segment(b, func(es *tsES, pts, dts int64, p []byte) error {
+		switch es.typ {
+		case tsTypeH264:
+			return d.videoPES(media.H264, pts, dts, p)
+		case tsTypeH265:
+			return d.videoPES(media.H265, pts, dts, p)
+		case tsTypeAAC:
+			return d.aacPES(pts, p)
+		case tsTypeMPEG1Audio:
+			return d.mp3PES(pts, p)
+		case tsTypeMPEG4Video:
+			return errors.New("MPEG-4 Part 2 video cannot be merged into an MP4 (H.264, H.265, AAC and MP3 can)")
+		}
+		return nil // other streams (none in livrec's files) are left out
+	})
+	if err != nil || d.err != nil {
+		return errors.Join(err, d.err)
+	}
+	if !d.declared && d.audio != nil {
+		hasVideo := false
+		for _, es := range d.ts.streams {
+			hasVideo = hasVideo || es.typ == tsTypeH264 || es.typ == tsTypeH265
+		}
+		if !hasVideo {
+			return d.declare() // audio-only
+		}
+	}
+	return nil
+}
+
+func (d *demuxer) aacPES(pts int64, p []byte) error {
+	var pkts mpeg4audio.ADTSPackets
+	if err := pkts.Unmarshal(p); err != nil {
+		return fmt.Errorf("AAC: %w", err)
+	}
+	for i, a := range pkts {
+		if d.audio == nil || d.audio.Codec != media.AAC || d.audio.SampleRate != a.SampleRate ||
+			d.audio.Channels != int(a.ChannelConfig) || d.aacType != a.Type {
+			cfg, err := (&mpeg4audio.AudioSpecificConfig{Type: a.Type, SampleRate: a.SampleRate, ChannelConfig: a.ChannelConfig}).Marshal()
 			if err != nil {
 				return fmt.Errorf("AAC configuration: %w", err)
 			}
-			t := &media.Track{Codec: media.AAC, AudioConfig: cfg, SampleRate: c.Config.SampleRate, Channels: int(c.Config.ChannelConfig)}
-			d.setAudio(t)
-			rd.OnDataMPEG4Audio(tr, func(pts int64, aus [][]byte) error {
-				for i, a := range aus {
-					ts := pts + int64(i)*1024*90000/int64(d.audio.SampleRate)
-					if err := d.audioUnit(ts, a); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-		case *tscodecs.MPEG1Audio:
-			rd.OnDataMPEG1Audio(tr, func(pts int64, frames [][]byte) error {
-				var off int64
-				for _, f := range frames {
-					var h mpeg1audio.FrameHeader
-					if err := h.Unmarshal(f); err != nil {
-						return fmt.Errorf("MP3 frame: %w", err)
-					}
-					ch := 2
-					if h.ChannelMode == mpeg1audio.ChannelModeMono {
-						ch = 1
-					}
-					d.setAudio(&media.Track{Codec: media.MP3, SampleRate: h.SampleRate, Channels: ch})
-					if err := d.audioUnit(pts+off, f); err != nil {
-						return err
-					}
-					off += int64(h.SampleCount()) * 90000 / int64(h.SampleRate)
-				}
-				return nil
-			})
-		default:
-			return fmt.Errorf("codec %T cannot be merged into an MP4 (H.264, H.265, AAC and MP3 can)", c)
-		}
-	}
-	if !hasVideo && !d.declared {
-		if err := d.declare(); err != nil {
-			return err
-		}
-	}
-	for {
-		err := rd.Read()
-		if err != nil {
+			d.aacType = a.Type
+			d.setAudio(&media.Track{Codec: media.AAC, AudioConfig: cfg, SampleRate: a.SampleRate, Channels: int(a.ChannelConfig)})
 			if d.err != nil {
 				return d.err
 			}
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil
-			}
+		}
+		if err := d.audioUnit(pts+int64(i)*1024*90000/int64(a.SampleRate), a.AU); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+func (d *demuxer) mp3PES(pts int64, p []byte) error {
+	var off int64
+	for len(p) > 0 {
+		var h mpeg1audio.FrameHeader
+		if err := h.Unmarshal(p); err != nil {
+			return fmt.Errorf("MP3 frame: %w", err)
+		}
+		n := h.FrameLen()
+		if n <= 0 || n > len(p) || h.SampleRate <= 0 {
+			return errors.New("MP3 frame: truncated")
+		}
+		ch := 2
+		if h.ChannelMode == mpeg1audio.ChannelModeMono {
+			ch = 1
+		}
+		d.setAudio(&media.Track{Codec: media.MP3, SampleRate: h.SampleRate, Channels: ch})
+		if d.err != nil {
+			return d.err
+		}
+		if err := d.audioUnit(pts+off, p[:n]); err != nil {
+			return err
+		}
+		off += int64(h.SampleCount()) * 90000 / int64(h.SampleRate)
+		p = p[n:]
+	}
+	return nil
 }
 
 // out maps a 90 kHz timestamp of the current run to the output timeline.
@@ -262,9 +301,13 @@ func (d *demuxer) declare() error {
 	return nil
 }
 
-func (d *demuxer) videoUnit(codec media.Codec, pts, dts int64, au [][]byte) error {
+func (d *demuxer) videoPES(codec media.Codec, pts, dts int64, p []byte) error {
 	if d.err != nil {
 		return d.err
+	}
+	var au h264.AnnexB // the start codes of H.265 are the same
+	if err := au.Unmarshal(p); err != nil {
+		return fmt.Errorf("video: %w", err)
 	}
 	var vps, sps, pps []byte
 	nalus := make([][]byte, 0, len(au))

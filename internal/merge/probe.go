@@ -1,15 +1,11 @@
 package merge
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
-
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 
 	"github.com/livrec/livrec/internal/storage"
 )
@@ -24,7 +20,7 @@ const (
 
 // segmentHead is what the join of two inputs is decided on.
 type segmentHead struct {
-	tracks string // PMT: PID and codec of each elementary stream
+	tracks string // PMT: PID and stream type of each elementary stream
 	first  int64  // 90 kHz DTS (PTS if none) of the first PES with a timestamp
 }
 
@@ -46,29 +42,17 @@ func probeSegment(ctx context.Context, store storage.Store, key string) (segment
 	return h, nil
 }
 
-// parseSegmentHead finds the track set (mediacommon's PMT reader) and the first
-// timestamp of an MPEG-TS head.
-func parseSegmentHead(b []byte) (h segmentHead, err error) {
-	defer func() { // a third-party parser on stored bytes: never a crash
-		if r := recover(); r != nil {
-			err = fmt.Errorf("MPEG-TS parser panic: %v", r)
-		}
-	}()
-	rd := &mpegts.Reader{R: bytes.NewReader(b)}
-	if err := rd.Initialize(); err != nil {
-		return h, fmt.Errorf("not MPEG-TS (no PMT): %w", err)
+// parseSegmentHead finds the track set (PMT) and the first timestamp of an MPEG-TS head.
+func parseSegmentHead(b []byte) (segmentHead, error) {
+	var d tsDemuxer
+	if err := d.segment(b, func(*tsES, int64, int64, []byte) error { return nil }); err != nil {
+		return segmentHead{}, err
 	}
-	var sig []string
-	for _, t := range rd.Tracks() {
-		sig = append(sig, fmt.Sprintf("%d:%T", t.PID, t.Codec))
-	}
-	h.tracks = strings.Join(sig, ",")
 	first, ok := firstTimestamp(b)
 	if !ok {
-		return h, errors.New("no timestamped PES in the first packets")
+		return segmentHead{}, errors.New("no timestamped PES in the first packets")
 	}
-	h.first = first
-	return h, nil
+	return segmentHead{tracks: d.tracks(), first: first}, nil
 }
 
 // firstTimestamp returns the DTS (or PTS) of the first audio/video PES start in b.
