@@ -191,6 +191,8 @@ func TestPlaylistCycles(t *testing.T) {
 	if n := videoPackets(t, path); n != c.frames {
 		t.Errorf("merged playlist: %d video packets, input %d frames", n, c.frames)
 	}
+	t.Logf("merged playlist: %d segments, %.3f s (inputs %.3f s), %d discontinuity", res.Segments, res.Duration.Seconds(),
+		c.duration, res.Discontinuities)
 	// Deleting a cycle asset keeps the segments the merge still lists.
 	orph, err := Orphans(t.Context(), c.store, c.keys[0], []string{key, c.keys[1]})
 	if err != nil || len(orph) != 0 {
@@ -278,6 +280,22 @@ func TestMP4Cycles(t *testing.T) {
 	if n := videoPackets(t, path); n != c.frames {
 		t.Errorf("mp4: %d video packets, input %d frames", n, c.frames)
 	}
+	// Audio: every frame of the inputs but the few the mp4 writer drops before the first
+	// picture and at the join (overlap).
+	var in int
+	for _, k := range c.keys {
+		in += audioPackets(t, filepath.Join(c.root, k))
+	}
+	n := audioPackets(t, path)
+	if n > in || n < in-4 {
+		t.Errorf("mp4: %d audio packets, inputs %d", n, in)
+	}
+	t.Logf("mp4: %.3f s (inputs %.3f s), %d video / %d audio packets (inputs %d / %d)", res.Duration.Seconds(), c.duration,
+		c.frames, n, c.frames, in)
+}
+
+func audioPackets(t *testing.T, in string) int {
+	return int(ffprobeNum(t, "-select_streams", "a:0", "-count_packets", "-show_entries", "stream=nb_read_packets", in))
 }
 
 // TestBadInput: each mistake names its field.
