@@ -61,10 +61,13 @@ DUR=$(for p in "${PLAYLISTS[@]}"; do grep -o 'EXTINF:[0-9.]*' "$p" | cut -d: -f2
 log "input: ${#PLAYLISTS[@]} cycle files, $DUR s, $BYTES bytes of segments"
 
 log "livrec merge (go test -bench)"
-BENCH=$(cd "$ROOT" && LIVREC_BENCH_VOD_DIR=$DIR go test -run '^$' -bench 'BenchmarkMerge' -benchtime 1x -count 1 ./internal/merge/)
+BENCH=$(cd "$ROOT" && LIVREC_BENCH_VOD_DIR=$DIR go test -timeout 0 -run '^$' -bench 'BenchmarkMerge' -benchtime 1x -count 1 ./internal/merge/ 2>&1) ||
+  { echo "$BENCH" >&2; exit 1; }
 echo "$BENCH" | grep Benchmark >&2
 LIVREC_PL=$(echo "$BENCH" | awk '/BenchmarkMergePlaylist/{printf "%.4f", $3/1e9}')
 LIVREC_MP4=$(echo "$BENCH" | awk '/BenchmarkMergeMP4/{printf "%.2f", $3/1e9}')
+LIVREC_MP4_DUR=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$DIR/merged-bench.mp4")
+rm -f "$DIR/merged-bench.mp4"
 
 OUT=$CACHE/out.mp4
 LIST=$CACHE/concat.txt
@@ -86,7 +89,8 @@ log "thumbnails on the first hour"
 FIRST=${PLAYLISTS[0]}
 FIRST_DUR=$(grep -o 'EXTINF:[0-9.]*' "$FIRST" | cut -d: -f2 | awk '{s+=$1} END{printf "%.3f", s}')
 TB=$(cd "$ROOT" && LIVREC_BENCH_THUMB_INPUT=$FIRST LIVREC_BENCH_THUMB_SECONDS=$FIRST_DUR \
-  go test -run '^$' -bench 'BenchmarkCover|BenchmarkSprites' -benchtime 1x -count 1 ./internal/thumbnail/)
+  go test -timeout 0 -run '^$' -bench 'BenchmarkCover|BenchmarkSprites' -benchtime 1x -count 1 ./internal/thumbnail/ 2>&1) ||
+  { echo "$TB" >&2; exit 1; }
 echo "$TB" | grep Benchmark >&2
 
 {
@@ -96,6 +100,6 @@ echo "$TB" | grep Benchmark >&2
   printf '%-44s %10s\n' "livrec merge: one mp4 (livrec mp4 writer)" "$LIVREC_MP4"
   printf '%-44s %10s\n' "ffmpeg -f concat (cycle playlists) -c copy mp4" "$FF_CONCAT"
   printf '%-44s %10s\n' "ffmpeg -i merged.m3u8 -c copy mp4" "$FF_PL"
-  echo "ffmpeg concat output duration: $FF_CONCAT_DUR s"
+  echo "output durations: livrec mp4 $LIVREC_MP4_DUR s, ffmpeg concat mp4 $FF_CONCAT_DUR s (inputs $DUR s)"
   echo "$TB" | awk '/BenchmarkCover/{printf "%-44s %10.2f\n", "cover (1 h 720p)", $3/1e9} /BenchmarkSprites/{printf "%-44s %10.2f\n", "sprites + vtt (1 h 720p, 10 s, 160 px)", $3/1e9}'
 } | tee "$CACHE/results.txt"
