@@ -2,7 +2,7 @@
 // recording itself (an m3u8 playlist path or URL, or any file ffmpeg reads):
 //
 //   - Cover: one JPEG at the stream's resolution from the keyframe at (or just before) an
-//     offset near the start (default 1 s, clamped to the duration).
+//     offset near the start (default 1 s; one past the end is moved into the video).
 //   - Sprites: a seek-preview sprite sheet (one tile every Interval, tiles TileWidth wide
 //     keeping the aspect ratio, at most Columns×Rows tiles per JPEG sheet, so long videos
 //     get several sheets) and the WebVTT thumbnails track players read (video.js, Plyr,
@@ -61,8 +61,8 @@ type CoverOptions struct {
 	FFmpeg string
 	// Offset is where the cover is taken (default 1 s): the keyframe at or before it.
 	Offset time.Duration
-	// Duration is the video's duration, if known: the offset is clamped below it. A cover
-	// is made at 0 as well when the offset finds no picture.
+	// Duration is the video's duration, if known: an offset at or past it is moved to the
+	// middle. Without it, an offset that finds no picture is retried at 0.
 	Duration time.Duration
 	// Quality is the JPEG quality as ffmpeg's -q:v, 2 (best) to 31 (default 3).
 	Quality int
@@ -82,8 +82,8 @@ func (o *CoverOptions) validate() error {
 		return fmt.Errorf("duration: %v is negative", o.Duration)
 	}
 	if o.Duration > 0 && o.Offset >= o.Duration {
-		// Clamped into the video: half of it for very short ones.
-		o.Offset = min(o.Duration-o.Duration/10, o.Duration/2)
+		// An offset past the end would find no picture: the middle stands for the video.
+		o.Offset = o.Duration / 2
 	}
 	return checkQuality(&o.Quality)
 }
