@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image"
 	"image/jpeg"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -102,6 +103,34 @@ func TestCover(t *testing.T) {
 			t.Errorf("%s: cover %dx%d (decoded %v), want the stream's 320x180", name, img.Width, img.Height, b)
 		}
 	}
+	// The offset is honoured: the test pattern moves, so pictures 29 s apart differ and
+	// one taken again at the same offset does not.
+	def, at30 := decodeJPEG(t, filepath.Join(dir, "default.jpg")), decodeJPEG(t, filepath.Join(dir, "offset_30_s.jpg"))
+	again := filepath.Join(dir, "again.jpg")
+	if _, err := Cover(t.Context(), rec.playlist, again, CoverOptions{Offset: 30 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if d := meanDiff(def, at30); d < 5 {
+		t.Errorf("covers at 1 s and 30 s differ by %.1f on average: the offset was not used", d)
+	}
+	if d := meanDiff(at30, decodeJPEG(t, again)); d > 0.5 {
+		t.Errorf("two covers at 30 s differ by %.1f", d)
+	}
+}
+
+// meanDiff is the mean absolute difference of the green channel (0–255).
+func meanDiff(a, b image.Image) float64 {
+	var sum, n float64
+	r := a.Bounds().Intersect(b.Bounds())
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			_, ga, _, _ := a.At(x, y).RGBA()
+			_, gb, _, _ := b.At(x, y).RGBA()
+			sum += math.Abs(float64(ga>>8) - float64(gb>>8))
+			n++
+		}
+	}
+	return sum / n
 }
 
 // TestSprites: 95 s at 10 s = 10 tiles on 4×2 sheets: two sheets of 4×80 by 2×46 px, 10
