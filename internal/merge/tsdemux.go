@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/livrec/livrec/internal/format/hls"
 )
 
 // MPEG-TS stream types livrec writes (and this demuxer reads).
@@ -61,21 +63,13 @@ func (d *tsDemuxer) segment(b []byte, onPES func(es *tsES, pts, dts int64, paylo
 	d.streams, d.pmtPID = d.streams[:0], 0
 	var pmtSeen bool
 	for off := 0; off+tsPacketSize <= len(b); off += tsPacketSize {
-		pkt := b[off : off+tsPacketSize]
-		if pkt[0] != 0x47 {
-			return fmt.Errorf("MPEG-TS sync byte missing at offset %d", off)
+		pid, pusi, payload, ok := hls.SplitPacket(b[off : off+tsPacketSize])
+		if !ok {
+			return fmt.Errorf("MPEG-TS: bad packet at offset %d", off)
 		}
-		pid := uint16(pkt[1]&0x1F)<<8 | uint16(pkt[2])
-		pusi := pkt[1]&0x40 != 0
-		afc := (pkt[3] >> 4) & 3
-		p := 4
-		if afc&2 != 0 {
-			p += 1 + int(pkt[4])
-		}
-		if afc&1 == 0 || p >= tsPacketSize {
+		if len(payload) == 0 {
 			continue
 		}
-		payload := pkt[p:]
 		switch {
 		case pid == 0:
 			if pusi && d.pmtPID == 0 {
@@ -158,14 +152,8 @@ func (d *tsDemuxer) flush(es *tsES, onPES func(*tsES, int64, int64, []byte) erro
 	if hdr > len(b) {
 		return nil
 	}
-	var pts, dts int64
-	switch flags := b[7]; {
-	case flags&0xC0 == 0xC0 && hdr >= 19:
-		pts, dts = parseClock(b[9:14]), parseClock(b[14:19])
-	case flags&0x80 != 0 && hdr >= 14:
-		pts = parseClock(b[9:14])
-		dts = pts
-	default:
+	pts, dts, ok := hls.PESTimestamps(b[:hdr])
+	if !ok {
 		return nil
 	}
 	return onPES(es, pts, dts, b[hdr:])
