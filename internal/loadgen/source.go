@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/livrec/livrec/internal/flv"
 )
@@ -178,4 +179,37 @@ func loopSpan(body []flv.Tag, kind []uint8) uint32 {
 		span = last + 1
 	}
 	return span
+}
+
+// WriteLoopedFLV writes an FLV file of at least d of media to w: the head, then the body
+// looped with continuous timestamps, as a publisher sends it. Long recordings for tests
+// and benchmarks are made from a short encoded file this way, without encoding hours.
+func (s *Source) WriteLoopedFLV(w io.Writer, d time.Duration) error {
+	var hasAudio, hasVideo bool
+	for _, k := range s.kind {
+		hasVideo = hasVideo || k == kindVideoFrame
+		hasAudio = hasAudio || k == kindAudioFrame
+	}
+	fw, err := flv.NewWriter(w, hasAudio, hasVideo)
+	if err != nil {
+		return err
+	}
+	for _, t := range s.Head {
+		if err := fw.WriteTag(t); err != nil {
+			return err
+		}
+	}
+	end := uint64(d / time.Millisecond)
+	for base := uint64(0); base < end; base += uint64(s.Span) {
+		if base+uint64(s.Span) > 1<<32-1 {
+			return errors.New("loadgen: FLV timestamps would wrap (more than 49 days)")
+		}
+		for _, t := range s.Body {
+			t.Timestamp += uint32(base)
+			if err := fw.WriteTag(t); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -8,11 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/url"
 	"os"
-	"path"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -157,29 +153,14 @@ func Create(ctx context.Context, cat *catalog.Catalog, store storage.Store, work
 // segmentsOf reads a stored playlist and places its segments on the wall clock: the
 // recording's start plus the media time before each segment.
 func segmentsOf(ctx context.Context, store storage.Store, f catalog.File) ([]seg, error) {
-	obj, err := store.Open(ctx, f.Key)
+	pl, err := segment.ReadPlaylist(ctx, store, f.Key)
 	if err != nil {
 		return nil, err
 	}
-	defer obj.Close()
-	b, err := io.ReadAll(io.LimitReader(obj, 16<<20))
-	if err != nil {
-		return nil, err
-	}
-	var m playlist.Media
-	if err := m.Unmarshal(b); err != nil {
-		return nil, fmt.Errorf("playlist %s: %w", f.Key, err)
-	}
-	dir := path.Dir(f.Key)
 	var out []seg
 	at := f.Start
-	for _, s := range m.Segments {
-		u, err := url.Parse(s.URI)
-		if err != nil || u.IsAbs() || u.Host != "" {
-			return nil, fmt.Errorf("playlist %s: segment URI %q is not relative", f.Key, s.URI)
-		}
-		key := path.Clean(path.Join(dir, filepath.ToSlash(u.Path)))
-		out = append(out, seg{key: key, start: at, dur: s.Duration, discontinuity: s.Discontinuity})
+	for _, s := range pl.Segments {
+		out = append(out, seg{key: s.Key, start: at, dur: s.Duration, discontinuity: s.Discontinuity})
 		at = at.Add(s.Duration)
 	}
 	return out, nil

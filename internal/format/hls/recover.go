@@ -68,7 +68,7 @@ func cutPartialSegment(p string, whole int64) (time.Duration, int64, error) {
 	return dur, cut, nil
 }
 
-const tsPacketSize = 188
+const tsPacketSize = TSPacketSize
 
 // pesInfo locates one PES in a TS file.
 type pesInfo struct {
@@ -100,24 +100,11 @@ func scanTS(r io.Reader) (*tsScan, error) {
 			}
 			return nil, err
 		}
-		if pkt[0] != 0x47 {
-			break
-		}
-		pid := uint16(pkt[1]&0x1F)<<8 | uint16(pkt[2])
-		pusi := pkt[1]&0x40 != 0
-		afc := (pkt[3] >> 4) & 3
-		p := 4
-		if afc&2 != 0 {
-			p += 1 + int(pkt[4])
-		}
-		if p > tsPacketSize {
+		pid, pusi, payload, ok := SplitPacket(pkt[:])
+		if !ok {
 			break
 		}
 		s.valid = off + tsPacketSize
-		payload := pkt[p:]
-		if afc&1 == 0 {
-			payload = nil
-		}
 		if pusi && len(payload) >= 9 && payload[0] == 0 && payload[1] == 0 && payload[2] == 1 {
 			if prev := open[pid]; prev != nil {
 				prev.complete = true // the next PES of the PID started
@@ -130,13 +117,9 @@ func scanTS(r io.Reader) (*tsScan, error) {
 			}
 			pi := &pesInfo{pid: pid, video: sid >= 0xE0, start: off, end: off + tsPacketSize,
 				length: int(payload[4])<<8 | int(payload[5]), got: len(payload) - 6}
-			flags := payload[7]
-			switch {
-			case flags&0xC0 == 0xC0 && len(payload) >= 19:
-				pi.dts = parseClock(payload[14:19])
-			case flags&0x80 != 0 && len(payload) >= 14:
-				pi.dts = parseClock(payload[9:14])
-			default:
+			if _, dts, ok := PESTimestamps(payload); ok {
+				pi.dts = dts
+			} else {
 				pi.dts = -1
 			}
 			pi.complete = pi.length > 0 && pi.got >= pi.length
@@ -193,7 +176,7 @@ func leadDuration(kept []*pesInfo) time.Duration {
 			first, last = p.dts, p.dts
 		} else {
 			prev = last
-			last += (p.dts - last) & 0x1FFFFFFFF // forward difference modulo 2^33
+			last += (p.dts - last) & TSClockMask // forward difference modulo 2^33
 		}
 		n++
 	}
@@ -207,14 +190,5 @@ func leadDuration(kept []*pesInfo) time.Duration {
 	if n > 1 && last > prev {
 		frame = last - prev
 	}
-	return fromTicks(last - first + frame)
-}
-
-func fromTicks(t int64) time.Duration {
-	return time.Duration(t/90000)*time.Second + time.Duration(t%90000)*time.Second/90000
-}
-
-// parseClock decodes a 33-bit PES timestamp.
-func parseClock(b []byte) int64 {
-	return int64(b[0]>>1&0x07)<<30 | int64(b[1])<<22 | int64(b[2]>>1)<<15 | int64(b[3])<<7 | int64(b[4]>>1)
+	return FromTicks(last - first + frame)
 }

@@ -202,19 +202,14 @@ func (m *tsMuxer) newMuxer(set *segment.Set) error {
 	return nil
 }
 
-// ticks converts a duration to the 90 kHz clock without overflow for any realistic value.
-func ticks(d time.Duration) int64 {
-	return int64(d/time.Second)*90000 + int64(d%time.Second)*90000/int64(time.Second)
-}
-
 // Write muxes au into the open segment (segment.Muxer).
 func (m *tsMuxer) Write(_ *segment.File, set *segment.Set, kind segment.Kind, au *media.AccessUnit, out time.Duration) error {
 	s := set.State.(*tsSet)
 	out += tsOffset
-	dts := ticks(out)
+	dts := Ticks(out)
 	pts := dts
 	if au.PTS > au.DTS {
-		pts = ticks(out + (au.PTS - au.DTS))
+		pts = Ticks(out + (au.PTS - au.DTS))
 	}
 	if kind == segment.Video {
 		t := set.Video
