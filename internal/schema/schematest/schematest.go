@@ -25,7 +25,14 @@ func DSN(t testing.TB, driver string) string {
 // Each runs fn as one subtest per driver, named after it, with a new, empty database.
 func Each(t *testing.T, fn func(t *testing.T, driver, dsn string)) {
 	t.Helper()
+	EachDriver(t, func(t *testing.T, driver string) { fn(t, driver, DSN(t, driver)) })
+}
+
+// EachDriver runs fn as one subtest per driver, named after it (fn makes its databases
+// with DSN).
+func EachDriver(t *testing.T, fn func(t *testing.T, driver string)) {
+	t.Helper()
 	for _, d := range schema.Drivers {
-		t.Run(d, func(t *testing.T) { fn(t, d, DSN(t, d)) })
+		t.Run(d, func(t *testing.T) { fn(t, d) })
 	}
 }
