@@ -93,12 +93,15 @@ func serve(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return service.Run(ctx, service.Options{
-		DataDir:  cfg.DataDir,
-		RTMPAddr: cfg.RTMPAddr,
-		HTTPAddr: cfg.HTTPAddr,
-		Location: cfg.Location,
-		Rules:    cfg.Rules,
-		Logger:   log,
+		DataDir: cfg.DataDir,
+
+		CatalogDriver: cfg.Catalog.Driver,
+		CatalogDSN:    cfg.Catalog.DSN,
+		RTMPAddr:      cfg.RTMPAddr,
+		HTTPAddr:      cfg.HTTPAddr,
+		Location:      cfg.Location,
+		Rules:         cfg.Rules,
+		Logger:        log,
 
 		S3:                 cfg.S3,
 		APITokens:          cfg.APITokens,

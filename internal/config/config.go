@@ -22,6 +22,7 @@ import (
 	"github.com/livrec/livrec/internal/notify"
 	"github.com/livrec/livrec/internal/pushauth"
 	"github.com/livrec/livrec/internal/rules"
+	"github.com/livrec/livrec/internal/schema"
 	"github.com/livrec/livrec/internal/storage"
 	"github.com/livrec/livrec/internal/transcode"
 	"go.yaml.in/yaml/v3"
@@ -51,8 +52,11 @@ const (
 
 // Config is the configuration file.
 type Config struct {
-	// DataDir holds the catalog, the spool and (with local storage) the recordings.
+	// DataDir holds the catalog (with SQLite), the spool and (with local storage) the
+	// recordings.
 	DataDir string `yaml:"dataDir"`
+	// Catalog is the catalog database (see CatalogDB).
+	Catalog CatalogDB `yaml:"catalog"`
 	// RTMPAddr and HTTPAddr are listen addresses.
 	RTMPAddr string `yaml:"rtmpAddr"`
 	HTTPAddr string `yaml:"httpAddr"`
@@ -125,6 +129,18 @@ type Config struct {
 	Location                *time.Location `yaml:"-"`
 	CallbackRetentionPeriod time.Duration  `yaml:"-"`
 }
+
+// CatalogDB says where the catalog is: driver "sqlite" (the default; DSN, the database
+// file, defaults to catalog.db in the data directory) or "postgres" (DSN, a PostgreSQL
+// connection string, is required). LIVREC_CATALOG_DSN (CatalogDSNEnv) gives the DSN
+// and wins over the file, so that a password can stay out of it.
+type CatalogDB struct {
+	Driver string `yaml:"driver"`
+	DSN    string `yaml:"dsn"`
+}
+
+// CatalogDSNEnv is the environment variable of the catalog's DSN.
+const CatalogDSNEnv = "LIVREC_CATALOG_DSN"
 
 // AccessKey is an access key pair of the cloud-compatible API.
 type AccessKey struct {
@@ -212,6 +228,21 @@ func Parse(data []byte) (*Config, error) {
 	}
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
+	}
+	if v := os.Getenv(CatalogDSNEnv); v != "" {
+		c.Catalog.DSN = v
+	}
+	if c.Catalog.Driver == "" {
+		c.Catalog.Driver = schema.SQLite
+	}
+	if err := schema.CheckDriver(c.Catalog.Driver); err != nil {
+		es = append(es, &rules.ValidationError{Field: "catalog.driver", Msg: fmt.Sprintf("%q: want one of %s (default %s)",
+			c.Catalog.Driver, strings.Join(schema.Drivers, ", "), schema.SQLite)})
+	} else if c.Catalog.Driver == schema.Postgres && c.Catalog.DSN == "" {
+		es = append(es, &rules.ValidationError{Field: "catalog.dsn",
+			Msg: "is required with driver postgres (in the file, or in the environment variable " + CatalogDSNEnv + ")"})
+	} else if err := schema.CheckDSN(c.Catalog.Driver, c.Catalog.DSN); err != nil {
+		es = append(es, &rules.ValidationError{Field: "catalog.dsn", Msg: err.Error()})
 	}
 	if c.RTMPAddr == "" {
 		c.RTMPAddr = DefaultRTMPAddr

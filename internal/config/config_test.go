@@ -314,3 +314,29 @@ func TestLimits(t *testing.T) {
 		}
 	}
 }
+
+func TestCatalog(t *testing.T) {
+	c, err := Parse(nil)
+	if err != nil || c.Catalog != (CatalogDB{Driver: "sqlite"}) {
+		t.Fatalf("default catalog %+v, %v", c.Catalog, err)
+	}
+	c, err = Parse([]byte("catalog: {driver: postgres, dsn: \"postgres://livrec@db.internal/livrec\"}\n"))
+	if err != nil || c.Catalog.Driver != "postgres" || c.Catalog.DSN != "postgres://livrec@db.internal/livrec" {
+		t.Fatalf("postgres catalog %+v, %v", c.Catalog, err)
+	}
+	t.Setenv(CatalogDSNEnv, "host=db2.internal user=livrec password=secret")
+	c, err = Parse([]byte("catalog: {driver: postgres, dsn: \"postgres://livrec@db.internal/livrec\"}\n"))
+	if err != nil || c.Catalog.DSN != "host=db2.internal user=livrec password=secret" {
+		t.Fatalf("the environment does not win: %+v, %v", c.Catalog, err)
+	}
+	t.Setenv(CatalogDSNEnv, "")
+	for data, want := range map[string]string{
+		"catalog: {driver: mysql}\n":                 `line 1: catalog.driver: "mysql": want one of sqlite, postgres (default sqlite)`,
+		"catalog:\n  driver: postgres\n":             "catalog.dsn: is required with driver postgres (in the file, or in the environment variable LIVREC_CATALOG_DSN)",
+		"catalog: {driver: postgres, dsn: \"::x\"}\n": "catalog.dsn: ",
+	} {
+		if _, err := Parse([]byte(data)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse(%q): %v, want %q", data, err, want)
+		}
+	}
+}

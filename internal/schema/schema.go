@@ -51,6 +51,16 @@ const (
 	Postgres = "postgres"
 )
 
+// CheckDSN reports a PostgreSQL connection string that cannot be parsed (without
+// connecting); an SQLite DSN is a file name, checked when it is opened.
+func CheckDSN(driver, dsn string) error {
+	if driver != Postgres {
+		return nil
+	}
+	_, err := pgconn.ParseConfig(dsn)
+	return err
+}
+
 // Drivers lists the drivers, the default first.
 var Drivers = []string{SQLite, Postgres}
 

@@ -25,17 +25,21 @@ import (
 	"github.com/livrec/livrec/internal/rtmp"
 	"github.com/livrec/livrec/internal/ruledb"
 	"github.com/livrec/livrec/internal/rules"
+	"github.com/livrec/livrec/internal/schema"
 	"github.com/livrec/livrec/internal/storage"
 	"github.com/livrec/livrec/internal/transcode"
 )
 
 // Options configure a service instance.
 type Options struct {
-	DataDir  string
-	RTMPAddr string
-	HTTPAddr string
-	Location *time.Location
-	Rules    []rules.Rule // normalized and validated
+	DataDir string
+	// CatalogDriver and CatalogDSN say where the catalog is (catalog.OpenDriver); an empty
+	// DSN with SQLite is the file catalog.db in DataDir.
+	CatalogDriver, CatalogDSN string
+	RTMPAddr                  string
+	HTTPAddr                  string
+	Location                  *time.Location
+	Rules                     []rules.Rule // normalized and validated
 	// S3 are the object-storage endpoints rules may name (ossEndpoint/ossBucket), and
 	// SpoolLimit the upload-spool size (bytes) that raises an alarm (0: none).
 	S3         []storage.S3Config
@@ -96,7 +100,11 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	cat, err := catalog.Open(filepath.Join(o.DataDir, catalogDB))
+	dsn := o.CatalogDSN
+	if dsn == "" && o.CatalogDriver != schema.Postgres {
+		dsn = filepath.Join(o.DataDir, catalogDB)
+	}
+	cat, err := catalog.OpenDriver(o.CatalogDriver, dsn)
 	if err != nil {
 		return err
 	}
