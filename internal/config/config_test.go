@@ -331,8 +331,8 @@ func TestCatalog(t *testing.T) {
 	}
 	t.Setenv(CatalogDSNEnv, "")
 	for data, want := range map[string]string{
-		"catalog: {driver: mysql}\n":                 `line 1: catalog.driver: "mysql": want one of sqlite, postgres (default sqlite)`,
-		"catalog:\n  driver: postgres\n":             "catalog.dsn: is required with driver postgres (in the file, or in the environment variable LIVREC_CATALOG_DSN)",
+		"catalog: {driver: mysql}\n":                  `line 1: catalog.driver: "mysql": want one of sqlite, postgres (default sqlite)`,
+		"catalog:\n  driver: postgres\n":              "catalog.dsn: is required with driver postgres (in the file, or in the environment variable LIVREC_CATALOG_DSN)",
 		"catalog: {driver: postgres, dsn: \"::x\"}\n": "catalog.dsn: ",
 	} {
 		if _, err := Parse([]byte(data)); err == nil || !strings.Contains(err.Error(), want) {
