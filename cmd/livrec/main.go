@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/livrec/livrec/internal/cluster"
 	"github.com/livrec/livrec/internal/config"
 	"github.com/livrec/livrec/internal/service"
 )
@@ -97,11 +98,15 @@ func serve(args []string) error {
 
 		CatalogDriver: cfg.Catalog.Driver,
 		CatalogDSN:    cfg.Catalog.DSN,
-		RTMPAddr:      cfg.RTMPAddr,
-		HTTPAddr:      cfg.HTTPAddr,
-		Location:      cfg.Location,
-		Rules:         cfg.Rules,
-		Logger:        log,
+		NodeID:        cfg.Node.ID,
+		NodeHTTPAddr:  cfg.NodeHTTPAddr(),
+		Liveness: cluster.Liveness{Interval: time.Duration(cfg.Node.HeartbeatInterval) * time.Second,
+			MissedBeats: cfg.Node.MissedBeats},
+		RTMPAddr: cfg.RTMPAddr,
+		HTTPAddr: cfg.HTTPAddr,
+		Location: cfg.Location,
+		Rules:    cfg.Rules,
+		Logger:   log,
 
 		S3:                 cfg.S3,
 		APITokens:          cfg.APITokens,

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -337,6 +338,25 @@ func TestCatalog(t *testing.T) {
 	} {
 		if _, err := Parse([]byte(data)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Parse(%q): %v, want %q", data, err, want)
+		}
+	}
+}
+
+func TestNode(t *testing.T) {
+	host, _ := os.Hostname()
+	c, err := Parse([]byte("httpAddr: \":9090\"\n"))
+	if err != nil || c.Node != (Node{ID: host, HeartbeatInterval: 5, MissedBeats: 3}) || c.NodeHTTPAddr() != net.JoinHostPort(host, "9090") {
+		t.Fatalf("default node %+v, %v", c.Node, err)
+	}
+	c, err = Parse([]byte("node: {id: rec-1, httpAddr: \"10.0.0.1:8080\", heartbeatInterval: 2, missedBeats: 5}\n"))
+	if err != nil || c.Node != (Node{ID: "rec-1", HTTPAddr: "10.0.0.1:8080", HeartbeatInterval: 2, MissedBeats: 5}) || c.NodeHTTPAddr() != "10.0.0.1:8080" {
+		t.Fatalf("node %+v, %v", c.Node, err)
+	}
+	_, err = Parse([]byte("node:\n  id: \"a b\"\n  httpAddr: nowhere\n  heartbeatInterval: 0\n  missedBeats: 2000\n"))
+	for _, want := range []string{`line 2: node.id: "a b": want printable ASCII`, `line 3: node.httpAddr: "nowhere": want host:port`,
+		"node.heartbeatInterval: 0: want 1-3600 seconds (default 5)", "node.missedBeats: 2000: want 1-1000 beats (default 3)"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want %q", err, want)
 		}
 	}
 }

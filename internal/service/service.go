@@ -17,6 +17,7 @@ import (
 	"github.com/livrec/livrec/internal/api"
 	"github.com/livrec/livrec/internal/catalog"
 	"github.com/livrec/livrec/internal/cloudapi"
+	"github.com/livrec/livrec/internal/cluster"
 	"github.com/livrec/livrec/internal/console"
 	"github.com/livrec/livrec/internal/metrics"
 	"github.com/livrec/livrec/internal/notify"
@@ -36,10 +37,14 @@ type Options struct {
 	// CatalogDriver and CatalogDSN say where the catalog is (catalog.OpenDriver); an empty
 	// DSN with SQLite is the file catalog.db in DataDir.
 	CatalogDriver, CatalogDSN string
-	RTMPAddr                  string
-	HTTPAddr                  string
-	Location                  *time.Location
-	Rules                     []rules.Rule // normalized and validated
+	// NodeID and NodeHTTPAddr name this node in the catalog's nodes table, where it
+	// beats every Liveness.Interval (package cluster); no NodeID: no heartbeat.
+	NodeID, NodeHTTPAddr string
+	Liveness             cluster.Liveness
+	RTMPAddr             string
+	HTTPAddr             string
+	Location             *time.Location
+	Rules                []rules.Rule // normalized and validated
 	// S3 are the object-storage endpoints rules may name (ossEndpoint/ossBucket), and
 	// SpoolLimit the upload-spool size (bytes) that raises an alarm (0: none).
 	S3         []storage.S3Config
@@ -127,6 +132,11 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("callbacks: %w", err)
 	}
 	notifier.Start(ctx)
+	if o.NodeID != "" {
+		go cluster.New(cat.DB()).Heartbeat(ctx, o.NodeID, o.NodeHTTPAddr, o.Liveness, func(err error) {
+			log.Warn("node heartbeat failed", "node", o.NodeID, "err", err)
+		})
+	}
 	defer notifier.Close() // after the manager's shutdown: the last file_created events are queued first
 	var mgr *record.Manager
 	recentErrors := &api.ErrorLog{}
