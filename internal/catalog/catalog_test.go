@@ -2,8 +2,6 @@ package catalog
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -191,18 +189,10 @@ func TestUseNonce(t *testing.T) {
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// A catalog file written by livrec before versioned migrations (made with that code; see
-// package schema's test) opens with its task, file and rule readable as before.
+// The catalog written by livrec before versioned migrations (schematest.BeforeMigrations)
+// opens with its task, file and rule readable as before.
 func TestOpenCatalogFromBeforeMigrations(t *testing.T) {
-	src, err := os.ReadFile("../schema/testdata/catalog-before-migrations.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "catalog.db")
-	if err := os.WriteFile(path, src, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c, err := Open(path)
+	c, err := Open(schematest.BeforeMigrations(t))
 	if err != nil {
 		t.Fatal(err)
 	}

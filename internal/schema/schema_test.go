@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -125,19 +124,11 @@ func TestNewerSchemaRefused(t *testing.T) {
 	})
 }
 
-// A catalog file written by livrec before versioned migrations (testdata, made with that
-// code: a task, a file, a rule, a nonce, an upload, a notify configuration and a pending
+// The catalog written by livrec before versioned migrations (schematest.BeforeMigrations:
+// a task, a file, a rule, a nonce, an upload, a notify configuration and a pending
 // callback) is adopted at the newest version with every row kept.
 func TestAdoptCatalogFromBeforeMigrations(t *testing.T) {
-	src, err := os.ReadFile("testdata/catalog-before-migrations.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "catalog.db")
-	if err := os.WriteFile(path, src, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	db, err := schema.Open(context.Background(), schema.SQLite, path)
+	db, err := schema.Open(context.Background(), schema.SQLite, schematest.BeforeMigrations(t))
 	if err != nil {
 		t.Fatal(err)
 	}

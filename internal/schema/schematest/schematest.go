@@ -5,6 +5,8 @@
 package schematest
 
 import (
+	_ "embed"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -35,4 +37,24 @@ func EachDriver(t *testing.T, fn func(t *testing.T, driver string)) {
 	for _, d := range schema.Drivers {
 		t.Run(d, func(t *testing.T) { fn(t, d) })
 	}
+}
+
+// beforeMigrations is a catalog written by livrec before versioned migrations, with that
+// code: task-1 (recording) with file-1 (flv, done, uploaded to bucket rec, key
+// live/s1/0.flv, 1234567 bytes, 29.97 fps, 163000 bit/s), an API rule for
+// example.com/live/s1, a nonce, the upload of live/s1/later.m3u8 before its row had the
+// key, a notify configuration for example.com and a pending record_started callback.
+//
+//go:embed catalog-before-migrations.db
+var beforeMigrations []byte
+
+// BeforeMigrations writes that catalog to a file in t's temporary directory and returns
+// its path.
+func BeforeMigrations(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	if err := os.WriteFile(path, beforeMigrations, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
