@@ -133,10 +133,11 @@ type Config struct {
 	CallbackRetentionPeriod time.Duration  `yaml:"-"`
 }
 
-// CatalogDB says where the catalog is: driver "sqlite" (the default; DSN, the database
-// file, defaults to catalog.db in the data directory) or "postgres" (DSN, a PostgreSQL
-// connection string, is required). LIVREC_CATALOG_DSN (CatalogDSNEnv) gives the DSN
-// and wins over the file, so that a password can stay out of it.
+// CatalogDB says where the catalog is: driver "sqlite" (DSN, the database file, defaults
+// to catalog.db in the data directory) or "postgres" (DSN, a PostgreSQL connection
+// string, is required). Without a driver, a postgres:// or postgresql:// DSN means
+// postgres, anything else sqlite. LIVREC_CATALOG_DSN (CatalogDSNEnv) gives the DSN and
+// wins over the file, so that a password can stay out of it.
 type CatalogDB struct {
 	Driver string `yaml:"driver"`
 	DSN    string `yaml:"dsn"`
@@ -261,7 +262,7 @@ func Parse(data []byte) (*Config, error) {
 		c.Catalog.DSN = v
 	}
 	if c.Catalog.Driver == "" {
-		c.Catalog.Driver = schema.SQLite
+		c.Catalog.Driver = schema.DriverOf(c.Catalog.DSN)
 	}
 	if err := schema.CheckDriver(c.Catalog.Driver); err != nil {
 		es = append(es, &rules.ValidationError{Field: "catalog.driver", Msg: fmt.Sprintf("%q: want one of %s (default %s)",

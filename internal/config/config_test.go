@@ -330,6 +330,13 @@ func TestCatalog(t *testing.T) {
 	if err != nil || c.Catalog.DSN != "host=db2.internal user=livrec password=secret" {
 		t.Fatalf("the environment does not win: %+v, %v", c.Catalog, err)
 	}
+	t.Setenv(CatalogDSNEnv, "postgresql://livrec@db3.internal/livrec")
+	if c, err = Parse(nil); err != nil || c.Catalog.Driver != "postgres" {
+		t.Fatalf("a postgres URL alone does not select postgres: %+v, %v", c.Catalog, err)
+	}
+	if _, err = Parse([]byte("catalog: {driver: sqlite}\n")); err == nil || !strings.Contains(err.Error(), "catalog.dsn: a PostgreSQL URL with driver sqlite") {
+		t.Fatalf("sqlite with a postgres URL: %v", err)
+	}
 	t.Setenv(CatalogDSNEnv, "")
 	for data, want := range map[string]string{
 		"catalog: {driver: mysql}\n":                  `line 1: catalog.driver: "mysql": want one of sqlite, postgres (default sqlite)`,

@@ -55,10 +55,26 @@ const (
 // connecting); an SQLite DSN is a file name, checked when it is opened.
 func CheckDSN(driver, dsn string) error {
 	if driver != Postgres {
+		if isPostgresURL(dsn) {
+			return fmt.Errorf("a PostgreSQL URL with driver %s (leave the driver out, or say %s)", driver, Postgres)
+		}
 		return nil
 	}
 	_, err := pgconn.ParseConfig(dsn)
 	return err
+}
+
+// DriverOf is the driver a DSN given without one means: PostgreSQL for a postgres:// or
+// postgresql:// URL, else SQLite (a file name).
+func DriverOf(dsn string) string {
+	if isPostgresURL(dsn) {
+		return Postgres
+	}
+	return SQLite
+}
+
+func isPostgresURL(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
 // Drivers lists the drivers, the default first.
