@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/livrec/livrec/internal/cluster"
 	"github.com/livrec/livrec/internal/config"
 	"github.com/livrec/livrec/internal/service"
 )
@@ -93,7 +94,14 @@ func serve(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return service.Run(ctx, service.Options{
-		DataDir:  cfg.DataDir,
+		DataDir: cfg.DataDir,
+
+		CatalogDriver: cfg.Catalog.Driver,
+		CatalogDSN:    cfg.Catalog.DSN,
+		NodeID:        cfg.Node.ID,
+		NodeHTTPAddr:  cfg.NodeHTTPAddr(),
+		Liveness: cluster.Liveness{Interval: time.Duration(cfg.Node.HeartbeatInterval) * time.Second,
+			MissedBeats: cfg.Node.MissedBeats},
 		RTMPAddr: cfg.RTMPAddr,
 		HTTPAddr: cfg.HTTPAddr,
 		Location: cfg.Location,

@@ -1,6 +1,7 @@
 // Package catalog is livrec's index: recording tasks and the files they generated, in
-// SQLite (pure Go, modernc.org/sqlite) under the data directory. The recorder writes a
-// row when a file opens and completes it when the file is generated; the API reads it.
+// SQLite (pure Go, modernc.org/sqlite) under the data directory or in PostgreSQL (see
+// package schema, which opens the database and migrates its tables). The recorder writes
+// a row when a file opens and completes it when the file is generated; the API reads it.
 package catalog
 
 import (
@@ -8,10 +9,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // database/sql driver "sqlite"
+	"github.com/livrec/livrec/internal/schema"
 )
 
 // Task states (see design.md "Task states").
@@ -76,97 +78,27 @@ type File struct {
 	Error       string `json:"error,omitempty"`
 }
 
-// Catalog wraps the SQLite database.
+// Catalog wraps the catalog database.
 type Catalog struct {
-	db *sql.DB
+	db     *sql.DB
+	driver string // schema.SQLite or schema.Postgres
 }
 
-const schema = `
-CREATE TABLE IF NOT EXISTS tasks (
-	id TEXT PRIMARY KEY,
-	domain TEXT NOT NULL, app TEXT NOT NULL, stream TEXT NOT NULL,
-	state TEXT NOT NULL,
-	rule TEXT NOT NULL,
-	started_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, ended_at INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS tasks_state ON tasks(state);
-CREATE TABLE IF NOT EXISTS files (
-	id TEXT PRIMARY KEY,
-	task_id TEXT NOT NULL,
-	domain TEXT NOT NULL, app TEXT NOT NULL, stream TEXT NOT NULL,
-	format TEXT NOT NULL, sequence INTEGER NOT NULL,
-	key TEXT NOT NULL DEFAULT '', work_dir TEXT NOT NULL DEFAULT '',
-	start_time INTEGER NOT NULL, end_time INTEGER NOT NULL DEFAULT 0,
-	duration REAL NOT NULL DEFAULT 0,
-	width INTEGER NOT NULL DEFAULT 0, height INTEGER NOT NULL DEFAULT 0,
-	codecs TEXT NOT NULL DEFAULT '',
-	frame_rate REAL NOT NULL DEFAULT 0, bitrate INTEGER NOT NULL DEFAULT 0,
-	bytes INTEGER NOT NULL DEFAULT 0, segments INTEGER NOT NULL DEFAULT 0,
-	status TEXT NOT NULL, error TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS files_stream ON files(domain, app, stream, start_time);
-CREATE INDEX IF NOT EXISTS files_task ON files(task_id);
-CREATE INDEX IF NOT EXISTS files_status ON files(status);
-CREATE TABLE IF NOT EXISTS signature_nonces (
-	key TEXT PRIMARY KEY,
-	expires_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS signature_nonces_expiry ON signature_nonces(expires_at);
-CREATE TABLE IF NOT EXISTS uploaded_objects (
-	bucket TEXT NOT NULL, key TEXT NOT NULL,
-	PRIMARY KEY (bucket, key)
-);
-`
+// Open opens (creating if needed) the SQLite catalog database file.
+func Open(path string) (*Catalog, error) { return OpenDriver(schema.SQLite, path) }
 
-// Open opens (creating if needed) the catalog database file.
-func Open(path string) (*Catalog, error) {
-	return open(path, "journal_mode(WAL)", "synchronous(NORMAL)")
-}
-
-func open(path string, pragmas ...string) (*Catalog, error) {
-	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)"
-	for _, p := range pragmas {
-		dsn += "&_pragma=" + p
+// OpenDriver opens the catalog database of driver (schema.SQLite, the default when "", or
+// schema.Postgres) at dsn — the file for SQLite, a connection string for PostgreSQL — and
+// migrates it to the newest schema (see package schema).
+func OpenDriver(driver, dsn string) (*Catalog, error) {
+	if driver == "" {
+		driver = schema.SQLite
 	}
-	db, err := sql.Open("sqlite", dsn)
+	db, err := schema.Open(context.Background(), driver, dsn)
 	if err != nil {
 		return nil, err
 	}
-	// SQLite allows one writer; a single connection avoids SQLITE_BUSY between our own goroutines.
-	db.SetMaxOpenConns(1)
-	if _, err := db.Exec(schema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("catalog %s: %w", path, err)
-	}
-	if err := migrate(db); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("catalog %s: %w", path, err)
-	}
-	return &Catalog{db: db}, nil
-}
-
-// columns added after the first schema: a catalog made by an older build gets them.
-var addedColumns = []struct{ table, column, decl string }{
-	{"files", "frame_rate", "REAL NOT NULL DEFAULT 0"},
-	{"files", "bitrate", "INTEGER NOT NULL DEFAULT 0"},
-	{"files", "oss_endpoint", "TEXT NOT NULL DEFAULT ''"},
-	{"files", "oss_bucket", "TEXT NOT NULL DEFAULT ''"},
-	{"files", "uploaded", "INTEGER NOT NULL DEFAULT 0"},
-}
-
-func migrate(db *sql.DB) error {
-	for _, c := range addedColumns {
-		var n int
-		if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info(?) WHERE name=?`, c.table, c.column).Scan(&n); err != nil {
-			return err
-		}
-		if n == 0 {
-			if _, err := db.Exec(`ALTER TABLE ` + c.table + ` ADD COLUMN ` + c.column + ` ` + c.decl); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return &Catalog{db: db, driver: driver}, nil
 }
 
 // Close closes the database.
@@ -188,7 +120,7 @@ func fromMS(v int64) time.Time {
 
 // CreateTask inserts a task.
 func (c *Catalog) CreateTask(ctx context.Context, t *Task) error {
-	_, err := c.db.ExecContext(ctx, `INSERT INTO tasks(id,domain,app,stream,state,rule,started_at,updated_at) VALUES(?,?,?,?,?,?,?,?)`,
+	_, err := c.db.ExecContext(ctx, `INSERT INTO tasks(id,domain,app,stream,state,rule,started_at,updated_at) VALUES($1,$2,$3,$4,$5,$6,$7,$8)`,
 		t.ID, t.Domain, t.App, t.Stream, t.State, t.Rule, ms(t.StartedAt), ms(t.UpdatedAt))
 	return err
 }
@@ -199,13 +131,13 @@ func (c *Catalog) SetTaskState(ctx context.Context, id, state string, at time.Ti
 	if state == TaskEnded {
 		end = ms(at)
 	}
-	_, err := c.db.ExecContext(ctx, `UPDATE tasks SET state=?, updated_at=?, ended_at=? WHERE id=?`, state, ms(at), end, id)
+	_, err := c.db.ExecContext(ctx, `UPDATE tasks SET state=$1, updated_at=$2, ended_at=$3 WHERE id=$4`, state, ms(at), end, id)
 	return err
 }
 
 // OpenTasks returns the tasks that are not ended (after a crash: those to finalize).
 func (c *Catalog) OpenTasks(ctx context.Context) ([]Task, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT `+taskCols+` FROM tasks WHERE state<>? ORDER BY started_at`, TaskEnded)
+	rows, err := c.db.QueryContext(ctx, `SELECT `+taskCols+` FROM tasks WHERE state<>$1 ORDER BY started_at`, TaskEnded)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +164,7 @@ func scanTasks(rows *sql.Rows) ([]Task, error) {
 // CreateFile inserts a file row (status recording).
 func (c *Catalog) CreateFile(ctx context.Context, f *File) error {
 	_, err := c.db.ExecContext(ctx, `INSERT INTO files(id,task_id,domain,app,stream,format,sequence,key,work_dir,start_time,end_time,duration,width,height,codecs,frame_rate,bitrate,bytes,segments,status,error,oss_endpoint,oss_bucket,uploaded)
-		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24)`,
 		f.ID, f.TaskID, f.Domain, f.App, f.Stream, f.Format, f.Sequence, f.Key, f.WorkDir, ms(f.Start), ms(f.End),
 		f.Duration, f.Width, f.Height, f.Codecs, f.FrameRate, f.Bitrate, f.Bytes, f.Segments, f.Status, f.Error,
 		f.OssEndpoint, f.OssBucket, f.Uploaded || f.OssBucket == "" && f.Status == FileDone)
@@ -246,12 +178,12 @@ func (c *Catalog) UpdateFile(ctx context.Context, f *File) error {
 	// bucket once MarkUploaded saw its key — possibly before the row had it, hence the
 	// uploaded_objects lookup. (SET expressions see the row's old values: use the new
 	// status and key from the arguments.)
-	res, err := c.db.ExecContext(ctx, `UPDATE files SET key=?, work_dir=?, start_time=?, end_time=?, duration=?, width=?, height=?, codecs=?, frame_rate=?, bitrate=?, bytes=?, segments=?, status=?, error=?,
-		uploaded = CASE WHEN oss_bucket='' AND ?='done' THEN 1
-			WHEN EXISTS(SELECT 1 FROM uploaded_objects u WHERE u.bucket=files.oss_bucket AND u.key=?) THEN 1
-			ELSE uploaded END WHERE id=?`,
+	res, err := c.db.ExecContext(ctx, `UPDATE files SET key=$1, work_dir=$2, start_time=$3, end_time=$4, duration=$5, width=$6, height=$7, codecs=$8, frame_rate=$9, bitrate=$10, bytes=$11, segments=$12, status=$13, error=$14,
+		uploaded = CASE WHEN oss_bucket='' AND $13='done' THEN TRUE
+			WHEN EXISTS(SELECT 1 FROM uploaded_objects u WHERE u.bucket=files.oss_bucket AND u.key=$1) THEN TRUE
+			ELSE uploaded END WHERE id=$15`,
 		f.Key, f.WorkDir, ms(f.Start), ms(f.End), f.Duration, f.Width, f.Height, f.Codecs, f.FrameRate, f.Bitrate, f.Bytes, f.Segments, f.Status, f.Error,
-		f.Status, f.Key, f.ID)
+		f.ID)
 	if err != nil {
 		return err
 	}
@@ -264,7 +196,7 @@ func (c *Catalog) UpdateFile(ctx context.Context, f *File) error {
 // FileProgress records the running figures of a file being recorded (a file already
 // generated or failed keeps its final figures).
 func (c *Catalog) FileProgress(ctx context.Context, id string, duration float64, bytes int64, segments int) error {
-	_, err := c.db.ExecContext(ctx, `UPDATE files SET duration=?, bytes=?, segments=? WHERE id=? AND status=?`,
+	_, err := c.db.ExecContext(ctx, `UPDATE files SET duration=$1, bytes=$2, segments=$3 WHERE id=$4 AND status=$5`,
 		duration, bytes, segments, id, FileRecording)
 	return err
 }
@@ -292,13 +224,10 @@ func scanFiles(rows *sql.Rows) ([]File, error) {
 
 // TaskFiles returns the files of a task with the given status ("" = any).
 func (c *Catalog) TaskFiles(ctx context.Context, taskID, status string) ([]File, error) {
-	q := `SELECT ` + fileCols + ` FROM files WHERE task_id=?`
-	args := []any{taskID}
-	if status != "" {
-		q += ` AND status=?`
-		args = append(args, status)
-	}
-	rows, err := c.db.QueryContext(ctx, q+` ORDER BY format, sequence`, args...)
+	var w Where
+	w.Add("task_id=" + w.Arg(taskID))
+	w.Eq("status", status)
+	rows, err := c.db.QueryContext(ctx, `SELECT `+fileCols+` FROM files`+w.SQL()+` ORDER BY format, sequence`, w.Args()...)
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +236,7 @@ func (c *Catalog) TaskFiles(ctx context.Context, taskID, status string) ([]File,
 
 // GetFile returns one file by id.
 func (c *Catalog) GetFile(ctx context.Context, id string) (*File, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT `+fileCols+` FROM files WHERE id=?`, id)
+	rows, err := c.db.QueryContext(ctx, `SELECT `+fileCols+` FROM files WHERE id=$1`, id)
 	if err != nil {
 		return nil, err
 	}
@@ -331,8 +260,8 @@ type FileQuery struct {
 
 // ListFiles returns files matching q, ordered by start time.
 func (c *Catalog) ListFiles(ctx context.Context, q FileQuery) ([]File, error) {
-	where, args := q.where()
-	sqlq := `SELECT ` + fileCols + ` FROM files` + where
+	w := q.where()
+	sqlq := `SELECT ` + fileCols + ` FROM files` + w.SQL()
 	order := "ASC"
 	if q.Desc {
 		order = "DESC"
@@ -342,9 +271,9 @@ func (c *Catalog) ListFiles(ctx context.Context, q FileQuery) ([]File, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	sqlq += " LIMIT ? OFFSET ?"
-	args = append(args, limit, q.Offset)
-	rows, err := c.db.QueryContext(ctx, sqlq, args...)
+	sqlq += " LIMIT " + w.Arg(limit)
+	sqlq += " OFFSET " + w.Arg(q.Offset)
+	rows, err := c.db.QueryContext(ctx, sqlq, w.Args()...)
 	if err != nil {
 		return nil, err
 	}
@@ -353,15 +282,15 @@ func (c *Catalog) ListFiles(ctx context.Context, q FileQuery) ([]File, error) {
 
 // CountFiles counts the files matching q (Limit, Offset and Desc are ignored).
 func (c *Catalog) CountFiles(ctx context.Context, q FileQuery) (int, error) {
-	where, args := q.where()
+	w := q.where()
 	var n int
-	err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM files`+where, args...).Scan(&n)
+	err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM files`+w.SQL(), w.Args()...).Scan(&n)
 	return n, err
 }
 
 // DeleteFile deletes a file row (not the stored object), or returns ErrNotFound.
 func (c *Catalog) DeleteFile(ctx context.Context, id string) error {
-	res, err := c.db.ExecContext(ctx, `DELETE FROM files WHERE id=?`, id)
+	res, err := c.db.ExecContext(ctx, `DELETE FROM files WHERE id=$1`, id)
 	if err != nil {
 		return err
 	}
@@ -373,7 +302,7 @@ func (c *Catalog) DeleteFile(ctx context.Context, id string) error {
 
 // GetTask returns one task by id, or ErrNotFound.
 func (c *Catalog) GetTask(ctx context.Context, id string) (*Task, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT `+taskCols+` FROM tasks WHERE id=?`, id)
+	rows, err := c.db.QueryContext(ctx, `SELECT `+taskCols+` FROM tasks WHERE id=$1`, id)
 	if err != nil {
 		return nil, err
 	}
@@ -388,35 +317,42 @@ func (c *Catalog) GetTask(ctx context.Context, id string) (*Task, error) {
 }
 
 // Where builds a SQL WHERE clause from optional conditions (catalog queries and the
-// tables other packages keep in the catalog).
+// tables other packages keep in the catalog), numbering the placeholders: the arguments
+// of a LIMIT or OFFSET after it take the next numbers with Arg.
 type Where struct {
 	conds []string
 	args  []any
 }
 
-// Add adds a condition with its argument.
-func (w *Where) Add(cond string, arg any) {
-	w.conds = append(w.conds, cond)
-	w.args = append(w.args, arg)
+// Arg adds an argument and returns its placeholder ($1, $2, ...).
+func (w *Where) Arg(v any) string {
+	w.args = append(w.args, v)
+	return "$" + strconv.Itoa(len(w.args))
 }
 
-// Eq adds "col=?" unless v is empty (an empty filter field does not filter).
+// Add adds a condition, which names its arguments with Arg: w.Add("x>=" + w.Arg(v)).
+func (w *Where) Add(cond string) { w.conds = append(w.conds, cond) }
+
+// Eq adds "col=v" unless v is empty (an empty filter field does not filter).
 func (w *Where) Eq(col, v string) {
 	if v != "" {
-		w.Add(col+"=?", v)
+		w.Add(col + "=" + w.Arg(v))
 	}
 }
 
-// SQL returns the clause (with a leading space, or "") and its arguments.
-func (w *Where) SQL() (string, []any) {
+// SQL returns the clause, with a leading space, or "".
+func (w *Where) SQL() string {
 	if len(w.conds) == 0 {
-		return "", nil
+		return ""
 	}
-	return " WHERE " + strings.Join(w.conds, " AND "), w.args
+	return " WHERE " + strings.Join(w.conds, " AND ")
 }
 
-// where returns the WHERE clause (with a leading space, or "") and its arguments.
-func (q FileQuery) where() (string, []any) {
+// Args returns the arguments of every placeholder made so far.
+func (w *Where) Args() []any { return w.args }
+
+// where returns the conditions of q.
+func (q FileQuery) where() *Where {
 	var w Where
 	w.Eq("domain", q.Domain)
 	w.Eq("app", q.App)
@@ -424,16 +360,17 @@ func (q FileQuery) where() (string, []any) {
 	w.Eq("format", q.Format)
 	w.Eq("status", q.Status)
 	if !q.From.IsZero() {
-		w.Add("(end_time=0 OR end_time>=?)", ms(q.From))
+		w.Add("(end_time=0 OR end_time>=" + w.Arg(ms(q.From)) + ")")
 	}
 	if !q.To.IsZero() {
-		w.Add("start_time<?", ms(q.To))
+		w.Add("start_time<" + w.Arg(ms(q.To)))
 	}
-	return w.SQL()
+	return &w
 }
 
 // DB exposes the database to packages that keep their own tables in the catalog (for
-// example the callback queue). They create their tables with CREATE TABLE IF NOT EXISTS.
+// example the callback queue). Their tables are created by package schema's migrations;
+// their queries use $N placeholders and SQL both drivers take.
 func (c *Catalog) DB() *sql.DB { return c.db }
 
 // TaskQuery selects tasks ("recording content": the recording sessions of a stream).
@@ -451,12 +388,11 @@ func (c *Catalog) ListTasks(ctx context.Context, q TaskQuery) ([]Task, error) {
 	w.Eq("app", q.App)
 	w.Eq("stream", q.Stream)
 	if !q.From.IsZero() {
-		w.Add("(ended_at=0 OR ended_at>=?)", ms(q.From))
+		w.Add("(ended_at=0 OR ended_at>=" + w.Arg(ms(q.From)) + ")")
 	}
 	if !q.To.IsZero() {
-		w.Add("started_at<?", ms(q.To))
+		w.Add("started_at<" + w.Arg(ms(q.To)))
 	}
-	where, args := w.SQL()
 	order := "ASC"
 	if q.Desc {
 		order = "DESC"
@@ -465,8 +401,9 @@ func (c *Catalog) ListTasks(ctx context.Context, q TaskQuery) ([]Task, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	args = append(args, limit, q.Offset)
-	rows, err := c.db.QueryContext(ctx, `SELECT `+taskCols+` FROM tasks`+where+` ORDER BY started_at `+order+` LIMIT ? OFFSET ?`, args...)
+	where := w.SQL()
+	page := ` LIMIT ` + w.Arg(limit) + ` OFFSET ` + w.Arg(q.Offset)
+	rows, err := c.db.QueryContext(ctx, `SELECT `+taskCols+` FROM tasks`+where+` ORDER BY started_at `+order+page, w.Args()...)
 	if err != nil {
 		return nil, err
 	}
@@ -477,13 +414,13 @@ func (c *Catalog) ListTasks(ctx context.Context, q TaskQuery) ([]Task, error) {
 // is flagged now; a row that gets the key later (the upload can beat the catalog update)
 // is flagged by UpdateFile, from uploaded_objects.
 func (c *Catalog) MarkUploaded(ctx context.Context, bucket, key string) error {
-	res, err := c.db.ExecContext(ctx, `UPDATE files SET uploaded=1 WHERE oss_bucket=? AND key=? AND key<>''`, bucket, key)
+	res, err := c.db.ExecContext(ctx, `UPDATE files SET uploaded=TRUE WHERE oss_bucket=$1 AND key=$2 AND key<>''`, bucket, key)
 	if err != nil {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n > 0 {
 		return nil
 	}
-	_, err = c.db.ExecContext(ctx, `INSERT OR IGNORE INTO uploaded_objects(bucket, key) VALUES(?, ?)`, bucket, key)
+	_, err = c.db.ExecContext(ctx, `INSERT INTO uploaded_objects(bucket, key) VALUES($1, $2) ON CONFLICT DO NOTHING`, bucket, key)
 	return err
 }

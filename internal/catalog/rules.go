@@ -18,14 +18,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
-	"modernc.org/sqlite"
 
 	"github.com/livrec/livrec/internal/rules"
+	"github.com/livrec/livrec/internal/schema"
 )
 
 // Rule sources.
@@ -75,32 +75,6 @@ func (e *RuleExistsError) Error() string {
 // Is makes errors.Is(err, ErrRuleExists) true.
 func (e *RuleExistsError) Is(target error) bool { return target == ErrRuleExists }
 
-const rulesSchema = `
-CREATE TABLE IF NOT EXISTS rules (
-	id TEXT PRIMARY KEY,
-	domain TEXT NOT NULL, app TEXT NOT NULL, stream TEXT NOT NULL,
-	rule TEXT NOT NULL,
-	source TEXT NOT NULL,
-	created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
-	UNIQUE(domain, app, stream)
-);
-`
-
-// rulesReady remembers the databases whose rules table exists. catalog.go's schema does
-// not know the table, so it is created on first use (CREATE TABLE IF NOT EXISTS).
-var rulesReady sync.Map // *sql.DB → struct{}
-
-func (c *Catalog) ensureRules(ctx context.Context) error {
-	if _, ok := rulesReady.Load(c.db); ok {
-		return nil
-	}
-	if _, err := c.db.ExecContext(ctx, rulesSchema); err != nil {
-		return fmt.Errorf("catalog: rules table: %w", err)
-	}
-	rulesReady.Store(c.db, struct{}{})
-	return nil
-}
-
 // prepareRule returns a normalized copy of r and its JSON, or the rules.ValidationErrors.
 func prepareRule(r *rules.Rule) (*rules.Rule, []byte, error) {
 	n := r.Clone()
@@ -125,15 +99,19 @@ func validSource(s string) error {
 // nowMS is the current time at the catalog's millisecond resolution.
 func nowMS() time.Time { return time.UnixMilli(time.Now().UnixMilli()).UTC() }
 
-// inTx runs fn in a transaction (the catalog has one connection, so it is also exclusive
-// among the catalog's users).
+// inTx runs fn in a transaction that no other change of the rules runs beside: on SQLite
+// the catalog has one connection; on PostgreSQL, which other nodes share, the table is
+// locked against writers (readers go on), so the clash checks see every committed rule.
 func (c *Catalog) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	if err := c.ensureRules(ctx); err != nil {
-		return err
-	}
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
+	}
+	if c.driver == schema.Postgres {
+		if _, err := tx.ExecContext(ctx, `LOCK TABLE rules IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+			tx.Rollback()
+			return err
+		}
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
@@ -174,7 +152,7 @@ func queryRules(ctx context.Context, q querier, query string, args ...any) ([]St
 // clash returns a *RuleExistsError if a rule other than id has r's key.
 func clash(ctx context.Context, tx *sql.Tx, r *rules.Rule, id string) error {
 	var other, js string
-	err := tx.QueryRowContext(ctx, `SELECT id, rule FROM rules WHERE domain=? AND app=? AND stream=? AND id<>?`,
+	err := tx.QueryRowContext(ctx, `SELECT id, rule FROM rules WHERE domain=$1 AND app=$2 AND stream=$3 AND id<>$4`,
 		r.DomainName, r.AppName, r.StreamName, id).Scan(&other, &js)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -193,8 +171,7 @@ func clash(ctx context.Context, tx *sql.Tx, r *rules.Rule, id string) error {
 // uniqueViolation maps a UNIQUE constraint failure (a race the pre-check missed, e.g.
 // another process on the same file) to a RuleExistsError.
 func uniqueViolation(err error, r *rules.Rule) error {
-	var se *sqlite.Error
-	if errors.As(err, &se) && se.Code()&0xff == 19 /* SQLITE_CONSTRAINT */ && strings.Contains(se.Error(), "UNIQUE") {
+	if schema.IsUniqueViolation(err) {
 		return &RuleExistsError{DomainName: r.DomainName, AppName: r.AppName, StreamName: r.StreamName}
 	}
 	return err
@@ -216,7 +193,7 @@ func (c *Catalog) CreateRule(ctx context.Context, r *rules.Rule, source string) 
 		if err := clash(ctx, tx, n, ""); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO rules(id,domain,app,stream,rule,source,created_at,updated_at) VALUES(?,?,?,?,?,?,?,?)`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO rules(id,domain,app,stream,rule,source,created_at,updated_at) VALUES($1,$2,$3,$4,$5,$6,$7,$8)`,
 			sr.ID, n.DomainName, n.AppName, n.StreamName, string(js), source, ms(now), ms(now))
 		return uniqueViolation(err, n)
 	})
@@ -239,7 +216,7 @@ func (c *Catalog) UpdateRule(ctx context.Context, id string, r *rules.Rule, sour
 	}
 	var out *StoredRule
 	err = c.inTx(ctx, func(tx *sql.Tx) error {
-		old, err := queryRules(ctx, tx, `SELECT `+ruleCols+` FROM rules WHERE id=?`, id)
+		old, err := queryRules(ctx, tx, `SELECT `+ruleCols+` FROM rules WHERE id=$1`, id)
 		if err != nil {
 			return err
 		}
@@ -250,7 +227,7 @@ func (c *Catalog) UpdateRule(ctx context.Context, id string, r *rules.Rule, sour
 			return err
 		}
 		now := nowMS()
-		if _, err := tx.ExecContext(ctx, `UPDATE rules SET domain=?, app=?, stream=?, rule=?, source=?, updated_at=? WHERE id=?`,
+		if _, err := tx.ExecContext(ctx, `UPDATE rules SET domain=$1, app=$2, stream=$3, rule=$4, source=$5, updated_at=$6 WHERE id=$7`,
 			n.DomainName, n.AppName, n.StreamName, string(js), source, ms(now), id); err != nil {
 			return uniqueViolation(err, n)
 		}
@@ -265,10 +242,7 @@ func (c *Catalog) UpdateRule(ctx context.Context, id string, r *rules.Rule, sour
 
 // GetRule returns the rule with the given id, or ErrNotFound.
 func (c *Catalog) GetRule(ctx context.Context, id string) (*StoredRule, error) {
-	if err := c.ensureRules(ctx); err != nil {
-		return nil, err
-	}
-	rs, err := queryRules(ctx, c.db, `SELECT `+ruleCols+` FROM rules WHERE id=?`, id)
+	rs, err := queryRules(ctx, c.db, `SELECT `+ruleCols+` FROM rules WHERE id=$1`, id)
 	if err != nil {
 		return nil, err
 	}
@@ -280,10 +254,7 @@ func (c *Catalog) GetRule(ctx context.Context, id string) (*StoredRule, error) {
 
 // DeleteRule deletes the rule with the given id, or returns ErrNotFound.
 func (c *Catalog) DeleteRule(ctx context.Context, id string) error {
-	if err := c.ensureRules(ctx); err != nil {
-		return err
-	}
-	res, err := c.db.ExecContext(ctx, `DELETE FROM rules WHERE id=?`, id)
+	res, err := c.db.ExecContext(ctx, `DELETE FROM rules WHERE id=$1`, id)
 	if err != nil {
 		return err
 	}
@@ -313,47 +284,38 @@ const (
 // ListRules returns a page of the rules matching q, oldest first, and the number of all
 // matching rules.
 func (c *Catalog) ListRules(ctx context.Context, q RuleQuery) ([]StoredRule, int, error) {
-	if err := c.ensureRules(ctx); err != nil {
-		return nil, 0, err
-	}
-	var where []string
-	var args []any
-	if q.Domain != "" {
-		where = append(where, "domain=?")
-		args = append(args, strings.ToLower(q.Domain))
-	}
-	if q.App != "" {
-		where = append(where, "app=?")
-		args = append(args, q.App)
-	}
-	if q.Stream != "" {
-		where = append(where, "stream=?")
-		args = append(args, q.Stream)
-	}
+	var w Where
+	w.Eq("domain", strings.ToLower(q.Domain))
+	w.Eq("app", q.App)
+	w.Eq("stream", q.Stream)
 	switch q.Vod {
 	case OnlyVod:
-		where = append(where, "json_extract(rule,'$.vod') IS NOT NULL")
+		w.Add(c.hasVod(true))
 	case OnlyStorage:
-		where = append(where, "json_extract(rule,'$.vod') IS NULL")
+		w.Add(c.hasVod(false))
 	}
-	cond := ""
-	if len(where) > 0 {
-		cond = " WHERE " + strings.Join(where, " AND ")
-	}
+	cond := w.SQL()
 	var total int
-	if err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM rules`+cond, args...).Scan(&total); err != nil {
+	if err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM rules`+cond, w.Args()...).Scan(&total); err != nil {
 		return nil, 0, err
 	}
-	limit := q.Limit
+	limit := int64(q.Limit)
 	if limit <= 0 {
-		limit = -1 // SQLite: no limit
+		limit = math.MaxInt64 // no limit (SQLite has no OFFSET without LIMIT)
 	}
 	order := "ASC"
 	if q.Desc {
 		order = "DESC"
 	}
-	rs, err := queryRules(ctx, c.db, `SELECT `+ruleCols+` FROM rules`+cond+` ORDER BY created_at `+order+`, rowid `+order+` LIMIT ? OFFSET ?`,
-		append(args, limit, max(q.Offset, 0))...)
+	// Rules created in one millisecond keep their insertion order: SQLite's rowid,
+	// PostgreSQL's identity column seq.
+	inserted := "rowid"
+	if c.driver == schema.Postgres {
+		inserted = "seq"
+	}
+	page := ` LIMIT ` + w.Arg(limit) + ` OFFSET ` + w.Arg(max(q.Offset, 0))
+	rs, err := queryRules(ctx, c.db, `SELECT `+ruleCols+` FROM rules`+cond+` ORDER BY created_at `+order+`, `+inserted+` `+order+page,
+		w.Args()...)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -363,13 +325,10 @@ func (c *Catalog) ListRules(ctx context.Context, q RuleQuery) ([]StoredRule, int
 // FindRule returns the rule with the key (domain, app, stream), or ErrNotFound. The key is
 // compared as stored: domain in lower case, an empty stream means "*".
 func (c *Catalog) FindRule(ctx context.Context, domain, app, stream string) (*StoredRule, error) {
-	if err := c.ensureRules(ctx); err != nil {
-		return nil, err
-	}
 	if stream == "" {
 		stream = rules.Wildcard
 	}
-	rs, err := queryRules(ctx, c.db, `SELECT `+ruleCols+` FROM rules WHERE domain=? AND app=? AND stream=?`,
+	rs, err := queryRules(ctx, c.db, `SELECT `+ruleCols+` FROM rules WHERE domain=$1 AND app=$2 AND stream=$3`,
 		strings.ToLower(domain), app, stream)
 	if err != nil {
 		return nil, err
@@ -446,7 +405,7 @@ func (c *Catalog) SyncConfigRules(ctx context.Context, cfg []rules.Rule) (RuleSy
 			old := byKey[key]
 			if old == nil {
 				sr := StoredRule{ID: uuid.NewString(), Rule: *n, Source: RuleSourceConfig, CreatedAt: now, UpdatedAt: now}
-				if _, err := tx.ExecContext(ctx, `INSERT INTO rules(id,domain,app,stream,rule,source,created_at,updated_at) VALUES(?,?,?,?,?,?,?,?)`,
+				if _, err := tx.ExecContext(ctx, `INSERT INTO rules(id,domain,app,stream,rule,source,created_at,updated_at) VALUES($1,$2,$3,$4,$5,$6,$7,$8)`,
 					sr.ID, n.DomainName, n.AppName, n.StreamName, string(js), sr.Source, ms(now), ms(now)); err != nil {
 					return err
 				}
@@ -460,7 +419,7 @@ func (c *Catalog) SyncConfigRules(ctx context.Context, cfg []rules.Rule) (RuleSy
 			if old.Source == RuleSourceConfig && string(oldJS) == string(js) {
 				continue // unchanged
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE rules SET rule=?, source=?, updated_at=? WHERE id=?`,
+			if _, err := tx.ExecContext(ctx, `UPDATE rules SET rule=$1, source=$2, updated_at=$3 WHERE id=$4`,
 				string(js), RuleSourceConfig, ms(now), old.ID); err != nil {
 				return err
 			}
@@ -472,7 +431,7 @@ func (c *Catalog) SyncConfigRules(ctx context.Context, cfg []rules.Rule) (RuleSy
 		}
 		for _, r := range stored {
 			if r.Source == RuleSourceConfig && !inFile[k{r.DomainName, r.AppName, r.StreamName}] {
-				if _, err := tx.ExecContext(ctx, `DELETE FROM rules WHERE id=?`, r.ID); err != nil {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM rules WHERE id=$1`, r.ID); err != nil {
 					return err
 				}
 				res.Removed = append(res.Removed, r)
@@ -484,4 +443,17 @@ func (c *Catalog) SyncConfigRules(ctx context.Context, cfg []rules.Rule) (RuleSy
 		return RuleSync{}, err
 	}
 	return res, nil
+}
+
+// hasVod is the condition "the rule is (is not) a VOD rule": its JSON has a vod object.
+// The rule column is TEXT on both drivers; each has its own JSON functions.
+func (c *Catalog) hasVod(vod bool) string {
+	is := "IS NOT NULL"
+	if !vod {
+		is = "IS NULL"
+	}
+	if c.driver == schema.Postgres {
+		return "(rule::jsonb->'vod') " + is
+	}
+	return "json_extract(rule,'$.vod') " + is
 }

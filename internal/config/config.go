@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"os"
 	"reflect"
 	"runtime"
@@ -23,6 +24,7 @@ import (
 	"github.com/livrec/livrec/internal/notify"
 	"github.com/livrec/livrec/internal/pushauth"
 	"github.com/livrec/livrec/internal/rules"
+	"github.com/livrec/livrec/internal/schema"
 	"github.com/livrec/livrec/internal/storage"
 	"github.com/livrec/livrec/internal/transcode"
 	"github.com/livrec/livrec/internal/vod"
@@ -53,8 +55,13 @@ const (
 
 // Config is the configuration file.
 type Config struct {
-	// DataDir holds the catalog, the spool and (with local storage) the recordings.
+	// DataDir holds the catalog (with SQLite), the spool and (with local storage) the
+	// recordings.
 	DataDir string `yaml:"dataDir"`
+	// Catalog is the catalog database (see CatalogDB).
+	Catalog CatalogDB `yaml:"catalog"`
+	// Node names this livrec among the nodes sharing a catalog (see Node).
+	Node Node `yaml:"node"`
 	// RTMPAddr and HTTPAddr are listen addresses.
 	RTMPAddr string `yaml:"rtmpAddr"`
 	HTTPAddr string `yaml:"httpAddr"`
@@ -140,6 +147,44 @@ type Config struct {
 	// TranscodeGroups is VODTranscodeGroups validated, with the built-in group.
 	TranscodeGroups *vod.TranscodeGroups `yaml:"-"`
 }
+
+// CatalogDB says where the catalog is: driver "sqlite" (DSN, the database file, defaults
+// to catalog.db in the data directory) or "postgres" (DSN, a PostgreSQL connection
+// string, is required). Without a driver, a postgres:// or postgresql:// DSN means
+// postgres, anything else sqlite. LIVREC_CATALOG_DSN (CatalogDSNEnv) gives the DSN and
+// wins over the file, so that a password can stay out of it.
+type CatalogDB struct {
+	Driver string `yaml:"driver"`
+	DSN    string `yaml:"dsn"`
+}
+
+// Node is this livrec's identity and heartbeat in the catalog (package cluster): ID
+// (default the host name), HTTPAddr the host:port other nodes reach its HTTP API at
+// (default httpAddr, with the host name when httpAddr names no host), a heartbeat every
+// HeartbeatInterval seconds (default 5, 1–3600); a node is dead after MissedBeats
+// (default 3, 1–1000) intervals without one.
+type Node struct {
+	ID                string `yaml:"id"`
+	HTTPAddr          string `yaml:"httpAddr"`
+	HeartbeatInterval int    `yaml:"heartbeatInterval"`
+	MissedBeats       int    `yaml:"missedBeats"`
+}
+
+// NodeHTTPAddr is Node.HTTPAddr, or by default HTTPAddr with the host name when it names
+// no host (call it after the command line changed HTTPAddr).
+func (c *Config) NodeHTTPAddr() string {
+	if c.Node.HTTPAddr != "" {
+		return c.Node.HTTPAddr
+	}
+	if h, port, err := net.SplitHostPort(c.HTTPAddr); err == nil && (h == "" || h == "0.0.0.0" || h == "::") {
+		host, _ := os.Hostname()
+		return net.JoinHostPort(host, port)
+	}
+	return c.HTTPAddr
+}
+
+// CatalogDSNEnv is the environment variable of the catalog's DSN.
+const CatalogDSNEnv = "LIVREC_CATALOG_DSN"
 
 // AccessKey is an access key pair of the cloud-compatible API.
 type AccessKey struct {
@@ -228,6 +273,21 @@ func Parse(data []byte) (*Config, error) {
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
 	}
+	if v := os.Getenv(CatalogDSNEnv); v != "" {
+		c.Catalog.DSN = v
+	}
+	if c.Catalog.Driver == "" {
+		c.Catalog.Driver = schema.DriverOf(c.Catalog.DSN)
+	}
+	if err := schema.CheckDriver(c.Catalog.Driver); err != nil {
+		es = append(es, &rules.ValidationError{Field: "catalog.driver", Msg: fmt.Sprintf("%q: want one of %s (default %s)",
+			c.Catalog.Driver, strings.Join(schema.Drivers, ", "), schema.SQLite)})
+	} else if c.Catalog.Driver == schema.Postgres && c.Catalog.DSN == "" {
+		es = append(es, &rules.ValidationError{Field: "catalog.dsn",
+			Msg: "is required with driver postgres (in the file, or in the environment variable " + CatalogDSNEnv + ")"})
+	} else if err := schema.CheckDSN(c.Catalog.Driver, c.Catalog.DSN); err != nil {
+		es = append(es, &rules.ValidationError{Field: "catalog.dsn", Msg: err.Error()})
+	}
 	if c.RTMPAddr == "" {
 		c.RTMPAddr = DefaultRTMPAddr
 	}
@@ -296,6 +356,16 @@ func Parse(data []byte) (*Config, error) {
 	if c.Finalizers < 0 || c.Finalizers > 64 {
 		es = append(es, &rules.ValidationError{Field: "finalizers", Msg: fmt.Sprintf("%d is out of range (allowed 1–64, or 0 for the default)", c.Finalizers)})
 	}
+	host, _ := os.Hostname()
+	if c.Node.ID == "" {
+		c.Node.ID = host
+	}
+	if c.Node.ID == "" || strings.ContainsFunc(c.Node.ID, func(r rune) bool { return r <= ' ' || r > '~' }) {
+		es = append(es, &rules.ValidationError{Field: "node.id", Msg: fmt.Sprintf("%q: want printable ASCII without spaces (default the host name)", c.Node.ID)})
+	}
+	if _, _, err := net.SplitHostPort(c.Node.HTTPAddr); err != nil && c.Node.HTTPAddr != "" {
+		es = append(es, &rules.ValidationError{Field: "node.httpAddr", Msg: fmt.Sprintf("%q: want host:port (%v)", c.Node.HTTPAddr, err)})
+	}
 	limits := []struct {
 		field    string
 		v        *int
@@ -307,9 +377,11 @@ func Parse(data []byte) (*Config, error) {
 		{"rtmpMaxConnsPerAddr", &c.RTMPMaxConnsPerAddr, DefaultRTMPMaxConnsPerAddr, 1, 1 << 20, "connections"},
 		{"rtmpPublishDeadline", &c.RTMPPublishDeadline, DefaultRTMPPublishDeadline, 1, 300, "seconds"},
 		{"reservedFds", &c.ReservedFDs, DefaultReservedFDs, 0, 1 << 20, "file descriptors"},
+		{"node.heartbeatInterval", &c.Node.HeartbeatInterval, 5, 1, 3600, "seconds"},
+		{"node.missedBeats", &c.Node.MissedBeats, 3, 1, 1000, "beats"},
 	}
 	for _, l := range limits {
-		if lookup(doc, l.field) == nil {
+		if lookupPath(doc, l.field) == nil {
 			*l.v = l.def
 		} else if *l.v < l.min || *l.v > l.max {
 			es = append(es, &rules.ValidationError{Field: l.field, Msg: fmt.Sprintf("%d: want %d-%d %s (default %d)", *l.v, l.min, l.max, l.unit, l.def)})
@@ -451,6 +523,14 @@ func lookup(m *yaml.Node, key string) *yaml.Node {
 		}
 	}
 	return nil
+}
+
+// lookupPath is lookup through nested mappings: "node.missedBeats".
+func lookupPath(m *yaml.Node, path string) *yaml.Node {
+	for _, k := range strings.Split(path, ".") {
+		m = lookup(m, k)
+	}
+	return m
 }
 
 // yamlFields maps the yaml key names of a struct type to their field types.

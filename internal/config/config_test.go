@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -311,6 +312,58 @@ func TestLimits(t *testing.T) {
 		var ves rules.ValidationErrors
 		if !errors.As(err, &ves) || len(ves) != 1 || ves[0].Field != field || ves[0].Line != 1 {
 			t.Errorf("%q: got %v, want one error on %s, line 1", data, err, field)
+		}
+	}
+}
+
+func TestCatalog(t *testing.T) {
+	c, err := Parse(nil)
+	if err != nil || c.Catalog != (CatalogDB{Driver: "sqlite"}) {
+		t.Fatalf("default catalog %+v, %v", c.Catalog, err)
+	}
+	c, err = Parse([]byte("catalog: {driver: postgres, dsn: \"postgres://livrec@db.internal/livrec\"}\n"))
+	if err != nil || c.Catalog.Driver != "postgres" || c.Catalog.DSN != "postgres://livrec@db.internal/livrec" {
+		t.Fatalf("postgres catalog %+v, %v", c.Catalog, err)
+	}
+	t.Setenv(CatalogDSNEnv, "host=db2.internal user=livrec password=secret")
+	c, err = Parse([]byte("catalog: {driver: postgres, dsn: \"postgres://livrec@db.internal/livrec\"}\n"))
+	if err != nil || c.Catalog.DSN != "host=db2.internal user=livrec password=secret" {
+		t.Fatalf("the environment does not win: %+v, %v", c.Catalog, err)
+	}
+	t.Setenv(CatalogDSNEnv, "postgresql://livrec@db3.internal/livrec")
+	if c, err = Parse(nil); err != nil || c.Catalog.Driver != "postgres" {
+		t.Fatalf("a postgres URL alone does not select postgres: %+v, %v", c.Catalog, err)
+	}
+	if _, err = Parse([]byte("catalog: {driver: sqlite}\n")); err == nil || !strings.Contains(err.Error(), "catalog.dsn: a PostgreSQL URL with driver sqlite") {
+		t.Fatalf("sqlite with a postgres URL: %v", err)
+	}
+	t.Setenv(CatalogDSNEnv, "")
+	for data, want := range map[string]string{
+		"catalog: {driver: mysql}\n":                  `line 1: catalog.driver: "mysql": want one of sqlite, postgres (default sqlite)`,
+		"catalog:\n  driver: postgres\n":              "catalog.dsn: is required with driver postgres (in the file, or in the environment variable LIVREC_CATALOG_DSN)",
+		"catalog: {driver: postgres, dsn: \"::x\"}\n": "catalog.dsn: ",
+	} {
+		if _, err := Parse([]byte(data)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse(%q): %v, want %q", data, err, want)
+		}
+	}
+}
+
+func TestNode(t *testing.T) {
+	host, _ := os.Hostname()
+	c, err := Parse([]byte("httpAddr: \":9090\"\n"))
+	if err != nil || c.Node != (Node{ID: host, HeartbeatInterval: 5, MissedBeats: 3}) || c.NodeHTTPAddr() != net.JoinHostPort(host, "9090") {
+		t.Fatalf("default node %+v, %v", c.Node, err)
+	}
+	c, err = Parse([]byte("node: {id: rec-1, httpAddr: \"10.0.0.1:8080\", heartbeatInterval: 2, missedBeats: 5}\n"))
+	if err != nil || c.Node != (Node{ID: "rec-1", HTTPAddr: "10.0.0.1:8080", HeartbeatInterval: 2, MissedBeats: 5}) || c.NodeHTTPAddr() != "10.0.0.1:8080" {
+		t.Fatalf("node %+v, %v", c.Node, err)
+	}
+	_, err = Parse([]byte("node:\n  id: \"a b\"\n  httpAddr: nowhere\n  heartbeatInterval: 0\n  missedBeats: 2000\n"))
+	for _, want := range []string{`line 2: node.id: "a b": want printable ASCII`, `line 3: node.httpAddr: "nowhere": want host:port`,
+		"node.heartbeatInterval: 0: want 1-3600 seconds (default 5)", "node.missedBeats: 2000: want 1-1000 beats (default 3)"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want %q", err, want)
 		}
 	}
 }

@@ -86,10 +86,7 @@ func TestConsoleVendoredPlayers(t *testing.T) {
 // the recordings page with a long list), older than anything the test records.
 func seedRecordings(t *testing.T, dataDir string, n int) {
 	t.Helper()
-	cat, err := catalog.Open(filepath.Join(dataDir, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cat := openCatalog(t, dataDir)
 	defer cat.Close()
 	start := time.Now().Add(-time.Duration(n+1) * time.Hour).Truncate(time.Hour)
 	formats := []string{"m3u8", "mp4", "flv"}

@@ -15,6 +15,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/livrec/livrec/internal/catalog"
+	"github.com/livrec/livrec/internal/config"
+	"github.com/livrec/livrec/internal/schema"
+	"github.com/livrec/livrec/internal/testenv"
 )
 
 var (
@@ -69,7 +74,10 @@ type server struct {
 	httpPort int
 	cmd      *exec.Cmd
 	logs     *bytes.Buffer
-	done     chan struct{}
+	// catalogDSN is the PostgreSQL database (LIVREC_CATALOG_DSN) under
+	// LIVREC_TEST_CATALOG=postgres.
+	catalogDSN string
+	done       chan struct{}
 }
 
 type syncBuffer struct {
@@ -83,10 +91,73 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	return b.Buffer.Write(p)
 }
 
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// CatalogEnv chooses the catalog driver of every livrec the tests start:
+// LIVREC_TEST_CATALOG=postgres runs the suite on PostgreSQL (a database of the test
+// binary's server per data directory), unset or sqlite on the SQLite file in the data
+// directory.
+const CatalogEnv = "LIVREC_TEST_CATALOG"
+
+func testCatalogDriver(t *testing.T) string {
+	switch d := os.Getenv(CatalogEnv); d {
+	case "", schema.SQLite:
+		return schema.SQLite
+	case schema.Postgres:
+		return d
+	default:
+		t.Fatalf("%s=%q: want %s or %s", CatalogEnv, d, schema.SQLite, schema.Postgres)
+		return ""
+	}
+}
+
+var catalogDSNs = struct {
+	sync.Mutex
+	m map[string]string // data directory → PostgreSQL DSN
+}{m: map[string]string{}}
+
+// catalogDSN is the catalog of dataDir under the chosen driver: the same database for
+// every livrec (restart) on that directory.
+func catalogDSN(t *testing.T, dataDir string) (driver, dsn string) {
+	t.Helper()
+	driver = testCatalogDriver(t)
+	if driver != schema.Postgres {
+		return driver, filepath.Join(dataDir, "catalog.db")
+	}
+	catalogDSNs.Lock()
+	defer catalogDSNs.Unlock()
+	if dsn, ok := catalogDSNs.m[dataDir]; ok {
+		return driver, dsn
+	}
+	dsn = testenv.PostgresDSN(t)
+	catalogDSNs.m[dataDir] = dsn
+	t.Cleanup(func() {
+		catalogDSNs.Lock()
+		delete(catalogDSNs.m, dataDir)
+		catalogDSNs.Unlock()
+	})
+	return driver, dsn
+}
+
+// openCatalog opens the catalog of the livrec on dataDir, for a test to read or seed.
+func openCatalog(t *testing.T, dataDir string) *catalog.Catalog {
+	t.Helper()
+	cat, err := catalog.OpenDriver(catalogDSN(t, dataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cat
+}
+
 // startServer runs livrec with the given YAML config (empty: none) on fresh ports.
 func startServer(t *testing.T, dataDir, configYAML string) *server {
 	t.Helper()
 	s := &server{t: t, dataDir: dataDir, rtmpPort: freePort(t), httpPort: freePort(t)}
+	if driver, dsn := catalogDSN(t, dataDir); driver == schema.Postgres {
+		// In the environment, a postgres:// DSN alone selects PostgreSQL: also for the
+		// configs a test writes itself between restarts.
+		s.catalogDSN = dsn
+	}
 	if configYAML != "" {
 		s.config = filepath.Join(t.TempDir(), "livrec.yaml")
 		if err := os.WriteFile(s.config, []byte(configYAML), 0o644); err != nil {
@@ -106,6 +177,9 @@ func (s *server) start() {
 		args = append(args, "--config", s.config)
 	}
 	s.cmd = exec.Command(livrecBinary(t), args...)
+	if s.catalogDSN != "" {
+		s.cmd.Env = append(os.Environ(), config.CatalogDSNEnv+"="+s.catalogDSN)
+	}
 	logs := &syncBuffer{}
 	s.logs = &logs.Buffer
 	s.cmd.Stdout, s.cmd.Stderr = logs, logs
@@ -135,6 +209,9 @@ func (s *server) start() {
 		if resp, err := http.Get(s.url("/healthz")); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
+				if _, err := os.Stat(filepath.Join(s.dataDir, "catalog.db")); s.catalogDSN != "" && err == nil {
+					t.Fatalf("%s=postgres, but livrec made an SQLite catalog in %s", CatalogEnv, s.dataDir)
+				}
 				return
 			}
 		}

@@ -165,9 +165,9 @@ func Open(ctx context.Context, db *sql.DB, cfg Config) (*Queue, error) {
 	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 		return nil, fmt.Errorf("jobs: river migrations: %w", err)
 	}
-	if _, err := db.ExecContext(ctx, schema); err != nil {
-		return nil, fmt.Errorf("jobs: %w", err)
-	}
+	// Our tables beside River's (livrec_job_runs, livrec_job_logs) are catalog
+	// migrations; no foreign key to river_job: River's SQLite migrations rebuild that
+	// table, and rows of jobs River deleted are swept instead.
 	return &Queue{db: db, cfg: cfg, driver: driver, workers: river.NewWorkers(), kinds: map[string]bool{}}, nil
 }
 

@@ -11,27 +11,6 @@ import (
 	"github.com/riverqueue/river/rivertype"
 )
 
-// Our tables beside River's. No foreign key to river_job: River's SQLite migrations
-// rebuild that table, and rows of jobs River deleted are swept instead.
-const schema = `
-CREATE TABLE IF NOT EXISTS livrec_job_runs (
-	job_id INTEGER PRIMARY KEY,
-	unique_key TEXT UNIQUE,
-	attempt INTEGER NOT NULL DEFAULT 0,
-	progress REAL NOT NULL DEFAULT 0,
-	heartbeat_at INTEGER NOT NULL DEFAULT 0, -- unix ms
-	died_error TEXT NOT NULL DEFAULT '',
-	died_at INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS livrec_job_logs (
-	seq INTEGER PRIMARY KEY AUTOINCREMENT,
-	job_id INTEGER NOT NULL,
-	at INTEGER NOT NULL,
-	attempt INTEGER NOT NULL,
-	line TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS livrec_job_logs_job ON livrec_job_logs(job_id, seq);
-`
 
 // maxLogLine bounds one log line (an ffmpeg tail fits).
 const maxLogLine = 4096

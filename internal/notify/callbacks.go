@@ -53,40 +53,6 @@ type Attempt struct {
 	DurationMS   float64       `json:"durationMs"`
 }
 
-const callbackSchema = `
-CREATE TABLE IF NOT EXISTS callbacks (
-	id TEXT PRIMARY KEY,
-	domain TEXT NOT NULL, app TEXT NOT NULL, stream TEXT NOT NULL,
-	task_id TEXT NOT NULL DEFAULT '',
-	event TEXT NOT NULL,
-	url TEXT NOT NULL,
-	body TEXT NOT NULL,
-	headers TEXT NOT NULL DEFAULT '{}',
-	auth_key TEXT NOT NULL DEFAULT '',
-	signing TEXT NOT NULL DEFAULT '',
-	status TEXT NOT NULL,
-	tries INTEGER NOT NULL DEFAULT 0,
-	next_try_at INTEGER NOT NULL,
-	created_at INTEGER NOT NULL,
-	updated_at INTEGER NOT NULL,
-	last_error TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS callbacks_due ON callbacks(status, next_try_at);
-CREATE INDEX IF NOT EXISTS callbacks_stream ON callbacks(domain, app, stream, created_at);
-CREATE INDEX IF NOT EXISTS callbacks_created ON callbacks(created_at);
-CREATE TABLE IF NOT EXISTS callback_attempts (
-	id INTEGER PRIMARY KEY AUTOINCREMENT,
-	callback_id TEXT NOT NULL,
-	try INTEGER NOT NULL,
-	at INTEGER NOT NULL,
-	response_code INTEGER NOT NULL DEFAULT 0,
-	error TEXT NOT NULL DEFAULT '',
-	response TEXT NOT NULL DEFAULT '',
-	duration_us INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS callback_attempts_cb ON callback_attempts(callback_id, id);
-`
-
 func ms(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
@@ -114,7 +80,7 @@ func (n *Notifier) insertBatch(ctx context.Context, cbs []*Callback) error {
 	}
 	defer tx.Rollback()
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO callbacks(id,domain,app,stream,task_id,event,url,body,headers,auth_key,signing,status,tries,next_try_at,created_at,updated_at)
-		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)`)
 	if err != nil {
 		return err
 	}
@@ -142,22 +108,20 @@ type Query struct {
 	Desc                bool // newest first
 }
 
-func (q Query) where() (string, []any) {
+func (q Query) where() *catalog.Where {
 	var w catalog.Where
-	if q.Domain != "" {
-		w.Add("domain=?", normDomain(q.Domain))
-	}
+	w.Eq("domain", normDomain(q.Domain))
 	w.Eq("app", q.App)
 	w.Eq("stream", q.Stream)
 	w.Eq("event", q.Event)
 	w.Eq("status", q.Status)
 	if !q.From.IsZero() {
-		w.Add("created_at>=?", ms(q.From))
+		w.Add("created_at>=" + w.Arg(ms(q.From)))
 	}
 	if !q.To.IsZero() {
-		w.Add("created_at<?", ms(q.To))
+		w.Add("created_at<" + w.Arg(ms(q.To)))
 	}
-	return w.SQL()
+	return &w
 }
 
 const callbackCols = `id,domain,app,stream,task_id,event,url,body,headers,auth_key,signing,status,tries,next_try_at,created_at,updated_at,last_error`
@@ -186,7 +150,7 @@ func scanCallbacks(rows *sql.Rows) ([]*Callback, error) {
 // ListCallbacks returns the callbacks matching q (by creation time, oldest first unless
 // q.Desc) with their attempts. Domains are matched in lower case.
 func (n *Notifier) ListCallbacks(ctx context.Context, q Query) ([]Callback, error) {
-	where, args := q.where()
+	w := q.where()
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 100
@@ -196,8 +160,10 @@ func (n *Notifier) ListCallbacks(ctx context.Context, q Query) ([]Callback, erro
 	if q.Desc {
 		order = "DESC"
 	}
+	where := w.SQL()
+	page := ` LIMIT ` + w.Arg(limit) + ` OFFSET ` + w.Arg(max(q.Offset, 0))
 	rows, err := n.db.QueryContext(ctx, `SELECT `+callbackCols+` FROM callbacks`+where+
-		` ORDER BY created_at `+order+`, id `+order+` LIMIT ? OFFSET ?`, append(args, limit, max(q.Offset, 0))...)
+		` ORDER BY created_at `+order+`, id `+order+page, w.Args()...)
 	if err != nil {
 		return nil, err
 	}
@@ -217,15 +183,15 @@ func (n *Notifier) ListCallbacks(ctx context.Context, q Query) ([]Callback, erro
 
 // CountCallbacks counts the callbacks matching q (Limit, Offset and Desc are ignored).
 func (n *Notifier) CountCallbacks(ctx context.Context, q Query) (int, error) {
-	where, args := q.where()
+	w := q.where()
 	var c int
-	err := n.db.QueryRowContext(ctx, `SELECT count(*) FROM callbacks`+where, args...).Scan(&c)
+	err := n.db.QueryRowContext(ctx, `SELECT count(*) FROM callbacks`+w.SQL(), w.Args()...).Scan(&c)
 	return c, err
 }
 
 // GetCallback returns one callback with its attempts, ErrNotFound if unknown.
 func (n *Notifier) GetCallback(ctx context.Context, id string) (*Callback, error) {
-	rows, err := n.db.QueryContext(ctx, `SELECT `+callbackCols+` FROM callbacks WHERE id=?`, id)
+	rows, err := n.db.QueryContext(ctx, `SELECT `+callbackCols+` FROM callbacks WHERE id=$1`, id)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +209,7 @@ func (n *Notifier) GetCallback(ctx context.Context, id string) (*Callback, error
 }
 
 func (n *Notifier) attempts(ctx context.Context, id string) ([]Attempt, error) {
-	rows, err := n.db.QueryContext(ctx, `SELECT try,at,response_code,error,response,duration_us FROM callback_attempts WHERE callback_id=? ORDER BY id`, id)
+	rows, err := n.db.QueryContext(ctx, `SELECT try,at,response_code,error,response,duration_us FROM callback_attempts WHERE callback_id=$1 ORDER BY id`, id)
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +252,7 @@ func (n *Notifier) pruneBatch(ctx context.Context, before time.Time) (int64, err
 		return 0, err
 	}
 	defer tx.Rollback()
-	const old = `SELECT id FROM callbacks WHERE status<>? AND created_at<? ORDER BY created_at, id LIMIT ?`
+	const old = `SELECT id FROM callbacks WHERE status<>$1 AND created_at<$2 ORDER BY created_at, id LIMIT $3`
 	args := []any{StatusPending, ms(before), pruneRows}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM callback_attempts WHERE callback_id IN (`+old+`)`, args...); err != nil {
 		return 0, err

@@ -160,18 +160,6 @@ func (n *Notifier) checkSafe(c *Config) error {
 
 func normDomain(d string) string { return strings.ToLower(d) }
 
-const configSchema = `
-CREATE TABLE IF NOT EXISTS notify_configs (
-	domain TEXT PRIMARY KEY,
-	notify_url TEXT NOT NULL,
-	on_demand_url TEXT NOT NULL DEFAULT '',
-	need_status_notify INTEGER NOT NULL DEFAULT 0,
-	notify_req_auth INTEGER NOT NULL DEFAULT 0,
-	notify_auth_key TEXT NOT NULL DEFAULT '',
-	updated_at INTEGER NOT NULL
-);
-`
-
 // Put creates or replaces the configuration of c.DomainName after validating it.
 // Callbacks already queued keep the URL and key they were queued with.
 func (n *Notifier) Put(ctx context.Context, c Config) error {
@@ -183,7 +171,7 @@ func (n *Notifier) Put(ctx context.Context, c Config) error {
 	}
 	c.DomainName = normDomain(c.DomainName)
 	_, err := n.db.ExecContext(ctx, `INSERT INTO notify_configs(domain,notify_url,on_demand_url,need_status_notify,notify_req_auth,notify_auth_key,updated_at)
-		VALUES(?,?,?,?,?,?,?)
+		VALUES($1,$2,$3,$4,$5,$6,$7)
 		ON CONFLICT(domain) DO UPDATE SET notify_url=excluded.notify_url, on_demand_url=excluded.on_demand_url,
 			need_status_notify=excluded.need_status_notify, notify_req_auth=excluded.notify_req_auth,
 			notify_auth_key=excluded.notify_auth_key, updated_at=excluded.updated_at`,
@@ -199,7 +187,7 @@ func (n *Notifier) Put(ctx context.Context, c Config) error {
 
 // Get returns the configuration of a domain, ErrNotFound if there is none.
 func (n *Notifier) Get(ctx context.Context, domain string) (*Config, error) {
-	cs, err := n.queryConfigs(ctx, `WHERE domain=?`, normDomain(domain))
+	cs, err := n.queryConfigs(ctx, `WHERE domain=$1`, normDomain(domain))
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +201,7 @@ func (n *Notifier) Get(ctx context.Context, domain string) (*Config, error) {
 // already queued are still delivered.
 func (n *Notifier) Delete(ctx context.Context, domain string) error {
 	d := normDomain(domain)
-	res, err := n.db.ExecContext(ctx, `DELETE FROM notify_configs WHERE domain=?`, d)
+	res, err := n.db.ExecContext(ctx, `DELETE FROM notify_configs WHERE domain=$1`, d)
 	if err != nil {
 		return fmt.Errorf("notify config %s: %w", domain, err)
 	}

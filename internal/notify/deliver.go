@@ -54,8 +54,8 @@ func (n *Notifier) fill(ctx context.Context, jobs chan<- *Callback) time.Duratio
 		return idleWait // a worker pokes when it is done
 	}
 	now := n.now()
-	rows, err := n.db.QueryContext(ctx, `SELECT `+callbackCols+` FROM callbacks WHERE status=? AND next_try_at<=?
-		ORDER BY next_try_at, created_at, id LIMIT ?`, StatusPending, ms(now), free+busy)
+	rows, err := n.db.QueryContext(ctx, `SELECT `+callbackCols+` FROM callbacks WHERE status=$1 AND next_try_at<=$2
+		ORDER BY next_try_at, created_at, id LIMIT $3`, StatusPending, ms(now), free+busy)
 	if err != nil {
 		if ctx.Err() == nil {
 			n.log.Error("callback queue: read failed", "err", err)
@@ -85,7 +85,7 @@ func (n *Notifier) fill(ctx context.Context, jobs chan<- *Callback) time.Duratio
 	}
 	// Callbacks due now but not dispatched wait for a worker, which pokes when done.
 	var next *int64
-	if err := n.db.QueryRowContext(ctx, `SELECT MIN(next_try_at) FROM callbacks WHERE status=? AND next_try_at>?`,
+	if err := n.db.QueryRowContext(ctx, `SELECT MIN(next_try_at) FROM callbacks WHERE status=$1 AND next_try_at>$2`,
 		StatusPending, ms(now)).Scan(&next); err != nil {
 		if ctx.Err() == nil {
 			n.log.Error("callback queue: read failed", "err", err)
@@ -204,11 +204,11 @@ func (n *Notifier) record(id string, try int, at time.Time, code int, errText, r
 		return err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO callback_attempts(callback_id,try,at,response_code,error,response,duration_us) VALUES(?,?,?,?,?,?,?)`,
+	if _, err := tx.ExecContext(ctx, `INSERT INTO callback_attempts(callback_id,try,at,response_code,error,response,duration_us) VALUES($1,$2,$3,$4,$5,$6,$7)`,
 		id, try, ms(at), code, errText, response, dur.Microseconds()); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE callbacks SET status=?, tries=?, next_try_at=?, updated_at=?, last_error=?, headers=? WHERE id=?`,
+	if _, err := tx.ExecContext(ctx, `UPDATE callbacks SET status=$1, tries=$2, next_try_at=$3, updated_at=$4, last_error=$5, headers=$6 WHERE id=$7`,
 		status, try, next, ms(n.now()), errText, headersJSON(hdr), id); err != nil {
 		return err
 	}

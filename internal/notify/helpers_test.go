@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/livrec/livrec/internal/catalog"
 	"github.com/livrec/livrec/internal/record"
+	"github.com/livrec/livrec/internal/schema/schematest"
+	"github.com/livrec/livrec/internal/testenv"
 )
 
 // hit is one request a test receiver got.
@@ -108,9 +109,10 @@ func hang(r *http.Request) {
 	}
 }
 
-func openDB(t *testing.T) *catalog.Catalog {
+// openDB returns a new catalog of driver.
+func openDB(t *testing.T, driver string) *catalog.Catalog {
 	t.Helper()
-	c, err := catalog.Open(filepath.Join(t.TempDir(), "catalog.db"))
+	c, err := catalog.OpenDriver(driver, schematest.DSN(t, driver))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,3 +219,5 @@ func fileEvent(domain, stream string, pushArgs map[string][]string) record.Event
 func statusEvent(typ, domain, stream string) record.Event {
 	return record.Event{Type: typ, Time: t0, TaskID: "task-1", Domain: domain, App: "liveApp", Stream: stream}
 }
+
+func TestMain(m *testing.M) { testenv.Main(m) }

@@ -116,8 +116,8 @@ type Notifier struct {
 // dropped (and logged).
 const maxIntake = 10000
 
-// New creates the tables if needed and loads the configuration. db is the catalog's
-// database (catalog.(*Catalog).DB()).
+// New loads the configuration. db is the catalog's database (catalog.(*Catalog).DB()),
+// whose migrations made notify's tables (package schema).
 func New(db *sql.DB, opt Options) (*Notifier, error) {
 	if opt.Workers <= 0 {
 		opt.Workers = DefaultWorkers
@@ -169,24 +169,11 @@ func New(db *sql.DB, opt Options) (*Notifier, error) {
 		writerDone: make(chan struct{}),
 	}
 	ctx := context.Background()
-	if _, err := db.ExecContext(ctx, configSchema+callbackSchema); err != nil {
-		return nil, fmt.Errorf("notify: create tables: %w", err)
-	}
-	// signing was added after the first schema: a catalog made by an older build gets it.
-	var hasSigning int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('callbacks') WHERE name='signing'`).Scan(&hasSigning); err != nil {
-		return nil, fmt.Errorf("notify: callbacks table: %w", err)
-	}
-	if hasSigning == 0 {
-		if _, err := db.ExecContext(ctx, `ALTER TABLE callbacks ADD COLUMN signing TEXT NOT NULL DEFAULT ''`); err != nil {
-			return nil, fmt.Errorf("notify: callbacks table: %w", err)
-		}
-	}
 	if err := n.loadConfigs(ctx); err != nil {
 		return nil, fmt.Errorf("notify: load configs: %w", err)
 	}
 	var pending int64
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM callbacks WHERE status=?`, StatusPending).Scan(&pending); err != nil {
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM callbacks WHERE status=$1`, StatusPending).Scan(&pending); err != nil {
 		return nil, fmt.Errorf("notify: count pending callbacks: %w", err)
 	}
 	n.m = newMetrics(opt.Registerer)

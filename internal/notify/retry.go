@@ -13,8 +13,8 @@ var ErrNotFailed = errors.New("the callback has not failed")
 // Retry queues a failed callback for one more try now (an operator fixed the receiver).
 // Its history is kept; if the try fails, it is failed again. ErrNotFound if unknown.
 func (n *Notifier) Retry(ctx context.Context, id string) error {
-	res, err := n.db.ExecContext(ctx, `UPDATE callbacks SET status=?, next_try_at=?, updated_at=? WHERE id=? AND status=?`,
-		StatusPending, ms(n.now()), ms(n.now()), id, StatusFailed)
+	res, err := n.db.ExecContext(ctx, `UPDATE callbacks SET status=$1, next_try_at=$2, updated_at=$2 WHERE id=$3 AND status=$4`,
+		StatusPending, ms(n.now()), id, StatusFailed)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/livrec/livrec/internal/api"
 	"github.com/livrec/livrec/internal/catalog"
 	"github.com/livrec/livrec/internal/cloudapi"
+	"github.com/livrec/livrec/internal/cluster"
 	"github.com/livrec/livrec/internal/console"
 	"github.com/livrec/livrec/internal/metrics"
 	"github.com/livrec/livrec/internal/notify"
@@ -25,6 +26,7 @@ import (
 	"github.com/livrec/livrec/internal/rtmp"
 	"github.com/livrec/livrec/internal/ruledb"
 	"github.com/livrec/livrec/internal/rules"
+	"github.com/livrec/livrec/internal/schema"
 	"github.com/livrec/livrec/internal/storage"
 	"github.com/livrec/livrec/internal/templatedb"
 	"github.com/livrec/livrec/internal/transcode"
@@ -34,11 +36,18 @@ import (
 
 // Options configure a service instance.
 type Options struct {
-	DataDir  string
-	RTMPAddr string
-	HTTPAddr string
-	Location *time.Location
-	Rules    []rules.Rule // normalized and validated
+	DataDir string
+	// CatalogDriver and CatalogDSN say where the catalog is (catalog.OpenDriver); an empty
+	// DSN with SQLite is the file catalog.db in DataDir.
+	CatalogDriver, CatalogDSN string
+	// NodeID and NodeHTTPAddr name this node in the catalog's nodes table, where it
+	// beats every Liveness.Interval (package cluster); no NodeID: no heartbeat.
+	NodeID, NodeHTTPAddr string
+	Liveness             cluster.Liveness
+	RTMPAddr             string
+	HTTPAddr             string
+	Location             *time.Location
+	Rules                []rules.Rule // normalized and validated
 	// S3 are the object-storage endpoints rules may name (ossEndpoint/ossBucket), and
 	// SpoolLimit the upload-spool size (bytes) that raises an alarm (0: none).
 	S3         []storage.S3Config
@@ -106,7 +115,11 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	cat, err := catalog.Open(filepath.Join(o.DataDir, catalogDB))
+	dsn := o.CatalogDSN
+	if dsn == "" && o.CatalogDriver != schema.Postgres {
+		dsn = filepath.Join(o.DataDir, catalogDB)
+	}
+	cat, err := catalog.OpenDriver(o.CatalogDriver, dsn)
 	if err != nil {
 		return err
 	}
@@ -129,6 +142,11 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("callbacks: %w", err)
 	}
 	notifier.Start(ctx)
+	if o.NodeID != "" {
+		go cluster.New(cat.DB()).Heartbeat(ctx, o.NodeID, o.NodeHTTPAddr, o.Liveness, func(err error) {
+			log.Warn("node heartbeat failed", "node", o.NodeID, "err", err)
+		})
+	}
 	defer notifier.Close() // after the manager's shutdown: the last file_created events are queued first
 	// Templates of the config file plus those set through the APIs (see package
 	// templatedb); a change reaches the transcoder for the next publish.

@@ -59,15 +59,6 @@ var (
 	ErrConfig   = errors.New("template is defined in the config file")
 )
 
-const schema = `
-CREATE TABLE IF NOT EXISTS transcode_templates (
-	domain TEXT NOT NULL, app TEXT NOT NULL, id TEXT NOT NULL,
-	kind TEXT NOT NULL, lazy INTEGER NOT NULL,
-	template TEXT NOT NULL,
-	created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
-	PRIMARY KEY(domain, app, id)
-);
-`
 
 // Store changes templates and publishes the library.
 type Store struct {
@@ -94,9 +85,6 @@ func New(ctx context.Context, db *sql.DB, config []transcode.Template, onChange 
 	for _, t := range config {
 		t.Normalize()
 		s.config = append(s.config, t)
-	}
-	if _, err := db.ExecContext(ctx, schema); err != nil {
-		return nil, fmt.Errorf("transcode templates table: %w", err)
 	}
 	stored, err := s.stored(ctx)
 	if err != nil {

@@ -1,5 +1,5 @@
 // Package testenv is the one place that decides what a test does when an external tool
-// it needs (ffmpeg, ffprobe, chromium, versitygw, node) is missing: it fails, naming the tool
+// it needs (ffmpeg, ffprobe, chromium, versitygw, node, PostgreSQL) is missing: it fails, naming the tool
 // and how to install it, so that a machine without the tools cannot pass the suite by
 // skipping. Setting LIVREC_SKIP_E2E=1 opts out: every test that needs a tool then skips,
 // whether the tool is there or not, so the opt-out gives the same result everywhere.
@@ -26,6 +26,7 @@ const (
 	Versitygw = "versitygw"
 	Node      = "node" // with npm: the console's browser tests
 	NPM       = "npm"
+	Postgres  = "postgresql" // initdb and postgres: PostgresDSN
 )
 
 // VersitygwVersion is the version .ci/install-versitygw installs by default; its cache
@@ -75,6 +76,8 @@ func lookup(tool string) (path, missing string) {
 		return "", "apt-get install chromium"
 	case Versitygw:
 		return versitygw()
+	case Postgres:
+		return postgresBin()
 	case Node, NPM:
 		if p, err := exec.LookPath(tool); err == nil {
 			return p, ""

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"database/sql"
 	"os"
 	"os/exec"
 	"strings"
@@ -51,6 +52,14 @@ func TestRequire(t *testing.T) {
 		t.Errorf("LIVREC_VERSITYGW pointing nowhere: err %v, output:\n%s", err, out)
 	}
 
+	// PostgreSQL is looked for in LIVREC_POSTGRES_BIN first: pointing it at a directory
+	// without initdb and postgres is the missing case.
+	out, err = run(Postgres, PostgresBinEnv+"="+empty)
+	if err == nil || !strings.Contains(out, "--- FAIL") || !strings.Contains(out, "postgresql is not installed") ||
+		!strings.Contains(out, "apt-get install postgresql") {
+		t.Errorf("postgresql missing: err %v, output:\n%s", err, out)
+	}
+
 	// Present (any executable file will do): passes, and LIVREC_SKIP_E2E=1 still skips.
 	bin := empty + "/ffmpeg"
 	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
@@ -63,3 +72,30 @@ func TestRequire(t *testing.T) {
 		t.Errorf("ffmpeg present, %s=1: err %v, output:\n%s", SkipEnv, err, out)
 	}
 }
+
+// PostgresDSN starts the server once and gives each caller an empty database of its own.
+func TestPostgresDSN(t *testing.T) {
+	a, b := PostgresDSN(t), PostgresDSN(t)
+	if a == b {
+		t.Fatalf("one database twice: %s", a)
+	}
+	db, err := sql.Open("pgx", a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE x (v TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	db2, err := sql.Open("pgx", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	var n int
+	if err := db2.QueryRow(`SELECT count(*) FROM information_schema.tables WHERE table_name='x'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("second database sees the first's table: %d %v", n, err)
+	}
+}
+
+func TestMain(m *testing.M) { Main(m) }

@@ -24,32 +24,6 @@ import (
 	"github.com/livrec/livrec/internal/storage"
 )
 
-// schema is the library's table in the catalog database.
-const schema = `
-CREATE TABLE IF NOT EXISTS vod_assets (
-	id TEXT PRIMARY KEY,
-	kind TEXT NOT NULL,
-	domain TEXT NOT NULL, app TEXT NOT NULL, stream TEXT NOT NULL,
-	task_id TEXT NOT NULL DEFAULT '',
-	file_id TEXT NOT NULL DEFAULT '',
-	title TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',
-	duration REAL NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0,
-	status TEXT NOT NULL, error TEXT NOT NULL DEFAULT '',
-	record_start INTEGER NOT NULL DEFAULT 0, record_end INTEGER NOT NULL DEFAULT 0,
-	cover TEXT NOT NULL DEFAULT '',
-	snapshots TEXT NOT NULL DEFAULT '[]',
-	play_infos TEXT NOT NULL DEFAULT '[]',
-	oss_endpoint TEXT NOT NULL DEFAULT '', oss_bucket TEXT NOT NULL DEFAULT '',
-	transcode_group TEXT NOT NULL DEFAULT '', auto_compose INTEGER NOT NULL DEFAULT 0,
-	compose_group TEXT NOT NULL DEFAULT '',
-	sources TEXT NOT NULL DEFAULT '[]',
-	created_at INTEGER NOT NULL, modified_at INTEGER NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS vod_assets_file ON vod_assets(file_id) WHERE file_id<>'';
-CREATE INDEX IF NOT EXISTS vod_assets_created ON vod_assets(created_at);
-CREATE INDEX IF NOT EXISTS vod_assets_stream ON vod_assets(domain, app, stream, record_start);
-CREATE INDEX IF NOT EXISTS vod_assets_task ON vod_assets(task_id);
-`
 
 // Hooks let the work done after the fact follow the library. They run on the library's
 // event goroutine, in the order of the recorder's events: they should only queue work.
@@ -98,10 +72,7 @@ func New(o Options) (*Library, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	db := o.Catalog.DB()
-	if _, err := db.Exec(schema); err != nil {
-		return nil, fmt.Errorf("vod: create table: %w", err)
-	}
+	db := o.Catalog.DB() // table vod_assets: a catalog migration
 	return &Library{o: o, db: db, log: o.Logger, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 

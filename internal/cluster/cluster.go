@@ -1,0 +1,170 @@
+// Package cluster is what several livrec nodes sharing one PostgreSQL catalog know of
+// each other, kept in the catalog's database (tables nodes and stream_leases, made by
+// package schema's migrations; they work on SQLite too, for one node):
+//
+//   - node identity and liveness: each node has an id (config, else the host name) and an
+//     HTTP address other nodes can reach, and writes a heartbeat row every interval; a
+//     node whose last beat is more than MissedBeats intervals old is dead;
+//   - stream ownership: a publish takes a lease on its stream key with an expiry. Every
+//     acquisition increments the key's generation, a fencing token: a write made under
+//     generation g is refused once the lease has moved on (Holds), so a node that lost its
+//     lease (partition, pause) cannot overwrite the new owner's rows.
+//
+// Times are Unix milliseconds of the caller's clock: nodes need synchronized clocks
+// (NTP), with errors well under a lease's duration.
+package cluster
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Store reads and writes the cluster tables of a catalog database.
+type Store struct{ db *sql.DB }
+
+// New returns a Store on db, the catalog's database (catalog.(*Catalog).DB()).
+func New(db *sql.DB) *Store { return &Store{db: db} }
+
+// Node is a node as its heartbeat row says.
+type Node struct {
+	ID        string    `json:"id"`
+	HTTPAddr  string    `json:"httpAddr"`
+	StartedAt time.Time `json:"startedAt"`
+	BeatAt    time.Time `json:"beatAt"`
+	Alive     bool      `json:"alive"`
+}
+
+// Liveness says when a node is dead: no beat for MissedBeats intervals.
+type Liveness struct {
+	Interval    time.Duration
+	MissedBeats int
+}
+
+// Validate names the field out of range.
+func (l Liveness) Validate() error {
+	if l.Interval < 100*time.Millisecond || l.Interval > time.Hour {
+		return fmt.Errorf("heartbeat interval %v is out of range (allowed 100ms–1h)", l.Interval)
+	}
+	if l.MissedBeats < 1 || l.MissedBeats > 1000 {
+		return fmt.Errorf("missed beats %d is out of range (allowed 1–1000)", l.MissedBeats)
+	}
+	return nil
+}
+
+// Beat writes the heartbeat of node id at now (its first beat also sets started).
+func (s *Store) Beat(ctx context.Context, id, httpAddr string, started, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO nodes(id, http_addr, started_at, beat_at) VALUES($1, $2, $3, $4)
+		ON CONFLICT(id) DO UPDATE SET http_addr=excluded.http_addr, started_at=excluded.started_at, beat_at=excluded.beat_at`,
+		id, httpAddr, started.UnixMilli(), now.UnixMilli())
+	return err
+}
+
+// Nodes returns every node that ever beat, by id, with Alive judged at now.
+func (s *Store) Nodes(ctx context.Context, l Liveness, now time.Time) ([]Node, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, http_addr, started_at, beat_at FROM nodes ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Node{}
+	deadline := now.Add(-time.Duration(l.MissedBeats) * l.Interval)
+	for rows.Next() {
+		var n Node
+		var started, beat int64
+		if err := rows.Scan(&n.ID, &n.HTTPAddr, &started, &beat); err != nil {
+			return nil, err
+		}
+		n.StartedAt, n.BeatAt = time.UnixMilli(started).UTC(), time.UnixMilli(beat).UTC()
+		n.Alive = !n.BeatAt.Before(deadline)
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// Heartbeat beats now and every l.Interval until ctx ends; a failed beat goes to onError
+// (may be nil) and the next interval tries again.
+func (s *Store) Heartbeat(ctx context.Context, id, httpAddr string, l Liveness, onError func(error)) {
+	started := time.Now()
+	tick := time.NewTicker(l.Interval)
+	defer tick.Stop()
+	for {
+		if err := s.Beat(ctx, id, httpAddr, started, time.Now()); err != nil && onError != nil && ctx.Err() == nil {
+			onError(err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Lease is a node's ownership of a stream key until Expires; Generation is its fencing
+// token.
+type Lease struct {
+	StreamKey  string
+	NodeID     string
+	Generation int64
+	Expires    time.Time
+}
+
+// ErrLeaseHeld is returned by Acquire while another lease on the key has not expired.
+var ErrLeaseHeld = errors.New("the stream is owned by a live lease")
+
+// ErrLeaseLost is returned by Renew when the lease expired or moved on: the holder must
+// stop writing the stream's rows.
+var ErrLeaseLost = errors.New("the stream's lease is lost")
+
+// Acquire takes the lease on key for node until now+ttl, with the next generation, unless
+// an unexpired lease holds it (also one of this node: a second publisher is refused).
+func (s *Store) Acquire(ctx context.Context, key, node string, ttl time.Duration, now time.Time) (*Lease, error) {
+	l := &Lease{StreamKey: key, NodeID: node, Expires: time.UnixMilli(now.Add(ttl).UnixMilli()).UTC()}
+	err := s.db.QueryRowContext(ctx, `INSERT INTO stream_leases(stream_key, node_id, generation, expires_at) VALUES($1, $2, 1, $3)
+		ON CONFLICT(stream_key) DO UPDATE SET node_id=excluded.node_id, generation=stream_leases.generation+1, expires_at=excluded.expires_at
+		WHERE stream_leases.expires_at<=$4
+		RETURNING generation`, key, node, l.Expires.UnixMilli(), now.UnixMilli()).Scan(&l.Generation)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("stream %s: %w", key, ErrLeaseHeld)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Renew extends l to now+ttl if it is still held (same generation, not expired).
+func (s *Store) Renew(ctx context.Context, l *Lease, ttl time.Duration, now time.Time) error {
+	exp := time.UnixMilli(now.Add(ttl).UnixMilli()).UTC()
+	res, err := s.db.ExecContext(ctx, `UPDATE stream_leases SET expires_at=$1
+		WHERE stream_key=$2 AND node_id=$3 AND generation=$4 AND expires_at>$5`,
+		exp.UnixMilli(), l.StreamKey, l.NodeID, l.Generation, now.UnixMilli())
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("stream %s generation %d: %w", l.StreamKey, l.Generation, ErrLeaseLost)
+	}
+	l.Expires = exp
+	return nil
+}
+
+// Release ends l at once (the key's generation is kept, so the next owner's is higher).
+// Releasing a lease already lost is not an error.
+func (s *Store) Release(ctx context.Context, l *Lease) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE stream_leases SET expires_at=0 WHERE stream_key=$1 AND node_id=$2 AND generation=$3`,
+		l.StreamKey, l.NodeID, l.Generation)
+	return err
+}
+
+// Holds reports whether l is still the key's unexpired lease at now: the fencing check
+// before a write made for the stream.
+func (s *Store) Holds(ctx context.Context, l *Lease, now time.Time) (bool, error) {
+	var ok bool
+	err := s.db.QueryRowContext(ctx, `SELECT count(*)>0 FROM stream_leases
+		WHERE stream_key=$1 AND node_id=$2 AND generation=$3 AND expires_at>$4`,
+		l.StreamKey, l.NodeID, l.Generation, now.UnixMilli()).Scan(&ok)
+	return ok, err
+}
