@@ -11,7 +11,6 @@ import (
 	"github.com/riverqueue/river/rivertype"
 )
 
-
 // maxLogLine bounds one log line (an ffmpeg tail fits).
 const maxLogLine = 4096
 

@@ -59,7 +59,6 @@ var (
 	ErrConfig   = errors.New("template is defined in the config file")
 )
 
-
 // Store changes templates and publishes the library.
 type Store struct {
 	db       *sql.DB

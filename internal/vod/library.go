@@ -24,7 +24,6 @@ import (
 	"github.com/livrec/livrec/internal/storage"
 )
 
-
 // Hooks let the work done after the fact follow the library. They run on the library's
 // event goroutine, in the order of the recorder's events: they should only queue work.
 type Hooks struct {
