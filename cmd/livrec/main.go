@@ -107,6 +107,8 @@ func serve(args []string) error {
 		PublishAuth:      cfg.PublishAuth,
 		SpoolLimit:       cfg.SpoolLimitMB << 20,
 		Finalizers:       cfg.Finalizers,
+		MinFreeBytes:     cfg.MinFreeBytes,
+		MinFreePercent:   cfg.MinFreePercent,
 		AccessKeys:       cfg.AccessKeySecrets(),
 		AllowDeleteFiles: cfg.AllowDeleteFiles,
 	})

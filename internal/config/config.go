@@ -69,6 +69,13 @@ type Config struct {
 	// Finalizers bounds how many recording files are finalized at once (in the
 	// background, off the ingest path); 0 means the default (2).
 	Finalizers int `yaml:"finalizers"`
+	// MinFreeSpace is the free space of the data directory's file system below which
+	// livrec raises the low-space alarm (metric livrec_disk_low, log, record_error event
+	// low_disk_space): a size ("1GiB", "500MiB", "2GB", bytes) or a percentage of the file
+	// system ("5%"). Empty: 1GiB. Parsed into MinFreeBytes or MinFreePercent.
+	MinFreeSpace   string  `yaml:"minFreeSpace"`
+	MinFreeBytes   uint64  `yaml:"-"`
+	MinFreePercent float64 `yaml:"-"`
 
 	// Location is TimeZone loaded; set by LoadConfig and Parse.
 	Location *time.Location `yaml:"-"`
@@ -222,6 +229,12 @@ func Parse(data []byte) (*Config, error) {
 	}
 	if c.Finalizers < 0 || c.Finalizers > 64 {
 		es = append(es, &rules.ValidationError{Field: "finalizers", Msg: fmt.Sprintf("%d is out of range (allowed 1–64, or 0 for the default)", c.Finalizers)})
+	}
+	if c.MinFreeSpace != "" {
+		var err error
+		if c.MinFreeBytes, c.MinFreePercent, err = ParseSpace(c.MinFreeSpace); err != nil {
+			es = append(es, &rules.ValidationError{Field: "minFreeSpace", Msg: err.Error()})
+		}
 	}
 	if c.SpoolLimitMB < 0 {
 		es = append(es, &rules.ValidationError{Field: "spoolLimitMB", Msg: fmt.Sprintf("%d: want 0 (no limit) or more", c.SpoolLimitMB)})
@@ -380,4 +393,39 @@ func splitField(field string) []string {
 		}
 	}
 	return parts
+}
+
+// spaceUnits are the size suffixes ParseSpace accepts (case-insensitive).
+var spaceUnits = []struct {
+	suffix string
+	mult   float64
+}{
+	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
+	{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12}, {"b", 1},
+}
+
+// ParseSpace parses a free-space threshold: a size with an optional unit (B, KB, MB, GB,
+// TB, KiB, MiB, GiB, TiB) or a percentage ("5%", of the file system's size).
+func ParseSpace(v string) (bytes uint64, percent float64, err error) {
+	s := strings.ToLower(strings.TrimSpace(v))
+	bad := fmt.Errorf("%q: want a size (e.g. \"1GiB\", \"500MiB\") or a percentage of the file system from 0 to 99 (e.g. \"5%%\")", v)
+	if num, ok := strings.CutSuffix(s, "%"); ok {
+		p, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+		if err != nil || p < 0 || p >= 100 {
+			return 0, 0, bad
+		}
+		return 0, p, nil
+	}
+	mult := 1.0
+	for _, u := range spaceUnits {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(num), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil || n < 0 || n*mult >= 1<<63 {
+		return 0, 0, bad
+	}
+	return uint64(n * mult), 0, nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -202,5 +203,25 @@ func TestAccessKeys(t *testing.T) {
 	}
 	if err == nil || !reflect.DeepEqual(strings.Split(err.Error(), "\n"), want) {
 		t.Errorf("error:\n got %v\nwant %q", err, want)
+	}
+}
+
+func TestMinFreeSpace(t *testing.T) {
+	for in, want := range map[string][2]float64{
+		"1GiB": {1 << 30, 0}, "500 MiB": {500 << 20, 0}, "2gb": {2e9, 0}, "4096": {4096, 0}, "5%": {0, 5}, "0.5 %": {0, 0.5},
+	} {
+		c, err := Parse([]byte("minFreeSpace: " + strconv.Quote(in) + "\n"))
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if float64(c.MinFreeBytes) != want[0] || c.MinFreePercent != want[1] {
+			t.Errorf("%q: %d bytes, %g %%; want %v", in, c.MinFreeBytes, c.MinFreePercent, want)
+		}
+	}
+	for _, in := range []string{"1 GiBs", "-1GiB", "100%", "lots", "%"} {
+		_, err := Parse([]byte("minFreeSpace: " + strconv.Quote(in) + "\n"))
+		if err == nil || !strings.Contains(err.Error(), "minFreeSpace") {
+			t.Errorf("%q: error %v, want one naming minFreeSpace", in, err)
+		}
 	}
 }

@@ -24,6 +24,12 @@ type Metrics struct {
 	Finalizing      prometheus.Gauge // files handed to the finalizers, not yet generated
 	FinalizeSeconds prometheus.Histogram
 	EmptyFiles      *prometheus.CounterVec // by format: ended before any media reached them
+
+	// The data directory's file system (see record's disk watch).
+	DiskFree     prometheus.Gauge       // bytes available
+	DiskLow      prometheus.Gauge       // 1 below minFreeSpace
+	DiskFull     prometheus.Gauge       // 1 while writes fail for lack of space
+	DroppedUnits *prometheus.CounterVec // by reason: access units not recorded
 }
 
 // New creates and registers the collectors (plus the Go and process collectors).
@@ -57,7 +63,16 @@ func New() *Metrics {
 			Help: "Time from a file's hand-over to the finalizers to its generation.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 9)}),
 		EmptyFiles: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "livrec_empty_files_total",
 			Help: "Files that ended before any media reached them (nothing generated)."}, []string{"format"}),
+		DiskFree: prometheus.NewGauge(prometheus.GaugeOpts{Name: "livrec_disk_free_bytes",
+			Help: "Bytes available on the data directory's file system."}),
+		DiskLow: prometheus.NewGauge(prometheus.GaugeOpts{Name: "livrec_disk_low",
+			Help: "1 while the data directory's free space is below minFreeSpace."}),
+		DiskFull: prometheus.NewGauge(prometheus.GaugeOpts{Name: "livrec_disk_full",
+			Help: "1 while recording writes fail for lack of space (new media is dropped)."}),
+		DroppedUnits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "livrec_dropped_units_total",
+			Help: "Access units received but not recorded, by reason."}, []string{"reason"}),
 	}
+	r.MustRegister(m.DiskFree, m.DiskLow, m.DiskFull, m.DroppedUnits)
 	r.MustRegister(m.CatalogSeconds, m.CatalogErrors, m.Finalizing, m.FinalizeSeconds, m.EmptyFiles)
 	r.MustRegister(m.LiveStreams, m.ActiveTasks, m.BytesIn, m.TagsIn, m.SegmentsWritten, m.FilesGenerated,
 		m.TimestampRepairs, m.Errors, m.Warnings, m.PublishRefused,

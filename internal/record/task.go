@@ -56,6 +56,8 @@ type Task struct {
 	// inflight counts the task's files handed to the finalizers and not yet complete.
 	inflight sync.WaitGroup
 
+	diskEpisode uint64 // the disk-full episode whose gap the writers were told of
+
 	manual  bool // started by a command: a re-push after a cut does not resume it
 	stopped bool // paused by a stop command: only a start command resumes it
 }
@@ -168,6 +170,21 @@ func (t *Task) writeAU(s *session, au *media.AccessUnit) {
 	if au.DTS > t.lastDTS {
 		t.lastDTS = au.DTS
 	}
+	if full, episode := t.m.disk.state(); full {
+		// New media is dropped while the disk is full; what was written stays. The gap
+		// is a resume for the writers: video goes on at a keyframe, segment formats
+		// open a new segment marked as a discontinuity.
+		if t.diskEpisode != episode {
+			t.diskEpisode = episode
+			for _, o := range t.outs {
+				if w := o.curWriter(); w != nil {
+					w.Discontinuity()
+				}
+			}
+		}
+		t.m.cfg.Metrics.DroppedUnits.WithLabelValues("disk_full").Inc()
+		return
+	}
 	// A file opens (and a cycle rolls over) at a keyframe of the task's video track.
 	canStart := format.CanStart(au, t.video != nil) && (t.video == nil || au.Track == t.video)
 	for _, o := range t.outs {
@@ -179,12 +196,24 @@ func (t *Task) writeAU(s *session, au *media.AccessUnit) {
 				continue
 			}
 			if err := t.openFile(o, au.DTS); err != nil {
-				t.fileError(o, "open_failed", err)
+				if !t.m.disk.noteFull(err) {
+					t.fileError(o, "open_failed", err)
+				}
 				continue
 			}
 		}
 		if err := o.cur.w.WriteAU(au); err != nil {
-			t.fileError(o, "write_failed", err)
+			if t.m.disk.noteFull(err) {
+				t.m.cfg.Metrics.DroppedUnits.WithLabelValues("disk_full").Inc()
+				if !formats[o.rf.Format].segmented {
+					// The file keeps what it holds and is generated once space returns
+					// (the finalizers retry); recording goes on in the next file.
+					t.finishFile(o)
+					continue
+				}
+			} else {
+				t.fileError(o, "write_failed", err)
+			}
 		}
 		t.reportProgress(o.cur, au.DTS-o.cur.startDTS)
 	}

@@ -40,6 +40,10 @@ type Options struct {
 	SpoolLimit int64
 	// Finalizers bounds how many files are finalized at once (0: record.DefaultFinalizers).
 	Finalizers int
+	// MinFreeBytes or MinFreePercent is the low-space threshold of the data directory
+	// (both 0: record.DefaultMinFreeBytes).
+	MinFreeBytes   uint64
+	MinFreePercent float64
 	// AccessKeys (id → secret) enable the cloud-compatible API; AllowDeleteFiles lets its
 	// DeleteLiveStreamRecordIndexFiles remove files (RemoveFile=true).
 	AccessKeys       map[string]string
@@ -61,6 +65,9 @@ const (
 	catalogDB  = "catalog.db"
 	httpPrefix = "/files/"
 )
+
+// diskCheckInterval is how often the data directory's free space is checked.
+const diskCheckInterval = 2 * time.Second
 
 // Run serves until ctx is cancelled, then shuts down gracefully.
 func Run(ctx context.Context, o Options) error {
@@ -109,12 +116,17 @@ func Run(ctx context.Context, o Options) error {
 		Rules:       set,
 		Catalog:     cat,
 		Finalizers:  o.Finalizers,
-		Store:       store,
-		WorkDir:     filepath.Join(o.DataDir, workDir),
-		Location:    o.Location,
-		Logger:      log,
-		Metrics:     met,
-		LiveURI:     func(key string) string { return httpPrefix + key },
+		// The data directory's free space: the low-space alarm, and the end of a
+		// disk-full episode.
+		DiskCheckInterval: diskCheckInterval,
+		MinFreeBytes:      o.MinFreeBytes,
+		MinFreePercent:    o.MinFreePercent,
+		Store:             store,
+		WorkDir:           filepath.Join(o.DataDir, workDir),
+		Location:          o.Location,
+		Logger:            log,
+		Metrics:           met,
+		LiveURI:           func(key string) string { return httpPrefix + key },
 		// The RTMP server allocates every message body afresh and never reuses it
 		// (rtmp.Session.Tag): the recording keeps the bodies instead of copying them.
 		TakeTagBodies: true,

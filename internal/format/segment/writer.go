@@ -521,6 +521,7 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 	}
 	out := cur.outStart + (au.DTS - cur.firstDTS)
 	if err := w.mux.Write(cur.f, set, kind, au, out); err != nil {
+		w.dropCurrent()
 		return errors.Join(storeErr, w.cfg.errorf("write segment %d: %w", cur.seq, err))
 	}
 	if cur.count[kind] > 0 {
@@ -644,7 +645,9 @@ func (w *Writer) endInfo(next time.Duration) End {
 	return End{Next: next, Frame: [2]time.Duration{w.frameDuration(Video), w.frameDuration(Audio)}}
 }
 
-// closeCurrent completes the open segment: its duration, flush, fsync, close.
+// closeCurrent completes the open segment: its duration, flush, fsync, close. A segment
+// that could not be written whole (a full disk) is dropped: it is never stored nor
+// listed, and the next segment starts a new run marked as a discontinuity.
 func (w *Writer) closeCurrent(nextFirst time.Duration, continuous bool) error {
 	c := w.cur
 	d, cont := w.curDurationCont(nextFirst, continuous)
@@ -663,15 +666,38 @@ func (w *Writer) closeCurrent(nextFirst time.Duration, continuous bool) error {
 	if cerr := c.f.f.Close(); err == nil {
 		err = cerr
 	}
+	if err != nil {
+		w.discard(c)
+		return w.cfg.errorf("complete segment %d (dropped): %w", c.seq, err)
+	}
 	c.Bytes = c.f.n
 	w.doneDur += c.Duration
 	seg := c.segState
 	w.segs = append(w.segs, &seg)
 	w.cur = nil
-	if err != nil {
-		return w.cfg.errorf("complete segment %d: %w", seg.seq, err)
-	}
 	return nil
+}
+
+// dropCurrent gives up the open segment after a failed write: what the muxer still
+// holds for it is drained (into the failing file, errors ignored) so the next segment
+// starts clean, and the segment is discarded.
+func (w *Writer) dropCurrent() {
+	c := w.cur
+	_ = w.mux.End(c.f, w.muxSet, w.endInfo(-1))
+	_ = c.f.f.Close()
+	w.discard(c)
+}
+
+// discard removes the closed file of segment c, which was not written whole, and
+// journals that it is gone; media resumes at the next unit that opens a segment.
+func (w *Writer) discard(c *openSeg) {
+	_ = os.Remove(filepath.Join(w.cfg.WorkDir, c.file))
+	w.cur = nil
+	w.pendingDisc = len(w.segs) > 0
+	w.log.Warn("segment not written whole, dropped", "segment", c.seq)
+	if err := w.writeJournal(""); err != nil {
+		w.log.Warn("journal write failed", "err", err)
+	}
 }
 
 // openSegment closes the current segment (if any), opens the next one starting with au,
