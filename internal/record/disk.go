@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -66,7 +67,13 @@ func (d *diskWatch) run(ctx context.Context, every time.Duration) {
 
 func (d *diskWatch) check() {
 	var st syscall.Statfs_t
-	if err := syscall.Statfs(d.dir, &st); err != nil {
+	dir := d.dir
+	err := syscall.Statfs(dir, &st)
+	for errors.Is(err, syscall.ENOENT) && filepath.Dir(dir) != dir {
+		dir = filepath.Dir(dir) // not created yet: its file system is its parent's
+		err = syscall.Statfs(dir, &st)
+	}
+	if err != nil {
 		d.m.cfg.Logger.Warn("free space check failed", "dir", d.dir, "err", err)
 		return
 	}

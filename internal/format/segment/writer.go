@@ -232,13 +232,15 @@ type openSeg struct {
 	segState
 	f        *File
 	firstDTS time.Duration // input DTS of the unit that opened the segment
+	firstPTS time.Duration // and its PTS
 	outStart time.Duration // output time of firstDTS
 	runStart bool          // first segment of a continuous run
 	whole    int64         // bytes of the file synced whole at a pause (journaled)
 	// per kind: last input DTS written, and the delta to the one before
-	last  [2]time.Duration
-	delta [2]time.Duration
-	count [2]int
+	last   [2]time.Duration
+	delta  [2]time.Duration
+	count  [2]int
+	maxPTS [2]time.Duration // latest input PTS written
 }
 
 // Writer is the format-independent part of a segmented recording file: track sets,
@@ -528,6 +530,7 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 		cur.delta[kind] = au.DTS - cur.last[kind]
 	}
 	cur.last[kind] = au.DTS
+	cur.maxPTS[kind] = max(cur.maxPTS[kind], au.PTS)
 	cur.count[kind]++
 	w.gate.Wrote(au)
 	return storeErr
@@ -598,6 +601,12 @@ func (w *Writer) curDurationCont(nextFirst time.Duration, continuous bool) (time
 		return nextFirst - c.firstDTS, true
 	}
 	d := last - c.firstDTS + w.frameDuration(k)
+	// A run cut inside a group of pictures (media dropped on a full disk) may end with a
+	// picture presented after the pictures that were not written: the segment lasts
+	// until it is shown, so the next run's pictures come after it.
+	if p := c.maxPTS[k] - c.firstPTS + w.frameDuration(k); p > d {
+		d = p
+	}
 	// The end of a run (a resume follows, or the file ends): the segment lasts until the
 	// end of its last frame of either track, so that the next run's timeline starts after
 	// every unit written here (audio usually ends a little after the last picture).
@@ -742,6 +751,7 @@ func (w *Writer) openSegment(au *media.AccessUnit) (storeErr, err error) {
 		},
 		f:        &File{f: f},
 		firstDTS: au.DTS,
+		firstPTS: au.PTS,
 		outStart: w.doneDur,
 		runStart: newRun,
 	}
