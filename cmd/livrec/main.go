@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/livrec/livrec/internal/config"
-	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/service"
 )
 
@@ -71,14 +70,13 @@ func serve(args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 
-	cfg := &config.Config{DataDir: config.DefaultDataDir, RTMPAddr: config.DefaultRTMPAddr, HTTPAddr: config.DefaultHTTPAddr,
-		Location: time.UTC, Rules: rules.DefaultRules()}
+	// Without a file, the defaults of an empty one (and the environment: LIVREC_API_TOKEN).
+	cfg, err := config.Parse(nil)
 	if *cfgPath != "" {
-		c, err := config.LoadConfig(*cfgPath)
-		if err != nil {
-			return err
-		}
-		cfg = c
+		cfg, err = config.LoadConfig(*cfgPath)
+	}
+	if err != nil {
+		return err
 	}
 	// Flags given on the command line win over the file.
 	fs.Visit(func(f *flag.Flag) {
@@ -102,14 +100,26 @@ func serve(args []string) error {
 		Rules:    cfg.Rules,
 		Logger:   log,
 
-		S3:               cfg.S3,
-		APITokens:        cfg.APITokens,
-		PublishAuth:      cfg.PublishAuth,
-		SpoolLimit:       cfg.SpoolLimitMB << 20,
-		Finalizers:       cfg.Finalizers,
-		MinFreeBytes:     cfg.MinFreeBytes,
-		MinFreePercent:   cfg.MinFreePercent,
-		AccessKeys:       cfg.AccessKeySecrets(),
-		AllowDeleteFiles: cfg.AllowDeleteFiles,
+		S3:                 cfg.S3,
+		APITokens:          cfg.APITokens,
+		PublishAuth:        cfg.PublishAuth,
+		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+		SpoolLimit:         cfg.SpoolLimitMB << 20,
+		Finalizers:         cfg.Finalizers,
+		MinFreeBytes:       cfg.MinFreeBytes,
+		MinFreePercent:     cfg.MinFreePercent,
+		AccessKeys:         cfg.AccessKeySecrets(),
+		AllowDeleteFiles:   cfg.AllowDeleteFiles,
+		CallbackRetention:  cfg.CallbackRetentionPeriod,
+
+		RTMPMaxConns:          cfg.RTMPMaxConns,
+		RTMPMaxConnsPerAddr:   cfg.RTMPMaxConnsPerAddr,
+		RTMPPublishDeadline:   time.Duration(cfg.RTMPPublishDeadline) * time.Second,
+		ReservedFDs:           cfg.ReservedFDs,
+		AllowPrivateCallbacks: cfg.AllowPrivateCallbacks,
+		CallbackAllowList:     cfg.CallbackAllowList,
+
+		TranscodeTemplates: cfg.TranscodeTemplates,
+		MaxTranscoders:     cfg.MaxTranscoders,
 	})
 }

@@ -1,16 +1,19 @@
 // Package api is livrec's HTTP surface: the JSON API under /api/v1, file serving under
-// /files/ (with Range requests), live playlists of recordings in progress under /live/,
-// health and Prometheus metrics.
+// /files/ (with Range requests and CORS), live playlists of recordings in progress under
+// /live/, health, Prometheus metrics, and on "/" the web console or the cloud-compatible API.
 package api
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"io/fs"
 	"log/slog"
 	"mime"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -21,17 +24,30 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/livrec/livrec/internal/catalog"
+	"github.com/livrec/livrec/internal/format/segment"
 	"github.com/livrec/livrec/internal/metrics"
 	"github.com/livrec/livrec/internal/notify"
 	"github.com/livrec/livrec/internal/recindex"
 	"github.com/livrec/livrec/internal/record"
+	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
 )
 
 // Server holds what the handlers need.
 type Server struct {
 	CloudAPI http.Handler // cloud-compatible RPC API on "/" (internal/cloudapi); nil = off
-	WorkDir  string       // scratch space for files the API creates (index playlists)
+	// Console serves the web console: "/" (for a browser's GET without Action) and
+	// /console/...; nil = off.
+	Console http.Handler
+	// CORS lists the origins that may fetch /files/ and /live/ from their pages (nil: none).
+	CORS *CORS
+	// For /api/v1/status: when the process started, the data directory (disk free), the
+	// object stores and the recent errors (each may be zero).
+	Started time.Time
+	DataDir string
+	Stores  func() []StoreStatus
+	Errors  *ErrorLog
+	WorkDir string // scratch space for files the API creates (index playlists)
 	// Auth protects /api/v1 (nil: loopback clients only).
 	Auth *Auth
 	// RemoteStores lists the object stores /files/ falls back to after Store.
@@ -42,6 +58,9 @@ type Server struct {
 	Manager      *record.Manager
 	Metrics      *metrics.Metrics
 	Logger       *slog.Logger
+
+	// S3Endpoints are the ossEndpoint values a rule may name (the config's s3: entries).
+	S3Endpoints []string
 }
 
 // Handler returns the HTTP handler.
@@ -55,9 +74,11 @@ func (s *Server) routes() *http.ServeMux {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /files/{key...}", s.serveFile)
-	mux.HandleFunc("HEAD /files/{key...}", s.serveFile)
-	mux.HandleFunc("GET /live/{id}", s.serveLive)
+	mux.HandleFunc("GET /files/{key...}", s.CORS.wrap(s.serveFile))
+	mux.HandleFunc("HEAD /files/{key...}", s.CORS.wrap(s.serveFile))
+	mux.HandleFunc("OPTIONS /files/{key...}", s.CORS.wrap(nil))
+	mux.HandleFunc("GET /live/{id}", s.CORS.wrap(s.serveLive))
+	mux.HandleFunc("OPTIONS /live/{id}", s.CORS.wrap(nil))
 	// Profiling, behind the API's authentication (see protect).
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
@@ -68,20 +89,41 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("PUT /api/v1/domains/{domain}/notify", s.putNotify)
 	mux.HandleFunc("DELETE /api/v1/domains/{domain}/notify", s.deleteNotify)
 	mux.HandleFunc("GET /api/v1/callbacks", s.listCallbacks)
+	mux.HandleFunc("POST /api/v1/callbacks/{id}/retry", s.retryCallback)
+	mux.HandleFunc("GET /api/v1/status", s.getStatus)
 	mux.HandleFunc("POST /api/v1/streams/{domain}/{app}/{stream}/index", s.createIndex)
 	mux.HandleFunc("GET /api/v1/streams", s.listStreams)
 	mux.HandleFunc("POST /api/v1/streams/{domain}/{app}/{stream}/record", s.recordCommand)
 	s.registerRules(mux)
-	if s.CloudAPI != nil {
-		mux.Handle("/{$}", s.CloudAPI) // exactly "/", any method
+	if s.Console != nil {
+		mux.Handle("GET /console/", s.Console)
 	}
+	mux.HandleFunc("/{$}", s.root) // exactly "/", any method
 	return mux
 }
 
+// root sends a browser's plain GET / to the console and everything else (the SDKs'
+// requests, which always name an Action in the query, a header or a POST body) to the
+// cloud-compatible API.
+func (s *Server) root(w http.ResponseWriter, r *http.Request) {
+	browse := (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		!r.URL.Query().Has("Action") && r.Header.Get("x-acs-action") == ""
+	switch {
+	case browse && s.Console != nil:
+		s.Console.ServeHTTP(w, r)
+	case s.CloudAPI != nil:
+		s.CloudAPI.ServeHTTP(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
 // protect puts /api/v1 and /debug/pprof behind Auth; files, live playlists, health, metrics and the
-// cloud-compatible API (which checks its own signatures) stay as they are.
+// cloud-compatible API (which checks its own signatures) stay as they are. Mutating API
+// requests a browser makes from another origin are refused (CSRF): with no tokens the API
+// trusts loopback, which a page from anywhere could otherwise use through the user's browser.
 func (s *Server) protect(mux *http.ServeMux) http.Handler {
-	api := s.Auth.wrap(mux)
+	api := http.NewCrossOriginProtection().Handler(s.Auth.wrap(mux))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/api/") || strings.HasPrefix(r.URL.Path, "/debug/") {
 			api.ServeHTTP(w, r)
@@ -110,16 +152,22 @@ func contentType(key string) string {
 	return "application/octet-stream"
 }
 
-func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
-	obj, err := s.Store.Open(r.Context(), key)
+// open opens a stored object: the local store first, then the remote ones.
+func (s *Server) open(ctx context.Context, key string) (storage.Object, error) {
+	obj, err := s.Store.Open(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) && s.RemoteStores != nil {
 		for _, st := range s.RemoteStores() {
-			if obj, err = st.Open(r.Context(), key); !errors.Is(err, storage.ErrNotFound) {
+			if obj, err = st.Open(ctx, key); !errors.Is(err, storage.ErrNotFound) {
 				break
 			}
 		}
 	}
+	return obj, err
+}
+
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	obj, err := s.open(r.Context(), key)
 	if errors.Is(err, storage.ErrNotFound) {
 		http.NotFound(w, r)
 		return
@@ -133,8 +181,14 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "", obj.ModTime(), obj)
 }
 
+// maxPlaylist bounds a stored playlist read to serve it as the ended live playlist.
+const maxPlaylist = 64 << 20
+
 // serveLive serves the EVENT playlist of a recording in progress: GET /live/{fileID}.m3u8.
-// Once the file is generated it redirects to the stored playlist.
+// Once the file is generated it serves the stored playlist in the live playlist's form
+// (the same segment URIs, with #EXT-X-ENDLIST), so a player following the recording
+// reaches its end: a redirect to the VOD playlist, whose URIs are relative, makes players
+// such as hls.js see other segments and fail.
 func (s *Server) serveLive(w http.ResponseWriter, r *http.Request) {
 	id := strings.TrimSuffix(r.PathValue("id"), ".m3u8")
 	f, err := s.Catalog.GetFile(r.Context(), id)
@@ -142,18 +196,60 @@ func (s *Server) serveLive(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	if f.Status == catalog.FileDone {
-		http.Redirect(w, r, "/files/"+f.Key, http.StatusFound)
-		return
+	// A file being finalized has lost its live playlist before its row says it is
+	// generated (the row is completed after the store, in the background): wait briefly
+	// for the outcome instead of answering 404 to a player at the very end.
+	deadline := time.Now().Add(finalizeWait)
+	var b []byte
+	for {
+		if f.Status == catalog.FileDone {
+			break
+		}
+		if b, err = os.ReadFile(filepath.Join(f.WorkDir, "live.m3u8")); err == nil {
+			break
+		}
+		if f.Status != catalog.FileRecording || (f.Segments == 0 && !workDirGone(f.WorkDir)) || time.Now().After(deadline) {
+			http.Error(w, "no segment recorded yet", http.StatusNotFound)
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+		if f, err = s.Catalog.GetFile(r.Context(), id); err != nil {
+			http.NotFound(w, r)
+			return
+		}
 	}
-	b, err := os.ReadFile(filepath.Join(f.WorkDir, "live.m3u8"))
-	if err != nil {
-		http.Error(w, "no segment recorded yet", http.StatusNotFound)
-		return
+	if f.Status == catalog.FileDone {
+		obj, err := s.open(r.Context(), f.Key)
+		if err == nil {
+			b, err = io.ReadAll(io.LimitReader(obj, maxPlaylist))
+			obj.Close()
+		}
+		if err != nil {
+			if s.Logger != nil {
+				s.Logger.Warn("live playlist of a generated file", "file", f.ID, "key", f.Key, "err", err)
+			}
+			http.Error(w, "the recording's playlist cannot be read", http.StatusBadGateway)
+			return
+		}
+		b = segment.EndedLive(b, f.Key, s.Manager.LiveURI)
 	}
 	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(b)
+}
+
+// finalizeWait bounds how long a live playlist request waits for a file being finalized.
+const finalizeWait = 5 * time.Second
+
+// workDirGone reports whether a recording's working directory no longer exists (its
+// file was finalized).
+func workDirGone(dir string) bool {
+	_, err := os.Stat(dir)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 type apiError struct {
@@ -173,6 +269,20 @@ func writeError(w http.ResponseWriter, status int, field, msg string) {
 	writeJSON(w, status, apiError{Error: msg, Field: field})
 }
 
+// domainParam normalizes a domain that addresses streams (rules.NormalizeDomain, as at
+// publish); an empty one filters nothing. A malformed domain is answered 400.
+func domainParam(w http.ResponseWriter, v string) (string, bool) {
+	if v == "" {
+		return "", true
+	}
+	d, err := rules.NormalizeDomain(v)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "domain", "domain "+err.Error())
+		return "", false
+	}
+	return d, true
+}
+
 // parseTime accepts RFC 3339 or Unix seconds.
 func parseTime(v string) (time.Time, error) {
 	if v == "" {
@@ -185,14 +295,39 @@ func parseTime(v string) (time.Time, error) {
 }
 
 type recordingList struct {
-	Recordings []catalog.File `json:"recordings"`
-	Limit      int            `json:"limit"`
-	Offset     int            `json:"offset"`
+	Recordings []recording `json:"recordings"`
+	Total      int         `json:"total"` // files matching the filters
+	Limit      int         `json:"limit"`
+	Offset     int         `json:"offset"`
+}
+
+// recording is a catalog row with the URLs a player opens, so that nobody builds paths
+// from keys by hand: url once the file is stored, liveUrl while an m3u8 or cmaf file is
+// being recorded.
+type recording struct {
+	catalog.File
+	URL     string `json:"url,omitempty"`
+	LiveURL string `json:"liveUrl,omitempty"`
+}
+
+func newRecording(f *catalog.File) recording {
+	r := recording{File: *f}
+	switch {
+	case f.Status == catalog.FileDone && f.Key != "":
+		r.URL = storage.URLPath(f.Key)
+	case f.Status == catalog.FileRecording && (f.Format == "m3u8" || f.Format == "cmaf"):
+		r.LiveURL = "/live/" + url.PathEscape(f.ID) + ".m3u8"
+	}
+	return r
 }
 
 func (s *Server) listRecordings(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	fq := catalog.FileQuery{Domain: q.Get("domain"), App: q.Get("app"), Stream: q.Get("stream"), Format: q.Get("format"), Status: q.Get("status"),
+	domain, ok := domainParam(w, q.Get("domain"))
+	if !ok {
+		return
+	}
+	fq := catalog.FileQuery{Domain: domain, App: q.Get("app"), Stream: q.Get("stream"), Format: q.Get("format"), Status: q.Get("status"),
 		Desc: q.Get("order") == "desc"}
 	var err error
 	for _, tf := range []struct {
@@ -232,7 +367,16 @@ func (s *Server) listRecordings(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, recordingList{Recordings: files, Limit: fq.Limit, Offset: fq.Offset})
+	total, err := s.Catalog.CountFiles(r.Context(), fq)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "", err.Error())
+		return
+	}
+	recs := make([]recording, len(files))
+	for i := range files {
+		recs[i] = newRecording(&files[i])
+	}
+	writeJSON(w, http.StatusOK, recordingList{Recordings: recs, Total: total, Limit: fq.Limit, Offset: fq.Offset})
 }
 
 func (s *Server) getRecording(w http.ResponseWriter, r *http.Request) {
@@ -245,7 +389,7 @@ func (s *Server) getRecording(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, f)
+	writeJSON(w, http.StatusOK, newRecording(f))
 }
 
 func (s *Server) listStreams(w http.ResponseWriter, r *http.Request) {
@@ -270,10 +414,7 @@ type commandRequest struct {
 // /api/v1/streams/{domain}/{app}/{stream}/record {"command": "start"|"stop"|"cancel_delay"|"restart"}.
 func (s *Server) recordCommand(w http.ResponseWriter, r *http.Request) {
 	var req commandRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "command", "body: want {\"command\": \"start\"|\"stop\"|\"cancel_delay\"|\"restart\"}: "+err.Error())
+	if !decodeJSON(w, r, &req) {
 		return
 	}
 	err := s.Manager.Command(r.Context(), r.PathValue("domain"), r.PathValue("app"), r.PathValue("stream"), req.Command)
@@ -296,7 +437,11 @@ func (s *Server) recordCommand(w http.ResponseWriter, r *http.Request) {
 // GET /api/v1/recording-content?domain=&app=&stream=&from=&to=&order=&limit=&offset=
 func (s *Server) recordingContent(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	tq := catalog.TaskQuery{Domain: q.Get("domain"), App: q.Get("app"), Stream: q.Get("stream"), Desc: q.Get("order") == "desc"}
+	domain, ok := domainParam(w, q.Get("domain"))
+	if !ok {
+		return
+	}
+	tq := catalog.TaskQuery{Domain: domain, App: q.Get("app"), Stream: q.Get("stream"), Desc: q.Get("order") == "desc"}
 	var err error
 	if tq.From, err = parseTime(q.Get("from")); err != nil {
 		writeError(w, http.StatusBadRequest, "from", "from: want RFC 3339 time or Unix seconds")
@@ -337,22 +482,23 @@ type indexRequest struct {
 // POST /api/v1/streams/{domain}/{app}/{stream}/index {"startTime","endTime","objectKey","endTimeIncluded"}.
 func (s *Server) createIndex(w http.ResponseWriter, r *http.Request) {
 	var req indexRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "", "body: want {\"startTime\": RFC 3339, \"endTime\": RFC 3339, \"objectKey\"?, \"endTimeIncluded\"?}: "+err.Error())
+	if !decodeJSON(w, r, &req) {
 		return
 	}
 	if req.StartTime.IsZero() || req.EndTime.IsZero() {
 		writeError(w, http.StatusBadRequest, "startTime", "startTime and endTime are required (RFC 3339)")
 		return
 	}
-	f, err := recindex.Create(r.Context(), s.Catalog, s.Store, s.WorkDir, recindex.Request{Domain: r.PathValue("domain"),
+	domain, ok := domainParam(w, r.PathValue("domain"))
+	if !ok {
+		return
+	}
+	f, err := recindex.Create(r.Context(), s.Catalog, s.Store, s.WorkDir, recindex.Request{Domain: domain,
 		App: r.PathValue("app"), Stream: r.PathValue("stream"), Start: req.StartTime, End: req.EndTime, Key: req.ObjectKey,
 		EndTimeIncluded: req.EndTimeIncluded})
 	switch {
 	case err == nil:
-		writeJSON(w, http.StatusCreated, f)
+		writeJSON(w, http.StatusCreated, newRecording(f))
 	case errors.Is(err, recindex.ErrNoSegments):
 		writeError(w, http.StatusNotFound, "", err.Error())
 	case errors.Is(err, storage.ErrExists):

@@ -3,6 +3,8 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -103,12 +105,28 @@ func (s *Server) listCallbacks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"callbacks": cbs})
 }
 
-// decodeJSON reads a JSON body strictly (unknown fields, wrong types and oversized
-// bodies are 4xx naming the problem); false means an error was written.
+// decodeJSON reads a JSON body strictly (unknown fields, wrong types, data after the
+// object and oversized bodies are 4xx naming the problem); false means an error was
+// written.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	if err == nil {
+		// A second value (or garbage) after the object: refuse rather than guess which
+		// one the client meant.
+		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
+			var mbe *http.MaxBytesError
+			if errors.As(terr, &mbe) {
+				err = terr
+			} else {
+				writeError(w, http.StatusBadRequest, "",
+					fmt.Sprintf("malformed JSON: unexpected data after the object at byte %d", dec.InputOffset()))
+				return false
+			}
+		}
+	}
+	if err != nil {
 		var te *json.UnmarshalTypeError
 		var mbe *http.MaxBytesError
 		switch {
@@ -125,4 +143,25 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// POST /api/v1/callbacks/{id}/retry: one more try of a failed callback, now.
+func (s *Server) retryCallback(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	err := s.Notifier.Retry(r.Context(), id)
+	switch {
+	case err == nil:
+		cb, err := s.Notifier.GetCallback(r.Context(), id)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "", err.Error())
+			return
+		}
+		writeJSON(w, http.StatusAccepted, cb)
+	case errors.Is(err, notify.ErrNotFound):
+		writeError(w, http.StatusNotFound, "id", "id: no callback with this id")
+	case errors.Is(err, notify.ErrNotFailed):
+		writeError(w, http.StatusConflict, "id", "id: only a failed callback can be retried; this one is pending or delivered")
+	default:
+		writeError(w, http.StatusInternalServerError, "", err.Error())
+	}
 }

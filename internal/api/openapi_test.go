@@ -201,7 +201,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Rule":            reflect.TypeFor[catalog.StoredRule](),
 		"RuleInput":       reflect.TypeFor[ruleInput](),
 		"RuleList":        reflect.TypeFor[ruleList](),
-		"Recording":       reflect.TypeFor[catalog.File](),
+		"Recording":       reflect.TypeFor[recording](),
 		"RecordingList":   reflect.TypeFor[recordingList](),
 		"Stream":          reflect.TypeFor[record.StreamInfo](),
 		"RecordCommand":   reflect.TypeFor[commandRequest](),
@@ -210,6 +210,10 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"NotifyConfig":    reflect.TypeFor[notify.Config](),
 		"Callback":        reflect.TypeFor[notify.Callback](),
 		"CallbackAttempt": reflect.TypeFor[notify.Attempt](),
+		"Status":          reflect.TypeFor[status](),
+		"DiskStatus":      reflect.TypeFor[DiskStatus](),
+		"StoreStatus":     reflect.TypeFor[StoreStatus](),
+		"RecentError":     reflect.TypeFor[RecentError](),
 		"Error":           reflect.TypeFor[problemsBody](), // plus "field" (apiError)
 	} {
 		got := slices.Sorted(maps.Keys(schemaProps(t, doc, "#/components/schemas/"+name)))

@@ -47,7 +47,7 @@ func (s *Server) registerRules(mux *http.ServeMux) {
 	if s.Manager != nil {
 		onChange = s.Manager.SetRules
 	}
-	(&ruleAPI{store: ruledb.New(s.Catalog, onChange, s.Logger)}).register(mux)
+	(&ruleAPI{store: ruledb.New(s.Catalog, onChange, s.Logger).Endpoints(s.S3Endpoints)}).register(mux)
 }
 
 // ruleAPI serves the rules routes from one store.

@@ -41,7 +41,7 @@ func newRulesEnv(t *testing.T) *rulesEnv {
 		e.mu.Lock()
 		e.sets = append(e.sets, s)
 		e.mu.Unlock()
-	}, slog.New(slog.DiscardHandler))}).register(mux)
+	}, slog.New(slog.DiscardHandler)).Endpoints([]string{"s3.example.com:9000"})}).register(mux)
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
 	return e
@@ -132,6 +132,7 @@ func TestRulesBadInput(t *testing.T) {
 	e := newRulesEnv(t)
 	base := e.create(okRule)
 	other := e.create(`{"domainName":"example.com","appName":"live","streamName":"cam2","recordFormats":[{"format":"mp4"}]}`)
+	e.create(`{"domainName":"example.com","appName":"live","streamName":"cam3","ossEndpoint":"s3.example.com:9000","ossBucket":"bkt","recordFormats":[{"format":"mp4"}]}`)
 	_, published := e.set()
 	const m3u8 = `[{"format":"m3u8"}]`
 
@@ -181,6 +182,10 @@ func TestRulesBadInput(t *testing.T) {
 		{name: "format twice", body: withFormats(`[{"format":"flv"},{"format":"flv"}]`, ""), status: 400, field: "recordFormats[1].format", msg: "already used"},
 		{name: "slice setting on flv", body: withFormats(`[{"format":"flv","sliceDuration":10}]`, ""), status: 400, field: "recordFormats[0].sliceDuration", msg: "only for m3u8 and cmaf"},
 		{name: "objectPrefix without times", body: withFormats(`[{"format":"flv","objectPrefix":"rec/{AppName}"}]`, ""), status: 400, field: "recordFormats[0].objectPrefix", msg: "must contain"},
+		{name: "ossEndpoint not configured", body: withFormats(m3u8, `"ossEndpoint":"x:9000","ossBucket":"bkt"`), status: 400, field: "ossEndpoint",
+			msg: `"x:9000" is not one of the s3 endpoints (s3.example.com:9000)`},
+		{name: "update to an ossEndpoint not configured", method: "PUT", path: "/api/v1/rules/" + base.ID,
+			body: okRule[:len(okRule)-1] + `,"ossEndpoint":"x:9000","ossBucket":"bkt"}`, status: 400, field: "ossEndpoint", msg: "not one of the s3 endpoints"},
 		{name: "id on create", body: `{"id":"` + base.ID + `","domainName":"a.com","appName":"live","recordFormats":[{"format":"flv"}]}`, status: 400, field: "id", msg: "assigned by the server"},
 		// Body and transport problems.
 		{name: "malformed JSON", body: `{"domainName":"a.com",`, status: 400, msg: "malformed JSON"},

@@ -103,6 +103,11 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE INDEX IF NOT EXISTS files_stream ON files(domain, app, stream, start_time);
 CREATE INDEX IF NOT EXISTS files_task ON files(task_id);
 CREATE INDEX IF NOT EXISTS files_status ON files(status);
+CREATE TABLE IF NOT EXISTS signature_nonces (
+	key TEXT PRIMARY KEY,
+	expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS signature_nonces_expiry ON signature_nonces(expires_at);
 CREATE TABLE IF NOT EXISTS uploaded_objects (
 	bucket TEXT NOT NULL, key TEXT NOT NULL,
 	PRIMARY KEY (bucket, key)

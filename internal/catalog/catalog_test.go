@@ -136,3 +136,44 @@ func TestUploaded(t *testing.T) {
 		t.Fatal("another bucket's key must not matter")
 	}
 }
+
+// TestUseNonce: a nonce is accepted once until it expires, also by a catalog reopened
+// on the same file (a restart), and expired nonces are deleted.
+func TestUseNonce(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "c.db")
+	c, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	use := func(c *Catalog, key string, now time.Time) bool {
+		t.Helper()
+		ok, err := c.UseNonce(ctx, key, now, now.Add(30*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !use(c, "ak\x00n1", t0) || use(c, "ak\x00n1", t0.Add(time.Minute)) {
+		t.Fatal("a nonce is accepted once")
+	}
+	if !use(c, "ak\x00n2", t0) {
+		t.Fatal("another nonce is refused")
+	}
+	c.Close()
+	if c, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if use(c, "ak\x00n1", t0.Add(2*time.Minute)) {
+		t.Fatal("a nonce used before the restart is accepted again")
+	}
+	if !use(c, "ak\x00n1", t0.Add(31*time.Minute)) {
+		t.Fatal("an expired nonce is still refused")
+	}
+	var n int
+	if err := c.DB().QueryRow(`SELECT count(*) FROM signature_nonces`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("%d nonces kept (%v), want 1 (n2 expired and deleted)", n, err)
+	}
+}

@@ -7,11 +7,11 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -99,12 +99,19 @@ func (h *Handler) checkTime(name, v string) error {
 	return nil
 }
 
-// useNonce accepts a nonce once per access key within the timestamp window.
-func (h *Handler) useNonce(name, keyID, nonce string) error {
+// useNonce accepts a nonce once per access key within the timestamp window. The used
+// nonces are kept in the catalog until a request with the same timestamp could no longer
+// pass the window, so a captured request cannot be replayed after a restart either.
+func (h *Handler) useNonce(r *http.Request, name, keyID, nonce string) error {
 	if nonce == "" {
 		return missing(name)
 	}
-	if !h.nonces.use(keyID+"\x00"+nonce, h.o.Now()) {
+	now := h.o.Now()
+	ok, err := h.o.Catalog.UseNonce(r.Context(), keyID+"\x00"+nonce, now, now.Add(2*timestampWindow))
+	if err != nil {
+		return internal(fmt.Errorf("checking the signature nonce: %w", err))
+	}
+	if !ok {
 		return errorf(http.StatusBadRequest, "SignatureNonceUsed", "Specified signature nonce was used already.")
 	}
 	return nil
@@ -149,7 +156,7 @@ func (h *Handler) authV1(q *request) error {
 	if subtle.ConstantTimeCompare([]byte(want), []byte(p.get("Signature"))) != 1 {
 		return mismatch(sts)
 	}
-	return h.useNonce("SignatureNonce", keyID, p.get("SignatureNonce"))
+	return h.useNonce(q.r, "SignatureNonce", keyID, p.get("SignatureNonce"))
 }
 
 // authV3 verifies an ACS3-HMAC-SHA256 signed request.
@@ -224,36 +231,7 @@ func (h *Handler) authV3(q *request, auth string, body []byte) error {
 	if !hmac.Equal([]byte(hex.EncodeToString(mac.Sum(nil))), []byte(strings.ToLower(sig))) {
 		return mismatch(sts)
 	}
-	return h.useNonce("x-acs-signature-nonce", keyID, nonce)
-}
-
-// nonceCache remembers used nonces until a request with the same timestamp could no
-// longer pass the window.
-type nonceCache struct {
-	mu        sync.Mutex
-	seen      map[string]time.Time // key → forget after
-	lastPrune time.Time
-}
-
-func newNonceCache() *nonceCache { return &nonceCache{seen: map[string]time.Time{}} }
-
-// use records key and reports whether it was new.
-func (c *nonceCache) use(key string, now time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if now.Sub(c.lastPrune) > time.Minute {
-		for k, exp := range c.seen {
-			if now.After(exp) {
-				delete(c.seen, k)
-			}
-		}
-		c.lastPrune = now
-	}
-	if exp, ok := c.seen[key]; ok && !now.After(exp) {
-		return false
-	}
-	c.seen[key] = now.Add(2 * timestampWindow)
-	return true
+	return h.useNonce(r, "x-acs-signature-nonce", keyID, nonce)
 }
 
 // VerifyV3 checks an ACS3-HMAC-SHA256 signature (with the timestamp window and nonce

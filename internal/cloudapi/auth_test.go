@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -17,6 +19,8 @@ import (
 
 	live "github.com/alibabacloud-go/live-20161101/v2/client"
 	"github.com/google/uuid"
+
+	"github.com/livrec/livrec/internal/catalog"
 )
 
 // pe is RFC 3986 percent-encoding, written independently of the package's.
@@ -267,22 +271,6 @@ func TestSDKWrongCredentials(t *testing.T) {
 	}
 }
 
-// TestNonceCacheExpiry: nonces are remembered for the timestamp window, then pruned.
-func TestNonceCacheExpiry(t *testing.T) {
-	c := newNonceCache()
-	t0 := time.Now()
-	if !c.use("k", t0) || c.use("k", t0.Add(time.Minute)) {
-		t.Fatal("a nonce is accepted once")
-	}
-	if !c.use("k", t0.Add(31*time.Minute)) {
-		t.Error("a nonce older than the window is forgotten")
-	}
-	c.use("other", t0.Add(70*time.Minute)) // prunes
-	if len(c.seen) != 1 {
-		t.Errorf("%d nonces kept after pruning, want 1", len(c.seen))
-	}
-}
-
 func TestFlattenedList(t *testing.T) {
 	p := params{"RecordFormat.2.Format": {"flv"}, "RecordFormat.1.Format": {"m3u8"}, "RecordFormat.1.SliceDuration": {"5"},
 		"RecordId.10": {"b"}, "RecordId.3": {"a"}, "Other": {"x"}}
@@ -297,4 +285,41 @@ func TestFlattenedList(t *testing.T) {
 	if _, err := (params{"RecordId.0": {"x"}}).list("RecordId"); err == nil {
 		t.Error("index 0 accepted")
 	}
+}
+
+// TestReplayAfterRestart: a signed request captured and sent again after a restart (a
+// new Handler on the catalog file reopened) is refused as a used nonce, V3 and V1.
+func TestReplayAfterRestart(t *testing.T) {
+	e := newEnv(t, nil)
+	now := time.Now()
+	q := url.Values{"DomainName": {"a.example.com"}, "AppName": {"live"}}
+	v3 := func(base string) *http.Request {
+		return v3Request(t, base, "DescribeLiveRecordConfig", q, testKeyID, testSecret, now, "captured-v3")
+	}
+	v1 := url.Values{"Action": {"DescribeLiveRecordConfig"}, "DomainName": {"a.example.com"}}
+	signV1("GET", v1, testKeyID, testSecret, now, "captured-v1")
+	v1Req := func(base string) *http.Request {
+		req, err := http.NewRequest("GET", base+"/?"+v1.Encode(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return req
+	}
+	for what, req := range map[string]*http.Request{"V3": v3(e.srv.URL), "V1": v1Req(e.srv.URL)} {
+		if status, body := do(t, req); status != 200 {
+			t.Fatalf("%s: first request: %d %v", what, status, body)
+		}
+	}
+
+	cat, err := catalog.Open(filepath.Join(e.dir, "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	restarted := httptest.NewServer(New(Options{Catalog: cat, AccessKeys: map[string]string{testKeyID: testSecret}}))
+	defer restarted.Close()
+	status, body := do(t, v3(restarted.URL))
+	wantError(t, "V3 replay after restart", status, body, 400, "SignatureNonceUsed")
+	status, body = do(t, v1Req(restarted.URL))
+	wantError(t, "V1 replay after restart", status, body, 400, "SignatureNonceUsed")
 }

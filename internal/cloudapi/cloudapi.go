@@ -65,6 +65,12 @@ type Options struct {
 	// AllowDeleteFiles lets DeleteLiveStreamRecordIndexFiles with RemoveFile=true delete
 	// the stored objects; otherwise such a request is refused.
 	AllowDeleteFiles bool
+	// S3Endpoints are the OssEndpoint values a rule may name (the config's s3: entries);
+	// a rule naming another one is refused with InvalidParameter.
+	S3Endpoints []string
+	// ObjectURL gives the URL of an object in a bucket (RecordUrl of a file stored there);
+	// nil or "" means livrec's own /files/ URL.
+	ObjectURL func(endpoint, bucket, key string) string
 	// Location is the zone of time variables in an OssObject template ({Date}, ...);
 	// nil means UTC.
 	Location *time.Location
@@ -74,9 +80,8 @@ type Options struct {
 
 // Handler serves the cloud-compatible API.
 type Handler struct {
-	o      Options
-	rules  *ruledb.Store
-	nonces *nonceCache
+	o     Options
+	rules *ruledb.Store
 }
 
 // New returns a Handler.
@@ -94,7 +99,7 @@ func New(o Options) *Handler {
 	if o.Manager != nil {
 		onChange = o.Manager.SetRules
 	}
-	return &Handler{o: o, rules: ruledb.New(o.Catalog, onChange, o.Logger), nonces: newNonceCache()}
+	return &Handler{o: o, rules: ruledb.New(o.Catalog, onChange, o.Logger).Endpoints(o.S3Endpoints)}
 }
 
 // Error is an error answer: HTTP status, code and message.

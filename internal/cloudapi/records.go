@@ -29,6 +29,9 @@ func streamParams(p params) (domain, app, stream string, err error) {
 	if stream == "" {
 		return "", "", "", missing("StreamName")
 	}
+	if domain, err = rules.NormalizeDomain(domain); err != nil {
+		return "", "", "", invalid("DomainName", err.Error())
+	}
 	return domain, app, stream, nil
 }
 
@@ -176,17 +179,28 @@ type recordIndexInfo struct {
 	EndTime     string
 }
 
-// fileURL is the URL of a stored object on this server (the /files/ route).
-func fileURL(r *http.Request, key string) string {
+// recordURL is the playable URL of a file (RecordUrl): in a bucket, the object's URL
+// (as the cloud gives it); on livrec's own storage, its /files/ URL, absolute with the
+// request's scheme and Host, or the path when the request named no Host.
+func (h *Handler) recordURL(r *http.Request, f *catalog.File) string {
+	if f.OssBucket != "" && h.o.ObjectURL != nil {
+		if u := h.o.ObjectURL(f.OssEndpoint, f.OssBucket, f.Key); u != "" {
+			return u
+		}
+	}
+	p := storage.URLPath(f.Key)
+	if r.Host == "" {
+		return p
+	}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	return scheme + "://" + r.Host + "/files/" + key
+	return scheme + "://" + r.Host + p
 }
 
 func (h *Handler) indexInfo(q *request, tr *taskRules, f *catalog.File) recordIndexInfo {
-	info := recordIndexInfo{RecordId: f.ID, RecordUrl: fileURL(q.r, f.Key), DomainName: f.Domain, AppName: f.App, StreamName: f.Stream,
+	info := recordIndexInfo{RecordId: f.ID, RecordUrl: h.recordURL(q.r, f), DomainName: f.Domain, AppName: f.App, StreamName: f.Stream,
 		OssObject: f.Key, Format: f.Format, Duration: f.Duration, Height: f.Height, Width: f.Width,
 		CreateTime: cloudTime(f.End), StartTime: cloudTime(f.Start), EndTime: cloudTime(f.End)}
 	if f.TaskID != recindex.IndexTaskID {

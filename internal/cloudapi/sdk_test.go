@@ -12,6 +12,8 @@ import (
 	live "github.com/alibabacloud-go/live-20161101/v2/client"
 	"github.com/alibabacloud-go/tea/dara"
 	"github.com/alibabacloud-go/tea/tea"
+
+	"github.com/livrec/livrec/internal/catalog"
 )
 
 func s(v string) *string { return dara.String(v) }
@@ -168,6 +170,9 @@ func testSDKActions(t *testing.T, v1 bool) {
 	}
 	_, err = c.AddLiveAppRecordConfig(add)
 	wantSDKError(t, err, 400, "CodeConfigAlreadyExists")
+	_, err = c.UpdateLiveAppRecordConfig(&live.UpdateLiveAppRecordConfigRequest{DomainName: s(domain), AppName: s(app), StreamName: s(stream),
+		OssEndpoint: s("oss-cn-hangzhou.aliyuncs.com")})
+	wantSDKError(t, err, 400, "InvalidParameter") // not under s3: in the config
 	if _, err := c.UpdateLiveAppRecordConfig(&live.UpdateLiveAppRecordConfigRequest{DomainName: s(domain), AppName: s(app), StreamName: s(stream),
 		OssEndpoint: s("oss-cn-beijing.aliyuncs.com"), DelayTime: i32(30),
 		RecordFormat: []*live.UpdateLiveAppRecordConfigRequestRecordFormat{
@@ -355,6 +360,8 @@ func TestSDKOutOfRange(t *testing.T) {
 		{"bucket", func(r *live.AddLiveAppRecordConfigRequest) { r.OssBucket = s("Bad_Bucket") }, "OssBucket"},
 		{"prefix", func(r *live.AddLiveAppRecordConfigRequest) { r.RecordFormat[0].OssObjectPrefix = s("rec/{AppName}") }, "RecordFormat.1.OssObjectPrefix"},
 		{"transcode", func(r *live.AddLiveAppRecordConfigRequest) { r.TranscodeTemplates = []*string{s("sd")} }, "TranscodeTemplates.1"},
+		// Storage that is not configured: its pushes would have nowhere to go.
+		{"endpoint", func(r *live.AddLiveAppRecordConfigRequest) { r.OssEndpoint = s("oss-cn-hangzhou.aliyuncs.com") }, "OssEndpoint"},
 	} {
 		req := base()
 		tc.mod(req)
@@ -374,4 +381,44 @@ func TestSDKOutOfRange(t *testing.T) {
 	_, err = c.DescribeLiveStreamRecordContent(&live.DescribeLiveStreamRecordContentRequest{DomainName: s("a.example.com"), AppName: s("live"),
 		StreamName: s("x"), StartTime: s(now.Add(-5 * 24 * time.Hour).Format(TimeLayout)), EndTime: s(now.Format(TimeLayout))})
 	wantSDKError(t, err, 400, "InvalidParameter")
+}
+
+// TestRecordUrl: RecordUrl is where a player opens the file: for a file in a bucket the
+// object's URL, for livrec's own storage its /files/ URL on the host the request named.
+func TestRecordUrl(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.ObjectURL = func(endpoint, bucket, key string) string { return "https://" + bucket + "." + endpoint + "/" + key }
+	})
+	ctx := context.Background()
+	start := time.Now().Add(-time.Hour).Truncate(time.Second)
+	for _, f := range []*catalog.File{
+		{ID: "3f1d3c5e-0000-4000-8000-000000000001", Key: "record/live/u/a.mp4"},
+		{ID: "3f1d3c5e-0000-4000-8000-000000000002", Key: "record/live/u/b.mp4", OssEndpoint: "oss-cn-shanghai.aliyuncs.com", OssBucket: "bkt"},
+	} {
+		f.TaskID, f.Domain, f.App, f.Stream, f.Format, f.Status = "t", "a.example.com", "live", "u", "mp4", catalog.FileDone
+		f.Start, f.End, f.Duration = start, start.Add(time.Minute), 60
+		if err := e.cat.CreateFile(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := e.client(false, testKeyID, testSecret)
+	for id, want := range map[string]string{
+		"3f1d3c5e-0000-4000-8000-000000000001": e.srv.URL + "/files/record/live/u/a.mp4",
+		"3f1d3c5e-0000-4000-8000-000000000002": "https://bkt.oss-cn-shanghai.aliyuncs.com/record/live/u/b.mp4",
+	} {
+		one, err := c.DescribeLiveStreamRecordIndexFile(&live.DescribeLiveStreamRecordIndexFileRequest{DomainName: s("a.example.com"),
+			AppName: s("live"), StreamName: s("u"), RecordId: s(id)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := dara.StringValue(one.Body.RecordIndexInfo.RecordUrl); got != want {
+			t.Errorf("RecordUrl %q, want %q", got, want)
+		}
+	}
+	// Without a Host (an HTTP/1.0 request), the path.
+	req := httptest.NewRequest("GET", "/", nil)
+	req.Host = ""
+	if got := e.cloud.recordURL(req, &catalog.File{Key: "k/x.flv"}); got != "/files/k/x.flv" {
+		t.Errorf("without a Host: %q", got)
+	}
 }

@@ -11,15 +11,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/livrec/livrec/internal/notify"
 	"github.com/livrec/livrec/internal/pushauth"
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
+	"github.com/livrec/livrec/internal/transcode"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -29,6 +33,20 @@ const (
 	DefaultRTMPAddr = ":1935"
 	DefaultHTTPAddr = ":8080"
 	DefaultTimeZone = "UTC"
+	// DefaultCallbackRetention is how long the callback history is kept.
+	DefaultCallbackRetention = notify.DefaultRetention
+
+	DefaultRTMPMaxConns        = 4096
+	DefaultRTMPMaxConnsPerAddr = 64
+	DefaultRTMPPublishDeadline = 10 // seconds
+	DefaultReservedFDs         = 256
+)
+
+// Allowed range of callbackRetention: the history is pruned hourly, so less than an
+// hour would not be honoured; ten years is "keep", without an unbounded table.
+const (
+	minCallbackRetention = time.Hour
+	maxCallbackRetention = 3650 * 24 * time.Hour
 )
 
 // Config is the configuration file.
@@ -58,6 +76,10 @@ type Config struct {
 	// APITokens are bearer tokens for the JSON API (/api/v1); LIVREC_API_TOKEN adds one.
 	// With neither tokens nor accessKeys the JSON API answers only loopback clients.
 	APITokens []string `yaml:"apiTokens"`
+	// CORSAllowedOrigins are the origins (scheme://host[:port], or "*" for any) whose pages
+	// may fetch recordings from /files/ and /live/ (players embedded in other sites).
+	// Default none.
+	CORSAllowedOrigins []string `yaml:"corsAllowedOrigins"`
 	// S3 lists the S3-compatible endpoints rules may name with ossEndpoint (matched by
 	// the endpoint string). Their files are spooled on local disk under the data
 	// directory and uploaded from there.
@@ -76,9 +98,39 @@ type Config struct {
 	MinFreeSpace   string  `yaml:"minFreeSpace"`
 	MinFreeBytes   uint64  `yaml:"-"`
 	MinFreePercent float64 `yaml:"-"`
+	// TranscodeTemplates are the live transcode templates rules may name in
+	// transcodeTemplates, besides the built-ins lld, lsd, lhd and lud; each applies to
+	// its domainName and appName ("*" or left out: all).
+	TranscodeTemplates []transcode.Template `yaml:"transcodeTemplates"`
+	// MaxTranscoders bounds the live streams transcoded at once (one ffmpeg each); 0
+	// means the number of CPU cores. Past it a stream's original is still recorded and a
+	// record_transcode_error event says why its renditions are not.
+	MaxTranscoders int `yaml:"maxTranscoders"`
+	// CallbackRetention is how long delivered and failed callbacks stay in the callback
+	// history (the API's callback list): days ("30", "30d") or a Go duration ("36h").
+	// Default 30 days; pending callbacks are never deleted.
+	CallbackRetention string `yaml:"callbackRetention"`
 
-	// Location is TimeZone loaded; set by LoadConfig and Parse.
-	Location *time.Location `yaml:"-"`
+	// Limits and protections against hostile clients (README "Limits and protections").
+	// RTMPMaxConns caps the open RTMP connections and RTMPMaxConnsPerAddr those from one
+	// client IP address; RTMPPublishDeadline is the seconds a connection has, from
+	// connecting, to get a publish accepted (handshake and commands included).
+	RTMPMaxConns        int `yaml:"rtmpMaxConns"`
+	RTMPMaxConnsPerAddr int `yaml:"rtmpMaxConnsPerAddr"`
+	RTMPPublishDeadline int `yaml:"rtmpPublishDeadline"`
+	// ReservedFDs file descriptors are kept for recording, the catalog and the HTTP
+	// server: RTMP connections are also capped at the descriptor limit minus these.
+	ReservedFDs int `yaml:"reservedFds"`
+	// AllowPrivateCallbacks lets notifyUrl / onDemandUrl reach loopback, private,
+	// link-local (metadata) and other non-public addresses; CallbackAllowList allows
+	// only the CIDRs, IP addresses and host names listed.
+	AllowPrivateCallbacks bool     `yaml:"allowPrivateCallbacks"`
+	CallbackAllowList     []string `yaml:"callbackAllowList"`
+
+	// Location is TimeZone loaded and CallbackRetentionPeriod is CallbackRetention
+	// parsed; set by LoadConfig and Parse.
+	Location                *time.Location `yaml:"-"`
+	CallbackRetentionPeriod time.Duration  `yaml:"-"`
 }
 
 // AccessKey is an access key pair of the cloud-compatible API.
@@ -221,10 +273,10 @@ func Parse(data []byte) (*Config, error) {
 			endpoints[e.Endpoint] = i
 		}
 	}
+	known := storage.Endpoints(c.S3)
 	for i, r := range c.Rules {
-		if _, ok := endpoints[r.OssEndpoint]; r.OssEndpoint != "" && !ok {
-			es = append(es, &rules.ValidationError{Field: fmt.Sprintf("rules[%d].ossEndpoint", i),
-				Msg: fmt.Sprintf("%q is not one of the endpoints under s3: (add it there with its keys)", r.OssEndpoint)})
+		if err := rules.CheckKnownEndpoint(r.OssEndpoint, known); err != nil {
+			es = append(es, &rules.ValidationError{Field: fmt.Sprintf("rules[%d].ossEndpoint", i), Msg: err.Error()})
 		}
 	}
 	if c.Finalizers < 0 || c.Finalizers > 64 {
@@ -236,8 +288,72 @@ func Parse(data []byte) (*Config, error) {
 			es = append(es, &rules.ValidationError{Field: "minFreeSpace", Msg: err.Error()})
 		}
 	}
+	limits := []struct {
+		field    string
+		v        *int
+		def      int
+		min, max int
+		unit     string
+	}{
+		{"rtmpMaxConns", &c.RTMPMaxConns, DefaultRTMPMaxConns, 1, 1 << 20, "connections"},
+		{"rtmpMaxConnsPerAddr", &c.RTMPMaxConnsPerAddr, DefaultRTMPMaxConnsPerAddr, 1, 1 << 20, "connections"},
+		{"rtmpPublishDeadline", &c.RTMPPublishDeadline, DefaultRTMPPublishDeadline, 1, 300, "seconds"},
+		{"reservedFds", &c.ReservedFDs, DefaultReservedFDs, 0, 1 << 20, "file descriptors"},
+	}
+	for _, l := range limits {
+		if lookup(doc, l.field) == nil {
+			*l.v = l.def
+		} else if *l.v < l.min || *l.v > l.max {
+			es = append(es, &rules.ValidationError{Field: l.field, Msg: fmt.Sprintf("%d: want %d-%d %s (default %d)", *l.v, l.min, l.max, l.unit, l.def)})
+		}
+	}
+	for i, e := range c.CallbackAllowList {
+		if _, err := notify.ParseAllowEntry(e); err != nil {
+			es = append(es, &rules.ValidationError{Field: fmt.Sprintf("callbackAllowList[%d]", i), Msg: err.Error()})
+		}
+	}
 	if c.SpoolLimitMB < 0 {
 		es = append(es, &rules.ValidationError{Field: "spoolLimitMB", Msg: fmt.Sprintf("%d: want 0 (no limit) or more", c.SpoolLimitMB)})
+	}
+
+	if c.MaxTranscoders < 0 || c.MaxTranscoders > 1024 {
+		es = append(es, &rules.ValidationError{Field: "maxTranscoders", Msg: fmt.Sprintf("%d is out of range (allowed 1–1024, or 0 for the number of cores)", c.MaxTranscoders)})
+	}
+	if c.MaxTranscoders == 0 {
+		c.MaxTranscoders = runtime.NumCPU()
+	}
+	lib, err := transcode.NewLibrary(c.TranscodeTemplates)
+	if err != nil {
+		var ves rules.ValidationErrors
+		if !errors.As(err, &ves) {
+			return nil, err
+		}
+		es = append(es, ves.Prefix("transcodeTemplates")...)
+	}
+	for i := range c.TranscodeTemplates {
+		c.TranscodeTemplates[i].Normalize()
+	}
+	for i, r := range c.Rules {
+		for j, id := range r.TranscodeTemplates {
+			if _, ok := lib.Lookup(r.DomainName, r.AppName, id); lib != nil && !ok && id != rules.AllTemplates {
+				es = append(es, &rules.ValidationError{Field: fmt.Sprintf("rules[%d].transcodeTemplates[%d]", i, j),
+					Msg: fmt.Sprintf("%q is neither a built-in template (%s) nor one under transcodeTemplates: for this domain and app", id, strings.Join(rules.BuiltinTemplates, ", "))})
+			}
+		}
+	}
+	c.CallbackRetentionPeriod = DefaultCallbackRetention
+	if c.CallbackRetention != "" {
+		d, err := parseDays(c.CallbackRetention)
+		switch {
+		case err != nil:
+			es = append(es, &rules.ValidationError{Field: "callbackRetention",
+				Msg: fmt.Sprintf("%q: want days (\"30\", \"30d\") or a duration (\"36h\")", c.CallbackRetention)})
+		case d < minCallbackRetention || d > maxCallbackRetention:
+			es = append(es, &rules.ValidationError{Field: "callbackRetention",
+				Msg: fmt.Sprintf("%q is out of range (allowed 1h–3650d)", c.CallbackRetention)})
+		default:
+			c.CallbackRetentionPeriod = d
+		}
 	}
 
 	loc, err := time.LoadLocation(c.TimeZone)
@@ -265,6 +381,21 @@ func Parse(data []byte) (*Config, error) {
 		return nil, es
 	}
 	return c, nil
+}
+
+// parseDays reads a number of days ("30", "30d", "1.5d") or a Go duration ("36h").
+func parseDays(s string) (time.Duration, error) {
+	days := strings.TrimSuffix(s, "d")
+	if f, err := strconv.ParseFloat(days, 64); err == nil && days == strings.TrimSpace(days) {
+		switch {
+		case math.IsNaN(f):
+			return 0, fmt.Errorf("%q is not a number", s)
+		case math.Abs(f) > 1e5: // past 1e5 days the nanoseconds overflow: clamp
+			return time.Duration(math.Copysign(math.MaxInt64, f)), nil
+		}
+		return time.Duration(f * float64(24*time.Hour)), nil
+	}
+	return time.ParseDuration(s)
 }
 
 // document returns the top mapping of a parsed file, nil for an empty file.

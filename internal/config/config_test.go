@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/livrec/livrec/internal/rules"
 )
@@ -133,6 +134,26 @@ rules:
 			`line 7: rules[0].recordFormats[0].sliceObjectPrefix: is only for m3u8 and cmaf, not flv`,
 			`line 9: rules[0].recordFormats[1].sliceDuration: 31 is out of range (allowed 5–30 seconds)`,
 		}},
+		{"ossEndpoint not under s3", `
+s3:
+  - {endpoint: "s3.example.com:9000", accessKey: a, secretKey: b}
+  - {endpoint: "minio.local:9000", accessKey: a, secretKey: b}
+rules:
+  - domainName: a.com
+    appName: live
+    ossEndpoint: "s3.example.com:9000"
+    ossBucket: rec
+    recordFormats: [{format: flv}]
+  - domainName: a.com
+    appName: other
+    ossEndpoint: "x:9000"
+    ossBucket: rec
+    recordFormats: [{format: flv}]
+`, []string{
+			`line 13: rules[1].ossEndpoint: "x:9000" is not one of the s3 endpoints (s3.example.com:9000, minio.local:9000)`,
+		}},
+		{"ossEndpoint without s3", "rules:\n  - {domainName: a.com, appName: live, ossEndpoint: \"x:9000\", ossBucket: rec, recordFormats: [{format: flv}]}\n",
+			[]string{`line 2: rules[0].ossEndpoint: "x:9000" is not one of the s3 endpoints (none is configured: add it under s3: in the config file, with its keys)`}},
 		{"missing formats", "rules:\n  - domainName: a.com\n    appName: live\n",
 			[]string{`line 2: rules[0].recordFormats: at least one format is required`}},
 		{"local zone", "timeZone: Local\n",
@@ -222,6 +243,95 @@ func TestMinFreeSpace(t *testing.T) {
 		_, err := Parse([]byte("minFreeSpace: " + strconv.Quote(in) + "\n"))
 		if err == nil || !strings.Contains(err.Error(), "minFreeSpace") {
 			t.Errorf("%q: error %v, want one naming minFreeSpace", in, err)
+		}
+	}
+}
+
+func TestCallbackRetention(t *testing.T) {
+	day := 24 * time.Hour
+	for in, want := range map[string]time.Duration{
+		"":                          DefaultCallbackRetention,
+		"callbackRetention: 7\n":    7 * day,
+		"callbackRetention: 7d\n":   7 * day,
+		"callbackRetention: 1.5d\n": 36 * time.Hour,
+		"callbackRetention: 36h\n":  36 * time.Hour,
+		"callbackRetention: 1h\n":   time.Hour,
+		"callbackRetention: 3650\n": 3650 * day,
+	} {
+		c, err := Parse([]byte(in))
+		if err != nil || c.CallbackRetentionPeriod != want {
+			t.Errorf("Parse(%q): %v, %v; want %v", in, c.CallbackRetentionPeriod, err, want)
+		}
+	}
+	const shape = `want days ("30", "30d") or a duration ("36h")`
+	for in, want := range map[string]string{
+		"callbackRetention: 59m\n":    `line 1: callbackRetention: "59m" is out of range (allowed 1h–3650d)`,
+		"callbackRetention: 0\n":      `line 1: callbackRetention: "0" is out of range (allowed 1h–3650d)`,
+		"callbackRetention: -3d\n":    `line 1: callbackRetention: "-3d" is out of range (allowed 1h–3650d)`,
+		"callbackRetention: 3651d\n":  `line 1: callbackRetention: "3651d" is out of range (allowed 1h–3650d)`,
+		"callbackRetention: 1e300\n":  `line 1: callbackRetention: "1e300" is out of range (allowed 1h–3650d)`,
+		"callbackRetention: month\n":  `line 1: callbackRetention: "month": ` + shape,
+		"callbackRetention: nan\n":    `line 1: callbackRetention: "nan": ` + shape,
+		"callbackRetention: \" 3\"\n": `line 1: callbackRetention: " 3": ` + shape,
+	} {
+		_, err := Parse([]byte(in))
+		if err == nil || err.Error() != want {
+			t.Errorf("Parse(%q): %v, want %s", in, err, want)
+		}
+	}
+}
+
+// TestCORSAllowedOrigins: the list is read as is (api.NewCORS checks each origin when
+// the service starts, naming corsAllowedOrigins[i]); absent means none.
+func TestCORSAllowedOrigins(t *testing.T) {
+	c, err := Parse([]byte("corsAllowedOrigins: [\"https://www.example.com\", \"*\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c.CORSAllowedOrigins, []string{"https://www.example.com", "*"}) {
+		t.Errorf("corsAllowedOrigins = %q", c.CORSAllowedOrigins)
+	}
+	if c, err := Parse(nil); err != nil || c.CORSAllowedOrigins != nil {
+		t.Errorf("default: %q, %v", c.CORSAllowedOrigins, err)
+	}
+	if _, err := Parse([]byte("corsAllowedOrigin: [\"*\"]\n")); err == nil || !strings.Contains(err.Error(), `did you mean "corsAllowedOrigins"`) {
+		t.Errorf("misspelt key: %v", err)
+	}
+}
+
+// TestLimits: the limits take their defaults when left out, and values out of range or
+// allow-list entries that are neither CIDR, IP address nor host name are errors naming
+// the field.
+func TestLimits(t *testing.T) {
+	c, err := Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RTMPMaxConns != DefaultRTMPMaxConns || c.RTMPMaxConnsPerAddr != DefaultRTMPMaxConnsPerAddr ||
+		c.RTMPPublishDeadline != DefaultRTMPPublishDeadline || c.ReservedFDs != DefaultReservedFDs || c.AllowPrivateCallbacks {
+		t.Errorf("defaults: %+v", c)
+	}
+	c, err = Parse([]byte("rtmpMaxConns: 100\nrtmpMaxConnsPerAddr: 5\nrtmpPublishDeadline: 3\nreservedFds: 0\n" +
+		"allowPrivateCallbacks: true\ncallbackAllowList: [10.0.0.0/8, 192.168.1.7, hooks.internal]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RTMPMaxConns != 100 || c.RTMPMaxConnsPerAddr != 5 || c.RTMPPublishDeadline != 3 || c.ReservedFDs != 0 ||
+		!c.AllowPrivateCallbacks || len(c.CallbackAllowList) != 3 {
+		t.Errorf("set: %+v", c)
+	}
+	for data, field := range map[string]string{
+		"rtmpMaxConns: 0\n":                      "rtmpMaxConns",
+		"rtmpMaxConnsPerAddr: -1\n":              "rtmpMaxConnsPerAddr",
+		"rtmpPublishDeadline: 301\n":             "rtmpPublishDeadline",
+		"reservedFds: -5\n":                      "reservedFds",
+		"callbackAllowList: [ok, 10.0.0.0/33]\n": "callbackAllowList[1]",
+		"callbackAllowList: ['http://x/']\n":     "callbackAllowList[0]",
+	} {
+		_, err := Parse([]byte(data))
+		var ves rules.ValidationErrors
+		if !errors.As(err, &ves) || len(ves) != 1 || ves[0].Field != field || ves[0].Line != 1 {
+			t.Errorf("%q: got %v, want one error on %s, line 1", data, err, field)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/livrec/livrec/internal/flv"
 	"github.com/livrec/livrec/internal/loadgen"
+	"github.com/livrec/livrec/internal/testenv"
 )
 
 const benchSmokeConfig = `
@@ -40,7 +41,7 @@ func TestLongSmokeLoadBench(t *testing.T) {
 	if testing.Short() {
 		t.Skip("smoke load test: ~30 s")
 	}
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	src, err := loadgen.LoadFile(makeSource(t, t.TempDir(), 10))
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +91,7 @@ func TestLongSmokeLoadBench(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s: no m3u8 recording: %+v", st.Name, recs)
 		}
-		if n := probeVideoPackets(t, s.filePath(hr.Key)); n != st.VideoFrames {
+		if n := probePackets(t, s.filePath(hr.Key), "v:0"); n != st.VideoFrames {
 			t.Fatalf("%s: sent %d video frames, the m3u8 recording has %d", st.Name, st.VideoFrames, n)
 		}
 	}
@@ -134,9 +135,10 @@ func countFLVFrames(t *testing.T, path string) (video, audio int64) {
 }
 
 // probeVideoPackets counts the packets of the first video stream with ffprobe.
-func probeVideoPackets(t *testing.T, path string) int64 {
+// probePackets counts the packets (frames) of one stream, "v:0" or "a:0", with ffprobe.
+func probePackets(t *testing.T, path, stream string) int64 {
 	t.Helper()
-	out := mustRun(t, "ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets",
+	out := mustRun(t, "ffprobe", "-v", "error", "-select_streams", stream, "-count_packets",
 		"-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", path)
 	// HLS lists the stream once per program as well: the first number is the stream's.
 	fields := strings.Fields(out)

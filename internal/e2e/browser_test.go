@@ -6,13 +6,14 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/livrec/livrec/internal/testenv"
 )
 
 const browserPage = `<!doctype html>
@@ -34,25 +35,11 @@ v.addEventListener('loadedmetadata', () => {
 });
 </script></body></html>`
 
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed: .ci/run installs it (apt-get install chromium)")
-	}
-	t.Skip("chromium not installed (apt-get install chromium)")
-	return ""
-}
-
 // TestMP4PlaysInBrowser: an H.264/AAC MP4 recording plays in headless Chromium straight
 // from the built-in file server, and seeking works (moov first, Range requests).
 func TestMP4PlaysInBrowser(t *testing.T) {
-	needTools(t)
-	browser := chromium(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
+	browser := testenv.Path(t, testenv.Chromium)
 	src := makeSource(t, t.TempDir(), 10)
 	s := startServer(t, t.TempDir(), `
 rules:

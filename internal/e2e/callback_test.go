@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/livrec/livrec/internal/testenv"
 )
 
 type receiver struct {
@@ -100,10 +102,11 @@ func (s *server) put(path string, body any) (int, string) {
 // with the push URL's callback_* arguments; a receiver that is down while livrec
 // restarts still gets the file_created callback afterwards.
 func TestCallbacks(t *testing.T) {
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	rc := newReceiver(t)
 	src := makeSource(t, t.TempDir(), 4)
-	s := startServer(t, t.TempDir(), hlsConfig)
+	// The receiver is on loopback, which callbacks may only reach when allowed.
+	s := startServer(t, t.TempDir(), hlsConfig+"allowPrivateCallbacks: true\n")
 	if code, body := s.put("/api/v1/domains/example.com/notify", map[string]any{"notifyUrl": rc.URL + "/cb",
 		"needStatusNotify": true, "notifyReqAuth": true, "notifyAuthKey": "sekret"}); code != 200 {
 		t.Fatalf("notify config: %d %s", code, body)
@@ -157,11 +160,12 @@ func TestCallbacks(t *testing.T) {
 
 // TestOnDemand: onDemand 1 asks the domain's onDemandUrl; its formats narrow the rule's.
 func TestOnDemand(t *testing.T) {
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	rc := newReceiver(t)
 	rc.ondemand = `{"ApiVersion":"1.0","NeedRecord":true,"Format":["flv"]}`
 	src := makeSource(t, t.TempDir(), 5)
 	s := startServer(t, t.TempDir(), `
+allowPrivateCallbacks: true # the receiver is on loopback
 rules:
   - domainName: "*"
     appName: "*"
@@ -199,5 +203,27 @@ rules:
 	defer rc.mu.Unlock()
 	if len(rc.queries) != 2 || rc.queries[0].Get("stream") != "yes" || rc.queries[0].Get("codec") != "h264" || rc.queries[0].Get("vbitrate") == "" {
 		t.Fatalf("on-demand queries: %v", rc.queries)
+	}
+}
+
+// TestCallbackURLUnsafe: by default a notifyUrl on loopback (or the metadata address) is
+// refused with an error naming the field, and nothing is stored.
+func TestCallbackURLUnsafe(t *testing.T) {
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
+	rc := newReceiver(t)
+	s := startServer(t, t.TempDir(), hlsConfig)
+	for _, u := range []string{rc.URL + "/cb", "http://169.254.169.254/latest/meta-data/", "http://127.1/", "http://[::1]/"} {
+		code, body := s.put("/api/v1/domains/example.com/notify", map[string]any{"notifyUrl": u})
+		if code != 400 || !strings.Contains(body, `"notifyUrl"`) || !strings.Contains(body, "allowPrivateCallbacks") {
+			t.Errorf("notifyUrl %s: %d %s, want 400 naming notifyUrl", u, code, body)
+		}
+	}
+	resp, err := http.Get(s.url("/api/v1/domains/example.com/notify"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("a refused configuration was stored: %d", resp.StatusCode)
 	}
 }

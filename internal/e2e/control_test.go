@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/livrec/livrec/internal/testenv"
 )
 
 func (s *server) post(path string, body any) (int, string) {
@@ -27,7 +29,7 @@ func (s *server) post(path string, body any) (int, string) {
 // TestManualCommandsAPI: with onDemand 7 nothing is recorded until a start command; a
 // second start is TaskAlreadyStarted; cancel_delay generates the file at once.
 func TestManualCommandsAPI(t *testing.T) {
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	src := makeSource(t, t.TempDir(), 8)
 	s := startServer(t, t.TempDir(), `
 rules:
@@ -91,7 +93,7 @@ rules:
 // TestRecordIndexAndContent: the recording sessions of a stream are listed, and a new
 // index playlist over a window is built from the stored segments.
 func TestRecordIndexAndContent(t *testing.T) {
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	src := makeSource(t, t.TempDir(), 12)
 	s := startServer(t, t.TempDir(), hlsConfig)
 	if out, err := push(t, src, s.rtmpURL("live", "idx")); err != nil {
@@ -153,7 +155,7 @@ func TestRecordIndexAndContent(t *testing.T) {
 // TestOnDemandPushURL: onDemand 2 records only pushes whose URL says record_config
 // {"NeedRecord":true}.
 func TestOnDemandPushURL(t *testing.T) {
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	src := makeSource(t, t.TempDir(), 2)
 	s := startServer(t, t.TempDir(), `
 rules:

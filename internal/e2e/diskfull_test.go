@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/livrec/livrec/internal/rtmp"
+	"github.com/livrec/livrec/internal/testenv"
 )
 
 // smallDisk mounts a tmpfs of sizeMiB at a fresh directory (unmounted at cleanup, after
@@ -21,7 +22,7 @@ import (
 func smallDisk(t *testing.T, sizeMiB int) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		if os.Getenv("LIVREC_SKIP_E2E") == "1" {
+		if testenv.Skipped() {
 			t.Skip("needs root to mount a small tmpfs (LIVREC_SKIP_E2E=1)")
 		}
 		t.Fatal("this test mounts a small tmpfs for the data directory and must run as root (set LIVREC_SKIP_E2E=1 to skip it)")
@@ -91,7 +92,7 @@ func TestLongDiskFull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("pushes in real time")
 	}
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	data := smallDisk(t, 40)
 	const seconds, fillAt, freeAt = 30, 6, 14
 	src := makeSource(t, t.TempDir(), seconds)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/livrec/livrec/internal/flv"
 	"github.com/livrec/livrec/internal/rtmp"
+	"github.com/livrec/livrec/internal/testenv"
 	"github.com/livrec/livrec/internal/testmedia"
 )
 
@@ -59,7 +61,7 @@ func openFLV(t *testing.T, path string) *flv.Reader {
 // and CMAF signal it (discontinuity; a new init segment), FLV and MP4 start a new file;
 // the catalog row of each file has its own size.
 func TestParameterChange(t *testing.T) {
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	dir := t.TempDir()
 	big, err := testmedia.MakeFLV(dir, testmedia.Spec{Video: testmedia.H264, Audio: testmedia.AAC, Seconds: 3, Width: 320, Height: 240})
 	if err != nil {
@@ -119,10 +121,42 @@ func TestParameterChange(t *testing.T) {
 	}
 }
 
+// TestSameAudioInEveryFormat: one push recorded as m3u8, flv and mp4 holds the same
+// number of audio frames in each file (the source's B-frames delay the first picture
+// behind the first audio frame, which mp4 used to drop), and the catalog gives every
+// format's duration in milliseconds.
+func TestSameAudioInEveryFormat(t *testing.T) {
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
+	src := makeSource(t, t.TempDir(), 6)
+	s := startServer(t, t.TempDir(), `
+rules:
+  - domainName: "*"
+    appName: "*"
+    delayTime: 15
+    recordFormats: [{format: m3u8, sliceDuration: 5}, {format: flv}, {format: mp4}]
+`)
+	if out, err := push(t, src, s.rtmpURL("live", "same")); err != nil {
+		t.Fatalf("push: %v\n%s", err, out)
+	}
+	s.waitIdle()
+	s.stop()
+	s.start()
+	recs := s.waitDone("stream=same", 3, 5*time.Second)
+	want := probePackets(t, src, "a:0")
+	for _, r := range recs {
+		if got := probePackets(t, s.filePath(r.Key), "a:0"); got != want {
+			t.Errorf("%s: %d audio frames, the push has %d", r.Format, got, want)
+		}
+		if ms := r.Duration * 1000; math.Abs(ms-math.Round(ms)) > 1e-6 {
+			t.Errorf("%s: catalog duration %v is not in milliseconds", r.Format, r.Duration)
+		}
+	}
+}
+
 // TestUnsupportedCodec: H.264 with Nellymoser audio records the video and says, in a
 // warning, what was skipped.
 func TestUnsupportedCodec(t *testing.T) {
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	src := makeSource(t, t.TempDir(), 3, "-c:a", "nellymoser", "-ar", "22050", "-ac", "1")
 	s := startServer(t, t.TempDir(), hlsConfig)
 	if out, err := push(t, src, s.rtmpURL("live", "nelly")); err != nil {
@@ -150,7 +184,7 @@ func TestLongKillMP4AndCMAF(t *testing.T) {
 	if testing.Short() {
 		t.Skip("pushes in real time")
 	}
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	src := makeSource(t, t.TempDir(), 30)
 	s := startServer(t, t.TempDir(), `
 rules:

@@ -50,15 +50,6 @@ func livrecBinary(t *testing.T) string {
 	return binPath
 }
 
-func needTools(t *testing.T) {
-	t.Helper()
-	for _, tool := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (apt-get install ffmpeg); .ci/run installs it", tool)
-		}
-	}
-}
-
 func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -193,6 +184,8 @@ type recording struct {
 	Error     string  `json:"error"`
 	Uploaded  bool    `json:"uploaded"`
 	OssBucket string  `json:"ossBucket"`
+	URL       string  `json:"url"`
+	LiveURL   string  `json:"liveUrl"`
 }
 
 func (s *server) recordings(query string) []recording {

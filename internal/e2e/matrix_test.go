@@ -16,6 +16,7 @@ import (
 	"github.com/livrec/livrec/internal/flv"
 	"github.com/livrec/livrec/internal/media"
 	"github.com/livrec/livrec/internal/rtmp"
+	"github.com/livrec/livrec/internal/testenv"
 	"github.com/livrec/livrec/internal/testmedia"
 )
 
@@ -149,7 +150,7 @@ var ffprobeCodec = map[media.Codec]string{media.H264: "h264", media.H265: "hevc"
 // HEVC is pushed with our Go publisher in both signallings (legacy FLV codec id 12 and
 // Enhanced RTMP hvc1): Debian's ffmpeg 5.1 cannot put HEVC into FLV.
 func TestCodecFormatMatrix(t *testing.T) {
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	videos := []string{testmedia.H264, testmedia.H265, testmedia.H265Legacy, testmedia.MPEG4}
 	audios := []string{testmedia.AAC, testmedia.MP3}
 	s := startServer(t, t.TempDir(), `

@@ -6,12 +6,13 @@ import (
 	"time"
 
 	"github.com/livrec/livrec/internal/pushauth"
+	"github.com/livrec/livrec/internal/testenv"
 )
 
 // TestPushAuth: a domain with publish authentication refuses pushes with a missing, bad
 // or expired auth_key before any media is accepted, and accepts the secondary key.
 func TestPushAuth(t *testing.T) {
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	src := makeSource(t, t.TempDir(), 2)
 	s := startServer(t, t.TempDir(), `
 publishAuth:

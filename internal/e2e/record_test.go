@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/livrec/livrec/internal/testenv"
 )
 
 // allFormatsConfig records app "a" as m3u8, flv and mp4 and app "b" as cmaf (cmaf
@@ -37,7 +39,7 @@ rules:
 // TestRecordHLS: a push of H.264 (B-frames) + AAC becomes a clean HLS recording with the
 // pushed duration and the pushed video bytes, listed in the catalog.
 func TestRecordHLS(t *testing.T) {
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	dir := t.TempDir()
 	src := makeSource(t, dir, 12)
 	s := startServer(t, t.TempDir(), hlsConfig)
@@ -89,7 +91,7 @@ func TestRecordHLS(t *testing.T) {
 
 // TestBadNameRefused: names outside [A-Za-z0-9_-] are refused; nothing is recorded.
 func TestBadNameRefused(t *testing.T) {
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	src := makeSource(t, t.TempDir(), 2)
 	s := startServer(t, t.TempDir(), hlsConfig)
 	out, err := push(t, src, s.rtmpURL("live", "bad.name"))
@@ -108,7 +110,7 @@ func TestBadNameRefused(t *testing.T) {
 // TestSecondPublisherRefused: a second publisher on a live stream key is refused and the
 // first keeps going; the in-progress recording is playable from its live playlist.
 func TestSecondPublisherRefused(t *testing.T) {
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	src := makeSource(t, t.TempDir(), 8)
 	s := startServer(t, t.TempDir(), hlsConfig)
 	first := make(chan error, 1)

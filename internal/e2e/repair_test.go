@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/livrec/livrec/internal/flv"
+	"github.com/livrec/livrec/internal/testenv"
 )
 
 // rewriteFLV copies an FLV file, passing every tag's timestamp through fix.
@@ -70,7 +71,7 @@ func (s *server) metric(name string) float64 {
 // TestTimestampJumpRepaired: a 30 s forward jump in the pushed timestamps (both tracks)
 // is re-based: the recording is continuous, decodes cleanly, and the repair is counted.
 func TestTimestampJumpRepaired(t *testing.T) {
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	dir := t.TempDir()
 	src := makeSource(t, dir, 12)
 	jumped := filepath.Join(dir, "jumped.flv")

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livrec/livrec/internal/testenv"
 	"github.com/livrec/livrec/internal/testmedia"
 )
 
@@ -30,20 +31,7 @@ const s3Bucket, s3Access, s3Secret = "recordings", "livrec-test", "livrec-test-s
 
 func startS3(t *testing.T) *s3server {
 	t.Helper()
-	bin := os.Getenv("LIVREC_VERSITYGW")
-	if bin == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			if p := filepath.Join(home, ".cache", "livrec", "versitygw-v1.8.0", "versitygw"); fileExists(p) {
-				bin = p
-			}
-		}
-	}
-	if bin == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("versitygw not installed: .ci/run installs it (.ci/install-versitygw)")
-		}
-		t.Skip("versitygw not found: run .ci/install-versitygw and set LIVREC_VERSITYGW")
-	}
+	bin := testenv.Path(t, testenv.Versitygw)
 	s := &s3server{t: t, bin: bin, root: t.TempDir(), addr: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	s.accessLog = s.root + ".access.log"
 	if err := os.Mkdir(filepath.Join(s.root, s3Bucket), 0o755); err != nil {
@@ -190,7 +178,7 @@ func checkS3Recording(t *testing.T, s *server, s3 *s3server, stream string) {
 // TestS3Recording: a rule with ossEndpoint/ossBucket records into an S3-compatible
 // bucket (through the local spool), byte-identical to a local-disk recording.
 func TestS3Recording(t *testing.T) {
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	s3 := startS3(t)
 	src, err := testmedia.MakeFLV(t.TempDir(), testmedia.Spec{Video: testmedia.H264, Audio: testmedia.AAC, Seconds: 12, Width: 320, Height: 240, GOP: 50})
 	if err != nil {
@@ -221,7 +209,7 @@ func TestLongS3Outage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 60 s storage outage")
 	}
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	s3 := startS3(t)
 	src, err := testmedia.MakeFLV(t.TempDir(), testmedia.Spec{Video: testmedia.H264, Audio: testmedia.AAC, Seconds: 80, Width: 320, Height: 240, GOP: 50})
 	if err != nil {

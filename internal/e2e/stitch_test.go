@@ -7,12 +7,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/livrec/livrec/internal/testenv"
 )
 
 // TestStitchInsideWindow: a reconnect within delayTime continues the same playlist after
 // an #EXT-X-DISCONTINUITY.
 func TestStitchInsideWindow(t *testing.T) {
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	src := makeSource(t, t.TempDir(), 6)
 	s := startServer(t, t.TempDir(), hlsConfig)
 	for i := 0; i < 2; i++ {
@@ -47,7 +49,7 @@ func TestLongStitchOutsideWindow(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for the 15 s stitch window")
 	}
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	src := makeSource(t, t.TempDir(), 4)
 	s := startServer(t, t.TempDir(), hlsConfig)
 	if out, err := push(t, src, s.rtmpURL("live", "twice")); err != nil {
@@ -83,7 +85,7 @@ func TestLongCycle(t *testing.T) {
 	if testing.Short() {
 		t.Skip("encodes and records 37.5 minutes of media")
 	}
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	const cycle = 900
 	dir := t.TempDir()
 	src := dir + "/long.flv"
@@ -137,7 +139,7 @@ func TestLongKillAndRecover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("pushes in real time")
 	}
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	src := makeSource(t, t.TempDir(), 30)
 	s := startServer(t, t.TempDir(), hlsConfig)
 	pushDone := make(chan struct{})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/livrec/livrec/internal/rtmp"
+	"github.com/livrec/livrec/internal/testenv"
 )
 
 // countFrames counts the decoded frames of the first stream of kind ("v" or "a").
@@ -61,7 +62,7 @@ func TestLongKillDuringStitchWindow(t *testing.T) {
 	if testing.Short() {
 		t.Skip("pushes in real time")
 	}
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	src := makeSource(t, t.TempDir(), 10)
 	wantVideo, wantAudio := countFrames(t, src, "v"), countFrames(t, src, "a")
 	early := audioBeforePicture(t, src)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/livrec/livrec/internal/rtmp"
+	"github.com/livrec/livrec/internal/testenv"
 	"github.com/livrec/livrec/internal/testmedia"
 )
 
@@ -17,7 +18,7 @@ import (
 // 40 ms cadence: ffmpeg decodes every recording without a word, where the pushed file
 // itself makes it complain; the smoothing is counted once per recording task.
 func TestVideoWobbleSmoothed(t *testing.T) {
-	needTools(t)
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	dir := t.TempDir()
 	src, err := testmedia.MakeFLV(dir, testmedia.Spec{Video: testmedia.H264, Audio: testmedia.AAC, Seconds: 12,
 		Width: 320, Height: 240, FPS: 25, GOP: 50})

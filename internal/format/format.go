@@ -99,6 +99,13 @@ type Result struct {
 	Segments int           // stored segments (0 for single-file formats)
 }
 
+// Seconds is the media duration in seconds rounded to the millisecond: the precision
+// of the catalog and the APIs for every format (flv's timestamps are milliseconds; the
+// microsecond ticks of mp4 or MPEG-TS would only show up as noise such as 20.005986394).
+func (r Result) Seconds() float64 {
+	return r.Duration.Round(time.Millisecond).Seconds()
+}
+
 // IsDiskFull reports an error of a full file system (or an exhausted quota): the write
 // may succeed once space is freed, unlike other I/O errors.
 func IsDiskFull(err error) bool {

@@ -261,22 +261,41 @@ func (n *Notifier) attempts(ctx context.Context, id string) ([]Attempt, error) {
 	return out, rows.Err()
 }
 
+// pruneRows bounds the rows one Prune transaction deletes: the catalog's database has
+// a single connection, which recording must not wait for behind a long delete.
+const pruneRows = 1000
+
 // Prune deletes delivered and failed callbacks created before t, with their attempts,
 // and returns how many callbacks went. Pending callbacks are kept.
 func (n *Notifier) Prune(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		k, err := n.pruneBatch(ctx, before)
+		total += k
+		if err != nil || k < pruneRows {
+			return total, err
+		}
+	}
+}
+
+func (n *Notifier) pruneBatch(ctx context.Context, before time.Time) (int64, error) {
 	tx, err := n.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM callback_attempts WHERE callback_id IN
-		(SELECT id FROM callbacks WHERE status<>? AND created_at<?)`, StatusPending, ms(before)); err != nil {
+	const old = `SELECT id FROM callbacks WHERE status<>? AND created_at<? ORDER BY created_at, id LIMIT ?`
+	args := []any{StatusPending, ms(before), pruneRows}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM callback_attempts WHERE callback_id IN (`+old+`)`, args...); err != nil {
 		return 0, err
 	}
-	res, err := tx.ExecContext(ctx, `DELETE FROM callbacks WHERE status<>? AND created_at<?`, StatusPending, ms(before))
+	res, err := tx.ExecContext(ctx, `DELETE FROM callbacks WHERE id IN (`+old+`)`, args...)
 	if err != nil {
 		return 0, err
 	}
-	k, _ := res.RowsAffected()
+	k, err := res.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
 	return k, tx.Commit()
 }

@@ -141,6 +141,23 @@ func checkURL(s string) string {
 	return ""
 }
 
+// checkSafe applies the address policy to the URLs of a valid Config.
+func (n *Notifier) checkSafe(c *Config) error {
+	var es ValidationErrors
+	if msg := n.policy.checkURL(c.NotifyURL); msg != "" {
+		es = append(es, &ValidationError{Field: "notifyUrl", Code: CodeUnsafeNotifyURL, Msg: msg})
+	}
+	if c.OnDemandURL != "" {
+		if msg := n.policy.checkURL(c.OnDemandURL); msg != "" {
+			es = append(es, &ValidationError{Field: "onDemandUrl", Code: CodeUnsafeOnDemandURL, Msg: msg})
+		}
+	}
+	if len(es) == 0 {
+		return nil
+	}
+	return es
+}
+
 func normDomain(d string) string { return strings.ToLower(d) }
 
 const configSchema = `
@@ -159,6 +176,9 @@ CREATE TABLE IF NOT EXISTS notify_configs (
 // Callbacks already queued keep the URL and key they were queued with.
 func (n *Notifier) Put(ctx context.Context, c Config) error {
 	if err := c.Validate(); err != nil {
+		return err
+	}
+	if err := n.checkSafe(&c); err != nil {
 		return err
 	}
 	c.DomainName = normDomain(c.DomainName)

@@ -20,11 +20,11 @@ const idleWait = time.Minute
 // dbTimeout bounds the database writes of a try.
 const dbTimeout = 10 * time.Second
 
-// Bytes of a receiver's answer kept with the attempt, and read at most (keep-alive).
-const (
-	keepResponse  = 512
-	drainResponse = 64 << 10
-)
+// drainResponse is how much of a receiver's answer is read (and discarded) so that the
+// connection can be kept alive. The body is not kept: a callback URL pointing at an
+// internal service must not let the API client read that service's answers; the attempt
+// stores the status code and its standard reason only.
+const drainResponse = 64 << 10
 
 // dispatch hands due callbacks to the workers, never more than there are free workers,
 // and sleeps until the next one is due or the queue changes. The database is the queue:
@@ -134,12 +134,11 @@ func (n *Notifier) try(ctx context.Context, cb *Callback) {
 		}
 		req.Header.Set("User-Agent", "livrec")
 		var resp *http.Response
-		if resp, err = n.post.Do(req); err == nil {
+		if resp, err = n.http.Do(req); err == nil {
 			code = resp.StatusCode
-			b, rerr := io.ReadAll(io.LimitReader(resp.Body, keepResponse))
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainResponse))
+			_, rerr := io.Copy(io.Discard, io.LimitReader(resp.Body, drainResponse))
 			resp.Body.Close()
-			response = strings.ToValidUTF8(string(b), "\uFFFD")
+			response = strings.TrimSpace(fmt.Sprintf("%d %s", code, http.StatusText(code)))
 			if rerr != nil && code/100 == 2 {
 				err = fmt.Errorf("reading the answer: %w", rerr)
 			}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,7 +130,7 @@ func TestPayloads(t *testing.T) {
 		t.Fatalf("file callbacks: %d, %v", len(files), err)
 	}
 	if f := files[0]; f.Stream != "s1" || f.Tries != 1 || len(f.Attempts) != 1 || f.Attempts[0].ResponseCode != 200 ||
-		f.Attempts[0].Response != "ok" || f.URL != rc.URL+"/cb" || f.TaskID != "task-1" || !f.NextTryAt.IsZero() {
+		f.Attempts[0].Response != "200 OK" || f.URL != rc.URL+"/cb" || f.TaskID != "task-1" || !f.NextTryAt.IsZero() {
 		t.Fatalf("stored callback %+v", f)
 	}
 	if s, _ := n.ListCallbacks(ctx, Query{Stream: "s1", App: "liveApp", Desc: true, Limit: 2, Offset: 1}); len(s) != 2 ||
@@ -233,7 +234,7 @@ func TestRetriesThenSuccess(t *testing.T) {
 	if !reflect.DeepEqual(codes, []int{500, 0, 204}) {
 		t.Fatalf("codes %v", codes)
 	}
-	if a := cb.Attempts[0]; a.Error != "HTTP 500 Internal Server Error" || a.Response != "busy\n" || a.Try != 1 {
+	if a := cb.Attempts[0]; a.Error != "HTTP 500 Internal Server Error" || a.Response != "500 Internal Server Error" || a.Try != 1 {
 		t.Fatalf("attempt 1 %+v", a)
 	}
 	if a := cb.Attempts[1]; a.Error == "" || a.Try != 2 {
@@ -290,7 +291,7 @@ func TestRetriesGiveUp(t *testing.T) {
 		}
 	})
 	var waits []int
-	opt := Options{Logger: quiet, Timeout: 200 * time.Millisecond, Backoff: func(try int) time.Duration {
+	opt := Options{Logger: quiet, AllowPrivateCallbacks: true, Timeout: 200 * time.Millisecond, Backoff: func(try int) time.Duration {
 		waits = append(waits, try) // tries run one after the other: no race
 		return 10 * time.Millisecond
 	}}
@@ -441,7 +442,7 @@ func TestRestart(t *testing.T) {
 func TestNotifyNeverBlocks(t *testing.T) {
 	rc := newReceiver(t)
 	rc.set(func(_ int, _ http.ResponseWriter, r *http.Request) { hang(r) })
-	n := newNotifier(t, openDB(t), Options{Logger: quiet}, true) // default 5 s timeout, 4 workers
+	n := newNotifier(t, openDB(t), Options{Logger: quiet, AllowPrivateCallbacks: true}, true) // default 5 s timeout, 4 workers
 	mustPut(t, n, Config{DomainName: "d", NotifyURL: rc.URL, NeedStatusNotify: true})
 	const events = 1000
 	start := time.Now()
@@ -509,4 +510,89 @@ func value(t *testing.T, c prometheus.Collector) float64 {
 	}
 	m := mfs[0].GetMetric()[0]
 	return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+}
+
+// TestRetention: the prune at Start deletes delivered and failed callbacks older than
+// the retention (default 30 days) with their attempts, and keeps younger ones and every
+// pending one, however old.
+func TestRetention(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	ok, bad, slow := newReceiver(t), newReceiver(t), newReceiver(t)
+	bad.set(func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
+	slow.set(func(_ int, _ http.ResponseWriter, r *http.Request) { hang(r) })
+
+	// The first run delivers (or gives up on) callbacks made 31 and 29 days ago.
+	var clock atomic.Int64
+	opt := fastOpts()
+	opt.MaxTries = 1
+	n1 := newNotifier(t, db, opt, false)
+	n1.now = func() time.Time { return time.UnixMilli(clock.Load()) }
+	mustPut(t, n1, Config{DomainName: "ok", NotifyURL: ok.URL})
+	mustPut(t, n1, Config{DomainName: "bad", NotifyURL: bad.URL})
+	mustPut(t, n1, Config{DomainName: "slow", NotifyURL: slow.URL})
+	day := 24 * time.Hour
+	clock.Store(time.Now().Add(-31 * day).UnixMilli())
+	n1.Notify(fileEvent("ok", "old-delivered", nil))
+	n1.Notify(fileEvent("bad", "old-failed", nil))
+	if err := n1.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	count := func(n *Notifier, status string) int {
+		k, err := n.CountCallbacks(ctx, Query{Status: status})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	waitFor(t, "old ones done", func() bool { return count(n1, StatusSuccess) == 1 && count(n1, StatusFailed) == 1 })
+	clock.Store(time.Now().Add(-29 * day).UnixMilli())
+	n1.Notify(fileEvent("ok", "recent-delivered", nil))
+	waitFor(t, "recent one delivered", func() bool { return count(n1, StatusSuccess) == 2 })
+	n1.Close()
+	clock.Store(time.Now().Add(-31 * day).UnixMilli())
+	n1.Notify(fileEvent("slow", "old-pending", nil)) // after Close: stored, not tried
+
+	// The next run prunes at start; the old pending one is being tried meanwhile.
+	opt.MaxTries = 100
+	n2 := newNotifier(t, db, opt, true)
+	waitFor(t, "old ones pruned", func() bool { return count(n2, "") == 2 })
+	cbs, err := n2.ListCallbacks(ctx, Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, cb := range cbs {
+		got[cb.Stream] = cb.Status
+	}
+	if len(got) != 2 || got["recent-delivered"] != StatusSuccess || got["old-pending"] != StatusPending {
+		t.Fatalf("left %v, want recent-delivered success and old-pending pending", got)
+	}
+	var orphans int
+	if err := n2.db.QueryRow(`SELECT count(*) FROM callback_attempts WHERE callback_id NOT IN (SELECT id FROM callbacks)`).Scan(&orphans); err != nil || orphans != 0 {
+		t.Fatalf("%d attempts of pruned callbacks left (%v)", orphans, err)
+	}
+}
+
+// TestPruneBatches: Prune deletes more rows than one batch holds.
+func TestPruneBatches(t *testing.T) {
+	ctx := context.Background()
+	n := newNotifier(t, openDB(t), fastOpts(), false)
+	old := time.Now().Add(-time.Hour)
+	cbs := make([]*Callback, 2*pruneRows+1)
+	for i := range cbs {
+		cbs[i] = &Callback{ID: strconv.Itoa(i), Domain: "d", App: "a", Stream: "s", Event: "file_created", URL: "http://127.0.0.1:1/",
+			Body: "{}", Status: StatusSuccess, CreatedAt: old, UpdatedAt: old}
+	}
+	cbs[0].Status = StatusPending
+	if err := n.insertBatch(ctx, cbs); err != nil {
+		t.Fatal(err)
+	}
+	k, err := n.Prune(ctx, time.Now())
+	if err != nil || k != 2*pruneRows {
+		t.Fatalf("pruned %d (%v), want %d", k, err, 2*pruneRows)
+	}
+	if left := onlyCallback(t, n); left.ID != "0" {
+		t.Fatalf("left %+v", left)
+	}
 }

@@ -120,9 +120,10 @@ func openDB(t *testing.T) *catalog.Catalog {
 
 var quiet = slog.New(slog.DiscardHandler)
 
-// fastOpts are Options for tests: short backoff, quiet log.
+// fastOpts are Options for tests: short backoff, quiet log, loopback receivers allowed.
 func fastOpts() Options {
-	return Options{Logger: quiet, Backoff: func(int) time.Duration { return 10 * time.Millisecond }, Timeout: time.Second}
+	return Options{Logger: quiet, Backoff: func(int) time.Duration { return 10 * time.Millisecond }, Timeout: time.Second,
+		AllowPrivateCallbacks: true}
 }
 
 func newNotifier(t *testing.T, c *catalog.Catalog, opt Options, start bool) *Notifier {

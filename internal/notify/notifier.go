@@ -29,7 +29,12 @@ const (
 	DefaultTimeout         = 5 * time.Second
 	DefaultMaxTries        = 5
 	DefaultOnDemandTimeout = 5 * time.Second
+	DefaultRetention       = 30 * 24 * time.Hour
 )
+
+// pruneEvery is how often callbacks older than Options.Retention are deleted (and once
+// at Start): the history stays bounded without a delete on every delivery.
+const pruneEvery = time.Hour
 
 // Header names of signed callbacks.
 const (
@@ -57,7 +62,18 @@ type Options struct {
 	Backoff  func(try int) time.Duration // wait after failed try n (1-based), default DefaultBackoff
 	// OnDemandTimeout bounds AskOnDemand (connection to answer), default 5 s.
 	OnDemandTimeout time.Duration
-	// Transport carries the HTTP requests, default a clone of http.DefaultTransport.
+	// Retention is how long delivered and failed callbacks (by creation time) are kept
+	// for the history, default 30 days. Pending callbacks are never deleted.
+	Retention time.Duration
+	// AllowPrivateCallbacks lets callback and on-demand URLs reach loopback, private,
+	// link-local (metadata), multicast and other non-public addresses; CallbackAllowList
+	// allows only the CIDRs, IP addresses and host names it lists. Without either such
+	// URLs are refused when configured and such connections when made (see guard.go).
+	AllowPrivateCallbacks bool
+	CallbackAllowList     []string
+	// Transport carries the HTTP requests, default a clone of http.DefaultTransport
+	// without proxy whose connections obey the address policy above. A Transport given
+	// here is used as is: the connection-time check is then its business.
 	Transport http.RoundTripper
 	// Registerer, when set, gets the metrics (livrec_callback_*, livrec_ondemand_*).
 	Registerer prometheus.Registerer
@@ -67,12 +83,12 @@ type Options struct {
 // Notifier keeps the callback configuration and delivers callbacks. Create it with New,
 // hand Notify to the recorder, Start it, and Close it at shutdown.
 type Notifier struct {
-	db   *sql.DB
-	opt  Options
-	log  *slog.Logger
-	now  func() time.Time
-	post *http.Client // callbacks: no redirects
-	get  *http.Client // on-demand questions
+	db     *sql.DB
+	opt    Options
+	log    *slog.Logger
+	now    func() time.Time
+	http   *http.Client // callbacks and on-demand questions: no redirects
+	policy *addressPolicy
 
 	cfgMu   sync.RWMutex
 	configs map[string]Config // domain (lower case) → config
@@ -118,8 +134,18 @@ func New(db *sql.DB, opt Options) (*Notifier, error) {
 	if opt.OnDemandTimeout <= 0 {
 		opt.OnDemandTimeout = DefaultOnDemandTimeout
 	}
+	if opt.Retention <= 0 {
+		opt.Retention = DefaultRetention
+	}
+	policy, err := newAddressPolicy(opt.AllowPrivateCallbacks, opt.CallbackAllowList)
+	if err != nil {
+		return nil, fmt.Errorf("notify: %w", err)
+	}
 	if opt.Transport == nil {
-		opt.Transport = http.DefaultTransport.(*http.Transport).Clone()
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.Proxy = nil // through a proxy the address check would only see the proxy's address
+		t.DialContext = policy.dialContext()
+		opt.Transport = t
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
@@ -129,10 +155,12 @@ func New(db *sql.DB, opt Options) (*Notifier, error) {
 		opt: opt,
 		log: opt.Logger,
 		now: time.Now,
-		post: &http.Client{Transport: opt.Transport, CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse // a 3xx answer is a failed try, not a reason to re-POST elsewhere
+		// A 3xx answer is a failed try or an unusable on-demand answer, never a reason to
+		// send the request elsewhere (the address policy judged this URL, not that one).
+		http: &http.Client{Transport: opt.Transport, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
 		}},
-		get:        &http.Client{Transport: opt.Transport},
+		policy:     policy,
 		configs:    map[string]Config{},
 		wake:       make(chan struct{}, 1),
 		inflight:   map[string]bool{},
@@ -176,6 +204,7 @@ func (n *Notifier) Start(ctx context.Context) error {
 		n.wg.Go(func() { n.worker(ctx, jobs) })
 	}
 	n.wg.Go(func() { n.dispatch(ctx, jobs) })
+	n.wg.Go(func() { n.pruneLoop(ctx) })
 	n.poke()
 	return nil
 }
@@ -209,6 +238,31 @@ func (n *Notifier) Close() error {
 		return fmt.Errorf("notify: %d callbacks could not be stored", lost)
 	}
 	return nil
+}
+
+// pruneLoop deletes the callbacks older than the retention now and every pruneEvery.
+func (n *Notifier) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		n.pruneOld(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pruneOld is one round of pruneLoop; a failure is logged and retried the next round.
+func (n *Notifier) pruneOld(ctx context.Context) {
+	k, err := n.Prune(ctx, n.now().Add(-n.opt.Retention))
+	switch {
+	case err != nil && ctx.Err() == nil:
+		n.log.Error("callback history: prune failed", "err", err)
+	case k > 0:
+		n.log.Info("callback history: pruned", "callbacks", k, "retention", n.opt.Retention)
+	}
 }
 
 // poke wakes the dispatcher without blocking.

@@ -45,12 +45,6 @@ const (
 // maxOnDemandBody is where the answer is cut (reference §3.3).
 const maxOnDemandBody = 2048
 
-// AskOnDemand asks url (the domain's onDemandUrl) whether to record the stream q,
-// waiting at most 5 s. See (*Notifier).AskOnDemand.
-func AskOnDemand(ctx context.Context, url string, q OnDemandQuery) (Decision, error) {
-	return askOnDemand(ctx, http.DefaultClient, DefaultOnDemandTimeout, url, q)
-}
-
 // AskOnDemand asks rawURL (the domain's onDemandUrl) whether to record the stream q:
 // GET with query domain, app, stream, codec, vbitrate, answered by HTTP 200 and
 // {"ApiVersion":"1.0","NeedRecord":true,"Interval":{"Mp4":300},"Format":["mp4"]}.
@@ -59,7 +53,7 @@ func AskOnDemand(ctx context.Context, url string, q OnDemandQuery) (Decision, er
 // missing or non-boolean NeedRecord, or an interval out of 5–21600 s is an error whose
 // text says why; the caller then does not record.
 func (n *Notifier) AskOnDemand(ctx context.Context, rawURL string, q OnDemandQuery) (Decision, error) {
-	d, err := askOnDemand(ctx, n.get, n.opt.OnDemandTimeout, rawURL, q)
+	d, err := askOnDemand(ctx, n.http, n.opt.OnDemandTimeout, rawURL, q)
 	switch {
 	case err != nil:
 		n.m.onDemand.WithLabelValues("error").Inc()

@@ -13,7 +13,7 @@ import (
 
 func TestAskOnDemand(t *testing.T) {
 	rc := newReceiver(t)
-	n := newNotifier(t, openDB(t), Options{Logger: quiet, OnDemandTimeout: 300 * time.Millisecond}, false)
+	n := newNotifier(t, openDB(t), Options{Logger: quiet, AllowPrivateCallbacks: true, OnDemandTimeout: 300 * time.Millisecond}, false)
 	q := OnDemandQuery{Domain: "demo.example.com", App: "seq_all", Stream: "ondemand8", Codec: "HEVC", VideoBitrate: 2000}
 	answer := func(status int, body string) {
 		rc.set(func(_ int, w http.ResponseWriter, _ *http.Request) {
@@ -115,17 +115,6 @@ func TestAskOnDemand(t *testing.T) {
 	t.Run("bad url", func(t *testing.T) {
 		if _, err := n.AskOnDemand(context.Background(), "ftp://x/", q); err == nil || !strings.Contains(err.Error(), "bad onDemandUrl") {
 			t.Fatalf("got %v", err)
-		}
-	})
-	t.Run("package function", func(t *testing.T) {
-		answer(200, `{"NeedRecord":true,"Interval":{"m3u8":60}}`)
-		d, err := AskOnDemand(context.Background(), rc.URL, OnDemandQuery{Domain: "d", App: "a", Stream: "s", Codec: "avc"})
-		if err != nil || !d.NeedRecord || d.Intervals["m3u8"] != 60 || d.Formats != nil {
-			t.Fatalf("got %+v, %v", d, err)
-		}
-		u, _ := url.Parse(rc.next(t).url)
-		if u.Query().Get("codec") != "h264" || u.Query().Get("vbitrate") != "0" {
-			t.Fatalf("query %v", u.Query())
 		}
 	})
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/livrec/livrec/internal/rtmp"
+	"github.com/livrec/livrec/internal/rules"
 )
 
 // DomainKeys are the push-authentication settings of one domain.
@@ -72,7 +73,11 @@ func New(domains []DomainKeys, log *slog.Logger) (*Checker, error) {
 		case d.Validity < 0:
 			return nil, fmt.Errorf("publishAuth[%d].validity: %d: want 0 or more seconds", i, d.Validity)
 		}
-		c.keys[strings.ToLower(d.DomainName)] = d
+		name, err := rules.NormalizeDomain(d.DomainName)
+		if err != nil {
+			return nil, fmt.Errorf("publishAuth[%d].domainName: %v", i, err)
+		}
+		c.keys[name] = d
 	}
 	return c, nil
 }
@@ -87,7 +92,13 @@ func Sign(app, stream, key string, expires time.Time, rand, uid string) string {
 
 // Check verifies a publish; nil means accepted.
 func (c *Checker) Check(req *rtmp.PublishRequest) error {
-	d, ok := c.keys[strings.ToLower(req.Domain)]
+	// The domain the recorder will see: a variant spelling ("A.test.", "a.test:1935")
+	// must not skip the domain's keys.
+	domain, err := rules.NormalizeDomain(req.Domain)
+	if err != nil {
+		return fmt.Errorf("%w: domain (vhost) %v", rtmp.ErrBadName, err)
+	}
+	d, ok := c.keys[domain]
 	if !ok {
 		return nil
 	}

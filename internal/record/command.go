@@ -66,7 +66,11 @@ const onDemandTimeout = 10 * time.Second
 //   - cancel_delay: end the task now: its files are generated immediately;
 //   - restart: generate the open files now; new files begin at the next keyframe.
 func (m *Manager) Command(ctx context.Context, domain, app, stream, cmd string) error {
-	key := StreamKey{strings.ToLower(domain), app, stream}
+	domain, err := rules.NormalizeDomain(domain)
+	if err != nil {
+		return &CommandError{CodeInvalidCommand, "domain " + err.Error()}
+	}
+	key := StreamKey{domain, app, stream}
 	m.mu.Lock()
 	s, t := m.live[key], m.tasks[key]
 	switch cmd {
@@ -218,7 +222,7 @@ func (m *Manager) answerOnDemand(s *session, r *rules.Rule, reason string, q OnD
 	log.Info("on-demand callback: recording", "formats", formatNames(*r), "codec", q.Codec, "vbitrate", q.VideoKbps)
 	t, err := m.startTask(s.key, r, s, false)
 	if err != nil {
-		log.Error("cannot start recording task", "err", err)
+		m.notStarted(s, err)
 	}
 	return t
 }

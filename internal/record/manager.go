@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net/url"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,6 +97,9 @@ type OnDemandAnswer struct {
 
 // StreamKey identifies a stream: at most one live publisher and one task per key.
 type StreamKey struct{ Domain, App, Stream string }
+
+// LiveURI is the URI of a stored object in the live playlists (Config.LiveURI).
+func (m *Manager) LiveURI(key string) string { return m.cfg.LiveURI(key) }
 
 func (k StreamKey) String() string { return k.Domain + "/" + k.App + "/" + k.Stream }
 
@@ -210,9 +212,10 @@ func (m *Manager) Publish(req *rtmp.PublishRequest) (rtmp.Session, error) {
 			return nil, fmt.Errorf("%w: %s name %q: %v", rtmp.ErrBadName, f.name, f.val, err)
 		}
 	}
-	domain := strings.ToLower(req.Domain)
-	if domain == "" {
-		domain = "default"
+	domain, err := rules.NormalizeDomain(req.Domain)
+	if err != nil {
+		m.cfg.Metrics.PublishRefused.WithLabelValues("bad_name").Inc()
+		return nil, fmt.Errorf("%w: domain (vhost) %v", rtmp.ErrBadName, err)
 	}
 	key := StreamKey{domain, req.App, req.Stream}
 
@@ -293,7 +296,7 @@ func (m *Manager) decideAndStart(s *session, rule *rules.Rule) *Task {
 	case rec:
 		t, err := m.startTask(key, rule, s, false)
 		if err != nil {
-			m.cfg.Logger.Error("cannot start recording task", "stream", key.String(), "err", err)
+			m.notStarted(s, err)
 		}
 		return t
 	default:
@@ -461,6 +464,14 @@ func (m *Manager) storeFor(r *rules.Rule) (storage.Store, error) {
 		return m.cfg.Store, nil
 	}
 	return m.cfg.StoreFor(r)
+}
+
+// notStarted reports a push that should be recorded but whose task could not start (the
+// rule's storage is not configured, the catalog failed): a record_error event, so that
+// callbacks and metrics see it, not only the log.
+func (m *Manager) notStarted(s *session, err error) {
+	m.emit(Event{Type: EventError, Domain: s.key.Domain, App: s.key.App, Stream: s.key.Stream, Code: "task_not_started",
+		Message: "cannot start recording task: " + err.Error(), PushArgs: s.req.Args})
 }
 
 // Emit reports an event that concerns no particular recording (a storage alarm): it is

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -208,4 +209,32 @@ func TestTimeWindow(t *testing.T) {
 		t.Fatalf("want the file generated at the window's end, got %+v", fs)
 	}
 	s.Close(nil)
+}
+
+// TestPublishDomainNormalized: spellings of one vhost are one stream key; a vhost that
+// is no host name is refused with BadName, naming the value.
+func TestPublishDomainNormalized(t *testing.T) {
+	m := newTestManager(t, rules.DefaultRules())
+	s, err := m.Publish(&rtmp.PublishRequest{App: "live", Stream: "s1", Domain: " A.Test.", Args: url.Values{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(nil)
+	if got := m.Streams(); len(got) != 1 || got[0].Domain != "a.test" {
+		t.Fatalf("streams: %+v, want domain a.test", got)
+	}
+	for _, d := range []string{"a.test", "a.test:1935", "A.TEST.", "a.test.:1935"} {
+		if _, err := m.Publish(&rtmp.PublishRequest{App: "live", Stream: "s1", Domain: d, Args: url.Values{}}); err == nil || errors.Is(err, rtmp.ErrBadName) {
+			t.Errorf("vhost %q: %v, want the stream refused as already published (it is a.test/live/s1)", d, err)
+		}
+	}
+	for _, d := range []string{"a..b", strings.Repeat("a", 300), "a b", "a.test:0", "x/y"} {
+		_, err := m.Publish(&rtmp.PublishRequest{App: "live", Stream: "s2", Domain: d, Args: url.Values{}})
+		if !errors.Is(err, rtmp.ErrBadName) || !strings.Contains(err.Error(), "domain") {
+			t.Errorf("vhost %.40q: %v, want BadName naming the domain", d, err)
+		}
+	}
+	if err := m.Command(context.Background(), "A.Test:1935", "live", "s1", CommandStart); !errors.Is(err, ErrTaskAlreadyStarted) {
+		t.Errorf("command on A.Test:1935: %v, want %v (the stream of a.test)", err, ErrTaskAlreadyStarted)
+	}
 }

@@ -201,7 +201,24 @@ func (s *session) buffer(au *media.AccessUnit) {
 	if !s.keepAll {
 		switch {
 		case au.Track == s.video && au.Key:
-			s.buf, s.bufBytes = s.buf[:0], 0
+			// The GOP starts here, with the audio that arrived ahead of this picture but is
+			// not earlier than it (the task writes it after the keyframe).
+			last := len(s.buf) - 1
+			for last >= 0 && s.buf[last].Track != s.video {
+				last--
+			}
+			n := 0
+			for _, b := range s.buf[last+1:] {
+				if b.DTS >= au.DTS {
+					s.buf[n] = b
+					n++
+				}
+			}
+			clear(s.buf[n:])
+			s.buf, s.bufBytes = s.buf[:n], 0
+			for i := range s.buf {
+				s.bufBytes += s.buf[i].Size()
+			}
 		case s.video == nil:
 			n := 0
 			for n < len(s.buf) && au.DTS-s.buf[n].DTS > audioOnlyGOPWindow {

@@ -499,3 +499,20 @@ var (
 	formatResultZero  = format.Result{}
 	errNoMediaForTest = fmt.Errorf("mp4 finish: %w", format.ErrNoMedia)
 )
+
+// TestRunningFigures: a file being recorded shows its running duration, bytes and
+// segments in its row (per stored segment; single-file formats every 10 s of media).
+func TestRunningFigures(t *testing.T) {
+	r := newRig(t, m3u8Rule(15, rules.M3U8, rules.FLV), nil)
+	s := r.publish("p")
+	feed(t, s, 10, 0) // 20.8 s: four 5 s segments stored, two flv reports
+	for _, f := range r.files("p") {
+		if f.Status != catalog.FileRecording || f.Duration < 9 || f.Bytes == 0 {
+			t.Fatalf("%s in progress: %+v", f.Format, f)
+		}
+		if f.Format == "m3u8" && (f.Segments < 3 || f.Duration < 15) {
+			t.Fatalf("m3u8 in progress: %d segments, %.1f s", f.Segments, f.Duration)
+		}
+	}
+	s.Close(nil)
+}

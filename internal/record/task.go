@@ -53,6 +53,9 @@ type Task struct {
 	lastDTS    time.Duration
 
 	outs []*output
+	// early is the audio since the last video unit, held while an output waits for a
+	// keyframe to open a file (holdAudio).
+	early []media.AccessUnit
 	// inflight counts the task's files handed to the finalizers and not yet complete.
 	inflight sync.WaitGroup
 
@@ -187,6 +190,7 @@ func (t *Task) writeAU(s *session, au *media.AccessUnit) {
 	}
 	// A file opens (and a cycle rolls over) at a keyframe of the task's video track.
 	canStart := format.CanStart(au, t.video != nil) && (t.video == nil || au.Track == t.video)
+	t.holdAudio(au)
 	for _, o := range t.outs {
 		if o.cur != nil && canStart && o.cur.w.Duration() >= time.Duration(o.rf.CycleDuration)*time.Second {
 			t.finishFile(o) // recording cycle reached: roll over at this keyframe
@@ -201,22 +205,64 @@ func (t *Task) writeAU(s *session, au *media.AccessUnit) {
 				}
 				continue
 			}
-		}
-		if err := o.cur.w.WriteAU(au); err != nil {
-			if t.m.disk.noteFull(err) {
-				t.m.cfg.Metrics.DroppedUnits.WithLabelValues("disk_full").Inc()
-				if !formats[o.rf.Format].segmented {
-					// The file keeps what it holds and is generated once space returns
-					// (the finalizers retry); recording goes on in the next file.
-					t.finishFile(o)
-					continue
+			t.writeUnit(o, au)
+			for i := range t.early {
+				if e := &t.early[i]; e.DTS >= au.DTS {
+					t.writeUnit(o, e)
 				}
-			} else {
-				t.fileError(o, "write_failed", err)
+			}
+			continue
+		}
+		t.writeUnit(o, au)
+	}
+	if t.video != nil && au.Track == t.video {
+		t.early = t.early[:0]
+	}
+}
+
+// maxEarlyAudio bounds the audio units held while waiting for a keyframe (about 6 s of
+// AAC at 44.1 kHz: far more than any encoder sends ahead of its video).
+const maxEarlyAudio = 256
+
+// holdAudio keeps a copy of an audio unit that arrives while an output has no file open
+// and the task has video: an encoder may send its audio ahead of the pictures, so audio
+// whose time is not before the keyframe that opens the file arrives before it, and
+// belongs to the file (written after the keyframe). Only the audio since the last video
+// unit is held. Called with t.mu held.
+func (t *Task) holdAudio(au *media.AccessUnit) {
+	if t.video == nil || au.Track != t.audio || au.Track == nil {
+		return
+	}
+	for _, o := range t.outs {
+		if o.cur == nil {
+			if len(t.early) == maxEarlyAudio {
+				t.early = append(t.early[:0], t.early[1:]...)
+			}
+			t.early = append(t.early, *au)
+			return
+		}
+	}
+}
+
+// writeUnit writes au to the open file of o. Called with t.mu held.
+func (t *Task) writeUnit(o *output, au *media.AccessUnit) {
+	if o.cur == nil { // a write just failed for lack of space and ended the file
+		return
+	}
+	if err := o.cur.w.WriteAU(au); err != nil {
+		if !t.m.disk.noteFull(err) {
+			t.fileError(o, "write_failed", err)
+		} else {
+			t.m.cfg.Metrics.DroppedUnits.WithLabelValues("disk_full").Inc()
+			if !formats[o.rf.Format].segmented {
+				// The file keeps what it holds and is generated once space returns (the
+				// finalizers retry); recording goes on in the next file.
+				t.finishFile(o)
+				return
 			}
 		}
-		t.reportProgress(o.cur, au.DTS-o.cur.startDTS)
 	}
+	t.reportProgress(o.cur, au.DTS-o.cur.startDTS)
 }
 
 // fileError reports a writer error once per file (the stream keeps going).
@@ -308,7 +354,7 @@ func (m *Manager) completeFile(row *catalog.File, end time.Time, res format.Resu
 	}
 	row.End = end
 	row.Key = res.Key
-	row.Duration = res.Duration.Seconds()
+	row.Duration = res.Seconds()
 	row.Bytes = res.Bytes
 	row.Segments = res.Segments
 	if res.Duration > 0 {
@@ -395,6 +441,7 @@ func (t *Task) resumeWith(s *session, force bool) bool {
 	t.pub = s
 	t.pushArgs = s.req.Args
 	t.srcVideo, t.srcAudio = nil, nil
+	t.early = t.early[:0]
 	t.anchored = false
 	t.repair.Resume()
 	for _, o := range t.outs {

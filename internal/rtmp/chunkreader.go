@@ -28,6 +28,10 @@ const (
 	// a body at most doubles and is at most lazyAllocStep ahead of the received bytes.
 	// Messages up to this size are allocated once in any case.
 	lazyAllocStep = 16 << 10
+	// untrustedAllocStep replaces lazyAllocStep, and no body is allocated eagerly, before
+	// the peer is trusted (a publish was accepted): a stranger's bodies then hold at most
+	// twice what it sent plus this per chunk stream, whatever lengths it announces.
+	untrustedAllocStep = 1 << 10
 )
 
 // Chunk header formats (the two top bits of the basic header).
@@ -98,13 +102,28 @@ type chunkReader struct {
 	high     map[uint32]*chunkStream
 	nstreams int
 	reserved int // total len of the bodies of unfinished messages
+
+	eagerBudget int // eagerAllocBudget, 0 while the peer is untrusted
+	allocStep   int // lazyAllocStep, untrustedAllocStep while the peer is untrusted
 }
 
 // newChunkReader returns a reader with the protocol's initial chunk size of 128.
 // counter counts the bytes read below br; onAck is called with the count when more than
 // the window size was read since the last acknowledgement.
 func newChunkReader(br *bufio.Reader, counter byteCounter, onAck func(uint32) error) *chunkReader {
-	return &chunkReader{br: br, counter: counter, onAck: onAck, chunkSize: 128}
+	return &chunkReader{br: br, counter: counter, onAck: onAck, chunkSize: 128,
+		eagerBudget: eagerAllocBudget, allocStep: lazyAllocStep}
+}
+
+// SetTrusted selects the allocation policy: trusted (the default), bodies are allocated
+// whole within eagerAllocBudget; untrusted (before authentication), every body grows
+// with the data received from untrustedAllocStep on, so that the memory a connection
+// holds is proportional to what it actually sent.
+func (r *chunkReader) SetTrusted(trusted bool) {
+	r.eagerBudget, r.allocStep = eagerAllocBudget, lazyAllocStep
+	if !trusted {
+		r.eagerBudget, r.allocStep = 0, untrustedAllocStep
+	}
 }
 
 // SetChunkSize applies the peer's Set Chunk Size.
@@ -312,7 +331,7 @@ func (r *chunkReader) skipRepeatedExtTimestamp(cs *chunkStream) error {
 // startMessage begins receiving a message of cs.length bytes on cs.
 func (r *chunkReader) startMessage(cs *chunkStream) {
 	cs.pending, cs.received, cs.body = true, 0, nil
-	if cs.length > lazyAllocStep && r.reserved+int(cs.length) <= eagerAllocBudget {
+	if cs.length > uint32(r.allocStep) && r.reserved+int(cs.length) <= r.eagerBudget {
 		cs.body = make([]byte, cs.length)
 		r.reserved += len(cs.body)
 	}
@@ -335,9 +354,9 @@ func (r *chunkReader) readPayload(cs *chunkStream, n uint32) error {
 	return nil
 }
 
-// grow enlarges a full body: double, at least lazyAllocStep, at most the message length.
+// grow enlarges a full body: double, at least allocStep, at most the message length.
 func (r *chunkReader) grow(cs *chunkStream) {
-	size := min(max(2*len(cs.body), lazyAllocStep), int(cs.length))
+	size := min(max(2*len(cs.body), r.allocStep), int(cs.length))
 	b := make([]byte, size)
 	copy(b, cs.body[:cs.received])
 	r.reserved += size - len(cs.body)

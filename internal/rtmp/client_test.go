@@ -20,6 +20,7 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
 	"github.com/livrec/livrec/internal/flv"
+	"github.com/livrec/livrec/internal/testenv"
 	"github.com/livrec/livrec/internal/testmedia"
 )
 
@@ -692,6 +693,7 @@ func BenchmarkPublishWriteTag(b *testing.B) {
 // not carry as they are (legacy HEVC id 12, Enhanced RTMP hvc1, MPEG-4 Part 2 id 9)
 // through the publisher and the server, byte for byte.
 func TestPublishTestmedia(t *testing.T) {
+	testenv.Require(t, testenv.FFmpeg)
 	h := newRecHandler()
 	_, addr := startServer(t, h, nil)
 	dir := t.TempDir()
@@ -702,9 +704,6 @@ func TestPublishTestmedia(t *testing.T) {
 	} {
 		t.Run(s.Video, func(t *testing.T) {
 			path, err := testmedia.MakeFLV(dir, s)
-			if errors.Is(err, testmedia.ErrNoFFmpeg) {
-				t.Skip(err)
-			}
 			if err != nil {
 				t.Fatal(err)
 			}

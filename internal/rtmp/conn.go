@@ -2,6 +2,7 @@ package rtmp
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/bluenviron/gortmplib/pkg/amf0"
@@ -64,6 +66,18 @@ type refusal struct{ reason string }
 
 func (r *refusal) Error() string { return "rtmp: " + r.reason }
 
+// publishTimeoutError ends a connection that had no publish accepted within the
+// server's PublishDeadline.
+type publishTimeoutError struct {
+	timeout time.Duration
+	err     error
+}
+
+func (e *publishTimeoutError) Error() string {
+	return fmt.Sprintf("rtmp: no publish within %v of connecting: %v", e.timeout, e.err)
+}
+func (e *publishTimeoutError) Unwrap() error { return e.err }
+
 // sessionError carries an error returned by Session.Tag.
 type sessionError struct{ err error }
 
@@ -75,6 +89,7 @@ func (e *sessionError) Unwrap() error { return e.err }
 type conn struct {
 	srv     *Server
 	nc      net.Conn
+	addr    string // client IP address (Server's per-address count)
 	dc      *deadlineConn
 	log     *slog.Logger
 	aborted atomic.Bool
@@ -99,7 +114,8 @@ type conn struct {
 const readBufferSize = 16 << 10
 
 func newConn(s *Server, nc net.Conn) *conn {
-	dc := &deadlineConn{Conn: nc, rt: s.readTimeout(), wt: s.writeTimeout()}
+	dc := &deadlineConn{Conn: nc, rt: s.readTimeout(), wt: s.writeTimeout(),
+		pt: s.publishDeadline(), until: time.Now().Add(s.publishDeadline())}
 	return &conn{
 		srv: s,
 		nc:  nc,
@@ -137,9 +153,22 @@ func (c *conn) serve() {
 	}
 
 	attrs := []any{"reason", err, "bytes_in", c.bc.Reader.Count(), "bytes_out", c.bc.Writer.Count()}
+	var pte *publishTimeoutError
 	switch {
-	case ref != nil, hadSession, errors.Is(err, ErrServerClosed), isDisconnect(err):
+	case errors.As(err, &pte):
+		c.srv.refused(RefusedPublishDeadline, c.nc) // counted and logged, rate-limited
 		c.log.Debug("rtmp connection closed", attrs...)
+	case ref != nil, hadSession, errors.Is(err, ErrServerClosed):
+		// Already logged (refusal, end of the publish) or expected.
+		c.log.Debug("rtmp connection closed", attrs...)
+	case isDisconnect(err):
+		// The normal end of a client that published (after deleteStream); without a
+		// publish, a port probe or health check.
+		if c.published {
+			c.log.Info("rtmp connection closed", attrs...)
+		} else {
+			c.log.Debug("rtmp connection closed", attrs...)
+		}
 	default:
 		c.log.Warn("rtmp connection closed", attrs...)
 	}
@@ -165,6 +194,9 @@ func (c *conn) classify(err error) error {
 	case isDisconnect(err):
 		return fmt.Errorf("rtmp: client disconnected: %w", err)
 	case errors.As(err, &ne) && ne.Timeout():
+		if !c.published && !time.Now().Before(c.dc.until) {
+			return &publishTimeoutError{c.dc.pt, err}
+		}
 		if c.dc.writeTimedOut.Load() {
 			return fmt.Errorf("rtmp: client accepted no data for %v: %w", c.dc.wt, err)
 		}
@@ -173,9 +205,13 @@ func (c *conn) classify(err error) error {
 	return err
 }
 
+// isDisconnect reports a peer that went away: closed (EOF) or reset the connection. A
+// client that closes its socket with our last answers still unread makes its kernel send
+// a reset, so ECONNRESET is as normal as EOF.
 func isDisconnect(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrClosedPipe)
+		errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrClosedPipe) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
 }
 
 // endSession closes the live publish, if any, with err.
@@ -186,10 +222,15 @@ func (c *conn) endSession(err error) {
 	}
 	c.session = nil
 	attrs := []any{"tags", c.tags, "duration", time.Since(c.publishStart).Round(time.Millisecond)}
+	level := slog.LevelInfo
 	if err != nil {
 		attrs = append(attrs, "reason", err)
+		var se *sessionError
+		if !isDisconnect(err) && !errors.Is(err, ErrServerClosed) && !errors.As(err, &se) {
+			level = slog.LevelWarn // a protocol error or timeout, not a client's normal end
+		}
 	}
-	c.log.Info("rtmp publish ended", attrs...)
+	c.log.Log(context.Background(), level, "rtmp publish ended", attrs...)
 	defer func() {
 		if p := recover(); p != nil {
 			c.log.Error("Session.Close panicked", "panic", p, "stack", string(debug.Stack()))
@@ -230,6 +271,9 @@ func (c *conn) run() error {
 	// A frame arriving as a 16 KiB burst is one read(2); chunk payloads at least as
 	// large as the buffer are read into the message body directly.
 	c.r = newChunkReader(bufio.NewReaderSize(rw, readBufferSize), c.bc.Reader, c.sendAck)
+	// Until a publish is accepted the peer is a stranger: its messages get memory only
+	// as their bytes arrive (a header announcing a large message costs nothing).
+	c.r.SetTrusted(false)
 	// Acknowledge with our own window until the client announces one.
 	c.r.SetWindowAckSize(c.srv.windowAckSize())
 
@@ -552,6 +596,8 @@ func (c *conn) onPublish(msg *message, cmd *command) error {
 	}
 
 	c.published = true
+	c.dc.until = time.Time{}
+	c.r.SetTrusted(true)
 	c.session = sess
 	c.req = req
 	c.publishStart = time.Now()
@@ -650,14 +696,24 @@ func (c *conn) writeStatus(msg *message, level, code, description string) error 
 // deadlineConn refreshes the read (write) deadline before every read (write), so that
 // a connection fails after ReadTimeout without a byte received (WriteTimeout without a
 // byte accepted), whatever the message sizes.
+//
+// Until a publish is accepted, reads also stop at until (PublishDeadline after the
+// connection was accepted): a client that trickles its handshake or commands, or never
+// publishes, cannot hold the connection longer.
 type deadlineConn struct {
 	net.Conn
 	rt, wt        time.Duration
+	pt            time.Duration // the publish deadline that until was computed with
+	until         time.Time     // zero once a publish was accepted
 	writeTimedOut atomic.Bool
 }
 
 func (d *deadlineConn) Read(p []byte) (int, error) {
-	if err := d.Conn.SetReadDeadline(time.Now().Add(d.rt)); err != nil {
+	dl := time.Now().Add(d.rt)
+	if !d.until.IsZero() && d.until.Before(dl) {
+		dl = d.until
+	}
+	if err := d.Conn.SetReadDeadline(dl); err != nil {
 		return 0, err
 	}
 	return d.Conn.Read(p)

@@ -23,6 +23,7 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
 	"github.com/livrec/livrec/internal/flv"
+	"github.com/livrec/livrec/internal/testenv"
 )
 
 // handshakeLen is the size of C0+C1+C2, which FuzzConn prepends to its input unless
@@ -278,7 +279,7 @@ func TestWriteCapturedSeeds(t *testing.T) {
 	if os.Getenv("RTMP_WRITE_SEEDS") == "" {
 		t.Skip("set RTMP_WRITE_SEEDS=1 to record seeds")
 	}
-	ffmpeg := needFFmpeg(t)
+	ffmpeg := testenv.Path(t, testenv.FFmpeg)
 	for name, codec := range map[string][]string{
 		"ffmpeg-h264-aac":  {"-c:v", "libx264", "-preset", "ultrafast", "-g", "5", "-c:a", "aac"},
 		"ffmpeg-mpeg4-mp3": {"-c:v", "mpeg4", "-strict", "-1", "-g", "5", "-c:a", "libmp3lame"},
@@ -364,51 +365,58 @@ func chunkReaderOptions(opt byte) (bufSize int, chunkSize, window uint32) {
 // and Abort as conn does) and checks that it ends with an error rather than panicking
 // or hanging, that messages have the announced size within the limit, that delivered
 // bodies are never modified afterwards, and that the memory held by unfinished messages
-// stays within eagerAllocBudget plus what their received bytes justify. Its seeds are
-// in testdata/fuzz/FuzzChunkReader (see TestFuzzChunkReaderSeeds).
+// stays within eagerAllocBudget plus what their received bytes justify (nothing beyond
+// them for an untrusted peer). Each input is read in both modes. Its seeds are in
+// testdata/fuzz/FuzzChunkReader (see TestFuzzChunkReaderSeeds).
 func FuzzChunkReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) == 0 {
 			return
 		}
-		bufSize, chunkSize, window := chunkReaderOptions(data[0])
-		bc := bytecounter.NewReader(bytes.NewReader(data[1:]))
-		var lastAck uint32
-		r := newChunkReader(bufio.NewReaderSize(bc, bufSize), bc, func(n uint32) error {
-			if n < lastAck || uint64(n) > uint64(len(data)) {
-				t.Fatalf("acknowledgement of %d bytes after %d, input %d bytes", n, lastAck, len(data))
-			}
-			lastAck = n
-			return nil
-		})
-		r.SetChunkSize(chunkSize)
-		r.SetWindowAckSize(window)
-		var bodies, copies [][]byte
-		for {
-			m, err := r.Read()
-			checkChunkReaderMemory(t, r)
-			if err != nil {
-				break
-			}
-			if m.Body == nil || len(m.Body) > maxMessageSize {
-				t.Fatalf("message body nil or of %d bytes", len(m.Body))
-			}
-			bodies, copies = append(bodies, m.Body), append(copies, bytes.Clone(m.Body))
-			switch {
-			case m.Type == msgSetChunkSize && len(m.Body) == 4:
-				if v := binary.BigEndian.Uint32(m.Body) & 0x7FFFFFFF; v > 0 {
-					r.SetChunkSize(v)
-				}
-			case m.Type == msgAbort && len(m.Body) == 4:
-				r.AbortChunkStream(binary.BigEndian.Uint32(m.Body))
-			}
-		}
-		for i := range bodies {
-			if !bytes.Equal(bodies[i], copies[i]) {
-				t.Fatalf("body of message %d modified after delivery", i)
-			}
-		}
+		fuzzChunkReader(t, data, true)
+		fuzzChunkReader(t, data, false)
 	})
+}
+
+func fuzzChunkReader(t *testing.T, data []byte, trusted bool) {
+	bufSize, chunkSize, window := chunkReaderOptions(data[0])
+	bc := bytecounter.NewReader(bytes.NewReader(data[1:]))
+	var lastAck uint32
+	r := newChunkReader(bufio.NewReaderSize(bc, bufSize), bc, func(n uint32) error {
+		if n < lastAck || uint64(n) > uint64(len(data)) {
+			t.Fatalf("acknowledgement of %d bytes after %d, input %d bytes", n, lastAck, len(data))
+		}
+		lastAck = n
+		return nil
+	})
+	r.SetChunkSize(chunkSize)
+	r.SetWindowAckSize(window)
+	r.SetTrusted(trusted)
+	var bodies, copies [][]byte
+	for {
+		m, err := r.Read()
+		checkChunkReaderMemory(t, r)
+		if err != nil {
+			break
+		}
+		if m.Body == nil || len(m.Body) > maxMessageSize {
+			t.Fatalf("message body nil or of %d bytes", len(m.Body))
+		}
+		bodies, copies = append(bodies, m.Body), append(copies, bytes.Clone(m.Body))
+		switch {
+		case m.Type == msgSetChunkSize && len(m.Body) == 4:
+			if v := binary.BigEndian.Uint32(m.Body) & 0x7FFFFFFF; v > 0 {
+				r.SetChunkSize(v)
+			}
+		case m.Type == msgAbort && len(m.Body) == 4:
+			r.AbortChunkStream(binary.BigEndian.Uint32(m.Body))
+		}
+	}
+	for i := range bodies {
+		if !bytes.Equal(bodies[i], copies[i]) {
+			t.Fatalf("body of message %d modified after delivery", i)
+		}
+	}
 }
 
 // checkChunkReaderMemory checks the reader's accounting of unfinished message bodies and
@@ -439,9 +447,9 @@ func checkChunkReaderMemory(t *testing.T, r *chunkReader) {
 			t.Fatalf("chunk stream %d: %d of %d bytes received, body of %d", cs.id, cs.received, cs.length, len(cs.body))
 		}
 		total += len(cs.body)
-		excess += max(0, len(cs.body)-max(lazyAllocStep, 2*int(cs.received)))
+		excess += max(0, len(cs.body)-max(r.allocStep, 2*int(cs.received)))
 	}
-	if total != r.reserved || excess > eagerAllocBudget {
+	if total != r.reserved || excess > r.eagerBudget {
 		t.Fatalf("unfinished bodies hold %d bytes (%d beyond their data), reserved %d", total, excess, r.reserved)
 	}
 }

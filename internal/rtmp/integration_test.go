@@ -16,16 +16,8 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
 	"github.com/livrec/livrec/internal/flv"
+	"github.com/livrec/livrec/internal/testenv"
 )
-
-func needFFmpeg(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("ffmpeg")
-	if err != nil {
-		t.Skip("ffmpeg not on PATH")
-	}
-	return p
-}
 
 // runFFmpeg pushes 3 s of test pattern and tone to url with the given codec options.
 func runFFmpeg(t *testing.T, ffmpeg, url string, codecArgs ...string) (string, error) {
@@ -107,7 +99,7 @@ func checkEnd(t *testing.T, s *recSession) {
 }
 
 func TestFFmpegPublish(t *testing.T) {
-	ffmpeg := needFFmpeg(t)
+	ffmpeg := testenv.Path(t, testenv.FFmpeg)
 	for _, tc := range []struct {
 		name       string
 		codecArgs  []string
@@ -143,7 +135,7 @@ func TestFFmpegPublish(t *testing.T) {
 }
 
 func TestFFmpegRefused(t *testing.T) {
-	ffmpeg := needFFmpeg(t)
+	ffmpeg := testenv.Path(t, testenv.FFmpeg)
 	h := newRecHandler()
 	h.refuse = fmt.Errorf("no rule for this key: %w", ErrBadName)
 	_, addr := startServer(t, h, nil)

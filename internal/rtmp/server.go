@@ -17,7 +17,25 @@ const (
 	DefaultWriteTimeout  = 10 * time.Second
 	DefaultChunkSize     = 4096
 	DefaultWindowAckSize = 2500000
+	// DefaultPublishDeadline bounds the handshake and the commands up to an accepted
+	// publish; real encoders need milliseconds.
+	DefaultPublishDeadline = 10 * time.Second
+	// DefaultMaxConns and DefaultMaxConnsPerAddr cap the open connections, in total and
+	// per client IP address.
+	DefaultMaxConns        = 4096
+	DefaultMaxConnsPerAddr = 64
 )
+
+// Reasons passed to Server.OnRefused.
+const (
+	RefusedMaxConns        = "max_conns"
+	RefusedMaxConnsPerAddr = "max_conns_per_addr"
+	RefusedPublishDeadline = "publish_deadline"
+)
+
+// refusedLogInterval rate-limits the log of refused connections: a flood of them must
+// not flood the log.
+const refusedLogInterval = 10 * time.Second
 
 var (
 	// ErrBadName is wrapped by a Handler's error to refuse a publish with
@@ -92,12 +110,28 @@ type Server struct {
 	// WindowAckSize is announced to clients and also used for our own
 	// acknowledgements until the client announces its window (default 2,500,000).
 	WindowAckSize uint32
+	// PublishDeadline closes a connection that has no accepted publish this long after it
+	// was accepted (default 10s): it bounds the handshake and the commands before
+	// publish, so that a client trickling bytes cannot hold a connection.
+	PublishDeadline time.Duration
+	// MaxConns caps the open connections (default 4096) and MaxConnsPerAddr those from
+	// one client IP address (default 64); a connection over a cap is closed at once,
+	// before the handshake.
+	MaxConns, MaxConnsPerAddr int
+	// OnRefused, if set, is called with a Refused* reason for every connection closed by
+	// a cap or by PublishDeadline (for a metric). It must not block.
+	OnRefused func(reason string)
 
 	mu        sync.Mutex
 	closed    bool
 	listeners map[*net.Listener]struct{}
 	conns     map[*conn]struct{}
+	perAddr   map[string]int // open connections by client IP address
 	wg        sync.WaitGroup
+
+	refusedMu      sync.Mutex
+	refusedLogged  time.Time      // when refusals were last logged
+	refusedPending map[string]int // refusals by reason since then
 }
 
 // Serve accepts connections on l until Close is called, then returns ErrServerClosed.
@@ -147,10 +181,15 @@ func (s *Server) Serve(l net.Listener) error {
 			continue
 		}
 		backoff = 0
-		c, ok := s.track(nc)
-		if !ok {
+		c, err := s.track(nc)
+		if errors.Is(err, ErrServerClosed) {
 			nc.Close()
-			return ErrServerClosed
+			return err
+		}
+		if err != nil {
+			s.refused(err.Error(), nc)
+			nc.Close()
+			continue
 		}
 		go func() {
 			defer s.untrack(c)
@@ -182,8 +221,8 @@ func (s *Server) Close() error {
 // serveConn serves one already accepted connection synchronously (used by tests and
 // fuzzing with in-memory connections). It returns false if the server is closed.
 func (s *Server) serveConn(nc net.Conn) bool {
-	c, ok := s.track(nc)
-	if !ok {
+	c, err := s.track(nc)
+	if err != nil {
 		nc.Close()
 		return false
 	}
@@ -192,27 +231,77 @@ func (s *Server) serveConn(nc net.Conn) bool {
 	return true
 }
 
-// track registers a new connection unless the server is closed.
-func (s *Server) track(nc net.Conn) (*conn, bool) {
+// track registers a new connection unless the server is closed (ErrServerClosed) or a
+// connection cap is reached (an error whose text is the Refused* reason).
+func (s *Server) track(nc net.Conn) (*conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, false
+		return nil, ErrServerClosed
 	}
 	if s.conns == nil {
 		s.conns = make(map[*conn]struct{})
+		s.perAddr = make(map[string]int)
+	}
+	addr := clientAddr(nc)
+	if len(s.conns) >= s.maxConns() {
+		return nil, errors.New(RefusedMaxConns)
+	}
+	if s.perAddr[addr] >= s.maxConnsPerAddr() {
+		return nil, errors.New(RefusedMaxConnsPerAddr)
 	}
 	c := newConn(s, nc)
+	c.addr = addr
 	s.conns[c] = struct{}{}
+	s.perAddr[addr]++
 	s.wg.Add(1)
-	return c, true
+	return c, nil
 }
 
 func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	if s.perAddr[c.addr]--; s.perAddr[c.addr] <= 0 {
+		delete(s.perAddr, c.addr)
+	}
 	s.mu.Unlock()
 	s.wg.Done()
+}
+
+// clientAddr is the IP address of the peer without port (the whole address if it has
+// none, as an in-memory connection).
+func clientAddr(nc net.Conn) string {
+	a := remoteString(nc)
+	if host, _, err := net.SplitHostPort(a); err == nil {
+		return host
+	}
+	return a
+}
+
+// refused counts a refused connection and logs the refusals at most once per
+// refusedLogInterval, with their count by reason since the last such log.
+func (s *Server) refused(reason string, nc net.Conn) {
+	if s.OnRefused != nil {
+		s.OnRefused(reason)
+	}
+	s.refusedMu.Lock()
+	defer s.refusedMu.Unlock()
+	if s.refusedPending == nil {
+		s.refusedPending = make(map[string]int)
+	}
+	s.refusedPending[reason]++
+	now := time.Now()
+	if now.Sub(s.refusedLogged) < refusedLogInterval {
+		return
+	}
+	attrs := []any{"last_remote", remoteString(nc), "limits", map[string]any{
+		"max_conns": s.maxConns(), "max_conns_per_addr": s.maxConnsPerAddr(), "publish_deadline": s.publishDeadline().String()}}
+	for r, n := range s.refusedPending {
+		attrs = append(attrs, r, n)
+	}
+	s.logger().Warn("rtmp connections refused", attrs...)
+	s.refusedLogged = now
+	clear(s.refusedPending)
 }
 
 func (s *Server) isClosed() bool {
@@ -228,18 +317,23 @@ func (s *Server) logger() *slog.Logger {
 	return slog.Default()
 }
 
-func (s *Server) readTimeout() time.Duration {
-	if s.ReadTimeout > 0 {
-		return s.ReadTimeout
+// orDefault is v, or def when v is zero (or negative): the Server's unset fields.
+func orDefault[T int | uint32 | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
 	}
-	return DefaultReadTimeout
+	return def
 }
 
-func (s *Server) writeTimeout() time.Duration {
-	if s.WriteTimeout > 0 {
-		return s.WriteTimeout
-	}
-	return DefaultWriteTimeout
+func (s *Server) readTimeout() time.Duration  { return orDefault(s.ReadTimeout, DefaultReadTimeout) }
+func (s *Server) writeTimeout() time.Duration { return orDefault(s.WriteTimeout, DefaultWriteTimeout) }
+func (s *Server) publishDeadline() time.Duration {
+	return orDefault(s.PublishDeadline, DefaultPublishDeadline)
+}
+func (s *Server) maxConns() int        { return orDefault(s.MaxConns, DefaultMaxConns) }
+func (s *Server) maxConnsPerAddr() int { return orDefault(s.MaxConnsPerAddr, DefaultMaxConnsPerAddr) }
+func (s *Server) windowAckSize() uint32 {
+	return orDefault(s.WindowAckSize, DefaultWindowAckSize)
 }
 
 func (s *Server) chunkSize() uint32 {
@@ -247,11 +341,4 @@ func (s *Server) chunkSize() uint32 {
 		return s.ChunkSize
 	}
 	return DefaultChunkSize
-}
-
-func (s *Server) windowAckSize() uint32 {
-	if s.WindowAckSize > 0 {
-		return s.WindowAckSize
-	}
-	return DefaultWindowAckSize
 }

@@ -26,9 +26,10 @@ var changeMu sync.Mutex
 
 // Store changes rules and publishes the new set.
 type Store struct {
-	cat      *catalog.Catalog
-	onChange func(*rules.Set)
-	log      *slog.Logger
+	cat       *catalog.Catalog
+	onChange  func(*rules.Set)
+	log       *slog.Logger
+	endpoints []string
 }
 
 // New returns a Store on cat. onChange (may be nil) receives the complete new rule set
@@ -38,6 +39,29 @@ func New(cat *catalog.Catalog, onChange func(*rules.Set), log *slog.Logger) *Sto
 		log = slog.Default()
 	}
 	return &Store{cat: cat, onChange: onChange, log: log}
+}
+
+// Endpoints sets the object-storage endpoints a rule may name with ossEndpoint (those
+// under s3: in the config file) and returns s. Create and Update refuse a rule naming
+// another one, with a rules.ValidationError on "ossEndpoint"; SyncConfig warns about
+// stored rules that name one no longer configured. Without it no endpoint is known.
+func (s *Store) Endpoints(known []string) *Store {
+	s.endpoints = known
+	return s
+}
+
+// checkEndpoint refuses a valid rule whose ossEndpoint is not configured (an invalid one
+// is left to the catalog, whose validation reports every problem).
+func (s *Store) checkEndpoint(r *rules.Rule) error {
+	n := r.Clone()
+	n.Normalize()
+	if n.Validate() != nil {
+		return nil
+	}
+	if err := rules.CheckKnownEndpoint(n.OssEndpoint, s.endpoints); err != nil {
+		return rules.ValidationErrors{{Field: "ossEndpoint", Msg: err.Error()}}
+	}
+	return nil
 }
 
 // SyncConfig merges the config file's rules into the catalog (see the package comment),
@@ -63,12 +87,34 @@ func (s *Store) SyncConfig(ctx context.Context, cfg []rules.Rule) (*rules.Set, e
 	for _, r := range res.Removed {
 		s.log.Info("rule removed: no longer in the config file", "id", r.ID, "domainName", r.DomainName, "appName", r.AppName, "streamName", r.StreamName)
 	}
+	s.warnUnknownEndpoints(ctx)
 	return s.publish(ctx)
+}
+
+// warnUnknownEndpoints names the stored rules whose ossEndpoint is no longer configured
+// (removed from s3: while rules set through the API still use it): their pushes cannot
+// be recorded, and each raises a record_error.
+func (s *Store) warnUnknownEndpoints(ctx context.Context) {
+	rs, _, err := s.cat.ListRules(ctx, catalog.RuleQuery{})
+	if err != nil {
+		s.log.Error("rules: cannot list the stored rules", "err", err)
+		return
+	}
+	for _, r := range rs {
+		if err := rules.CheckKnownEndpoint(r.OssEndpoint, s.endpoints); err != nil {
+			s.log.Warn("rule names object storage that is not configured: its pushes will not be recorded",
+				"id", r.ID, "domainName", r.DomainName, "appName", r.AppName, "streamName", r.StreamName,
+				"ossEndpoint", r.OssEndpoint, "problem", err.Error())
+		}
+	}
 }
 
 // Create stores a new rule (source "api"). Errors: rules.ValidationErrors,
 // *catalog.RuleExistsError, or a failure to store or apply it.
 func (s *Store) Create(ctx context.Context, r *rules.Rule) (*catalog.StoredRule, error) {
+	if err := s.checkEndpoint(r); err != nil {
+		return nil, err
+	}
 	changeMu.Lock()
 	defer changeMu.Unlock()
 	sr, err := s.cat.CreateRule(ctx, r, catalog.RuleSourceAPI)
@@ -85,6 +131,9 @@ func (s *Store) Create(ctx context.Context, r *rules.Rule) (*catalog.StoredRule,
 // Update replaces a rule (source becomes "api"). Errors: catalog.ErrNotFound,
 // rules.ValidationErrors, *catalog.RuleExistsError, or a failure to store or apply it.
 func (s *Store) Update(ctx context.Context, id string, r *rules.Rule) (*catalog.StoredRule, error) {
+	if err := s.checkEndpoint(r); err != nil {
+		return nil, err
+	}
 	changeMu.Lock()
 	defer changeMu.Unlock()
 	sr, err := s.cat.UpdateRule(ctx, id, r, catalog.RuleSourceAPI)

@@ -10,6 +10,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,12 +69,26 @@ const (
 	DefaultObjectPrefix      = "record/{AppName}/{StreamName}/{EscapedStartTime}_{EscapedEndTime}"
 	DefaultSliceObjectPrefix = "record/{AppName}/{StreamName}/{UnixTimestamp}_{Sequence}"
 
+	// Defaults of transcodeRecordFormats; {StreamName} is the rendition's name,
+	// {StreamName}_{TemplateId}, so renditions sharing a prefix never collide.
+	DefaultTranscodeObjectPrefix      = "transcodeRecord/{AppName}/{StreamName}/{EscapedStartTime}_{EscapedEndTime}"
+	DefaultTranscodeSliceObjectPrefix = "transcodeRecord/{AppName}/{StreamName}/{UnixTimestamp}_{Sequence}"
+
+	// MaxTranscodeTemplates bounds transcodeTemplates; AllTemplates alone means every
+	// built-in template (BuiltinTemplates).
+	MaxTranscodeTemplates = 10
+	AllTemplates          = "all"
+
 	// MaxPrefixLen is the exclusive limit on a prefix: it must be shorter than 256 bytes.
 	MaxPrefixLen = 256
 
 	MaxNameLen   = 255 // app and stream names
 	MaxDomainLen = 253
 )
+
+// BuiltinTemplates are the IDs of the live transcode templates available without
+// configuration (the cloud's standard system templates).
+var BuiltinTemplates = []string{"lld", "lsd", "lhd", "lud"}
 
 // Variables each kind of prefix may use (reference §6). {EndTime} is not available to
 // slice keys: a segment is stored while its file is still open. {Date}, {Hour},
@@ -140,6 +155,28 @@ type Rule struct {
 	// http(s)://host[:port] URL; OssBucket follows the S3/OSS bucket naming rules.
 	OssEndpoint string `yaml:"ossEndpoint,omitempty" json:"ossEndpoint,omitempty"`
 	OssBucket   string `yaml:"ossBucket,omitempty" json:"ossBucket,omitempty"`
+	// TranscodeTemplates are the live transcode templates (IDs, at most 10, or ["all"])
+	// whose renditions are recorded, each as stream {StreamName}_{TemplateId} with
+	// TranscodeRecordFormats. RecordFormats may then be empty (renditions only).
+	TranscodeTemplates     []string       `yaml:"transcodeTemplates,omitempty" json:"transcodeTemplates,omitempty"`
+	TranscodeRecordFormats []RecordFormat `yaml:"transcodeRecordFormats,omitempty" json:"transcodeRecordFormats,omitempty"`
+}
+
+// Renders reports whether the rule records the rendition of template id.
+func (r *Rule) Renders(id string) bool {
+	if len(r.TranscodeTemplates) == 1 && r.TranscodeTemplates[0] == AllTemplates {
+		return slices.Contains(BuiltinTemplates, id)
+	}
+	return slices.Contains(r.TranscodeTemplates, id)
+}
+
+// Rendition returns the rule a rendition of r is recorded with: transcodeRecordFormats
+// as its formats, and no transcoding of its own.
+func (r *Rule) Rendition() *Rule {
+	c := r.Clone()
+	c.RecordFormats = c.TranscodeRecordFormats
+	c.TranscodeRecordFormats, c.TranscodeTemplates = nil, nil
+	return c
 }
 
 // MaxWindow is the longest recording window of a rule (startTime to endTime).
@@ -165,6 +202,8 @@ func (r *Rule) InWindow(t time.Time) (bool, time.Time) {
 func (r *Rule) Clone() *Rule {
 	c := *r
 	c.RecordFormats = slices.Clone(r.RecordFormats)
+	c.TranscodeRecordFormats = slices.Clone(r.TranscodeRecordFormats)
+	c.TranscodeTemplates = slices.Clone(r.TranscodeTemplates)
 	if r.StartTime != nil {
 		st := *r.StartTime
 		c.StartTime = &st
@@ -189,23 +228,29 @@ func (r *Rule) Normalize() {
 	if r.DelayTime == 0 {
 		r.DelayTime = DefaultDelayTime
 	}
-	for i := range r.RecordFormats {
-		f := &r.RecordFormats[i]
+	normalizeFormats(r.RecordFormats, DefaultObjectPrefix, DefaultSliceObjectPrefix)
+	normalizeFormats(r.TranscodeRecordFormats, DefaultTranscodeObjectPrefix, DefaultTranscodeSliceObjectPrefix)
+}
+
+// normalizeFormats fills in the defaults of a list of record formats.
+func normalizeFormats(fs []RecordFormat, objectPrefix, slicePrefix string) {
+	for i := range fs {
+		f := &fs[i]
 		if f.ObjectPrefix == "" {
-			f.ObjectPrefix = DefaultObjectPrefix
+			f.ObjectPrefix = objectPrefix
 		}
 		if f.CycleDuration == 0 {
 			f.CycleDuration = DefaultCycleDuration
 		}
 		if f.Format.Sliced() {
 			if f.SliceObjectPrefix == "" {
-				f.SliceObjectPrefix = DefaultSliceObjectPrefix
+				f.SliceObjectPrefix = slicePrefix
 			}
 			if f.SliceDuration == 0 {
 				f.SliceDuration = DefaultSliceDuration
 			}
 		} else if f.Format.Valid() {
-			if f.SliceObjectPrefix == DefaultSliceObjectPrefix {
+			if f.SliceObjectPrefix == slicePrefix {
 				f.SliceObjectPrefix = ""
 			}
 			if f.SliceDuration == DefaultSliceDuration {
@@ -268,25 +313,70 @@ func (r *Rule) Validate() error {
 			es.add("ossBucket", err.Error())
 		}
 	}
-	if len(r.RecordFormats) == 0 {
+	if len(r.RecordFormats) == 0 && len(r.TranscodeRecordFormats) == 0 {
 		es.add("recordFormats", "at least one format is required")
 	}
-	seen := map[Format]int{}
-	for i, f := range r.RecordFormats {
-		path := fmt.Sprintf("recordFormats[%d]", i)
-		if j, dup := seen[f.Format]; dup {
-			es.add(path+".format", fmt.Sprintf("%q is already used by recordFormats[%d]", f.Format, j))
-		} else if f.Format.Valid() {
-			seen[f.Format] = i
-		}
-		validateFormat(&es, path, &f)
+	validateFormats(&es, "recordFormats", r.RecordFormats)
+	validateFormats(&es, "transcodeRecordFormats", r.TranscodeRecordFormats)
+	switch n := len(r.TranscodeTemplates); {
+	case n == 0 && len(r.TranscodeRecordFormats) > 0:
+		es.add("transcodeTemplates", "is required with transcodeRecordFormats (template IDs, or [\"all\"])")
+	case n > 0 && len(r.TranscodeRecordFormats) == 0:
+		es.add("transcodeRecordFormats", "at least one format is required with transcodeTemplates")
+	case n > MaxTranscodeTemplates:
+		es.add("transcodeTemplates", fmt.Sprintf("%d templates, at most %d allowed", n, MaxTranscodeTemplates))
 	}
-	if _, ok := seen[CMAF]; ok {
-		if _, ok := seen[M3U8]; ok {
-			es.add("recordFormats", "cmaf and m3u8 cannot be used together")
+	seenTpl := map[string]int{}
+	for i, id := range r.TranscodeTemplates {
+		path := fmt.Sprintf("transcodeTemplates[%d]", i)
+		if id == AllTemplates {
+			if len(r.TranscodeTemplates) > 1 {
+				es.add(path, fmt.Sprintf("%q is only allowed alone", AllTemplates))
+			}
+			continue
+		}
+		if err := ValidTemplateID(id); err != nil {
+			es.add(path, err.Error())
+		} else if j, dup := seenTpl[id]; dup {
+			es.add(path, fmt.Sprintf("%q is already used by transcodeTemplates[%d]", id, j))
+		} else {
+			seenTpl[id] = i
 		}
 	}
 	return es.err()
+}
+
+// validateFormats checks a list of record formats (field path name): each format at
+// most once, cmaf and m3u8 not together.
+func validateFormats(es *ValidationErrors, name string, fs []RecordFormat) {
+	seen := map[Format]int{}
+	for i, f := range fs {
+		path := fmt.Sprintf("%s[%d]", name, i)
+		if j, dup := seen[f.Format]; dup {
+			es.add(path+".format", fmt.Sprintf("%q is already used by %s[%d]", f.Format, name, j))
+		} else if f.Format.Valid() {
+			seen[f.Format] = i
+		}
+		validateFormat(es, path, &f)
+	}
+	if _, ok := seen[CMAF]; ok {
+		if _, ok := seen[M3U8]; ok {
+			es.add(name, "cmaf and m3u8 cannot be used together")
+		}
+	}
+}
+
+// ValidTemplateID checks a live transcode template ID: 1–64 letters, digits, "_", "-".
+func ValidTemplateID(id string) error {
+	if id == "" || len(id) > 64 {
+		return fmt.Errorf("%q: a template ID has 1–64 characters", id)
+	}
+	for i := 0; i < len(id); i++ {
+		if !isNameChar(id[i]) {
+			return fmt.Errorf("%q: character %s at %d is not allowed (letters, digits, \"-\", \"_\")", id, quoteByte(id[i]), i)
+		}
+	}
+	return nil
 }
 
 // validateFormat checks one record format; path is its field path.
@@ -406,6 +496,47 @@ func validPattern(s string) error {
 	return ValidName(s)
 }
 
+// DefaultDomain is the domain of a publish that names none (no vhost, no host in tcUrl).
+const DefaultDomain = "default"
+
+// NormalizeDomain returns the canonical form of the domain a client names (an RTMP
+// vhost or tcUrl host, a domain in an API path): trimmed, lower case, without a port or
+// a trailing dot; an IP address in its usual text form. Everything that addresses a
+// stream goes through it, so "A.Test.", "a.test:1935" and "a.test" are one stream. Any
+// other form of host name is refused: letters, digits, "-" and "." only, at most 253
+// characters, labels of 1–63 ("_" is no DNS host character, and a rule could not name
+// it). An empty domain is DefaultDomain.
+func NormalizeDomain(s string) (string, error) {
+	d := strings.ToLower(strings.TrimSpace(s))
+	if h, p, err := net.SplitHostPort(d); err == nil {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("%q: port %q is not a number 1–65535", s, p)
+		}
+		d = h
+	}
+	d = strings.TrimSuffix(strings.TrimPrefix(d, "["), "]")
+	if ip := net.ParseIP(d); ip != nil {
+		return ip.String(), nil
+	}
+	d = strings.TrimSuffix(d, ".")
+	if d == "" {
+		if strings.TrimSpace(s) == "" {
+			return DefaultDomain, nil
+		}
+		return "", fmt.Errorf("%q: no host name", s)
+	}
+	if d == Wildcard {
+		return "", fmt.Errorf("%q: not a host name", s)
+	}
+	if err := validDomain(d); err != nil {
+		if strings.HasPrefix(err.Error(), "is ") { // the messages without the value
+			return "", fmt.Errorf("%.40q... %v", s, err)
+		}
+		return "", err
+	}
+	return d, nil
+}
+
 // validDomain checks a rule's domain: "*" or a host name of letters, digits, "-" and ".",
 // at most 253 characters, with non-empty labels of at most 63.
 func validDomain(s string) error {
@@ -447,6 +578,19 @@ func quoteByte(c byte) string {
 		return fmt.Sprintf("%q", rune(c))
 	}
 	return fmt.Sprintf("0x%02x", c)
+}
+
+// CheckKnownEndpoint checks that a rule's ossEndpoint (empty: the server's own storage)
+// is one of the object-storage endpoints configured under s3: (known). A rule naming
+// another one would record nothing: its pushes have nowhere to go.
+func CheckKnownEndpoint(endpoint string, known []string) error {
+	switch {
+	case endpoint == "" || slices.Contains(known, endpoint):
+		return nil
+	case len(known) == 0:
+		return fmt.Errorf("%q is not one of the s3 endpoints (none is configured: add it under s3: in the config file, with its keys)", endpoint)
+	}
+	return fmt.Errorf("%q is not one of the s3 endpoints (%s)", endpoint, strings.Join(known, ", "))
 }
 
 // MaxEndpointLen bounds ossEndpoint.

@@ -378,3 +378,24 @@ func TestDefaultRules(t *testing.T) {
 		t.Error("catch-all does not match")
 	}
 }
+
+func TestNormalizeDomain(t *testing.T) {
+	for in, want := range map[string]string{
+		"a.test": "a.test", "A.Test.": "a.test", "a.test:1935": "a.test", " a.test": "a.test",
+		"A.TEST.:1935": "a.test", "": DefaultDomain, "  ": DefaultDomain, "127.0.0.1": "127.0.0.1",
+		"::1": "::1", "[::1]:1935": "::1", "localhost": "localhost", "x-1.example.com": "x-1.example.com",
+	} {
+		got, err := NormalizeDomain(in)
+		if err != nil || got != want {
+			t.Errorf("NormalizeDomain(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"a..b", strings.Repeat("a", 300), strings.Repeat("a", 64) + ".test", "a b", "a_b.test",
+		"a.test:99999", "a.test:x", "a.test:", "*", ".", "a/b", "a\x00b", "é.test"} {
+		if got, err := NormalizeDomain(in); err == nil {
+			t.Errorf("NormalizeDomain(%.50q) = %q, want an error", in, got)
+		} else if len(err.Error()) > 200 {
+			t.Errorf("NormalizeDomain(%.50q): error of %d bytes", in, len(err.Error()))
+		}
+	}
+}

@@ -58,11 +58,41 @@ func NewSet(rules []Rule) (*Set, error) {
 //
 // The domain is compared case-insensitively; app and stream names are case-sensitive.
 // The returned rule belongs to the caller (a task keeps the rule it started with).
+//
+// A stream {X}_{T} that no stream-level rule names is the rendition of template T of
+// stream X when X's rule records T (Rule.Renders): it gets X's rule's Rendition.
 func (s *Set) Match(domain, app, stream string) (*Rule, bool) {
 	if s == nil {
 		return nil, false
 	}
 	domain = strings.ToLower(domain)
+	_, exact := s.index[key{domain, app, stream}]
+	_, exactAny := s.index[key{Wildcard, app, stream}]
+	if !exact && !exactAny {
+		if base, _, ok := s.RenditionOf(domain, app, stream); ok {
+			r, _ := s.match(domain, app, base)
+			return r.Rendition(), true
+		}
+	}
+	return s.match(domain, app, stream)
+}
+
+// RenditionOf splits a rendition's stream name into the original's name and the
+// template ID, when the original's rule records that template.
+func (s *Set) RenditionOf(domain, app, stream string) (base, tpl string, ok bool) {
+	i := strings.LastIndexByte(stream, '_')
+	if s == nil || i <= 0 || i == len(stream)-1 {
+		return "", "", false
+	}
+	base, tpl = stream[:i], stream[i+1:]
+	r, found := s.match(strings.ToLower(domain), app, base)
+	if !found || !r.Renders(tpl) {
+		return "", "", false
+	}
+	return base, tpl, true
+}
+
+func (s *Set) match(domain, app, stream string) (*Rule, bool) {
 	for _, d := range [...]string{domain, Wildcard} {
 		for _, k := range [...]key{{d, app, stream}, {d, app, Wildcard}, {d, Wildcard, Wildcard}} {
 			if i, ok := s.index[k]; ok {

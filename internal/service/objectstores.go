@@ -8,10 +8,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/livrec/livrec/internal/api"
 	"github.com/livrec/livrec/internal/catalog"
 	"github.com/livrec/livrec/internal/record"
 	"github.com/livrec/livrec/internal/rules"
@@ -33,6 +35,7 @@ type objectStores struct {
 
 	mu        sync.Mutex
 	uploaders map[string]*storage.Uploader
+	checks    map[string]error // by uploader id: the start-up check's answer (absent: none yet)
 }
 
 // spoolTarget is written into each spool directory, naming its destination.
@@ -106,7 +109,11 @@ func (o *objectStores) open(endpoint, bucket string) (*storage.Uploader, error) 
 		// Reported at start-up (or first use); recording goes on into the spool anyway.
 		ctx, cancel := context.WithTimeout(o.ctx, 30*time.Second)
 		defer cancel()
-		if err := s3.Check(ctx); err != nil {
+		err := s3.Check(ctx)
+		o.mu.Lock()
+		o.checks[id] = err
+		o.mu.Unlock()
+		if err != nil {
 			o.alarm("storage_unavailable", err.Error()+" — recording continues into the local spool")
 		} else {
 			log.Info("object storage ready")
@@ -159,6 +166,21 @@ func (o *objectStores) openAll(rs []rules.Rule) {
 	}
 }
 
+// objectURL is the plain URL of an object in a bucket (the cloud API's RecordUrl), or ""
+// when the endpoint is not configured (the caller falls back to livrec's /files/ URL).
+// It builds the client only to address the object: nothing is contacted or opened.
+func (o *objectStores) objectURL(endpoint, bucket, key string) string {
+	cfg, ok := o.endpoints[endpoint]
+	if !ok {
+		return ""
+	}
+	s3, err := storage.NewS3(cfg, bucket)
+	if err != nil {
+		return ""
+	}
+	return s3.ObjectURL(key)
+}
+
 // all returns the open stores (for serving /files/ from object storage).
 func (o *objectStores) all() []storage.Store {
 	o.mu.Lock()
@@ -167,6 +189,31 @@ func (o *objectStores) all() []storage.Store {
 	for _, u := range o.uploaders {
 		out = append(out, u)
 	}
+	return out
+}
+
+// status describes each open store and its spool (GET /api/v1/status).
+func (o *objectStores) status() []api.StoreStatus {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]api.StoreStatus, 0, len(o.uploaders))
+	for id, u := range o.uploaders {
+		i := strings.LastIndex(id, "/") // an endpoint may hold "/" (http://host); a bucket never does
+		endpoint, bucket := id[:i], id[i+1:]
+		st := u.Stats()
+		s := api.StoreStatus{Endpoint: endpoint, Bucket: bucket, State: "checking", SpoolItems: st.Items, SpoolBytes: st.Bytes,
+			Parked: st.Parked, OldestQueued: st.Oldest, OverLimit: st.OverLimit}
+		if err, checked := o.checks[id]; checked {
+			s.State = "ok"
+			if err != nil {
+				s.State, s.Error = "unreachable", err.Error()
+			}
+		}
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b api.StoreStatus) int {
+		return strings.Compare(a.Endpoint+"/"+a.Bucket, b.Endpoint+"/"+b.Bucket)
+	})
 	return out
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/livrec/livrec/internal/api"
 	"github.com/livrec/livrec/internal/catalog"
 	"github.com/livrec/livrec/internal/cloudapi"
+	"github.com/livrec/livrec/internal/console"
 	"github.com/livrec/livrec/internal/metrics"
 	"github.com/livrec/livrec/internal/notify"
 	"github.com/livrec/livrec/internal/pushauth"
@@ -25,6 +26,7 @@ import (
 	"github.com/livrec/livrec/internal/ruledb"
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
+	"github.com/livrec/livrec/internal/transcode"
 )
 
 // Options configure a service instance.
@@ -52,18 +54,36 @@ type Options struct {
 	APITokens []string
 	// PublishAuth lists the domains whose pushes need a signed auth_key.
 	PublishAuth []pushauth.DomainKeys
-	Logger      *slog.Logger
+	// TranscodeTemplates are the configured live transcode templates (besides the
+	// built-ins) and MaxTranscoders the limit of streams transcoded at once (0: none).
+	TranscodeTemplates []transcode.Template
+	MaxTranscoders     int
+	// CallbackRetention is how long delivered and failed callbacks are kept (0: 30 days).
+	CallbackRetention time.Duration
+	// CORSAllowedOrigins may fetch /files/ and /live/ from their pages ("*": any).
+	CORSAllowedOrigins []string
+	Logger             *slog.Logger
+
+	// Limits and protections (zero: the rtmp package's defaults). RTMPMaxConns is further
+	// capped at the file descriptor limit minus ReservedFDs (see fdLimit).
+	RTMPMaxConns        int
+	RTMPMaxConnsPerAddr int
+	RTMPPublishDeadline time.Duration
+	ReservedFDs         int
+	// AllowPrivateCallbacks and CallbackAllowList are notify.Options'.
+	AllowPrivateCallbacks bool
+	CallbackAllowList     []string
+
 	// Ready, if set, is called with the bound addresses once both listeners are up.
 	Ready func(rtmpAddr, httpAddr net.Addr)
 }
 
 // Layout of the data directory.
 const (
-	filesDir   = "files" // the local storage root: object keys are paths below it
-	workDir    = "work"  // working files of open recordings
-	spoolDir   = "spool" // files waiting for their upload to object storage
-	catalogDB  = "catalog.db"
-	httpPrefix = "/files/"
+	filesDir  = "files" // the local storage root: object keys are paths below it
+	workDir   = "work"  // working files of open recordings
+	spoolDir  = "spool" // files waiting for their upload to object storage
+	catalogDB = "catalog.db"
 )
 
 // diskCheckInterval is how often the data directory's free space is checked.
@@ -75,6 +95,11 @@ func Run(ctx context.Context, o Options) error {
 	if log == nil {
 		log = slog.Default()
 	}
+	started := time.Now()
+	cors, err := api.NewCORS(o.CORSAllowedOrigins)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -84,7 +109,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer cat.Close()
 	// Config-file rules merged with the API's rules in the catalog (see package ruledb).
-	set, err := ruledb.New(cat, nil, log).SyncConfig(ctx, o.Rules)
+	endpoints := storage.Endpoints(o.S3)
+	set, err := ruledb.New(cat, nil, log).Endpoints(endpoints).SyncConfig(ctx, o.Rules)
 	if err != nil {
 		return err
 	}
@@ -93,17 +119,20 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	met := metrics.New()
-	notifier, err := notify.New(cat.DB(), notify.Options{Registerer: met.Registry, Logger: log})
+	notifier, err := notify.New(cat.DB(), notify.Options{Registerer: met.Registry, Logger: log,
+		Retention:             o.CallbackRetention,
+		AllowPrivateCallbacks: o.AllowPrivateCallbacks, CallbackAllowList: o.CallbackAllowList})
 	if err != nil {
 		return fmt.Errorf("callbacks: %w", err)
 	}
 	notifier.Start(ctx)
 	defer notifier.Close() // after the manager's shutdown: the last file_created events are queued first
 	var mgr *record.Manager
+	recentErrors := &api.ErrorLog{}
 	um := storage.NewUploadMetrics()
 	met.Registry.MustRegister(um.Collectors()...)
 	objects := &objectStores{ctx: ctx, dir: filepath.Join(o.DataDir, spoolDir), endpoints: map[string]storage.S3Config{},
-		limit: o.SpoolLimit, cat: cat, log: log, metrics: um, uploaders: map[string]*storage.Uploader{},
+		limit: o.SpoolLimit, cat: cat, log: log, metrics: um, uploaders: map[string]*storage.Uploader{}, checks: map[string]error{},
 		alarm: alarmEvent(func() *record.Manager { return mgr })}
 	for _, e := range o.S3 {
 		objects.endpoints[e.Endpoint] = e
@@ -111,7 +140,7 @@ func Run(ctx context.Context, o Options) error {
 	defer objects.close(10 * time.Second) // after the recordings are finalized
 	mgr = record.NewManager(record.Config{
 		StoreFor:    objects.storeFor,
-		OnEvent:     notifier.Notify,
+		OnEvent:     func(ev record.Event) { recentErrors.Add(ev); notifier.Notify(ev) },
 		AskOnDemand: askOnDemand(notifier),
 		Rules:       set,
 		Catalog:     cat,
@@ -126,7 +155,7 @@ func Run(ctx context.Context, o Options) error {
 		Location:          o.Location,
 		Logger:            log,
 		Metrics:           met,
-		LiveURI:           func(key string) string { return httpPrefix + key },
+		LiveURI:           storage.URLPath,
 		// The RTMP server allocates every message body afresh and never reuses it
 		// (rtmp.Session.Tag): the recording keeps the bodies instead of copying them.
 		TakeTagBodies: true,
@@ -151,10 +180,30 @@ func Run(ctx context.Context, o Options) error {
 		hl.Close()
 		return err
 	}
-	ingest := &rtmp.Server{Handler: pushauth.Handler{Next: mgr, Checker: pushAuth}, Logger: log}
+	lib, err := transcode.NewLibrary(o.TranscodeTemplates)
+	if err != nil {
+		rl.Close()
+		hl.Close()
+		return fmt.Errorf("transcodeTemplates: %w", err)
+	}
+	tm := transcode.NewMetrics()
+	met.Registry.MustRegister(tm.Collectors()...)
+	// Renditions come back over loopback RTMP from livrec's own ffmpeg: they carry the
+	// transcoder's token and skip push authentication. The transcoder knows the rules
+	// of the start (config and catalog); rules changed later through the APIs reach the
+	// recorder, not the transcoder, until the next start.
+	transcoder := &transcode.Handler{Next: pushauth.Handler{Next: mgr, Checker: pushAuth}, Renditions: mgr,
+		Rules: func() *rules.Set { return set }, Library: lib, Addr: loopbackAddr(rl.Addr()), Max: o.MaxTranscoders,
+		Logger: log, Metrics: tm, OnEvent: func(typ, domain, app, stream, code, msg string) {
+			mgr.Emit(record.Event{Type: typ, Domain: domain, App: app, Stream: stream, Code: code, Message: msg})
+		}}
+	ingest := &rtmp.Server{Handler: transcoder, Logger: log,
+		MaxConns: connCap(o.RTMPMaxConns, o.ReservedFDs, log), MaxConnsPerAddr: o.RTMPMaxConnsPerAddr,
+		PublishDeadline: o.RTMPPublishDeadline,
+		OnRefused:       func(reason string) { met.ConnsRefused.WithLabelValues(reason).Inc() }}
 	cloud := cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Notifier: notifier,
 		WorkDir: filepath.Join(o.DataDir, workDir, "api"), AccessKeys: o.AccessKeys,
-		AllowDeleteFiles: o.AllowDeleteFiles, Location: o.Location, Logger: log})
+		AllowDeleteFiles: o.AllowDeleteFiles, S3Endpoints: endpoints, ObjectURL: objects.objectURL, Location: o.Location, Logger: log})
 	apiAuth := &api.Auth{Tokens: o.APITokens}
 	if cloud.HasKeys() {
 		apiAuth.VerifyV3 = cloud.VerifyV3
@@ -163,10 +212,15 @@ func Run(ctx context.Context, o Options) error {
 		log.Warn("no accessKeys or apiTokens configured: the JSON API answers only loopback clients, and the cloud-compatible API refuses every request")
 	}
 	httpSrv := &http.Server{
-		Handler: (&api.Server{CloudAPI: cloud, Auth: apiAuth,
-			WorkDir: filepath.Join(o.DataDir, workDir, "api"), Notifier: notifier, RemoteStores: objects.all, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log}).Handler(),
+		Handler: (&api.Server{CloudAPI: cloud, Console: console.Handler(), CORS: cors, Auth: apiAuth,
+			Started: started, DataDir: o.DataDir, Stores: objects.status, Errors: recentErrors,
+			WorkDir: filepath.Join(o.DataDir, workDir, "api"), Notifier: notifier, RemoteStores: objects.all, S3Endpoints: endpoints, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      httpWriteTimeout,
+		IdleTimeout:       httpIdleTimeout,
 	}
+	httpSrv.Handler = writeProgress(httpSrv.Handler, httpWriteTimeout)
 	errc := make(chan error, 2)
 	go func() { errc <- ingest.Serve(rl) }()
 	go func() {
@@ -192,6 +246,19 @@ func Run(ctx context.Context, o Options) error {
 	api.Shutdown(httpSrv, 5*time.Second)
 	log.Info("livrec stopped")
 	return runErr
+}
+
+// loopbackAddr is the address livrec's own clients reach the listener at.
+func loopbackAddr(a net.Addr) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	ip := ta.IP
+	if ip == nil || ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	return net.JoinHostPort(ip.String(), fmt.Sprint(ta.Port))
 }
 
 // askOnDemand puts the on-demand question to the domain's onDemandUrl.

@@ -6,9 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 )
+
+// URLPath is the path at which livrec's HTTP server serves the object stored under key
+// (its /files/ route, from local disk or a bucket), escaped where the key needs it: what
+// a player opens, and what every API gives instead of letting users build it.
+func URLPath(key string) string {
+	return (&url.URL{Path: "/files/" + key}).EscapedPath()
+}
 
 // checkKey refuses keys that are empty, absolute, or have empty, "." or ".." elements
 // (the rules Local.Path applies), so every backend accepts the same keys.
@@ -93,4 +101,44 @@ func StoreOnce(ctx context.Context, st Store, key, p string) error {
 	}
 	_ = os.Remove(p)
 	return nil
+}
+
+// MaxClashes bounds the alternative keys StoreUnique tries for one object.
+const MaxClashes = 999
+
+// ClashKey returns alternative n (1, 2, ...) of key, for an object whose key another
+// object holds: "_n" before the extension of its last element ("a/b.ts" → "a/b_1.ts").
+func ClashKey(key string, n int) string {
+	dir, base := "", key
+	if i := strings.LastIndexByte(key, '/'); i >= 0 {
+		dir, base = key[:i+1], key[i+1:]
+	}
+	stem, ext := base, ""
+	if i := strings.LastIndexByte(base, '.'); i > 0 {
+		stem, ext = base[:i], base[i:]
+	}
+	return fmt.Sprintf("%s%s_%d%s", dir, stem, n, ext)
+}
+
+// StoreUnique stores the local file p under key, or, when another object holds key (two
+// recordings rendered the same key: the default templates have no domain), under the
+// first free alternative ClashKey(key, 1), (key, 2) ...; it returns the key used. Nothing
+// is ever replaced, and neither recording fails. With sameIsOK an object holding exactly
+// the bytes of p counts as this very file, stored by an earlier attempt (see StoreOnce),
+// so a retry or a recovery finds the key it used before: the alternatives are tried in
+// the same order every time.
+func StoreUnique(ctx context.Context, st Store, key, p string, sameIsOK bool) (string, error) {
+	k := key
+	for n := 1; ; n++ {
+		var err error
+		if sameIsOK {
+			err = StoreOnce(ctx, st, k, p)
+		} else {
+			err = st.Store(ctx, k, p)
+		}
+		if err == nil || !errors.Is(err, ErrExists) || n > MaxClashes {
+			return k, err
+		}
+		k = ClashKey(key, n)
+	}
 }

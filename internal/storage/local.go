@@ -112,14 +112,28 @@ func syncDir(dir string) {
 	}
 }
 
-// Open implements Store.
+// Open implements Store. A key whose path below Root passes through a symbolic link is
+// not found: livrec never stores one, and following it would serve whatever it points
+// to (any file the process can read) through /files/.
 func (l *Local) Open(_ context.Context, key string) (Object, error) {
 	p, err := l.Path(key)
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(p)
-	if errors.Is(err, os.ErrNotExist) {
+	dir := l.Root
+	for _, el := range strings.Split(key, "/") {
+		dir = filepath.Join(dir, el)
+		st, err := os.Lstat(dir)
+		if errors.Is(err, os.ErrNotExist) || err == nil && st.Mode()&os.ModeSymlink != 0 {
+			return nil, ErrNotFound
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	// O_NOFOLLOW: the last element cannot have been swapped for a link since.
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ELOOP) {
 		return nil, ErrNotFound
 	}
 	if err != nil {

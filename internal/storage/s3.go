@@ -20,6 +20,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/s3utils"
 )
 
 // DefaultPartSize is the multipart part size of S3 uploads. Files up to this size go up in
@@ -46,6 +47,17 @@ type S3Config struct {
 	PartSize int64 `yaml:"partSize,omitempty" json:"partSize,omitempty"`
 	// Transport replaces the HTTP transport (tests); nil uses minio-go's default.
 	Transport http.RoundTripper `yaml:"-" json:"-"`
+}
+
+// Endpoints lists the endpoints of cfgs in order: the ossEndpoint values a rule may name.
+func Endpoints(cfgs []S3Config) []string {
+	var eps []string
+	for _, c := range cfgs {
+		if c.Endpoint != "" {
+			eps = append(eps, c.Endpoint)
+		}
+	}
+	return eps
 }
 
 // withEnv returns cfg with the credentials filled from the environment where empty.
@@ -152,6 +164,22 @@ func NewS3(cfg S3Config, bucket string) (*S3, error) {
 
 // Describe implements Store: "s3://endpoint/bucket".
 func (s *S3) Describe() string { return "s3://" + s.cfg.Endpoint + "/" + s.bucket }
+
+// ObjectURL is the plain (unsigned) URL of the object under key, addressed as the
+// uploads are: path style (scheme://host/bucket/key) or, where the client uses it
+// (AWS, Google, Aliyun OSS endpoints without pathStyle), virtual-host style
+// (scheme://bucket.host/key). It is what the cloud API reports as RecordUrl; whether it
+// opens without credentials depends on the bucket's policy.
+func (s *S3) ObjectURL(key string) string {
+	u := *s.client.EndpointURL()
+	if !s.cfg.PathStyle && s3utils.IsVirtualHostSupported(u, s.bucket) {
+		u.Host = s.bucket + "." + u.Host
+		u.Path = "/" + key
+	} else {
+		u.Path = "/" + s.bucket + "/" + key
+	}
+	return u.String()
+}
 
 // Bucket returns the bucket name.
 func (s *S3) Bucket() string { return s.bucket }

@@ -413,6 +413,25 @@ func TestS3Config(t *testing.T) {
 	if err := s.Store(context.Background(), "../x", "/dev/null"); err == nil {
 		t.Fatal("bad key accepted")
 	}
+	for _, c := range []struct {
+		cfg  S3Config
+		want string
+	}{
+		{S3Config{Endpoint: "127.0.0.1:7070", PathStyle: true}, "http://127.0.0.1:7070/b/rec/a%20b.m3u8"},
+		{S3Config{Endpoint: "minio.local:9000"}, "http://minio.local:9000/b/rec/a%20b.m3u8"},
+		{S3Config{Endpoint: "https://oss-cn-shanghai.aliyuncs.com"}, "https://b.oss-cn-shanghai.aliyuncs.com/rec/a%20b.m3u8"},
+		{S3Config{Endpoint: "s3.amazonaws.com", Secure: true}, "https://b.s3.amazonaws.com/rec/a%20b.m3u8"},
+		{S3Config{Endpoint: "s3.amazonaws.com", Secure: true, PathStyle: true}, "https://s3.amazonaws.com/b/rec/a%20b.m3u8"},
+	} {
+		c.cfg.AccessKey, c.cfg.SecretKey = "a", "b"
+		s, err := NewS3(c.cfg, "b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.ObjectURL("rec/a b.m3u8"); got != c.want {
+			t.Errorf("%+v: ObjectURL %q, want %q", c.cfg, got, c.want)
+		}
+	}
 	if contentType("a/b.m3u8") != "application/vnd.apple.mpegurl" || contentType("x.ts") != "video/mp2t" {
 		t.Fatal("content types")
 	}

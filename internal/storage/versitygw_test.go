@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/livrec/livrec/internal/testenv"
 )
 
 const (
@@ -25,34 +27,6 @@ const (
 	testSecret = "livrectestsecret123"
 	testBucket = "livrec-test"
 )
-
-// versitygwBinary finds versitygw: $LIVREC_VERSITYGW, then PATH, then the cache
-// .ci/install-versitygw uses. Tests needing it skip when there is none.
-func versitygwBinary(t testing.TB) string {
-	t.Helper()
-	if p := os.Getenv("LIVREC_VERSITYGW"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("LIVREC_VERSITYGW=%s: %v", p, err)
-		}
-		return p
-	}
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p
-	}
-	cache := os.Getenv("XDG_CACHE_HOME")
-	if cache == "" {
-		if h, err := os.UserHomeDir(); err == nil {
-			cache = filepath.Join(h, ".cache")
-		}
-	}
-	if p := filepath.Join(cache, "livrec", "versitygw-v1.8.0", "versitygw"); cache != "" {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Skip("versitygw not found: run .ci/install-versitygw and set LIVREC_VERSITYGW to the path it prints (or put versitygw on PATH)")
-	return ""
-}
 
 // vgw is a versitygw server on 127.0.0.1 with a posix backend, restartable on the same
 // port and directory.
@@ -68,7 +42,7 @@ type vgw struct {
 
 func startVersitygw(t testing.TB) *vgw {
 	t.Helper()
-	bin := versitygwBinary(t)
+	bin := testenv.Path(t, testenv.Versitygw)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

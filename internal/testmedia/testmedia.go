@@ -64,9 +64,6 @@ const (
 	AudioSampleRate = 44100
 )
 
-// ErrNoFFmpeg is returned (wrapped) when ffmpeg is not installed; tests should skip.
-var ErrNoFFmpeg = errors.New("testmedia: ffmpeg not found")
-
 // Spec describes a fixture.
 type Spec struct {
 	Video   string  // H264, H265, H265Legacy, MPEG4 or "" (no video)
@@ -133,8 +130,8 @@ func (s Spec) Name() string {
 
 // MakeFLV writes the fixture described by s into dir and returns its path. A file made
 // by an earlier call for the same Spec in dir is reused (files are written under a
-// temporary name and renamed when complete). The error wraps ErrNoFFmpeg if ffmpeg is
-// missing.
+// temporary name and renamed when complete). Tests call testenv.Require(t,
+// testenv.FFmpeg) first, so that a missing ffmpeg fails them the same way everywhere.
 func MakeFLV(dir string, s Spec) (string, error) {
 	s = s.withDefaults()
 	if err := s.validate(); err != nil {
@@ -146,7 +143,7 @@ func MakeFLV(dir string, s Spec) (string, error) {
 	}
 	ffmpeg, err := exec.LookPath("ffmpeg")
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrNoFFmpeg, err)
+		return "", fmt.Errorf("testmedia: %w (apt-get install ffmpeg, or run ./test)", err)
 	}
 	tmp, err := os.CreateTemp(dir, ".tmp-*-"+s.Name())
 	if err != nil {

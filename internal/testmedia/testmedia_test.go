@@ -14,14 +14,14 @@ import (
 
 	"github.com/livrec/livrec/internal/flv"
 	"github.com/livrec/livrec/internal/media"
+	"github.com/livrec/livrec/internal/testenv"
 )
 
-func makeOrSkip(t *testing.T, dir string, s Spec) string {
+// makeFLV is MakeFLV for a test that needs ffmpeg.
+func makeFLV(t *testing.T, dir string, s Spec) string {
 	t.Helper()
+	testenv.Require(t, testenv.FFmpeg)
 	path, err := MakeFLV(dir, s)
-	if errors.Is(err, ErrNoFFmpeg) {
-		t.Skip(err)
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestMakeFLV(t *testing.T) {
 			}
 			s := Spec{Video: v, Audio: a}
 			t.Run(s.Name(), func(t *testing.T) {
-				path := makeOrSkip(t, dir, s)
+				path := makeFLV(t, dir, s)
 				checkFixture(t, s.withDefaults(), readTags(t, path))
 			})
 		}
@@ -246,7 +246,7 @@ func checkVideoTags(t *testing.T, s Spec, tags []flv.Tag) {
 func TestMakeFLVOptions(t *testing.T) {
 	dir := t.TempDir()
 	s := Spec{Video: H265Legacy, Audio: AAC, Seconds: 1, Width: 192, Height: 108, FPS: 30, GOP: 10}
-	path := makeOrSkip(t, dir, s)
+	path := makeFLV(t, dir, s)
 	checkFixture(t, s, readTags(t, path))
 
 	// A second call reuses the file.
@@ -277,14 +277,11 @@ func TestMakeFLVOptions(t *testing.T) {
 // TestHEVCDecodable decodes the H.265 of the fixtures we write ourselves with ffmpeg: the
 // configuration record's parameter sets followed by every frame's NAL units, as Annex B.
 func TestHEVCDecodable(t *testing.T) {
-	ffprobe, err := exec.LookPath("ffprobe")
-	if err != nil {
-		t.Skip("ffprobe not found")
-	}
+	ffprobe := testenv.Path(t, testenv.FFprobe)
 	dir := t.TempDir()
 	for _, v := range []string{H265, H265Legacy} {
 		s := Spec{Video: v, Audio: MP3}.withDefaults()
-		tags := readTags(t, makeOrSkip(t, dir, s))
+		tags := readTags(t, makeFLV(t, dir, s))
 		var annexB []byte
 		sc := []byte{0, 0, 0, 1}
 		for _, tg := range tags {
@@ -328,7 +325,7 @@ func TestHEVCDecodable(t *testing.T) {
 // else is copied unchanged.
 func TestWobble(t *testing.T) {
 	dir := t.TempDir()
-	src := makeOrSkip(t, dir, Spec{Video: H264, Audio: AAC})
+	src := makeFLV(t, dir, Spec{Video: H264, Audio: AAC})
 	dst := filepath.Join(dir, "wobbly.flv")
 	if err := Wobble(src, dst, 12*time.Millisecond, 1); err != nil {
 		t.Fatal(err)

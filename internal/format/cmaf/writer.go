@@ -432,23 +432,6 @@ func (m *muxer) End(f *segment.File, set *segment.Set, e segment.End) error {
 	return m.flush(f)
 }
 
-// Pause completes the held samples (as End does at the end of a run: video one frame,
-// audio the previous sample spacing) and writes them as a fragment; the segment goes on, and audio
-// after a resume keeps its sample counter (segment.Muxer).
-func (m *muxer) Pause(f *segment.File, set *segment.Set, e segment.End) error {
-	for _, t := range set.State.(*setState).tracks {
-		if !t.held {
-			continue
-		}
-		dur := int64(t.lastDur)
-		if dur == 0 || t.kind == segment.Video {
-			dur = ticks(e.Frame[t.kind], t.timeScale)
-		}
-		m.complete(t, uint32(max(dur, 1)))
-	}
-	return m.flush(f)
-}
-
 // flush writes the completed samples as one fragment (moof+mdat) and hands it to the
 // operating system.
 func (m *muxer) flush(f *segment.File) error {

@@ -550,11 +550,19 @@ func finalize(ctx context.Context, st storage.Store, dir, key string, keyFn func
 	if err != nil {
 		return format.Result{}, fmt.Errorf("flvfile: write final file: %w", err)
 	}
-	if err := storage.StoreOnce(ctx, st, key, path); err != nil {
+	// A key another recording holds moves the file to the next free key (the same bytes
+	// are this file, stored by an earlier attempt).
+	used, err := storage.StoreUnique(ctx, st, key, path, true)
+	if err != nil {
 		return format.Result{}, fmt.Errorf("flvfile: store %q: %w", key, err)
 	}
+	if used != key {
+		log.Warn("flvfile: object key held by another object: stored under the next free key", "key", key, "stored_as", used)
+		s.Key = used // for a cleanup that a crash interrupts (best effort: the file is stored)
+		_ = saveState(dir, s, noSync)
+	}
 	removeWorkFiles(dir)
-	return format.Result{Key: key, Duration: dur, Bytes: size}, nil
+	return format.Result{Key: used, Duration: dur, Bytes: size}, nil
 }
 
 // Recover finalizes a file whose writer died (crash, kill -9) from its working directory:

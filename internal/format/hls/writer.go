@@ -172,16 +172,6 @@ func (m *tsMuxer) End(*segment.File, *segment.Set, segment.End) error {
 	return err
 }
 
-// Pause writes the batched audio and what the packetizer buffers, keeping the segment
-// open (segment.Muxer).
-func (m *tsMuxer) Pause(*segment.File, *segment.Set, segment.End) error {
-	err := m.flushAudio()
-	if ferr := m.mux.flush(); err == nil {
-		err = ferr
-	}
-	return err
-}
-
 // BuffersOutput declares that the packetizer is the segment files' write buffer
 // (segment.BufferingMuxer).
 func (m *tsMuxer) BuffersOutput() {}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -515,43 +516,52 @@ func TestStoreRetry(t *testing.T) {
 }
 
 // ErrExists is reported, the local file kept, never overwritten.
+// TestStoreExists: keys another recording holds (a segment, the playlist) are never
+// overwritten and never fail the file: the objects go to the next free keys, which the
+// playlist lists and the result reports.
 func TestStoreExists(t *testing.T) {
 	in := getInput(t, inH264AAC)
 	st := newDiskStore(t)
-	taken := st.Path(testSegmentKey(1, time.Time{}))
-	if err := os.MkdirAll(filepath.Dir(taken), 0o755); err != nil {
-		t.Fatal(err)
+	taken := []string{st.Path(testSegmentKey(1, time.Time{})), st.Path(testPlaylistKey)}
+	for _, p := range taken {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("someone else's"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := os.WriteFile(taken, []byte("someone else's"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	w, dir := newTestWriter(t, st, testSlice)
+	w, _ := newTestWriter(t, st, testSlice)
 	if err := w.SetTracks(in.Video, in.Audio); err != nil {
 		t.Fatal(err)
 	}
-	var errs int
 	for _, au := range in.AUs {
 		if err := w.WriteAU(au); err != nil {
-			if !errors.Is(err, storage.ErrExists) {
-				t.Fatalf("unexpected error %v", err)
-			}
-			errs++
+			t.Fatalf("WriteAU: %v", err)
 		}
 	}
-	if errs == 0 {
-		t.Fatal("ErrExists not reported by WriteAU")
+	res, err := w.Finish(context.Background(), testPlaylistKey)
+	if err != nil {
+		t.Fatalf("Finish: %v", err)
 	}
-	if _, err := w.Finish(context.Background(), testPlaylistKey); !errors.Is(err, storage.ErrExists) {
-		t.Fatalf("Finish: %v, want ErrExists", err)
+	for _, p := range taken {
+		if b, _ := os.ReadFile(p); string(b) != "someone else's" {
+			t.Errorf("existing object %s overwritten", p)
+		}
 	}
-	if b, _ := os.ReadFile(taken); string(b) != "someone else's" {
-		t.Error("existing object overwritten")
+	segKey := storage.ClashKey(testSegmentKey(1, time.Time{}), 1)
+	if res.PlaylistKey != storage.ClashKey(testPlaylistKey, 1) || len(res.Segments) < 2 || res.Segments[1].Key != segKey {
+		t.Fatalf("result: playlist %q, segments %+v; want the playlist and segment 1 under their _1 keys", res.PlaylistKey, res.Segments)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "seg000001.ts")); err != nil {
-		t.Errorf("local segment not kept: %v", err)
+	pl, err := os.ReadFile(st.Path(res.PlaylistKey))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := os.Stat(st.Path(testPlaylistKey)); !os.IsNotExist(err) {
-		t.Error("playlist stored despite a missing segment")
+	if !strings.Contains(string(pl), path.Base(segKey)+"\n") {
+		t.Errorf("playlist does not list %s:\n%s", segKey, pl)
+	}
+	if _, err := os.Stat(st.Path(segKey)); err != nil {
+		t.Errorf("segment 1 not stored under %s: %v", segKey, err)
 	}
 }
 

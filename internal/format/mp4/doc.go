@@ -45,12 +45,14 @@
 // version 1 only if one is negative).
 //
 // The file starts on a video keyframe: earlier video and all audio before it are
-// dropped, and so is audio that would play before the first picture (DTS < first PTS).
-// Audio-only files start at the first frame. The presentation starts at the first
-// picture: the video edit list (elst) skips the decoder delay of B-frames (media time =
-// the first composition offset), and the audio track starts with an empty edit as long
-// as its first frame plays after the first picture (less than one audio frame). So
-// ffprobe reports start_time 0 for video, the true offset for audio, and A/V stay in
+// dropped, and so is audio that ends before the first picture. The frame playing when
+// the first picture appears is kept (flv and m3u8 keep it too, so the files of one push
+// hold the same audio frames). Audio-only files start at the first frame. The
+// presentation starts at the first picture: the video edit list (elst) skips the decoder
+// delay of B-frames (media time = the first composition offset), and the audio edit list
+// either skips the head of that first frame (media time > 0) or, when the first frame
+// plays after the first picture, starts with an empty edit (less than one audio frame).
+// So ffprobe reports start_time 0 for video, the true offset for audio, and A/V stay in
 // sync. Duration is the longest track on that timeline.
 //
 // A Discontinuity (stitched resume) changes nothing in the timeline (the task's repaired

@@ -423,26 +423,40 @@ func feed(t testing.TB, w *Writer, aus []*media.AccessUnit) {
 }
 
 // kept returns the units the file must hold, in input order: video from the first
-// keyframe on; audio from the first frame that does not play before the first picture
-// (audio-only: everything).
+// keyframe on; audio from the first frame that still plays when the first picture
+// appears (it ends after it; it does not start before the first video DTS), audio-only:
+// everything.
 func kept(aus []*media.AccessUnit, hasVideo bool) (video, audio []*media.AccessUnit) {
 	started := !hasVideo
-	var p0 time.Duration
+	var origin, p0 time.Duration
 	for _, au := range aus {
 		if au.Track.Codec.IsVideo() {
 			if !started && au.Key {
-				started, p0 = true, au.PTS
+				started, origin, p0 = true, au.DTS, au.PTS
 			}
 			if started {
 				video = append(video, au)
 			}
 			continue
 		}
-		if started && (len(audio) > 0 || au.DTS >= p0) {
+		if started && (len(audio) > 0 || au.DTS >= origin && au.DTS+audioFrame(au.Track) > p0) {
 			audio = append(audio, au)
 		}
 	}
 	return video, audio
+}
+
+// audioFrame is the duration of one frame of an audio track (AAC: 1024 samples, MP3:
+// 1152, or 576 below 32 kHz).
+func audioFrame(t *media.Track) time.Duration {
+	n := 1024
+	if t.Codec == media.MP3 {
+		n = 1152
+		if t.SampleRate < 32000 {
+			n = 576
+		}
+	}
+	return time.Duration(n) * time.Second / time.Duration(t.SampleRate)
 }
 
 // mp4Payload is a unit's payload as the MP4 sample holds it.

@@ -81,20 +81,14 @@ func produce(ctx context.Context, store storage.Store, workDir string, x *index,
 	if err != nil {
 		return format.Result{}, fmt.Errorf("mp4: write %s: %w", out, err)
 	}
-	if err := storeFile(ctx, store, key, out); err != nil {
-		return format.Result{}, err
+	// An object with the same bytes is this file, stored by an earlier attempt that died
+	// before cleaning up; a key another recording holds moves the file to the next free key.
+	used, err := storage.StoreUnique(ctx, store, key, out, true)
+	if err != nil {
+		return format.Result{}, fmt.Errorf("mp4: store %s: %w", key, err)
 	}
 	removeWorkFiles(workDir)
-	return format.Result{Key: key, Duration: dur, Bytes: size}, nil
-}
-
-// storeFile stores path under key; an object with the same bytes (an earlier attempt
-// that died before cleaning up) counts as success (storage.StoreOnce).
-func storeFile(ctx context.Context, store storage.Store, key, path string) error {
-	if err := storage.StoreOnce(ctx, store, key, path); err != nil {
-		return fmt.Errorf("mp4: store %s: %w", key, err)
-	}
-	return nil
+	return format.Result{Key: used, Duration: dur, Bytes: size}, nil
 }
 
 // removeWorkFiles removes the working files: the journal first, so that a crash in

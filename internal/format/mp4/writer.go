@@ -308,9 +308,11 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 	ts := w.as
 	if isVideo {
 		ts = w.vs
-	} else if !ts.any && au.DTS < w.p0 {
-		// Not the gate's: the presentation starts at the first picture (edit lists), and
-		// audio before it would need a negative empty edit.
+	} else if !ts.any && (au.DTS < w.origin || au.DTS+ticksToDur(ts.defDur, ts.timescale) <= w.p0) {
+		// Not the gate's: the presentation starts at the first picture (edit lists). The
+		// frame playing when it appears is kept (its edit skips the head; dropping it lost
+		// one audio frame of every file whose audio starts before the picture); earlier
+		// audio would need a negative empty edit.
 		w.gate.Wait(au, "audio before the first picture")
 		return nil
 	}

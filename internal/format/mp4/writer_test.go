@@ -111,7 +111,7 @@ func checkFile(t *testing.T, in *input, name, path string, res format.Result) {
 	for _, s := range probed {
 		want := time.Duration(0)
 		if s.kind == "audio" && len(audio) > 0 {
-			want = audio[0].DTS - p0
+			want = max(audio[0].DTS-p0, 0)
 		}
 		if absDur(s.start-want) > time.Millisecond {
 			t.Errorf("%s start_time %v, want %v", s.kind, s.start, want)
@@ -153,10 +153,17 @@ func checkFile(t *testing.T, in *input, name, path string, res format.Result) {
 		if tr.Codec.IsVideo() {
 			want = [][2]int64{{segDur, int64(tr.Samples[0].PTSOffset)}}
 		} else {
-			if empty := durToTicks(audio[0].DTS-p0, movieTimescale); empty > 0 {
+			// A first frame that starts before the first picture plays from there on.
+			off := audio[0].DTS - p0
+			if empty := durToTicks(off, movieTimescale); empty > 0 {
 				want = append(want, [2]int64{empty, -1})
 			}
-			want = append(want, [2]int64{segDur, 0})
+			var skip int64
+			if off < 0 {
+				skip = durToTicks(-off, tr.TimeScale)
+				segDur -= durToTicks(-off, movieTimescale)
+			}
+			want = append(want, [2]int64{segDur, skip})
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("track %d: edit list %v, want %v", tr.ID, got, want)
@@ -490,8 +497,8 @@ func TestNoMedia(t *testing.T) {
 	}
 }
 
-// An object with other content under the key: an error, the local files stay for a
-// retry with another key.
+// An object with other content under the key (another recording rendered the same key):
+// it stays, and the file is stored under the next free key, which the result reports.
 func TestStoreExistsDifferent(t *testing.T) {
 	in := getInput(t, inAACOnly)
 	st := newDiskStore(t)
@@ -501,20 +508,57 @@ func TestStoreExistsDifferent(t *testing.T) {
 	if err := os.WriteFile(st.Path(testKey), []byte("other"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	w, dir := newTestWriter(t, st)
+	w, _ := newTestWriter(t, st)
 	if err := w.SetTracks(nil, in.audio); err != nil {
 		t.Fatal(err)
 	}
 	feed(t, w, in.aus)
-	if _, err := w.Finish(context.Background(), testKey); !errors.Is(err, storage.ErrExists) {
+	res, err := w.Finish(context.Background(), testKey)
+	if err != nil {
 		t.Fatalf("Finish onto another object: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, workName)); err != nil {
-		t.Errorf("working file gone after a failed store: %v", err)
+	if want := storage.ClashKey(testKey, 1); res.Key != want {
+		t.Fatalf("stored under %q, want %q", res.Key, want)
 	}
-	res, err := w.Finish(context.Background(), "other.mp4")
-	if err != nil {
-		t.Fatal(err)
+	if b, _ := os.ReadFile(st.Path(testKey)); string(b) != "other" {
+		t.Error("the other object was overwritten")
 	}
-	checkFile(t, in, inAACOnly, st.Path("other.mp4"), res)
+	checkFile(t, in, inAACOnly, st.Path(res.Key), res)
+}
+
+// TestAudioFrameAtFirstPicture: the audio frame that is playing when the first picture
+// appears (it starts before it, B-frames delay the picture) is kept, so the file holds
+// every audio frame of the input from the first video keyframe on, as flv and m3u8 do;
+// the edit list skips the part of it before the picture.
+func TestAudioFrameAtFirstPicture(t *testing.T) {
+	in := getInput(t, inH264AAC)
+	var origin, p0 time.Duration
+	started, across := false, false
+	want := 0
+	for _, au := range in.aus {
+		if au.Track.Codec.IsVideo() {
+			if !started && au.Key {
+				started, origin, p0 = true, au.DTS, au.PTS
+			}
+			continue
+		}
+		if !started || au.DTS < origin {
+			continue
+		}
+		end := au.DTS + 1024*time.Second/time.Duration(au.Track.SampleRate)
+		if end <= p0 {
+			continue // plays wholly before the first picture
+		}
+		across = across || au.DTS < p0
+		want++
+	}
+	if !across {
+		t.Fatalf("the input has no audio frame across the first picture (%v): the test proves nothing", p0)
+	}
+	_, path, _ := recordAll(t, inH264AAC)
+	for _, s := range probeStreams(t, path) {
+		if s.kind == "audio" && s.frames != want {
+			t.Errorf("audio: %d frames in the mp4, the input has %d from the first keyframe on", s.frames, want)
+		}
+	}
 }

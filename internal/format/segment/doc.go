@@ -32,8 +32,10 @@
 // storage.Store; an initialization segment (Config.InitKey set) is written atomically when
 // its track set first opens a segment and stored with the segments. Config.NoSync (offline
 // conversion) leaves out every fsync: segments, journal and playlists. A failed store keeps
-// the local file and is retried at the next segment boundary and at Finish; ErrExists is
-// reported as an error (livrec never overwrites) and the local file is kept as well.
+// the local file and is retried at the next segment boundary and at Finish. A key that
+// another object holds (two recordings rendered the same key) is never overwritten: the
+// object goes to the first free alternative (storage.ClashKey: "_1", "_2" before the
+// extension), and the playlists list it there.
 //
 // At every segment boundary the writer atomically rewrites (temp file, fsync, rename)
 // journal.json: initialization segments, segments done (key, duration, wall start,

@@ -152,76 +152,84 @@ type logger interface {
 
 // object is a working file to store under a key.
 type object struct {
-	key, file string
-	stored    *bool
+	key    *string // the key, changed to the one used when another object held it
+	file   string
+	stored *bool
+	isMap  bool
 }
 
 func objects(segs []*segState, maps []*mapState) []object {
 	objs := make([]object, 0, len(segs)+len(maps))
 	for _, m := range maps {
-		objs = append(objs, object{m.key, m.file, &m.stored})
+		objs = append(objs, object{&m.key, m.file, &m.stored, true})
 	}
 	for _, s := range segs {
-		objs = append(objs, object{s.Key, s.file, &s.stored})
+		objs = append(objs, object{&s.Key, s.file, &s.stored, false})
 	}
 	return objs
 }
 
-// storeObjects stores every object not stored yet. A failure other than ErrExists is
-// logged and left for a retry; ErrExists is returned (joined) as an error. Files missing
-// from dir are taken as stored when assumeMissingStored is set (Recover: the store moves
-// the file, so a crash after the move but before the journal update leaves exactly that
-// state).
-func storeObjects(ctx context.Context, st storage.Store, dir string, objs []object,
-	log logger, assumeMissingStored bool) (changed bool, existsErr error, lastErr error) {
+// storeObjects stores every object not stored yet. A key another object holds (two
+// recordings rendered the same key) is replaced by the first free alternative
+// (storage.StoreUnique): the object's key changes, and so do the map keys of the segments
+// in segs when an initialization segment moved; renamed reports each such move. A failure
+// is logged and left for a retry. Files missing from dir are taken as stored when
+// recovering (the store moves the file, so a crash after the move but before the journal
+// update leaves exactly that state); a recovery also takes an object holding the same
+// bytes as stored by an earlier attempt.
+func storeObjects(ctx context.Context, st storage.Store, dir string, objs []object, segs []*segState,
+	log logger, recovering bool, renamed func(from, to string)) (changed bool, lastErr error) {
 	for _, o := range objs {
 		if *o.stored {
 			continue
 		}
 		p := filepath.Join(dir, o.file)
-		if assumeMissingStored {
+		if recovering {
 			if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-				log.Warn("working file gone, assuming it was stored", "key", o.key)
+				log.Warn("working file gone, assuming it was stored", "key", *o.key)
 				*o.stored, changed = true, true
 				continue
 			}
 		}
-		err := storeChecked(ctx, st, o.key, p, assumeMissingStored)
-		switch {
-		case err == nil:
-			*o.stored, changed = true, true
-		case errors.Is(err, storage.ErrExists):
-			log.Error("object key already exists, local file kept", "key", o.key, "file", p)
-			existsErr = errors.Join(existsErr, fmt.Errorf("store %q: %w", o.key, err))
+		used, err := storage.StoreUnique(ctx, st, *o.key, p, recovering)
+		if err != nil {
+			log.Warn("store failed, will retry", "key", used, "err", err)
 			lastErr = err
-		default:
-			log.Warn("store failed, will retry", "key", o.key, "err", err)
-			lastErr = err
+			continue
 		}
+		if used != *o.key {
+			log.Warn("object key held by another object: stored under the next free key", "key", *o.key, "stored_as", used)
+			from := *o.key
+			*o.key = used
+			if o.isMap {
+				for _, s := range segs {
+					if s.MapKey == from {
+						s.MapKey = used
+					}
+				}
+			}
+			if renamed != nil {
+				renamed(from, used)
+			}
+		}
+		*o.stored, changed = true, true
 	}
-	return changed, existsErr, lastErr
-}
-
-// storeChecked stores the file at p under key. With sameIsOK, an ErrExists for an object
-// holding the same bytes counts as success (see storage.StoreOnce).
-func storeChecked(ctx context.Context, st storage.Store, key, p string, sameIsOK bool) error {
-	if sameIsOK {
-		return storage.StoreOnce(ctx, st, key, p)
-	}
-	return st.Store(ctx, key, p)
+	return changed, lastErr
 }
 
 // storePending stores the closed segments (and initialization segments) and refreshes
-// the live playlist when something was stored. It returns only ErrExists failures.
-func (w *Writer) storePending(ctx context.Context) error {
-	changed, existsErr, _ := storeObjects(ctx, w.cfg.Store, w.cfg.WorkDir, objects(w.segs, w.maps), w.log, false)
+// the live playlist when something was stored. A failed store is retried at the next
+// segment boundary and at Finish.
+func (w *Writer) storePending(ctx context.Context) {
+	changed, _ := storeObjects(ctx, w.cfg.Store, w.cfg.WorkDir, objects(w.segs, w.maps), w.segs, w.log, false,
+		func(from, to string) {
+			if w.cur != nil && w.cur.MapKey == from {
+				w.cur.MapKey = to
+			}
+		})
 	if changed {
 		w.writeLive()
 	}
-	if existsErr != nil {
-		existsErr = w.cfg.errorf("%w", existsErr)
-	}
-	return existsErr
 }
 
 // writeLive rewrites live.m3u8: an EVENT playlist of the longest stored prefix (segments
@@ -350,11 +358,8 @@ func (f *finalizer) errorf(format string, args ...any) error {
 // working files.
 func (f *finalizer) run(ctx context.Context, segs []*segState, maps []*mapState, playlistKey string) (Result, error) {
 	objs := objects(segs, maps)
-	if _, existsErr, lastErr := storeObjects(ctx, f.st, f.dir, objs, f.log, f.recovering); lastErr != nil {
+	if _, lastErr := storeObjects(ctx, f.st, f.dir, objs, segs, f.log, f.recovering, nil); lastErr != nil {
 		_ = f.journal()
-		if existsErr != nil {
-			return Result{}, f.errorf("%w", existsErr)
-		}
 		return Result{}, f.errorf("store segments: %w", lastErr)
 	}
 	if err := f.journal(); err != nil {
@@ -365,12 +370,17 @@ func (f *finalizer) run(ctx context.Context, segs []*segState, maps []*mapState,
 		return Result{}, f.errorf("playlist: %w", err)
 	}
 	// An equal playlist already under the key was stored by an earlier attempt of this
-	// very file (the key was journaled before), so it counts as stored.
-	if err := storeChecked(ctx, f.st, playlistKey, filepath.Join(f.dir, playlistName), true); err != nil {
+	// very file (the key was journaled before), so it counts as stored; another one moves
+	// this one to the next free key, in the same directory (the relative URIs hold).
+	used, err := storage.StoreUnique(ctx, f.st, playlistKey, filepath.Join(f.dir, playlistName), true)
+	if err != nil {
 		return Result{}, f.errorf("store playlist %q: %w", playlistKey, err)
 	}
+	if used != playlistKey {
+		f.log.Warn("playlist key held by another object: stored under the next free key", "key", playlistKey, "stored_as", used)
+	}
 
-	res := Result{PlaylistKey: playlistKey, PlaylistBytes: int64(len(b)), Recovered: f.recovering}
+	res := Result{PlaylistKey: used, PlaylistBytes: int64(len(b)), Recovered: f.recovering}
 	res.Bytes = res.PlaylistBytes
 	for _, m := range maps {
 		res.Bytes += m.bytes
@@ -404,4 +414,36 @@ func removeWorkFiles(dir string, segs []*segState, maps []*mapState, extra strin
 	for _, n := range names {
 		_ = os.Remove(filepath.Join(dir, n))
 	}
+}
+
+// EndedLive returns the last form of the live playlist of a finished file: its VOD
+// playlist vod, stored under vodKey, with the live playlist's URIs (uri(key), as
+// Config.SegmentURI) and type (EVENT). A player that followed the live playlist then
+// reads the same segments under the same URIs, and the #EXT-X-ENDLIST.
+func EndedLive(vod []byte, vodKey string, uri func(key string) string) []byte {
+	dir := path.Dir(vodKey)
+	abs := func(rel string) string {
+		if u, err := url.PathUnescape(rel); err == nil {
+			rel = u
+		}
+		return uri(path.Join(dir, rel))
+	}
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(string(vod), "\n") {
+		text := strings.TrimRight(line, "\r\n")
+		switch {
+		case text == "#EXT-X-PLAYLIST-TYPE:VOD":
+			text = "#EXT-X-PLAYLIST-TYPE:EVENT"
+		case strings.HasPrefix(text, `#EXT-X-MAP:URI="`):
+			rel, rest, _ := strings.Cut(strings.TrimPrefix(text, `#EXT-X-MAP:URI="`), `"`)
+			text = `#EXT-X-MAP:URI="` + abs(rel) + `"` + rest
+		case text != "" && !strings.HasPrefix(text, "#"):
+			text = abs(text)
+		}
+		b.WriteString(text)
+		if strings.HasSuffix(line, "\n") {
+			b.WriteString("\n")
+		}
+	}
+	return []byte(b.String())
 }

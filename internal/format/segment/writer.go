@@ -165,10 +165,6 @@ type Muxer interface {
 	Write(f *File, s *Set, k Kind, au *media.AccessUnit, out time.Duration) error
 	// End writes what the muxer still holds for the segment.
 	End(f *File, s *Set, e End) error
-	// Pause writes what the muxer holds back (media waiting for a fragment, batched
-	// audio, its own buffer) into the open segment, which goes on afterwards: the file is
-	// then a recoverable prefix of every unit written. e.Next is -1.
-	Pause(f *File, s *Set, e End) error
 }
 
 // BufferingMuxer is a Muxer that buffers its output itself and hands File.Write pieces
@@ -232,7 +228,7 @@ type openSeg struct {
 	segState
 	f        *File
 	firstDTS time.Duration // input DTS of the unit that opened the segment
-	firstPTS time.Duration // and its PTS
+	cts0     time.Duration // PTS−DTS of the lead unit that opened it
 	outStart time.Duration // output time of firstDTS
 	runStart bool          // first segment of a continuous run
 	whole    int64         // bytes of the file synced whole at a pause (journaled)
@@ -266,8 +262,11 @@ type Writer struct {
 	resumeAudio int8          // after a resume: 0 undecided, 1 audio goes on in the open segment, -1 it waits
 	doneDur     time.Duration // sum of the closed segments' durations
 	liveStored  int           // segments listed in live.m3u8
-	finished    bool
-	gate        format.Gate
+	// early is the audio of a resumed publish that arrived before its keyframe while no
+	// segment was open (EndRun closed the run): it opens the new run with that keyframe.
+	early    []media.AccessUnit
+	finished bool
+	gate     format.Gate
 }
 
 // New validates cfg and returns a Writer using m. Nothing is written until the first
@@ -386,41 +385,33 @@ func (w *Writer) Discontinuity() {
 	w.gate.Resume()
 }
 
-// Pause implements format.Pauser: the open segment gets everything the muxer and the
-// buffer hold, and sync fsyncs it and then journals its size as whole (a torn end is
-// cut at recovery, but a whole one need not lose its last frame). The segment stays
-// open for a resume. Every closed segment is synced already.
-func (w *Writer) Pause() func() error {
+// EndRun ends the open segment now, as the end of a run: it is completed, stored and
+// listed in the live playlist, so a player following it gets everything received so far
+// while the input pauses (the stitch window of a publish that ended). A resume opens a new
+// run (Discontinuity) at its first keyframe; its audio received before that keyframe is
+// held and opens the run with it, so a stitch loses no sound.
+func (w *Writer) EndRun() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.finished || w.cur == nil {
 		return nil
 	}
-	err := w.mux.Pause(w.cur.f, w.muxSet, w.endInfo(-1))
-	if err == nil {
-		err = w.cur.f.Flush()
+	err := w.closeCurrent(-1, false)
+	w.pendingDisc = true
+	w.storePending(context.Background())
+	if jerr := w.writeJournal(""); jerr != nil {
+		w.log.Error("journal write failed", "err", jerr)
 	}
-	if err != nil {
-		w.log.Error("segment write at pause failed", "segment", w.cur.seq, "err", err)
-		return nil
+	return err
+}
+
+// Pause implements format.Pauser: the publish ended, the run ends (EndRun). Nothing is
+// left to sync: a closed segment is synced before it is stored.
+func (w *Writer) Pause() func() error {
+	if err := w.EndRun(); err != nil {
+		w.log.Error("ending the segment at pause", "err", err)
 	}
-	if w.cfg.NoSync {
-		return nil
-	}
-	cur, whole := w.cur, w.cur.f.n
-	fsync := format.SyncLater(cur.f.f.Name())
-	return func() error {
-		if err := fsync(); err != nil {
-			return fmt.Errorf("%s: %w", w.cfg.Name, err)
-		}
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if w.finished || w.cur != cur {
-			return nil // the segment was closed since: synced and journaled complete
-		}
-		cur.whole = whole
-		return w.writeJournal("")
-	}
+	return nil
 }
 
 // Duration returns the media duration recorded so far: the finished segments plus the
@@ -437,9 +428,10 @@ func (w *Writer) Duration() time.Duration {
 
 // WriteAU writes one access unit. Units that cannot be written (before the first
 // keyframe, video after a resume until a keyframe and audio that does not continue the
-// open segment, empty units, DTS going backwards) are dropped and logged, not reported. Errors are returned for misuse (no SetTracks, a unit of an
-// unknown track), I/O failures, and a segment that could not be stored because its key
-// exists (storage.ErrExists; the local file is kept).
+// open segment, empty units, DTS going backwards) are dropped and logged, not reported.
+// Errors are returned for misuse (no SetTracks, a unit of an unknown track) and I/O
+// failures. A segment whose key another object holds is stored under the next free key
+// (storage.StoreUnique), and listed under it.
 func (w *Writer) WriteAU(au *media.AccessUnit) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -473,14 +465,11 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 	}
 	canOpen := set == eff && format.CanStart(au, eff.Video != nil)
 
-	var storeErr error
 	switch {
 	case w.cur == nil || w.pendingDisc || w.pending != nil:
 		// Waiting for a unit that opens a segment.
 		if canOpen {
-			var err error
-			storeErr, err = w.openSegment(au)
-			if err != nil {
+			if err := w.openSegment(au); err != nil {
 				return err
 			}
 			break
@@ -490,6 +479,10 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 		// carries: during a track change the old set's units and audio of unchanged
 		// parameters; after a resume only audio that continues it.
 		if w.cur == nil {
+			if w.pendingDisc && kind == Audio && set == eff && len(w.early) < maxEarly {
+				w.early = append(w.early, *au) // a resume after EndRun: see openSegment
+				return nil
+			}
 			w.gate.Wait(au, "waiting for a keyframe")
 			return nil
 		}
@@ -506,25 +499,42 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 		}
 	default:
 		if canOpen && au.DTS-w.cur.firstDTS >= w.cfg.SliceDuration {
-			var err error
-			storeErr, err = w.openSegment(au)
-			if err != nil {
+			if err := w.openSegment(au); err != nil {
 				return err
 			}
 		}
 	}
 
+	if err := w.write(set, kind, au); err != nil {
+		return err
+	}
+	// The resumed publish's audio that came before this keyframe (its run starts there).
+	early := w.early
+	w.early = w.early[:0]
+	for i := range early {
+		if err := w.write(w.muxSet, Audio, &early[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxEarly bounds the audio held for a run's first keyframe (about 6 s of AAC).
+const maxEarly = 256
+
+// write muxes an admitted unit into the open segment.
+func (w *Writer) write(set *Set, kind Kind, au *media.AccessUnit) error {
 	cur := w.cur
 	if cur.runStart && au.DTS < cur.firstDTS {
 		// Not the gate's: each run has its own timeline, which starts at the unit that
 		// opened it; audio decoded before that picture is not part of the file.
 		w.gate.Wait(au, "before the opening keyframe")
-		return storeErr
+		return nil
 	}
 	out := cur.outStart + (au.DTS - cur.firstDTS)
 	if err := w.mux.Write(cur.f, set, kind, au, out); err != nil {
 		w.dropCurrent()
-		return errors.Join(storeErr, w.cfg.errorf("write segment %d: %w", cur.seq, err))
+		return w.cfg.errorf("write segment %d: %w", cur.seq, err)
 	}
 	if cur.count[kind] > 0 {
 		cur.delta[kind] = au.DTS - cur.last[kind]
@@ -533,7 +543,7 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 	cur.maxPTS[kind] = max(cur.maxPTS[kind], au.PTS)
 	cur.count[kind]++
 	w.gate.Wrote(au)
-	return storeErr
+	return nil
 }
 
 // audioContinues decides, at the first audio unit after a resume, whether the audio until
@@ -604,7 +614,7 @@ func (w *Writer) curDurationCont(nextFirst time.Duration, continuous bool) (time
 	// A run cut inside a group of pictures (media dropped on a full disk) may end with a
 	// picture presented after the pictures that were not written: the segment lasts
 	// until it is shown, so the next run's pictures come after it.
-	if p := c.maxPTS[k] - c.firstPTS + w.frameDuration(k); p > d {
+	if p := c.maxPTS[k] - c.cts0 - c.firstDTS + w.frameDuration(k); p > d {
 		d = p
 	}
 	// The end of a run (a resume follows, or the file ends): the segment lasts until the
@@ -710,15 +720,15 @@ func (w *Writer) discard(c *openSeg) {
 }
 
 // openSegment closes the current segment (if any), opens the next one starting with au,
-// stores what is pending and rewrites the journal and live playlist. storeErr reports an
-// object that could not be stored because its key exists; err is fatal for this unit.
-func (w *Writer) openSegment(au *media.AccessUnit) (storeErr, err error) {
+// stores what is pending and rewrites the journal and live playlist. An error is fatal
+// for this unit.
+func (w *Writer) openSegment(au *media.AccessUnit) error {
 	newRun := w.cur == nil || w.pendingDisc
 	disc := len(w.segs) > 0 || w.cur != nil
 	disc = disc && (w.pendingDisc || w.pending != nil || w.muxSet != w.active)
 	if w.cur != nil {
 		if err := w.closeCurrent(au.DTS, !w.pendingDisc); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if w.pending != nil {
@@ -729,7 +739,7 @@ func (w *Writer) openSegment(au *media.AccessUnit) (storeErr, err error) {
 		if err := w.newInit(au); err != nil {
 			// The media until the next segment opens is lost: mark the gap.
 			w.pendingDisc = len(w.segs) > 0
-			return nil, err
+			return err
 		}
 	}
 
@@ -740,9 +750,19 @@ func (w *Writer) openSegment(au *media.AccessUnit) (storeErr, err error) {
 	f, err := os.OpenFile(filepath.Join(w.cfg.WorkDir, file), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		w.pendingDisc = len(w.segs) > 0
-		return nil, w.cfg.errorf("create segment: %w", err)
+		return w.cfg.errorf("create segment: %w", err)
 	}
 	w.nextSeq++
+	// A run whose audio came ahead of its keyframe starts with that audio: the segment's
+	// timeline begins at the earliest unit, and the keyframe follows a little into it.
+	firstDTS := au.DTS
+	if newRun {
+		for i := range w.early {
+			firstDTS = min(firstDTS, w.early[i].DTS)
+		}
+	} else {
+		w.early = w.early[:0]
+	}
 	c := &openSeg{
 		segState: segState{
 			Segment: Segment{Key: key, Start: start, Discontinuity: disc},
@@ -750,8 +770,8 @@ func (w *Writer) openSegment(au *media.AccessUnit) (storeErr, err error) {
 			file:    file,
 		},
 		f:        &File{f: f},
-		firstDTS: au.DTS,
-		firstPTS: au.PTS,
+		firstDTS: firstDTS,
+		cts0:     au.PTS - au.DTS,
 		outStart: w.doneDur,
 		runStart: newRun,
 	}
@@ -765,15 +785,15 @@ func (w *Writer) openSegment(au *media.AccessUnit) (storeErr, err error) {
 	w.pendingDisc = false
 	w.muxSet = w.active
 	if err := w.mux.Begin(c.f, w.active, changed); err != nil {
-		return nil, w.cfg.errorf("begin segment: %w", err)
+		return w.cfg.errorf("begin segment: %w", err)
 	}
 
-	storeErr = w.storePending(context.Background())
+	w.storePending(context.Background())
 	if err := w.writeJournal(""); err != nil {
 		// The recording goes on; only crash recovery of this segment is at risk.
 		w.log.Error("journal write failed", "err", err)
 	}
-	return storeErr, nil
+	return nil
 }
 
 // newInit writes the initialization segment of the active set.

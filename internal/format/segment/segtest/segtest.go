@@ -29,6 +29,7 @@ import (
 	"github.com/livrec/livrec/internal/format/segment"
 	"github.com/livrec/livrec/internal/media"
 	"github.com/livrec/livrec/internal/storage"
+	"github.com/livrec/livrec/internal/testenv"
 )
 
 // ---------------------------------------------------------------------------------------
@@ -136,14 +137,10 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// RequireFFmpeg skips the test if ffmpeg or ffprobe is missing.
+// RequireFFmpeg fails the test if ffmpeg or ffprobe is missing (see testenv.Require).
 func RequireFFmpeg(t testing.TB) {
 	t.Helper()
-	for _, bin := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s not installed", bin)
-		}
-	}
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 }
 
 // Input is a demuxed test recording.
