@@ -1,18 +1,16 @@
 package e2e
 
 import (
-	"context"
 	"errors"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/livrec/livrec/internal/rtmp"
 	"github.com/livrec/livrec/internal/testenv"
 )
 
@@ -31,7 +29,7 @@ func smallDisk(t *testing.T, sizeMiB int) string {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+itoa(sizeMiB)+"m", "tmpfs", dir).CombinedOutput(); err != nil {
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.Itoa(sizeMiB)+"m", "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Fatalf("mount tmpfs: %v\n%s", err, out)
 	}
 	t.Cleanup(func() {
@@ -40,21 +38,6 @@ func smallDisk(t *testing.T, sizeMiB int) string {
 		}
 	})
 	return dir
-}
-
-func itoa(n int) string { return fmtInt(int64(n)) }
-
-func fmtInt(n int64) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
 }
 
 // fill writes a file at path until the file system is full.
@@ -108,22 +91,7 @@ rules:
     delayTime: 15
     recordFormats: [{format: cmaf, sliceDuration: 5}]
 `)
-	var wg sync.WaitGroup
-	for _, app := range []string{"a", "b"} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p, err := rtmp.Publish(context.Background(), s.rtmpURL(app, "full"), rtmp.PublishOptions{})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			if _, err := p.WriteAll(context.Background(), openFLV(t, src), true); err != nil {
-				t.Error(err)
-			}
-			p.Close()
-		}()
-	}
+	wg := pushRealTime(t, s, src, "full", "a", "b")
 	filler := filepath.Join(data, "filler")
 	time.Sleep(fillAt * time.Second)
 	fill(t, filler)
