@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 
 	"github.com/livrec/livrec/internal/catalog"
@@ -130,10 +129,7 @@ func benchRemux(b *testing.B, rs []rules.Rule) {
 // Run: go test -run '^$' -bench EndTogether -benchtime 1x ./internal/record
 // (LIVREC_BENCH_STREAMS overrides n, 300 by default.)
 func BenchmarkEndTogether(b *testing.B) {
-	n := 300
-	if s := os.Getenv("LIVREC_BENCH_STREAMS"); s != "" {
-		n, _ = strconv.Atoi(s)
-	}
+	n := envInt("LIVREC_BENCH_STREAMS", 300)
 	tags, size, span := benchTags(b)
 	rounds := int((3<<20)/size) + 1
 	for _, fs := range [][]rules.Format{{rules.FLV, rules.M3U8}, {rules.M3U8}, {rules.FLV}} {
