@@ -471,15 +471,20 @@ func (c *Catalog) ListTasks(ctx context.Context, q TaskQuery) ([]Task, error) {
 
 // MarkUploaded records that the object key reached the bucket. A file row with that key
 // is flagged now; a row that gets the key later (the upload can beat the catalog update)
-// is flagged by UpdateFile, from uploaded_objects.
+// is flagged by UpdateFile, from uploaded_objects. The key is noted before the rows are
+// looked at: noted after a search that found none, an UpdateFile running in between
+// (another goroutine: the recorder's catalog queue) would see neither and the flag would
+// be lost. The note goes once a row carries the flag.
 func (c *Catalog) MarkUploaded(ctx context.Context, bucket, key string) error {
+	if _, err := c.db.ExecContext(ctx, `INSERT OR IGNORE INTO uploaded_objects(bucket, key) VALUES(?, ?)`, bucket, key); err != nil {
+		return err
+	}
 	res, err := c.db.ExecContext(ctx, `UPDATE files SET uploaded=1 WHERE oss_bucket=? AND key=? AND key<>''`, bucket, key)
 	if err != nil {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n > 0 {
-		return nil
+		_, err = c.db.ExecContext(ctx, `DELETE FROM uploaded_objects WHERE bucket=? AND key=?`, bucket, key)
 	}
-	_, err = c.db.ExecContext(ctx, `INSERT OR IGNORE INTO uploaded_objects(bucket, key) VALUES(?, ?)`, bucket, key)
 	return err
 }
