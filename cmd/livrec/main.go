@@ -116,6 +116,8 @@ func serve(args []string) error {
 		RTMPMaxConnsPerAddr:   cfg.RTMPMaxConnsPerAddr,
 		RTMPPublishDeadline:   time.Duration(cfg.RTMPPublishDeadline) * time.Second,
 		ReservedFDs:           cfg.ReservedFDs,
+		HTTPMaxConns:          cfg.HTTPMaxConns,
+		HTTPMaxConnsPerAddr:   cfg.HTTPMaxConnsPerAddr,
 		AllowPrivateCallbacks: cfg.AllowPrivateCallbacks,
 		CallbackAllowList:     cfg.CallbackAllowList,
 

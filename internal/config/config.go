@@ -40,6 +40,8 @@ const (
 	DefaultRTMPMaxConnsPerAddr = 64
 	DefaultRTMPPublishDeadline = 10 // seconds
 	DefaultReservedFDs         = 256
+	DefaultHTTPMaxConns        = 1024
+	DefaultHTTPMaxConnsPerAddr = 64
 )
 
 // Allowed range of callbackRetention: the history is pruned hourly, so less than an
@@ -121,6 +123,10 @@ type Config struct {
 	// ReservedFDs file descriptors are kept for recording, the catalog and the HTTP
 	// server: RTMP connections are also capped at the descriptor limit minus these.
 	ReservedFDs int `yaml:"reservedFds"`
+	// HTTPMaxConns caps the open HTTP connections (API, console, files, live playlists)
+	// and HTTPMaxConnsPerAddr those from one client IP address.
+	HTTPMaxConns        int `yaml:"httpMaxConns"`
+	HTTPMaxConnsPerAddr int `yaml:"httpMaxConnsPerAddr"`
 	// AllowPrivateCallbacks lets notifyUrl / onDemandUrl reach loopback, private,
 	// link-local (metadata) and other non-public addresses; CallbackAllowList allows
 	// only the CIDRs, IP addresses and host names listed.
@@ -299,6 +305,8 @@ func Parse(data []byte) (*Config, error) {
 		{"rtmpMaxConnsPerAddr", &c.RTMPMaxConnsPerAddr, DefaultRTMPMaxConnsPerAddr, 1, 1 << 20, "connections"},
 		{"rtmpPublishDeadline", &c.RTMPPublishDeadline, DefaultRTMPPublishDeadline, 1, 300, "seconds"},
 		{"reservedFds", &c.ReservedFDs, DefaultReservedFDs, 0, 1 << 20, "file descriptors"},
+		{"httpMaxConns", &c.HTTPMaxConns, DefaultHTTPMaxConns, 1, 1 << 20, "connections"},
+		{"httpMaxConnsPerAddr", &c.HTTPMaxConnsPerAddr, DefaultHTTPMaxConnsPerAddr, 1, 1 << 20, "connections"},
 	}
 	for _, l := range limits {
 		if lookup(doc, l.field) == nil {

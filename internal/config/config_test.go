@@ -308,16 +308,17 @@ func TestLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.RTMPMaxConns != DefaultRTMPMaxConns || c.RTMPMaxConnsPerAddr != DefaultRTMPMaxConnsPerAddr ||
-		c.RTMPPublishDeadline != DefaultRTMPPublishDeadline || c.ReservedFDs != DefaultReservedFDs || c.AllowPrivateCallbacks {
+		c.RTMPPublishDeadline != DefaultRTMPPublishDeadline || c.ReservedFDs != DefaultReservedFDs || c.AllowPrivateCallbacks ||
+		c.HTTPMaxConns != DefaultHTTPMaxConns || c.HTTPMaxConnsPerAddr != DefaultHTTPMaxConnsPerAddr {
 		t.Errorf("defaults: %+v", c)
 	}
-	c, err = Parse([]byte("rtmpMaxConns: 100\nrtmpMaxConnsPerAddr: 5\nrtmpPublishDeadline: 3\nreservedFds: 0\n" +
+	c, err = Parse([]byte("rtmpMaxConns: 100\nrtmpMaxConnsPerAddr: 5\nrtmpPublishDeadline: 3\nreservedFds: 0\nhttpMaxConns: 50\nhttpMaxConnsPerAddr: 4\n" +
 		"allowPrivateCallbacks: true\ncallbackAllowList: [10.0.0.0/8, 192.168.1.7, hooks.internal]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.RTMPMaxConns != 100 || c.RTMPMaxConnsPerAddr != 5 || c.RTMPPublishDeadline != 3 || c.ReservedFDs != 0 ||
-		!c.AllowPrivateCallbacks || len(c.CallbackAllowList) != 3 {
+		c.HTTPMaxConns != 50 || c.HTTPMaxConnsPerAddr != 4 || !c.AllowPrivateCallbacks || len(c.CallbackAllowList) != 3 {
 		t.Errorf("set: %+v", c)
 	}
 	for data, field := range map[string]string{
@@ -325,6 +326,8 @@ func TestLimits(t *testing.T) {
 		"rtmpMaxConnsPerAddr: -1\n":              "rtmpMaxConnsPerAddr",
 		"rtmpPublishDeadline: 301\n":             "rtmpPublishDeadline",
 		"reservedFds: -5\n":                      "reservedFds",
+		"httpMaxConns: 0\n":                      "httpMaxConns",
+		"httpMaxConnsPerAddr: 2000000\n":         "httpMaxConnsPerAddr",
 		"callbackAllowList: [ok, 10.0.0.0/33]\n": "callbackAllowList[1]",
 		"callbackAllowList: ['http://x/']\n":     "callbackAllowList[0]",
 	} {

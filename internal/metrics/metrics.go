@@ -18,6 +18,7 @@ type Metrics struct {
 	Warnings         *prometheus.CounterVec // by code
 	PublishRefused   *prometheus.CounterVec // by reason
 	ConnsRefused     *prometheus.CounterVec // RTMP connections closed by a limit, by reason
+	HTTPConnsRefused *prometheus.CounterVec // HTTP connections closed by a cap, by reason
 
 	// The recording pipeline off the ingest path: catalog writes and finalizations.
 	CatalogSeconds  prometheus.Histogram
@@ -56,6 +57,8 @@ func New() *Metrics {
 			Help: "Refused publishes by reason."}, []string{"reason"}),
 		ConnsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "livrec_rtmp_connections_refused_total",
 			Help: "RTMP connections closed by a limit: max_conns, max_conns_per_addr, publish_deadline."}, []string{"reason"}),
+		HTTPConnsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "livrec_http_connections_refused_total",
+			Help: "HTTP connections closed at once by a cap: max_conns, max_conns_per_addr."}, []string{"reason"}),
 		CatalogSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "livrec_catalog_write_seconds",
 			Help: "Duration of the recorder's catalog writes.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9)}),
 		CatalogErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "livrec_catalog_write_errors_total",
@@ -78,7 +81,7 @@ func New() *Metrics {
 	r.MustRegister(m.DiskFree, m.DiskLow, m.DiskFull, m.DroppedUnits)
 	r.MustRegister(m.CatalogSeconds, m.CatalogErrors, m.Finalizing, m.FinalizeSeconds, m.EmptyFiles)
 	r.MustRegister(m.LiveStreams, m.ActiveTasks, m.BytesIn, m.TagsIn, m.SegmentsWritten, m.FilesGenerated,
-		m.TimestampRepairs, m.Errors, m.Warnings, m.PublishRefused, m.ConnsRefused,
+		m.TimestampRepairs, m.Errors, m.Warnings, m.PublishRefused, m.ConnsRefused, m.HTTPConnsRefused,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -70,6 +70,9 @@ type Options struct {
 	RTMPMaxConnsPerAddr int
 	RTMPPublishDeadline time.Duration
 	ReservedFDs         int
+	// HTTPMaxConns and HTTPMaxConnsPerAddr cap the HTTP connections (zero: 1024 and 64).
+	HTTPMaxConns        int
+	HTTPMaxConnsPerAddr int
 	// AllowPrivateCallbacks and CallbackAllowList are notify.Options'.
 	AllowPrivateCallbacks bool
 	CallbackAllowList     []string
@@ -224,7 +227,9 @@ func Run(ctx context.Context, o Options) error {
 	errc := make(chan error, 2)
 	go func() { errc <- ingest.Serve(rl) }()
 	go func() {
-		if err := httpSrv.Serve(hl); !errors.Is(err, http.ErrServerClosed) {
+		capped := newConnCapListener(hl, o.HTTPMaxConns, o.HTTPMaxConnsPerAddr,
+			func(reason string) { met.HTTPConnsRefused.WithLabelValues(reason).Inc() }, log)
+		if err := httpSrv.Serve(capped); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 			return
 		}
