@@ -60,6 +60,7 @@ type Task struct {
 	inflight sync.WaitGroup
 
 	diskEpisode uint64 // the disk-full episode whose gap the writers were told of
+	diskGap     bool   // media was dropped on a full disk: resume at a keyframe
 
 	manual  bool // started by a command: a re-push after a cut does not resume it
 	stopped bool // paused by a stop command: only a start command resumes it
@@ -185,8 +186,19 @@ func (t *Task) writeAU(s *session, au *media.AccessUnit) {
 				}
 			}
 		}
+		t.diskGap = true
 		t.m.cfg.Metrics.DroppedUnits.WithLabelValues("disk_full").Inc()
 		return
+	}
+	if t.diskGap {
+		// Space is back: recording resumes at a keyframe (the writers would skip the
+		// pictures before it, and a file that ended on the full disk opens there); what
+		// comes until then is dropped here, where it is counted.
+		if t.video != nil && (au.Track != t.video || !au.Key) {
+			t.m.cfg.Metrics.DroppedUnits.WithLabelValues("disk_full").Inc()
+			return
+		}
+		t.diskGap = false
 	}
 	// A file opens (and a cycle rolls over) at a keyframe of the task's video track.
 	canStart := format.CanStart(au, t.video != nil) && (t.video == nil || au.Track == t.video)
