@@ -55,23 +55,7 @@ func TestLivePlaylistPlayedToEnd(t *testing.T) {
 	browser := testenv.Path(t, testenv.Chromium)
 	const seconds = 16
 	src := makeSource(t, t.TempDir(), seconds)
-	s := startServer(t, t.TempDir(), `
-rules:
-  - domainName: "*"
-    appName: "*"
-    delayTime: 60
-    recordFormats:
-      - format: m3u8
-        sliceDuration: 5
-`)
-	pushed := make(chan error, 1)
-	go func() {
-		out, err := push(t, src, s.rtmpURL("live", "play"), "-re")
-		if err != nil {
-			err = fmt.Errorf("%v\n%s", err, out)
-		}
-		pushed <- err
-	}()
+	s, pushed := startLivePush(t, src, "play")
 	// The player starts once the live playlist lists a segment.
 	var id string
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {

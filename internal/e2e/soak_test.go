@@ -68,12 +68,13 @@ func TestLongSoak(t *testing.T) {
 	s := startServer(t, data, fmt.Sprintf(`
 minFreeSpace: 16MiB
 rtmpPublishDeadline: 5
+rtmpMaxConnsPerAddr: %d # the publishers all come from 127.0.0.1
 rules:
   - domainName: "*"
     appName: soak
     delayTime: 15
     recordFormats: [{format: flv}, {format: m3u8, sliceDuration: 5}]
-`))
+`, max(64, streams+16)))
 	pid := s.cmd.Process.Pid
 	time.Sleep(time.Second)
 	baseGoroutines, baseFDs := s.metric("go_goroutines"), s.metric("process_open_fds")
