@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -204,6 +205,9 @@ rules:
 		if r.Status == "done" && i%max(1, len(recs)/40) == 0 {
 			if out, err := run(t, "ffmpeg", "-v", "error", "-i", s.filePath(r.Key), "-f", "null", "-"); err != nil || out != "" {
 				t.Errorf("%s does not decode clean: %v\n%s", r.Key, err, out)
+				if keep := os.Getenv("LIVREC_SOAK_KEEP"); keep != "" { // a directory for the bad files
+					exec.Command("cp", s.filePath(r.Key), keep).Run()
+				}
 			}
 		}
 	}
