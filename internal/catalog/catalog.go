@@ -412,15 +412,20 @@ func (c *Catalog) ListTasks(ctx context.Context, q TaskQuery) ([]Task, error) {
 
 // MarkUploaded records that the object key reached the bucket. A file row with that key
 // is flagged now; a row that gets the key later (the upload can beat the catalog update)
-// is flagged by UpdateFile, from uploaded_objects.
+// is flagged by UpdateFile, from uploaded_objects. The key is noted before the rows are
+// looked at: noted after a search that found none, an UpdateFile running in between
+// (another goroutine: the recorder's catalog queue) would see neither and the flag would
+// be lost. The note goes once a row carries the flag.
 func (c *Catalog) MarkUploaded(ctx context.Context, bucket, key string) error {
+	if _, err := c.db.ExecContext(ctx, `INSERT INTO uploaded_objects(bucket, key) VALUES($1, $2) ON CONFLICT DO NOTHING`, bucket, key); err != nil {
+		return err
+	}
 	res, err := c.db.ExecContext(ctx, `UPDATE files SET uploaded=TRUE WHERE oss_bucket=$1 AND key=$2 AND key<>''`, bucket, key)
 	if err != nil {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n > 0 {
-		return nil
+		_, err = c.db.ExecContext(ctx, `DELETE FROM uploaded_objects WHERE bucket=$1 AND key=$2`, bucket, key)
 	}
-	_, err = c.db.ExecContext(ctx, `INSERT INTO uploaded_objects(bucket, key) VALUES($1, $2) ON CONFLICT DO NOTHING`, bucket, key)
 	return err
 }

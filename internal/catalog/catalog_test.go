@@ -2,6 +2,9 @@ package catalog
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -140,6 +143,58 @@ func TestUploaded(t *testing.T) {
 			t.Fatal("another bucket's key must not matter")
 		}
 	})
+}
+
+// TestUploadedConcurrent: the upload spool's MarkUploaded and the recorder's UpdateFile
+// (which gives the row its key) run on different goroutines, in any interleaving of their
+// statements: whichever comes first, the row ends up flagged. (MarkUploaded used to look
+// for the row and, finding none, note the key afterwards: an UpdateFile in between found
+// neither and the flag was lost.)
+func TestUploadedConcurrent(t *testing.T) {
+	ctx := context.Background()
+	c, err := Open(filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	const n = 300
+	var wg sync.WaitGroup
+	for i := range n {
+		f := &File{ID: fmt.Sprint("f", i), TaskID: "t", Domain: "d", App: "a", Stream: "s", Format: "mp4", Start: now, Status: FileRecording, OssBucket: "b"}
+		if err := c.CreateFile(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+		key := fmt.Sprintf("k/%d.mp4", i)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			f.Key, f.Status = key, FileDone
+			if err := c.UpdateFile(ctx, f); err != nil {
+				t.Error(err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if err := c.MarkUploaded(ctx, "b", key); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	lost := 0
+	for i := range n {
+		g, err := c.GetFile(ctx, fmt.Sprint("f", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !g.Uploaded {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Fatalf("%d of %d uploads lost in a race with the catalog update", lost, n)
+	}
 }
 
 // TestUseNonce: a nonce is accepted once until it expires, also by a catalog reopened

@@ -44,6 +44,8 @@ const (
 	DefaultRTMPMaxConnsPerAddr = 64
 	DefaultRTMPPublishDeadline = 10 // seconds
 	DefaultReservedFDs         = 256
+	DefaultHTTPMaxConns        = 1024
+	DefaultHTTPMaxConnsPerAddr = 64
 )
 
 // Allowed range of callbackRetention: the history is pruned hourly, so less than an
@@ -100,6 +102,13 @@ type Config struct {
 	// Finalizers bounds how many recording files are finalized at once (in the
 	// background, off the ingest path); 0 means the default (2).
 	Finalizers int `yaml:"finalizers"`
+	// MinFreeSpace is the free space of the data directory's file system below which
+	// livrec raises the low-space alarm (metric livrec_disk_low, log, record_error event
+	// low_disk_space): a size ("1GiB", "500MiB", "2GB", bytes) or a percentage of the file
+	// system ("5%"). Empty: 1GiB. Parsed into MinFreeBytes or MinFreePercent.
+	MinFreeSpace   string  `yaml:"minFreeSpace"`
+	MinFreeBytes   uint64  `yaml:"-"`
+	MinFreePercent float64 `yaml:"-"`
 	// TranscodeTemplates are the live transcode templates rules may name in
 	// transcodeTemplates, besides the built-ins lld, lsd, lhd and lud; each applies to
 	// its domainName and appName ("*" or left out: all).
@@ -130,6 +139,10 @@ type Config struct {
 	// ReservedFDs file descriptors are kept for recording, the catalog and the HTTP
 	// server: RTMP connections are also capped at the descriptor limit minus these.
 	ReservedFDs int `yaml:"reservedFds"`
+	// HTTPMaxConns caps the open HTTP connections (API, console, files, live playlists)
+	// and HTTPMaxConnsPerAddr those from one client IP address.
+	HTTPMaxConns        int `yaml:"httpMaxConns"`
+	HTTPMaxConnsPerAddr int `yaml:"httpMaxConnsPerAddr"`
 	// AllowPrivateCallbacks lets notifyUrl / onDemandUrl reach loopback, private,
 	// link-local (metadata) and other non-public addresses; CallbackAllowList allows
 	// only the CIDRs, IP addresses and host names listed.
@@ -366,6 +379,12 @@ func Parse(data []byte) (*Config, error) {
 	if _, _, err := net.SplitHostPort(c.Node.HTTPAddr); err != nil && c.Node.HTTPAddr != "" {
 		es = append(es, &rules.ValidationError{Field: "node.httpAddr", Msg: fmt.Sprintf("%q: want host:port (%v)", c.Node.HTTPAddr, err)})
 	}
+	if c.MinFreeSpace != "" {
+		var err error
+		if c.MinFreeBytes, c.MinFreePercent, err = ParseSpace(c.MinFreeSpace); err != nil {
+			es = append(es, &rules.ValidationError{Field: "minFreeSpace", Msg: err.Error()})
+		}
+	}
 	limits := []struct {
 		field    string
 		v        *int
@@ -379,6 +398,8 @@ func Parse(data []byte) (*Config, error) {
 		{"reservedFds", &c.ReservedFDs, DefaultReservedFDs, 0, 1 << 20, "file descriptors"},
 		{"node.heartbeatInterval", &c.Node.HeartbeatInterval, 5, 1, 3600, "seconds"},
 		{"node.missedBeats", &c.Node.MissedBeats, 3, 1, 1000, "beats"},
+		{"httpMaxConns", &c.HTTPMaxConns, DefaultHTTPMaxConns, 1, 1 << 20, "connections"},
+		{"httpMaxConnsPerAddr", &c.HTTPMaxConnsPerAddr, DefaultHTTPMaxConnsPerAddr, 1, 1 << 20, "connections"},
 	}
 	for _, l := range limits {
 		if lookupPath(doc, l.field) == nil {
@@ -638,4 +659,39 @@ func splitField(field string) []string {
 		}
 	}
 	return parts
+}
+
+// spaceUnits are the size suffixes ParseSpace accepts (case-insensitive).
+var spaceUnits = []struct {
+	suffix string
+	mult   float64
+}{
+	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
+	{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12}, {"b", 1},
+}
+
+// ParseSpace parses a free-space threshold: a size with an optional unit (B, KB, MB, GB,
+// TB, KiB, MiB, GiB, TiB) or a percentage ("5%", of the file system's size).
+func ParseSpace(v string) (bytes uint64, percent float64, err error) {
+	s := strings.ToLower(strings.TrimSpace(v))
+	bad := fmt.Errorf("%q: want a size (e.g. \"1GiB\", \"500MiB\") or a percentage of the file system from 0 to 99 (e.g. \"5%%\")", v)
+	if num, ok := strings.CutSuffix(s, "%"); ok {
+		p, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+		if err != nil || p < 0 || p >= 100 {
+			return 0, 0, bad
+		}
+		return 0, p, nil
+	}
+	mult := 1.0
+	for _, u := range spaceUnits {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(num), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil || n < 0 || n*mult >= 1<<63 {
+		return 0, 0, bad
+	}
+	return uint64(n * mult), 0, nil
 }

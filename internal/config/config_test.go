@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -227,6 +228,26 @@ func TestAccessKeys(t *testing.T) {
 	}
 }
 
+func TestMinFreeSpace(t *testing.T) {
+	for in, want := range map[string][2]float64{
+		"1GiB": {1 << 30, 0}, "500 MiB": {500 << 20, 0}, "2gb": {2e9, 0}, "4096": {4096, 0}, "5%": {0, 5}, "0.5 %": {0, 0.5},
+	} {
+		c, err := Parse([]byte("minFreeSpace: " + strconv.Quote(in) + "\n"))
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if float64(c.MinFreeBytes) != want[0] || c.MinFreePercent != want[1] {
+			t.Errorf("%q: %d bytes, %g %%; want %v", in, c.MinFreeBytes, c.MinFreePercent, want)
+		}
+	}
+	for _, in := range []string{"1 GiBs", "-1GiB", "100%", "lots", "%"} {
+		_, err := Parse([]byte("minFreeSpace: " + strconv.Quote(in) + "\n"))
+		if err == nil || !strings.Contains(err.Error(), "minFreeSpace") {
+			t.Errorf("%q: error %v, want one naming minFreeSpace", in, err)
+		}
+	}
+}
+
 func TestCallbackRetention(t *testing.T) {
 	day := 24 * time.Hour
 	for in, want := range map[string]time.Duration{
@@ -288,16 +309,17 @@ func TestLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.RTMPMaxConns != DefaultRTMPMaxConns || c.RTMPMaxConnsPerAddr != DefaultRTMPMaxConnsPerAddr ||
-		c.RTMPPublishDeadline != DefaultRTMPPublishDeadline || c.ReservedFDs != DefaultReservedFDs || c.AllowPrivateCallbacks {
+		c.RTMPPublishDeadline != DefaultRTMPPublishDeadline || c.ReservedFDs != DefaultReservedFDs || c.AllowPrivateCallbacks ||
+		c.HTTPMaxConns != DefaultHTTPMaxConns || c.HTTPMaxConnsPerAddr != DefaultHTTPMaxConnsPerAddr {
 		t.Errorf("defaults: %+v", c)
 	}
-	c, err = Parse([]byte("rtmpMaxConns: 100\nrtmpMaxConnsPerAddr: 5\nrtmpPublishDeadline: 3\nreservedFds: 0\n" +
+	c, err = Parse([]byte("rtmpMaxConns: 100\nrtmpMaxConnsPerAddr: 5\nrtmpPublishDeadline: 3\nreservedFds: 0\nhttpMaxConns: 50\nhttpMaxConnsPerAddr: 4\n" +
 		"allowPrivateCallbacks: true\ncallbackAllowList: [10.0.0.0/8, 192.168.1.7, hooks.internal]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.RTMPMaxConns != 100 || c.RTMPMaxConnsPerAddr != 5 || c.RTMPPublishDeadline != 3 || c.ReservedFDs != 0 ||
-		!c.AllowPrivateCallbacks || len(c.CallbackAllowList) != 3 {
+		c.HTTPMaxConns != 50 || c.HTTPMaxConnsPerAddr != 4 || !c.AllowPrivateCallbacks || len(c.CallbackAllowList) != 3 {
 		t.Errorf("set: %+v", c)
 	}
 	for data, field := range map[string]string{
@@ -305,6 +327,8 @@ func TestLimits(t *testing.T) {
 		"rtmpMaxConnsPerAddr: -1\n":              "rtmpMaxConnsPerAddr",
 		"rtmpPublishDeadline: 301\n":             "rtmpPublishDeadline",
 		"reservedFds: -5\n":                      "reservedFds",
+		"httpMaxConns: 0\n":                      "httpMaxConns",
+		"httpMaxConnsPerAddr: 2000000\n":         "httpMaxConnsPerAddr",
 		"callbackAllowList: [ok, 10.0.0.0/33]\n": "callbackAllowList[1]",
 		"callbackAllowList: ['http://x/']\n":     "callbackAllowList[0]",
 	} {

@@ -222,14 +222,10 @@ func readPlaylist(t *testing.T, u string) (playlist, int) {
 	return p, 200
 }
 
-// TestLivePlaylistFollowedToEnd follows /live/{id}.m3u8 as a player does, from the first
-// segment to the end of the recording: every reload extends the previous one (same media
-// sequence, the same URIs for the segments already listed); when the publish ends the
-// last segment is listed while the stitch window runs; when the file is generated the
-// same URL ends the list with #EXT-X-ENDLIST, and every segment listed was fetched.
-func TestLivePlaylistFollowedToEnd(t *testing.T) {
-	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
-	src := makeSource(t, t.TempDir(), 12)
+// startLivePush starts livrec recording m3u8 (5 s segments, a 60 s stitch window) and
+// pushes src in real time to live/stream; the push's outcome arrives on the channel.
+func startLivePush(t *testing.T, src, stream string) (*server, <-chan error) {
+	t.Helper()
 	s := startServer(t, t.TempDir(), `
 rules:
   - domainName: "*"
@@ -241,12 +237,24 @@ rules:
 `)
 	pushed := make(chan error, 1)
 	go func() {
-		out, err := push(t, src, s.rtmpURL("live", "follow"), "-re")
+		out, err := push(t, src, s.rtmpURL("live", stream), "-re")
 		if err != nil {
 			err = fmt.Errorf("%v\n%s", err, out)
 		}
 		pushed <- err
 	}()
+	return s, pushed
+}
+
+// TestLivePlaylistFollowedToEnd follows /live/{id}.m3u8 as a player does, from the first
+// segment to the end of the recording: every reload extends the previous one (same media
+// sequence, the same URIs for the segments already listed); when the publish ends the
+// last segment is listed while the stitch window runs; when the file is generated the
+// same URL ends the list with #EXT-X-ENDLIST, and every segment listed was fetched.
+func TestLivePlaylistFollowedToEnd(t *testing.T) {
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
+	src := makeSource(t, t.TempDir(), 12)
+	s, pushed := startLivePush(t, src, "follow")
 	var id string
 	for deadline := time.Now().Add(10 * time.Second); id == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if recs := s.recordings("app=live&stream=follow&format=m3u8"); len(recs) > 0 {

@@ -54,6 +54,30 @@ func audioBeforePicture(t *testing.T, path string) int {
 	return n
 }
 
+// pushRealTime publishes src in real time to stream of each app at once; Wait returns
+// when every publish ended.
+func pushRealTime(t *testing.T, s *server, src, stream string, apps ...string) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for _, app := range apps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := rtmp.Publish(context.Background(), s.rtmpURL(app, stream), rtmp.PublishOptions{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := p.WriteAll(context.Background(), openFLV(t, src), true); err != nil {
+				t.Error(err)
+			}
+			if err := p.Close(); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	return &wg
+}
+
 // TestLongKillDuringStitchWindow: a publish ends, its task pauses for the stitch window,
 // and livrec is killed (-9) a second later. After the restart every format's recovered
 // file holds every frame that was pushed: what was received before the publish ended is
@@ -77,25 +101,7 @@ rules:
     delayTime: 300
     recordFormats: [{format: cmaf, sliceDuration: 30}]
 `)
-	var wg sync.WaitGroup
-	for _, app := range []string{"a", "b"} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p, err := rtmp.Publish(context.Background(), s.rtmpURL(app, "window"), rtmp.PublishOptions{})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			if _, err := p.WriteAll(context.Background(), openFLV(t, src), true); err != nil {
-				t.Error(err)
-			}
-			if err := p.Close(); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
+	pushRealTime(t, s, src, "window", "a", "b").Wait()
 	s.waitIdle()
 	time.Sleep(1500 * time.Millisecond) // inside the stitch window
 	for _, r := range s.recordings("stream=window") {

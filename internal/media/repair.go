@@ -95,6 +95,11 @@ type TimestampRepair struct {
 	lastOut int64 // largest output DTS so far (ms)
 	epoch   int64 // highest wrap epoch reported
 	resumed bool
+	// maxPTS is the latest video presentation time output (ms); videoResumed is set by
+	// Resume until the publish's first video unit is placed.
+	maxPTS       int64
+	anyPTS       bool
+	videoResumed bool
 
 	cad           cadence // video
 	cadReported   bool
@@ -186,6 +191,7 @@ func (r *TimestampRepair) Resume() {
 	r.cad.reset()
 	r.hasRef = false
 	r.resumed = r.anyOut
+	r.videoResumed = r.anyPTS
 }
 
 // Fix rewrites au.DTS and au.PTS in place.
@@ -224,6 +230,18 @@ func (r *TimestampRepair) Fix(au *AccessUnit) {
 	} else {
 		out = r.next(au, t, o, inU, sp)
 	}
+	if t.video && r.videoResumed {
+		// The previous publish may have ended inside a group of pictures: its last
+		// pictures in decode order can show after the point where its timeline ended
+		// (B-frames never sent). The new keyframe must show after all of them, or two
+		// pictures would share a presentation time; video moves later by that much
+		// (less than the reordering depth), audio keeps its place.
+		r.videoResumed = false
+		if need := r.maxPTS + sp - (out + int64(cts/time.Millisecond)); need > 0 {
+			t.off += need
+			out += need
+		}
+	}
 
 	t.active, t.everOut = true, true
 	t.lastIn, t.lastOut = inU, out
@@ -251,6 +269,11 @@ func (r *TimestampRepair) Fix(au *AccessUnit) {
 		r.lastOut = out
 	}
 	r.anyOut = true
+	if t.video {
+		if p := int64(au.PTS / time.Millisecond); !r.anyPTS || p > r.maxPTS {
+			r.maxPTS, r.anyPTS = p, true
+		}
+	}
 }
 
 // first places the first unit of a track in the current publish.

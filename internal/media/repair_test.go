@@ -206,6 +206,30 @@ func TestRepairResume(t *testing.T) {
 	}
 }
 
+// TestRepairResumeInsideGOP: the first publish ends right after a P-frame shown 160 ms
+// after its decode time (its B-frames never sent); the resumed publish starts, audio
+// first, with a keyframe shown 80 ms after its decode time. The keyframe is shown after
+// every picture of the first publish: no two pictures share a presentation time.
+func TestRepairResumeInsideGOP(t *testing.T) {
+	rr := newRepairRun()
+	first := []in{{true, 0, 80}, {false, 0, 0}, {true, 40, 160}, {true, 80, 40}, {true, 120, 80}, {false, 23, 0}, {true, 160, 160}}
+	rr.feed(first...)
+	rr.r.Resume()
+	rr.feed(in{false, 5000, 0}, in{true, 5000, 80}, in{true, 5040, 160})
+	var maxPTS time.Duration
+	for _, au := range rr.out[:len(first)] {
+		if au.Track == vTrack {
+			maxPTS = max(maxPTS, au.PTS)
+		}
+	}
+	if key := rr.out[len(first)+1]; key.PTS <= maxPTS {
+		t.Fatalf("the resumed keyframe shows at %v, before the first publish's last picture at %v", key.PTS, maxPTS)
+	}
+	if d := rr.out[len(first)+1].PTS - maxPTS; d > 100*time.Millisecond {
+		t.Errorf("the keyframe shows %v after the last picture: more than a frame of gap", d)
+	}
+}
+
 func TestRepairLateSecondTrack(t *testing.T) {
 	rr := newRepairRun()
 	units := append(videoOnly(0, 1000), av(1000, 1000, 1000)...)

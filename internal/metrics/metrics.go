@@ -18,6 +18,7 @@ type Metrics struct {
 	Warnings         *prometheus.CounterVec // by code
 	PublishRefused   *prometheus.CounterVec // by reason
 	ConnsRefused     *prometheus.CounterVec // RTMP connections closed by a limit, by reason
+	HTTPConnsRefused *prometheus.CounterVec // HTTP connections closed by a cap, by reason
 
 	// The recording pipeline off the ingest path: catalog writes and finalizations.
 	CatalogSeconds  prometheus.Histogram
@@ -25,6 +26,12 @@ type Metrics struct {
 	Finalizing      prometheus.Gauge // files handed to the finalizers, not yet generated
 	FinalizeSeconds prometheus.Histogram
 	EmptyFiles      *prometheus.CounterVec // by format: ended before any media reached them
+
+	// The data directory's file system (see record's disk watch).
+	DiskFree     prometheus.Gauge       // bytes available
+	DiskLow      prometheus.Gauge       // 1 below minFreeSpace
+	DiskFull     prometheus.Gauge       // 1 while writes fail for lack of space
+	DroppedUnits *prometheus.CounterVec // by reason: access units not recorded
 }
 
 // New creates and registers the collectors (plus the Go and process collectors).
@@ -50,6 +57,8 @@ func New() *Metrics {
 			Help: "Refused publishes by reason."}, []string{"reason"}),
 		ConnsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "livrec_rtmp_connections_refused_total",
 			Help: "RTMP connections closed by a limit: max_conns, max_conns_per_addr, publish_deadline."}, []string{"reason"}),
+		HTTPConnsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "livrec_http_connections_refused_total",
+			Help: "HTTP connections closed at once by a cap: max_conns, max_conns_per_addr."}, []string{"reason"}),
 		CatalogSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "livrec_catalog_write_seconds",
 			Help: "Duration of the recorder's catalog writes.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9)}),
 		CatalogErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "livrec_catalog_write_errors_total",
@@ -60,10 +69,19 @@ func New() *Metrics {
 			Help: "Time from a file's hand-over to the finalizers to its generation.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 9)}),
 		EmptyFiles: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "livrec_empty_files_total",
 			Help: "Files that ended before any media reached them (nothing generated)."}, []string{"format"}),
+		DiskFree: prometheus.NewGauge(prometheus.GaugeOpts{Name: "livrec_disk_free_bytes",
+			Help: "Bytes available on the data directory's file system."}),
+		DiskLow: prometheus.NewGauge(prometheus.GaugeOpts{Name: "livrec_disk_low",
+			Help: "1 while the data directory's free space is below minFreeSpace."}),
+		DiskFull: prometheus.NewGauge(prometheus.GaugeOpts{Name: "livrec_disk_full",
+			Help: "1 while recording writes fail for lack of space (new media is dropped)."}),
+		DroppedUnits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "livrec_dropped_units_total",
+			Help: "Access units received but not recorded, by reason."}, []string{"reason"}),
 	}
+	r.MustRegister(m.DiskFree, m.DiskLow, m.DiskFull, m.DroppedUnits)
 	r.MustRegister(m.CatalogSeconds, m.CatalogErrors, m.Finalizing, m.FinalizeSeconds, m.EmptyFiles)
 	r.MustRegister(m.LiveStreams, m.ActiveTasks, m.BytesIn, m.TagsIn, m.SegmentsWritten, m.FilesGenerated,
-		m.TimestampRepairs, m.Errors, m.Warnings, m.PublishRefused, m.ConnsRefused,
+		m.TimestampRepairs, m.Errors, m.Warnings, m.PublishRefused, m.ConnsRefused, m.HTTPConnsRefused,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

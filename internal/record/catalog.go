@@ -232,9 +232,17 @@ func (q *catalogQueue) run(taskID string, l *catalogOps) {
 		l.ops = l.ops[1:]
 		q.mu.Unlock()
 		start := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), catalogTimeout)
-		err := op.do(ctx, q.cat)
-		cancel()
+		err := q.try(op)
+		// The catalog lives on the data directory's disk: a write that found it full is
+		// retried while it stays full (the task's later writes wait behind it, in order),
+		// until shutdown gives up waiting.
+		for wait := time.Second; isDiskFull(err); wait = min(2*wait, diskFullRetryMax) {
+			q.m.disk.noteFull(err)
+			if sleepCtx(q.m.quit, wait) != nil {
+				break
+			}
+			err = q.try(op)
+		}
 		q.m.cfg.Metrics.CatalogSeconds.Observe(time.Since(start).Seconds())
 		if err != nil {
 			q.m.cfg.Metrics.CatalogErrors.Inc()
@@ -244,6 +252,13 @@ func (q *catalogQueue) run(taskID string, l *catalogOps) {
 			op.then()
 		}
 	}
+}
+
+// try runs one catalog write.
+func (q *catalogQueue) try(op catalogOp) error {
+	ctx, cancel := context.WithTimeout(context.Background(), catalogTimeout)
+	defer cancel()
+	return op.do(ctx, q.cat)
 }
 
 // catalogTimeout bounds one catalog write.

@@ -102,26 +102,53 @@ func (f *finalizers) run(j *finalizeJob) {
 	key, err := keytemplate.Render(j.rf.ObjectPrefix, j.vars)
 	var res format.Result
 	if err == nil {
-		res, err = finishWithRetry(context.Background(), j.w, key+extension(j.rf.Format))
+		res, err = m.finishWithRetry(j.w, key+extension(j.rf.Format))
 	}
 	m.completeFile(&j.row, j.vars.End, res, err, j.pushArgs)
 }
 
-// Finish is retried a few times: a store that failed (a full disk that frees, a bucket
-// that answers again) keeps the writer's state, and the working files stay for the
-// next start's recovery if every try fails.
+// Finish is retried a few times: a store that failed (a bucket that answers again)
+// keeps the writer's state, and the working files stay for the next start's recovery if
+// every try fails. A full disk is retried for as long as it stays full (with a backoff up
+// to diskFullRetryMax), until shutdown gives up waiting: freeing space must be enough
+// for the file to be generated, without a restart.
 var finishRetries = []time.Duration{time.Second, 5 * time.Second, 20 * time.Second}
 
-func finishWithRetry(ctx context.Context, w format.Writer, key string) (format.Result, error) {
+const diskFullRetryMax = 30 * time.Second
+
+func (m *Manager) finishWithRetry(w format.Writer, key string) (format.Result, error) {
+	ctx := m.quit
 	res, err := w.Finish(ctx, key)
-	for _, d := range finishRetries {
-		if err == nil || isNoMedia(err) {
-			break
+	tries, wait := 0, time.Second
+	for err != nil && !isNoMedia(err) && !errors.Is(err, format.ErrFinished) {
+		var d time.Duration
+		switch {
+		case m.disk.noteFull(err) || isDiskFull(err):
+			d, wait = wait, min(2*wait, diskFullRetryMax)
+		case tries < len(finishRetries):
+			d = finishRetries[tries]
+			tries++
+		default:
+			return res, err
 		}
-		time.Sleep(d)
+		if sleepCtx(ctx, d) != nil {
+			return res, err
+		}
 		res, err = w.Finish(ctx, key)
 	}
 	return res, err
+}
+
+// sleepCtx waits d, or returns ctx's error when it ends first.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // wait returns when every job handed over so far is done, logging what it waits for.

@@ -67,6 +67,14 @@ type Config struct {
 	// session (fresh memory it never modifies or reuses afterwards): the demuxer then keeps
 	// the bodies instead of copying them (media.Demuxer.TakeTagBodies). Default: copied.
 	TakeTagBodies bool
+	// DiskCheckInterval is how often the free space of WorkDir's file system is checked
+	// (one goroutine); 0 disables the check, the low-space alarm and the disk-full
+	// handling (offline conversion, tests).
+	DiskCheckInterval time.Duration
+	// MinFreeBytes or MinFreePercent (of the file system's size) is the free space below
+	// which the low-space alarm is raised; both 0: DefaultMinFreeBytes.
+	MinFreeBytes   uint64
+	MinFreePercent float64
 }
 
 // Timer is a scheduled call (a *time.Timer by default).
@@ -104,8 +112,12 @@ type Manager struct {
 	cfg   Config
 	rules atomic.Pointer[rules.Set]
 
-	cat *catalogQueue
-	fin *finalizers
+	cat  *catalogQueue
+	fin  *finalizers
+	disk *diskWatch // nil without Config.DiskCheckInterval
+	// quit ends when Shutdown stops waiting: retries (a full disk) give up then.
+	quit     context.Context
+	stopQuit context.CancelFunc
 
 	mu     sync.Mutex
 	live   map[StreamKey]*session
@@ -138,6 +150,11 @@ func NewManager(cfg Config) *Manager {
 	m := &Manager{cfg: cfg, live: map[StreamKey]*session{}, tasks: map[StreamKey]*Task{}}
 	m.cat = newCatalogQueue(m, cfg.Catalog)
 	m.fin = newFinalizers(m, cfg.Finalizers)
+	m.quit, m.stopQuit = context.WithCancel(context.Background())
+	if cfg.DiskCheckInterval > 0 {
+		m.disk = newDiskWatch(m)
+		go m.disk.run(m.quit, cfg.DiskCheckInterval)
+	}
 	m.SetRules(cfg.Rules)
 	return m
 }
@@ -395,6 +412,7 @@ func (m *Manager) Shutdown(ctx context.Context) {
 	case <-ctx.Done():
 		m.cfg.Logger.Error("shutdown: stopped waiting for files being finalized; the next start recovers them", "err", ctx.Err())
 	}
+	m.stopQuit()
 }
 
 // Drain waits until every file handed to the finalizers so far is generated and every

@@ -59,6 +59,9 @@ type Task struct {
 	// inflight counts the task's files handed to the finalizers and not yet complete.
 	inflight sync.WaitGroup
 
+	diskEpisode uint64 // the disk-full episode whose gap the writers were told of
+	diskGap     bool   // media was dropped on a full disk: resume at a keyframe
+
 	manual  bool // started by a command: a re-push after a cut does not resume it
 	stopped bool // paused by a stop command: only a start command resumes it
 }
@@ -172,6 +175,32 @@ func (t *Task) writeAU(s *session, au *media.AccessUnit) {
 	if au.DTS > t.lastDTS {
 		t.lastDTS = au.DTS
 	}
+	if full, episode := t.m.disk.state(); full {
+		// New media is dropped while the disk is full; what was written stays. The gap
+		// is a resume for the writers: video goes on at a keyframe, segment formats
+		// open a new segment marked as a discontinuity.
+		if t.diskEpisode != episode {
+			t.diskEpisode = episode
+			for _, o := range t.outs {
+				if w := o.curWriter(); w != nil {
+					w.Discontinuity()
+				}
+			}
+		}
+		t.diskGap = true
+		t.m.cfg.Metrics.DroppedUnits.WithLabelValues("disk_full").Inc()
+		return
+	}
+	if t.diskGap {
+		// Space is back: recording resumes at a keyframe (the writers would skip the
+		// pictures before it, and a file that ended on the full disk opens there); what
+		// comes until then is dropped here, where it is counted.
+		if t.video != nil && (au.Track != t.video || !au.Key) {
+			t.m.cfg.Metrics.DroppedUnits.WithLabelValues("disk_full").Inc()
+			return
+		}
+		t.diskGap = false
+	}
 	// A file opens (and a cycle rolls over) at a keyframe of the task's video track.
 	canStart := format.CanStart(au, t.video != nil) && (t.video == nil || au.Track == t.video)
 	t.holdAudio(au)
@@ -184,7 +213,9 @@ func (t *Task) writeAU(s *session, au *media.AccessUnit) {
 				continue
 			}
 			if err := t.openFile(o, au.DTS); err != nil {
-				t.fileError(o, "open_failed", err)
+				if !t.m.disk.noteFull(err) {
+					t.fileError(o, "open_failed", err)
+				}
 				continue
 			}
 			t.writeUnit(o, au)
@@ -228,8 +259,21 @@ func (t *Task) holdAudio(au *media.AccessUnit) {
 
 // writeUnit writes au to the open file of o. Called with t.mu held.
 func (t *Task) writeUnit(o *output, au *media.AccessUnit) {
+	if o.cur == nil { // a write just failed for lack of space and ended the file
+		return
+	}
 	if err := o.cur.w.WriteAU(au); err != nil {
-		t.fileError(o, "write_failed", err)
+		if !t.m.disk.noteFull(err) {
+			t.fileError(o, "write_failed", err)
+		} else {
+			t.m.cfg.Metrics.DroppedUnits.WithLabelValues("disk_full").Inc()
+			if !formats[o.rf.Format].segmented {
+				// The file keeps what it holds and is generated once space returns (the
+				// finalizers retry); recording goes on in the next file.
+				t.finishFile(o)
+				return
+			}
+		}
 	}
 	t.reportProgress(o.cur, au.DTS-o.cur.startDTS)
 }

@@ -24,6 +24,9 @@ import (
 type formatImpl struct {
 	// ext follows the rendered object prefix in the key of a recording file.
 	ext string
+	// segmented: the writer drops a segment it could not write whole and goes on in
+	// the next one, so a failed write (a full disk) does not end the file.
+	segmented bool
 	// open returns the writer of a new file recorded in dir.
 	open func(t *Task, rf rules.RecordFormat, dir string, prog *progress) (format.Writer, error)
 	// recover finalizes a file a crash left open from its working directory.
@@ -33,7 +36,8 @@ type formatImpl struct {
 var formats = map[rules.Format]formatImpl{
 	rules.M3U8: {
 		// The VOD playlist of MPEG-TS segments.
-		ext: ".m3u8",
+		ext:       ".m3u8",
+		segmented: true,
 		open: func(t *Task, rf rules.RecordFormat, dir string, prog *progress) (format.Writer, error) {
 			w, err := hls.New(hls.Config{
 				SliceDuration: time.Duration(rf.SliceDuration) * time.Second,
@@ -58,7 +62,8 @@ var formats = map[rules.Format]formatImpl{
 	rules.CMAF: {
 		// A cmaf recording is an HLS playlist too (of fMP4 segments): players and the
 		// content types served for it go by this extension.
-		ext: ".m3u8",
+		ext:       ".m3u8",
+		segmented: true,
 		open: func(t *Task, rf rules.RecordFormat, dir string, prog *progress) (format.Writer, error) {
 			return cmaf.New(cmaf.Config{
 				SliceDuration: time.Duration(rf.SliceDuration) * time.Second,

@@ -54,6 +54,10 @@ type Options struct {
 	SpoolLimit int64
 	// Finalizers bounds how many files are finalized at once (0: record.DefaultFinalizers).
 	Finalizers int
+	// MinFreeBytes or MinFreePercent is the low-space threshold of the data directory
+	// (both 0: record.DefaultMinFreeBytes).
+	MinFreeBytes   uint64
+	MinFreePercent float64
 	// AccessKeys (id → secret) enable the cloud-compatible API; AllowDeleteFiles lets its
 	// DeleteLiveStreamRecordIndexFiles remove files (RemoveFile=true).
 	AccessKeys       map[string]string
@@ -78,6 +82,9 @@ type Options struct {
 	RTMPMaxConnsPerAddr int
 	RTMPPublishDeadline time.Duration
 	ReservedFDs         int
+	// HTTPMaxConns and HTTPMaxConnsPerAddr cap the HTTP connections (zero: 1024 and 64).
+	HTTPMaxConns        int
+	HTTPMaxConnsPerAddr int
 	// AllowPrivateCallbacks and CallbackAllowList are notify.Options'.
 	AllowPrivateCallbacks bool
 	CallbackAllowList     []string
@@ -100,6 +107,9 @@ const (
 	spoolDir  = "spool" // files waiting for their upload to object storage
 	catalogDB = "catalog.db"
 )
+
+// diskCheckInterval is how often the data directory's free space is checked.
+const diskCheckInterval = 2 * time.Second
 
 // Run serves until ctx is cancelled, then shuts down gracefully.
 func Run(ctx context.Context, o Options) error {
@@ -200,12 +210,17 @@ func Run(ctx context.Context, o Options) error {
 		},
 		Catalog:    cat,
 		Finalizers: o.Finalizers,
-		Store:      store,
-		WorkDir:    filepath.Join(o.DataDir, workDir),
-		Location:   o.Location,
-		Logger:     log,
-		Metrics:    met,
-		LiveURI:    storage.URLPath,
+		// The data directory's free space: the low-space alarm, and the end of a
+		// disk-full episode.
+		DiskCheckInterval: diskCheckInterval,
+		MinFreeBytes:      o.MinFreeBytes,
+		MinFreePercent:    o.MinFreePercent,
+		Store:             store,
+		WorkDir:           filepath.Join(o.DataDir, workDir),
+		Location:          o.Location,
+		Logger:            log,
+		Metrics:           met,
+		LiveURI:           storage.URLPath,
 		// The RTMP server allocates every message body afresh and never reuses it
 		// (rtmp.Session.Tag): the recording keeps the bodies instead of copying them.
 		TakeTagBodies: true,
@@ -268,7 +283,9 @@ func Run(ctx context.Context, o Options) error {
 	errc := make(chan error, 2)
 	go func() { errc <- ingest.Serve(rl) }()
 	go func() {
-		if err := httpSrv.Serve(hl); !errors.Is(err, http.ErrServerClosed) {
+		capped := newConnCapListener(hl, o.HTTPMaxConns, o.HTTPMaxConnsPerAddr,
+			func(reason string) { met.HTTPConnsRefused.WithLabelValues(reason).Inc() }, log)
+		if err := httpSrv.Serve(capped); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 			return
 		}

@@ -99,6 +99,7 @@ type Writer struct {
 	err          error // sticky write error
 
 	f  *os.File
+	kw *keepWriter // the working file behind bw
 	bw *bufio.Writer
 	n  int64 // bytes written to the working file (buffered included)
 
@@ -220,6 +221,9 @@ func (w *Writer) Pause() func() error {
 		return nil
 	}
 	w.flushedAt = time.Now()
+	if w.kw.flush() != nil {
+		return nil // the disk is full: the bytes stay in memory until Finish writes them
+	}
 	if w.cfg.NoSync {
 		return nil
 	}
@@ -239,6 +243,13 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 	}
 	if w.err != nil {
 		return w.err
+	}
+	if w.kw != nil && w.kw.holding() {
+		// The disk was full at the last flush: the bytes are kept; new units are refused
+		// until they are written (the task drops them and goes on in the next file).
+		if err := w.kw.flush(); err != nil {
+			return fmt.Errorf("flvfile: write: %w", err)
+		}
 	}
 	if au == nil || au.Track == nil {
 		return errors.New("flvfile: access unit without track")
@@ -334,7 +345,8 @@ func (w *Writer) start(first time.Duration) error {
 	if w.cfg.NoSync {
 		size = offlineWriteBufferSize
 	}
-	w.f, w.bw = f, bufio.NewWriterSize(f, size)
+	w.kw = &keepWriter{f: f}
+	w.f, w.bw = f, bufio.NewWriterSize(w.kw, size)
 	w.base, w.started = first, true
 	w.flushedAt = time.Now()
 	w.idx = index{firstVideo: -1}
@@ -361,6 +373,9 @@ func (w *Writer) start(first time.Duration) error {
 		return err
 	}
 	if err := w.bw.Flush(); err != nil {
+		return err
+	}
+	if err := w.kw.flush(); err != nil { // the seek below must come after these bytes
 		return err
 	}
 	w.n += int64(11 + reserve)
@@ -530,11 +545,57 @@ func (w *Writer) closeWork() error {
 		return nil
 	}
 	err := w.bw.Flush()
+	if err == nil {
+		err = w.kw.flush()
+	}
+	if format.IsDiskFull(err) {
+		return err // the bytes are kept and the file stays open: Finish is retried
+	}
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
-	w.f, w.bw = nil, nil
+	w.f, w.kw, w.bw = nil, nil, nil
 	return err
+}
+
+// keepWriter is the working file behind the bufio buffer. A write the file system
+// refuses for lack of space is kept in memory instead: bufio would hold the error for
+// good and drop the bytes of tags already accepted. While bytes are kept, WriteAU
+// refuses new units (the task drops and counts them) and each flush tries the kept bytes
+// again, so Finish, retried while the disk stays full, writes them once space returns.
+// What is kept is bounded by the buffer and the unit being written when the disk
+// filled.
+type keepWriter struct {
+	f    *os.File
+	kept []byte
+}
+
+func (k *keepWriter) Write(p []byte) (int, error) {
+	if len(k.kept) > 0 {
+		k.kept = append(k.kept, p...)
+		return len(p), nil
+	}
+	n, err := k.f.Write(p)
+	if err != nil && format.IsDiskFull(err) {
+		k.kept = append(k.kept, p[n:]...)
+		return len(p), nil
+	}
+	return n, err
+}
+
+func (k *keepWriter) holding() bool { return len(k.kept) > 0 }
+
+// flush writes the kept bytes; while the disk stays full it fails and keeps the rest.
+func (k *keepWriter) flush() error {
+	for len(k.kept) > 0 {
+		n, err := k.f.Write(k.kept)
+		k.kept = k.kept[n:]
+		if err != nil {
+			return err
+		}
+	}
+	k.kept = nil
+	return nil
 }
 
 // Finish turns the working file into the final file in place (onMetaData with duration,
@@ -585,7 +646,12 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.finished = true
-	return w.closeWork()
+	err := w.closeWork()
+	if w.f != nil { // the disk is full: what is kept in memory is lost, the descriptor is not
+		w.f.Close()
+		w.f, w.kw, w.bw = nil, nil, nil
+	}
+	return err
 }
 
 // nominalFrame is the duration assumed for a track's last frame when no DTS delta is

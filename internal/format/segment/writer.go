@@ -228,13 +228,15 @@ type openSeg struct {
 	segState
 	f        *File
 	firstDTS time.Duration // input DTS of the unit that opened the segment
+	cts0     time.Duration // PTS−DTS of the lead unit that opened it
 	outStart time.Duration // output time of firstDTS
 	runStart bool          // first segment of a continuous run
 	whole    int64         // bytes of the file synced whole at a pause (journaled)
 	// per kind: last input DTS written, and the delta to the one before
-	last  [2]time.Duration
-	delta [2]time.Duration
-	count [2]int
+	last   [2]time.Duration
+	delta  [2]time.Duration
+	count  [2]int
+	maxPTS [2]time.Duration // latest input PTS written
 }
 
 // Writer is the format-independent part of a segmented recording file: track sets,
@@ -531,12 +533,14 @@ func (w *Writer) write(set *Set, kind Kind, au *media.AccessUnit) error {
 	}
 	out := cur.outStart + (au.DTS - cur.firstDTS)
 	if err := w.mux.Write(cur.f, set, kind, au, out); err != nil {
+		w.dropCurrent()
 		return w.cfg.errorf("write segment %d: %w", cur.seq, err)
 	}
 	if cur.count[kind] > 0 {
 		cur.delta[kind] = au.DTS - cur.last[kind]
 	}
 	cur.last[kind] = au.DTS
+	cur.maxPTS[kind] = max(cur.maxPTS[kind], au.PTS)
 	cur.count[kind]++
 	w.gate.Wrote(au)
 	return nil
@@ -607,6 +611,12 @@ func (w *Writer) curDurationCont(nextFirst time.Duration, continuous bool) (time
 		return nextFirst - c.firstDTS, true
 	}
 	d := last - c.firstDTS + w.frameDuration(k)
+	// A run cut inside a group of pictures (media dropped on a full disk) may end with a
+	// picture presented after the pictures that were not written: the segment lasts
+	// until it is shown, so the next run's pictures come after it.
+	if p := c.maxPTS[k] - c.cts0 - c.firstDTS + w.frameDuration(k); p > d {
+		d = p
+	}
 	// The end of a run (a resume follows, or the file ends): the segment lasts until the
 	// end of its last frame of either track, so that the next run's timeline starts after
 	// every unit written here (audio usually ends a little after the last picture).
@@ -654,7 +664,9 @@ func (w *Writer) endInfo(next time.Duration) End {
 	return End{Next: next, Frame: [2]time.Duration{w.frameDuration(Video), w.frameDuration(Audio)}}
 }
 
-// closeCurrent completes the open segment: its duration, flush, fsync, close.
+// closeCurrent completes the open segment: its duration, flush, fsync, close. A segment
+// that could not be written whole (a full disk) is dropped: it is never stored nor
+// listed, and the next segment starts a new run marked as a discontinuity.
 func (w *Writer) closeCurrent(nextFirst time.Duration, continuous bool) error {
 	c := w.cur
 	d, cont := w.curDurationCont(nextFirst, continuous)
@@ -673,15 +685,38 @@ func (w *Writer) closeCurrent(nextFirst time.Duration, continuous bool) error {
 	if cerr := c.f.f.Close(); err == nil {
 		err = cerr
 	}
+	if err != nil {
+		w.discard(c)
+		return w.cfg.errorf("complete segment %d (dropped): %w", c.seq, err)
+	}
 	c.Bytes = c.f.n
 	w.doneDur += c.Duration
 	seg := c.segState
 	w.segs = append(w.segs, &seg)
 	w.cur = nil
-	if err != nil {
-		return w.cfg.errorf("complete segment %d: %w", seg.seq, err)
-	}
 	return nil
+}
+
+// dropCurrent gives up the open segment after a failed write: what the muxer still
+// holds for it is drained (into the failing file, errors ignored) so the next segment
+// starts clean, and the segment is discarded.
+func (w *Writer) dropCurrent() {
+	c := w.cur
+	_ = w.mux.End(c.f, w.muxSet, w.endInfo(-1))
+	_ = c.f.f.Close()
+	w.discard(c)
+}
+
+// discard removes the closed file of segment c, which was not written whole, and
+// journals that it is gone; media resumes at the next unit that opens a segment.
+func (w *Writer) discard(c *openSeg) {
+	_ = os.Remove(filepath.Join(w.cfg.WorkDir, c.file))
+	w.cur = nil
+	w.pendingDisc = len(w.segs) > 0
+	w.log.Warn("segment not written whole, dropped", "segment", c.seq)
+	if err := w.writeJournal(""); err != nil {
+		w.log.Warn("journal write failed", "err", err)
+	}
 }
 
 // openSegment closes the current segment (if any), opens the next one starting with au,
@@ -736,6 +771,7 @@ func (w *Writer) openSegment(au *media.AccessUnit) error {
 		},
 		f:        &File{f: f},
 		firstDTS: firstDTS,
+		cts0:     au.PTS - au.DTS,
 		outStart: w.doneDur,
 		runStart: newRun,
 	}
