@@ -92,9 +92,15 @@ func (s *Server) registerAssets(mux *http.ServeMux) {
 
 // needLibrary answers 503 on a server without the VOD library.
 func (s *Server) needLibrary(h http.HandlerFunc) http.HandlerFunc {
+	return needs(func() bool { return s.Library != nil }, "the VOD library is not configured on this server", h)
+}
+
+// needs answers 503 with msg while present reports false: a route of an optional
+// dependency.
+func needs(present func() bool, msg string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.Library == nil {
-			writeError(w, http.StatusServiceUnavailable, "", "the VOD library is not configured on this server")
+		if !present() {
+			writeError(w, http.StatusServiceUnavailable, "", msg)
 			return
 		}
 		h(w, r)

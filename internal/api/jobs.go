@@ -53,13 +53,7 @@ func (s *Server) registerJobs(mux *http.ServeMux) {
 
 // needJobs answers 503 on a server without a job queue.
 func (s *Server) needJobs(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if s.Jobs == nil {
-			writeError(w, http.StatusServiceUnavailable, "", "the job queue is not configured on this server")
-			return
-		}
-		h(w, r)
-	}
+	return needs(func() bool { return s.Jobs != nil }, "the job queue is not configured on this server", h)
 }
 
 // GET /api/v1/jobs?kind=&state=&assetId=&limit=: newest first, each with its last log lines.
