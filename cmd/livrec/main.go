@@ -129,6 +129,7 @@ func serve(args []string) error {
 		AllowPrivateCallbacks: cfg.AllowPrivateCallbacks,
 		CallbackAllowList:     cfg.CallbackAllowList,
 		VodCallback:           cfg.Vod,
+		VodGroups:             cfg.TranscodeGroups,
 
 		TranscodeTemplates: cfg.TranscodeTemplates,
 		MaxTranscoders:     cfg.MaxTranscoders,

@@ -32,6 +32,7 @@ import (
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
 	"github.com/livrec/livrec/internal/templatedb"
+	"github.com/livrec/livrec/internal/vod"
 )
 
 // Server holds what the handlers need.
@@ -60,8 +61,13 @@ type Server struct {
 	// Templates serves /api/v1/transcode/templates and tells the rules API which
 	// transcodeTemplates exist (nil: no template routes, every valid ID accepted).
 	Templates *templatedb.Store
-	Metrics   *metrics.Metrics
-	Logger    *slog.Logger
+	// Library serves /api/v1/assets and Jobs /api/v1/jobs (nil: those routes answer 503);
+	// TranscodeGroups are the VOD transcode groups (nil: the built-in one only).
+	Library         *vod.Library
+	Jobs            JobQueue
+	TranscodeGroups *vod.TranscodeGroups
+	Metrics         *metrics.Metrics
+	Logger          *slog.Logger
 
 	// S3Endpoints are the ossEndpoint values a rule may name (the config's s3: entries).
 	S3Endpoints []string
@@ -100,6 +106,8 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /api/v1/streams/{domain}/{app}/{stream}/record", s.recordCommand)
 	s.registerRules(mux)
 	s.registerTemplates(mux)
+	s.registerAssets(mux)
+	s.registerJobs(mux)
 	if s.Console != nil {
 		mux.Handle("GET /console/", s.Console)
 	}

@@ -19,11 +19,13 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/livrec/livrec/internal/catalog"
+	"github.com/livrec/livrec/internal/jobs"
 	"github.com/livrec/livrec/internal/metrics"
 	"github.com/livrec/livrec/internal/notify"
 	"github.com/livrec/livrec/internal/record"
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/templatedb"
+	"github.com/livrec/livrec/internal/vod"
 )
 
 // openAPIOps parses openapi.yaml and returns its operations as "METHOD /path" patterns
@@ -217,6 +219,16 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"DiskStatus":            reflect.TypeFor[DiskStatus](),
 		"StoreStatus":           reflect.TypeFor[StoreStatus](),
 		"RecentError":           reflect.TypeFor[RecentError](),
+		"Asset":                 reflect.TypeFor[assetJSON](),
+		"PlayInfo":              reflect.TypeFor[playInfoJSON](),
+		"AssetList":             reflect.TypeFor[assetList](),
+		"AssetPatch":            reflect.TypeFor[assetPatch](),
+		"TranscodeGroupList":    reflect.TypeFor[transcodeGroupList](),
+		"TranscodeGroup":        reflect.TypeFor[vod.TranscodeGroup](),
+		"VodTranscodeTemplate":  reflect.TypeFor[vod.TranscodeTemplate](),
+		"Job":                   reflect.TypeFor[jobs.Info](),
+		"JobLogLine":            reflect.TypeFor[jobs.LogLine](),
+		"JobList":               reflect.TypeFor[jobList](),
 		"Error":                 reflect.TypeFor[problemsBody](), // plus "field" (apiError)
 	} {
 		got := slices.Sorted(maps.Keys(schemaProps(t, doc, "#/components/schemas/"+name)))

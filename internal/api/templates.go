@@ -28,13 +28,7 @@ func (s *Server) registerTemplates(mux *http.ServeMux) {
 
 // need answers 503 on a server without a template store.
 func (a *templateAPI) need(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if a.store == nil {
-			writeError(w, http.StatusServiceUnavailable, "", "live transcode templates are not available on this server")
-			return
-		}
-		h(w, r)
-	}
+	return needs(func() bool { return a.store != nil }, "live transcode templates are not available on this server", h)
 }
 
 type templateAPI struct{ store *templatedb.Store }

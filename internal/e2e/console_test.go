@@ -124,7 +124,18 @@ rules:
         sliceDuration: 5
       - format: flv
       - format: mp4
+  - domainName: "*"
+    appName: live
+    streamName: vodcam
+    delayTime: 15
+    vod:
+      cycleDuration: 300
 `)
+	// The assets page's asset: pushed fast now, made when its stitch window ends while the
+	// browser tests run the pages before it.
+	if out, err := push(t, src, s.rtmpURL("live", "vodcam")); err != nil {
+		t.Fatalf("push vodcam: %v\n%s", err, out)
+	}
 	const token = "console-test-token-0123456789"
 	locked := startServer(t, t.TempDir(), "apiTokens: ["+strconv.Quote(token)+"]\n")
 	shots := os.Getenv("LIVREC_SCREENSHOTS")

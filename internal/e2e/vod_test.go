@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"math"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -124,5 +125,87 @@ rules:
 		if _, err := os.Stat(s.filePath(k)); !os.IsNotExist(err) {
 			t.Errorf("%s after delete: %v", k, err)
 		}
+	}
+}
+
+// TestVodJSONAPI: an asset recorded by a VOD rule is listed by /api/v1/assets with a
+// play info a player opens (it decodes clean), renamed by PATCH (a 10 000-character
+// title refused naming the field), and DELETE removes the library's files of it.
+func TestVodJSONAPI(t *testing.T) {
+	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
+	src := makeSource(t, t.TempDir(), 12)
+	s := startServer(t, t.TempDir(), `
+rules:
+  - domainName: "*"
+    appName: live
+    streamName: vodjson
+    delayTime: 15
+    vod:
+      cycleDuration: 300
+`)
+	defer s.stop()
+	if out, err := push(t, src, s.rtmpURL("live", "vodjson")); err != nil {
+		t.Fatalf("push: %v\n%s", err, out)
+	}
+	type asset struct {
+		ID, Title, Status, StreamName string
+		Duration                      float64
+		PlayInfos                     []struct{ Definition, Key, URL string }
+	}
+	send := func(method, path, body string, out any) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, s.url(path), strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if out != nil {
+			json.NewDecoder(resp.Body).Decode(out)
+		}
+		return resp.StatusCode
+	}
+	// The asset is made when the 15 s stitch window ends.
+	var list struct {
+		Assets []asset
+		Total  int
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for list.Total == 0 && time.Now().Before(deadline) {
+		time.Sleep(500 * time.Millisecond)
+		if st := send("GET", "/api/v1/assets?streamName=vodjson&status=Normal", "", &list); st != 200 {
+			t.Fatalf("list: %d", st)
+		}
+	}
+	if list.Total != 1 || len(list.Assets) != 1 {
+		t.Fatalf("assets %+v, want 1", list)
+	}
+	a := list.Assets[0]
+	if math.Abs(a.Duration-12) > 2.1 || len(a.PlayInfos) != 1 || a.PlayInfos[0].Definition != "OD" || a.PlayInfos[0].URL == "" {
+		t.Fatalf("asset %+v", a)
+	}
+	decodeClean(t, s.url(a.PlayInfos[0].URL))
+
+	var fe struct{ Error, Field string }
+	if st := send("PATCH", "/api/v1/assets/"+a.ID, `{"title":"`+strings.Repeat("x", 10000)+`"}`, &fe); st != 400 || fe.Field != "title" {
+		t.Errorf("10 000-character title: %d %+v", st, fe)
+	}
+	var got asset
+	if st := send("PATCH", "/api/v1/assets/"+a.ID, `{"title":"Match day"}`, &got); st != 200 || got.Title != "Match day" {
+		t.Errorf("patch: %d %+v", st, got)
+	}
+	if st := send("DELETE", "/api/v1/assets/"+a.ID, "", nil); st != 204 {
+		t.Fatalf("delete: %d", st)
+	}
+	if _, err := os.Stat(s.filePath(a.PlayInfos[0].Key)); !os.IsNotExist(err) {
+		t.Errorf("%s after delete: %v", a.PlayInfos[0].Key, err)
+	}
+	if st := send("GET", "/api/v1/assets/"+a.ID, "", nil); st != 404 {
+		t.Errorf("get after delete: %d", st)
+	}
+	var jobs struct{ Error string }
+	if st := send("GET", "/api/v1/jobs", "", &jobs); st != 200 && (st != 503 || !strings.Contains(jobs.Error, "job queue")) {
+		t.Errorf("jobs: %d %+v", st, jobs)
 	}
 }

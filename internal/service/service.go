@@ -95,6 +95,9 @@ type Options struct {
 	// may name (nil: only rules.NoTranscodeGroup).
 	VodHooks           vod.Hooks
 	VodTranscodeGroups func(id string) bool
+	// VodGroups are the configured transcode groups, listed by the JSON API (nil: the
+	// built-in one only).
+	VodGroups *vod.TranscodeGroups
 
 	// Ready, if set, is called with the bound addresses once both listeners are up.
 	Ready func(rtmpAddr, httpAddr net.Addr)
@@ -270,10 +273,13 @@ func Run(ctx context.Context, o Options) error {
 	if apiAuth.Open() {
 		log.Warn("no accessKeys or apiTokens configured: the JSON API answers only loopback clients, and the cloud-compatible API refuses every request")
 	}
+	apiSrv := &api.Server{CloudAPI: cloud, Console: console.Handler(), CORS: cors, Auth: apiAuth,
+		Started: started, DataDir: o.DataDir, Stores: objects.status, Errors: recentErrors,
+		WorkDir: filepath.Join(o.DataDir, workDir, "api"), Notifier: notifier, Templates: templates, RemoteStores: objects.all, S3Endpoints: endpoints, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log,
+		Library: library, TranscodeGroups: o.VodGroups}
+	// apiSrv.Jobs is set to the job queue once it is opened; without it /api/v1/jobs answers 503.
 	httpSrv := &http.Server{
-		Handler: (&api.Server{CloudAPI: cloud, Console: console.Handler(), CORS: cors, Auth: apiAuth,
-			Started: started, DataDir: o.DataDir, Stores: objects.status, Errors: recentErrors,
-			WorkDir: filepath.Join(o.DataDir, workDir, "api"), Notifier: notifier, Templates: templates, RemoteStores: objects.all, S3Endpoints: endpoints, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log}).Handler(),
+		Handler:           apiSrv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       httpReadTimeout,
 		WriteTimeout:      httpWriteTimeout,

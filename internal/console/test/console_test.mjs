@@ -202,6 +202,35 @@ step('the FLV recording plays with mpegts.js', async () => {
 
 step('the MP4 recording plays in the browser\'s own player', () => playsFile('mp4', 'native'));
 
+// The Go side pushed the source to live/vodcam (a VOD rule) before the browser started:
+// its asset exists once the stitch window ended.
+step('the VOD assets page lists the asset with its status and duration, and plays it with hls.js', async () => {
+  for (let i = 0; ; i++) {
+    const l = await api('/assets?streamName=vodcam');
+    if (l.total >= 1) break;
+    assert(i < 40, 'no vodcam asset after 20 s');
+    await sleep(500);
+  }
+  await page.goto(base + '/#/assets?streamName=vodcam');
+  await page.waitForSelector('#asset-table tbody tr');
+  const row = page.locator('#asset-table tbody tr').first();
+  assert(await row.getAttribute('data-status') === 'Normal', 'asset status');
+  assert((await row.locator('.badge').textContent()) === 'Normal', 'status badge');
+  const dur = await row.locator('td.duration').textContent();
+  assert(/^0:(1[5-9]|2[0-5])$/.test(dur), `asset duration ${dur}, want about 20 s`);
+  assert(await row.locator('.thumb').count() === 1, 'cover thumbnail (or its placeholder)');
+  assert((await page.locator('#asset-count').textContent()) === '1–1 of 1', 'asset count');
+  assert(await page.locator('#nav a[data-page="assets"]').getAttribute('aria-current') !== null, 'nav marks the assets page');
+  await shot(page, 'assets');
+  await row.locator('a.play').click();
+  await page.waitForSelector('#player');
+  await waitPlaying(page, 'asset');
+  const s = await playsOn(page, 'asset');
+  assert(s.engine === 'hls.js' && s.w === 320 && s.d > 15, `asset: engine ${s.engine}, width ${s.w}, duration ${s.d}`);
+  assert((await page.locator('#rendition option').count()) >= 1, 'rendition choice');
+  await shot(page, 'asset-player');
+});
+
 step('a rule with sliceDuration 40 shows the range error next to the field', async () => {
   await page.goto(base + '/#/rules');
   await page.waitForSelector('#rules-table');

@@ -9,6 +9,8 @@ const pages = {
   live: () => import('./live.js'),
   recordings: () => import('./recordings.js'),
   play: () => import('./player.js'),
+  assets: () => import('./assets.js'),
+  asset: () => import('./assets.js').then((m) => ({ render: m.renderAsset })),
   rules: () => import('./rules.js'),
   callbacks: () => import('./callbacks.js'),
   status: () => import('./status.js'),
@@ -29,7 +31,7 @@ async function route() {
   if (stop) { try { stop(); } catch { /* a page's cleanup must not break navigation */ } stop = null; }
   const { page, arg, query } = parseHash();
   document.querySelectorAll('#nav a[data-page]').forEach((a) => {
-    a.toggleAttribute('aria-current', a.dataset.page === page || (page === 'play' && a.dataset.page === 'recordings'));
+    a.toggleAttribute('aria-current', a.dataset.page === page || (page === 'play' && a.dataset.page === 'recordings') || (page === 'asset' && a.dataset.page === 'assets'));
   });
   document.getElementById('nav').classList.remove('open');
   if (needLogin) { renderLogin(); return; }

@@ -6,7 +6,7 @@ import { get } from './api.js';
 import { h, bytes, duration, time, streamKey, badge, errorBox } from './ui.js';
 
 let hlsModule, mpegtsLoad;
-async function loadHls() {
+export async function loadHls() {
   hlsModule ||= import('/console/vendor/hls.min.mjs');
   return (await hlsModule).default;
 }
