@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS vod_assets (
 	transcode_group TEXT NOT NULL DEFAULT '', auto_compose INTEGER NOT NULL DEFAULT 0,
 	compose_group TEXT NOT NULL DEFAULT '',
 	sources TEXT NOT NULL DEFAULT '[]',
+	thumbnails TEXT NOT NULL DEFAULT '',
 	created_at INTEGER NOT NULL, modified_at INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS vod_assets_file ON vod_assets(file_id) WHERE file_id<>'';
@@ -101,6 +102,16 @@ func New(o Options) (*Library, error) {
 	db := o.Catalog.DB()
 	if _, err := db.Exec(schema); err != nil {
 		return nil, fmt.Errorf("vod: create table: %w", err)
+	}
+	// Tables made before the seek-preview track was kept lack its column.
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info('vod_assets') WHERE name='thumbnails'`).Scan(&n); err != nil {
+		return nil, fmt.Errorf("vod: read table: %w", err)
+	}
+	if n == 0 {
+		if _, err := db.Exec(`ALTER TABLE vod_assets ADD COLUMN thumbnails TEXT NOT NULL DEFAULT ''`); err != nil {
+			return nil, fmt.Errorf("vod: add column thumbnails: %w", err)
+		}
 	}
 	return &Library{o: o, db: db, log: o.Logger, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
@@ -357,11 +368,11 @@ func (l *Library) insert(ctx context.Context, a *Asset) error {
 	if a.PlayInfos == nil {
 		a.PlayInfos = []PlayInfo{}
 	}
-	_, err := l.db.ExecContext(ctx, `INSERT INTO vod_assets(`+assetCols+`) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err := l.db.ExecContext(ctx, `INSERT INTO vod_assets(`+assetCols+`) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		a.ID, a.Kind, a.Domain, a.App, a.Stream, a.TaskID, a.FileID, a.Title, a.Description, a.Duration, a.Size,
 		string(a.Status), a.Error, ms(a.RecordStart), ms(a.RecordEnd), a.Cover, js(a.Snapshots), js(a.PlayInfos),
 		a.OssEndpoint, a.OssBucket, a.TranscodeGroupID, a.AutoCompose, a.ComposeTranscodeGroupID, js(orEmpty(a.Sources)),
-		ms(a.CreatedAt), ms(a.ModifiedAt))
+		a.Thumbnails, ms(a.CreatedAt), ms(a.ModifiedAt))
 	return err
 }
 
@@ -373,7 +384,7 @@ func orEmpty(s []string) []string {
 }
 
 const assetCols = `id,kind,domain,app,stream,task_id,file_id,title,description,duration,size,status,error,record_start,record_end,
-	cover,snapshots,play_infos,oss_endpoint,oss_bucket,transcode_group,auto_compose,compose_group,sources,created_at,modified_at`
+	cover,snapshots,play_infos,oss_endpoint,oss_bucket,transcode_group,auto_compose,compose_group,sources,thumbnails,created_at,modified_at`
 
 func scanAssets(rows *sql.Rows) ([]Asset, error) {
 	defer rows.Close()
@@ -384,7 +395,7 @@ func scanAssets(rows *sql.Rows) ([]Asset, error) {
 		var rs, re, ca, mo int64
 		if err := rows.Scan(&a.ID, &a.Kind, &a.Domain, &a.App, &a.Stream, &a.TaskID, &a.FileID, &a.Title, &a.Description,
 			&a.Duration, &a.Size, &status, &a.Error, &rs, &re, &a.Cover, &snaps, &infos, &a.OssEndpoint, &a.OssBucket,
-			&a.TranscodeGroupID, &a.AutoCompose, &a.ComposeTranscodeGroupID, &sources, &ca, &mo); err != nil {
+			&a.TranscodeGroupID, &a.AutoCompose, &a.ComposeTranscodeGroupID, &sources, &a.Thumbnails, &ca, &mo); err != nil {
 			return nil, err
 		}
 		a.Status = Status(status)
@@ -568,8 +579,8 @@ func (l *Library) modify(ctx context.Context, id string, change func(*Asset) err
 	}
 	a.ModifiedAt = l.now()
 	if _, err := tx.ExecContext(ctx, `UPDATE vod_assets SET title=?, description=?, duration=?, size=?, status=?, error=?, cover=?,
-		snapshots=?, play_infos=?, modified_at=? WHERE id=?`, a.Title, a.Description, a.Duration, a.Size, string(a.Status), a.Error,
-		a.Cover, js(a.Snapshots), js(a.PlayInfos), ms(a.ModifiedAt), id); err != nil {
+		snapshots=?, play_infos=?, thumbnails=?, modified_at=? WHERE id=?`, a.Title, a.Description, a.Duration, a.Size, string(a.Status), a.Error,
+		a.Cover, js(a.Snapshots), js(a.PlayInfos), a.Thumbnails, ms(a.ModifiedAt), id); err != nil {
 		return nil, err
 	}
 	return a, tx.Commit()
@@ -594,6 +605,21 @@ func (l *Library) SetCover(ctx context.Context, id, key string) error {
 		a.Cover = key
 		if !slices.Contains(a.Snapshots, key) {
 			a.Snapshots = append(a.Snapshots, key)
+		}
+		return nil
+	})
+	return err
+}
+
+// SetThumbnails sets the seek-preview track (a WebVTT key in the library's storage) and
+// adds its sprite sheets to the snapshots.
+func (l *Library) SetThumbnails(ctx context.Context, id, vtt string, sheets []string) error {
+	_, err := l.modify(ctx, id, func(a *Asset) error {
+		a.Thumbnails = vtt
+		for _, k := range sheets {
+			if !slices.Contains(a.Snapshots, k) {
+				a.Snapshots = append(a.Snapshots, k)
+			}
 		}
 		return nil
 	})
@@ -707,6 +733,7 @@ func (l *Library) ownKeys(ctx context.Context, st storage.Store, a *Asset) ([]st
 		add(s)
 	}
 	add(a.Cover)
+	add(a.Thumbnails)
 	return out, nil
 }
 
