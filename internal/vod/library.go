@@ -707,7 +707,7 @@ func (l *Library) Delete(ctx context.Context, id string) error {
 // segments (so a failure leaves a playlist that still lists what is left). A key shared
 // with another asset (a composed asset's playlist lists its sources' segments) is kept.
 func (l *Library) ownKeys(ctx context.Context, st storage.Store, a *Asset) ([]string, error) {
-	others, err := l.otherKeys(ctx, a)
+	others, err := l.otherKeys(ctx, st, a)
 	if err != nil {
 		return nil, err
 	}
@@ -737,9 +737,9 @@ func (l *Library) ownKeys(ctx context.Context, st storage.Store, a *Asset) ([]st
 	return out, nil
 }
 
-// otherKeys are the play info keys of the assets sharing files with a: its sources, or
-// the composed assets made of it.
-func (l *Library) otherKeys(ctx context.Context, a *Asset) (map[string]bool, error) {
+// otherKeys are the keys of the files of the assets sharing files with a (its sources,
+// or the composed assets made of it): their play infos and the segments these list.
+func (l *Library) otherKeys(ctx context.Context, st storage.Store, a *Asset) (map[string]bool, error) {
 	rows, err := l.db.QueryContext(ctx, `SELECT `+assetCols+` FROM vod_assets WHERE id<>? AND (task_id=? AND task_id<>'')`, a.ID, a.TaskID)
 	if err != nil {
 		return nil, err
@@ -755,6 +755,16 @@ func (l *Library) otherKeys(ctx context.Context, a *Asset) (map[string]bool, err
 		}
 		for _, p := range o.PlayInfos {
 			out[p.Key] = true
+			if p.Format != string(rules.M3U8) {
+				continue
+			}
+			segs, err := playlistKeys(ctx, st, p.Key)
+			if err != nil {
+				return nil, err
+			}
+			for _, k := range segs {
+				out[k] = true
+			}
 		}
 	}
 	return out, nil
