@@ -34,6 +34,7 @@ rules:
     vod:
       cycleDuration: 300
       autoCompose: true
+      composeVodTranscodeGroupId: VOD_NO_TRANSCODE
 `)
 	defer s.stop()
 	if out, err := push(t, src, s.rtmpURL("live", "vodcam")); err != nil {
