@@ -44,8 +44,13 @@ rules:
 	// The last cycle asset is generated when the 15 s stitch window ends, the merged one
 	// right after.
 	vs := api.waitVideos("vodcam", 4, 2*time.Minute)
-	sort.Slice(vs, func(i, j int) bool { return vs[i].Duration < vs[j].Duration })
-	cycles, composed := vs[:3], vs[3]
+	// Oldest first: the merged asset is made after the cycle assets, and is Uploading
+	// (no duration yet) until its playlist is stored.
+	api.waitStatus(vs[3].VideoId, "Normal", time.Minute)
+	composed := api.video(vs[3].VideoId)
+	cycles := vs[:3]
+	sort.Slice(cycles, func(i, j int) bool { return cycles[i].Duration < cycles[j].Duration })
+	vs = append(cycles, composed)
 	var durs []float64
 	for _, v := range cycles {
 		durs = append(durs, v.Duration)
@@ -60,7 +65,6 @@ rules:
 		t.Errorf("merged asset %.3f s, the cycles %.3f s", composed.Duration, sum)
 	}
 	t.Logf("asset durations %v: %.3f s of the 660 s pushed; merged %.3f s", durs, sum, composed.Duration)
-	api.waitStatus(composed.VideoId, "Normal", time.Minute)
 	var keys, urls []string
 	for _, v := range vs {
 		// The snapshot job of each asset makes its cover.
