@@ -155,6 +155,12 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("callbacks: %w", err)
 	}
 	notifier.Start(ctx)
+	// A PostgreSQL catalog may be shared by several nodes: publishes then own their stream
+	// keys through leases (see record.Config.Leases). An SQLite catalog is one node's.
+	var leases record.Leases
+	if o.CatalogDriver == schema.Postgres && o.NodeID != "" {
+		leases = &cluster.NodeLeases{Store: cluster.New(cat.DB()), Node: o.NodeID, TTL: o.Liveness.LeaseTTL()}
+	}
 	if o.NodeID != "" {
 		go cluster.New(cat.DB()).Heartbeat(ctx, o.NodeID, o.NodeHTTPAddr, o.Liveness, func(err error) {
 			log.Warn("node heartbeat failed", "node", o.NodeID, "err", err)
@@ -212,6 +218,7 @@ func Run(ctx context.Context, o Options) error {
 			return templates.Library().IDs(domain, app)
 		},
 		Catalog:    cat,
+		Leases:     leases,
 		Finalizers: o.Finalizers,
 		// The data directory's free space: the low-space alarm, and the end of a
 		// disk-full episode.
