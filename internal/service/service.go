@@ -150,6 +150,7 @@ func Run(ctx context.Context, o Options) error {
 	met := metrics.New()
 	notifier, err := notify.New(cat.DB(), notify.Options{Registerer: met.Registry, Logger: log,
 		Retention:             o.CallbackRetention,
+		Shared:                o.CatalogDriver == schema.Postgres, // several nodes may deliver from it
 		AllowPrivateCallbacks: o.AllowPrivateCallbacks, CallbackAllowList: o.CallbackAllowList})
 	if err != nil {
 		return fmt.Errorf("callbacks: %w", err)
