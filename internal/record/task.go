@@ -496,41 +496,45 @@ func (t *Task) setState(from, to string, ev ...Event) {
 	t.m.cat.add(t.id, op)
 }
 
-// end hands every open file to the finalizers: → ENDED. The catalog row of the task is
-// ended once all its files are complete (until then a crash leaves the task open, and
-// the next start's recovery finalizes whatever did not complete).
 // abandon stops a task whose lease was lost (leaseLost): its open files are dropped
 // without being generated (their working files stay in the work directory: another
 // node owns the stream, and this one must not store objects or rows for it).
 func (t *Task) abandon() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.state == catalog.TaskEnded {
-		return
+	from, ok := t.halt(func(o *output) { o.cur = nil })
+	if ok {
+		t.m.cfg.Metrics.ActiveTasks.WithLabelValues(from).Dec()
+		go t.m.unhold(t.owner)
 	}
-	t.stopTimer()
-	t.pub = nil
-	for _, o := range t.outs {
-		o.cur = nil
-	}
-	t.m.cfg.Metrics.ActiveTasks.WithLabelValues(t.state).Dec()
-	t.state = catalog.TaskEnded
-	go t.m.unhold(t.owner)
 }
 
-func (t *Task) end(reason string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+// halt ends the task's writing: every output's open file goes to done. It returns the
+// state left, false if the task had already ended. Called with t.mu held.
+func (t *Task) halt(done func(o *output)) (string, bool) {
 	if t.state == catalog.TaskEnded {
-		return
+		return "", false
 	}
 	t.stopTimer()
 	t.pub = nil
 	for _, o := range t.outs {
-		t.finishFile(o)
+		done(o)
 	}
 	from := t.state
 	t.state = catalog.TaskEnded
+	return from, true
+}
+
+// end hands every open file to the finalizers: → ENDED. The catalog row of the task is
+// ended once all its files are complete (until then a crash leaves the task open, and
+// the next start's recovery finalizes whatever did not complete).
+func (t *Task) end(reason string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	from, ok := t.halt(t.finishFile)
+	if !ok {
+		return
+	}
 	t.m.ending.Add(1)
 	go func() {
 		defer t.m.ending.Done()
