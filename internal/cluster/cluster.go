@@ -220,3 +220,10 @@ func (n *NodeLeases) Period() time.Duration { return n.TTL / 3 }
 func (n *NodeLeases) lease(f catalog.Fence) *Lease {
 	return &Lease{StreamKey: f.StreamKey, NodeID: f.NodeID, Generation: f.Generation}
 }
+
+// ReleaseNode ends every lease of node: at its start, when it has no publish yet, the
+// leases a crash of its previous run left do not hold its streams until they expire.
+func (s *Store) ReleaseNode(ctx context.Context, node string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE stream_leases SET expires_at=0 WHERE node_id=$1`, node)
+	return err
+}

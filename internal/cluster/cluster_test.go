@@ -123,6 +123,13 @@ func TestLeases(t *testing.T) {
 		if err != nil || c.Generation != 3 {
 			t.Fatalf("acquire after release: %+v %v", c, err)
 		}
+		// node-a restarts: the leases of its previous run end.
+		if err := s.ReleaseNode(ctx, "node-a"); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := s.Acquire(ctx, key, "node-a", ttl, t0.Add(24*time.Second)); err != nil || d.Generation != 4 {
+			t.Fatalf("acquire after the node's restart: %+v %v", d, err)
+		}
 	})
 }
 

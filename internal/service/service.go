@@ -240,6 +240,11 @@ func Run(ctx context.Context, o Options) error {
 	if err := mgr.Recover(ctx); err != nil {
 		return fmt.Errorf("recovering open recordings: %w", err)
 	}
+	if leases != nil {
+		if err := cluster.New(cat.DB()).ReleaseNode(ctx, o.NodeID); err != nil {
+			return fmt.Errorf("releasing the stream leases of this node's previous run: %w", err)
+		}
+	}
 
 	rl, err := net.Listen("tcp", o.RTMPAddr)
 	if err != nil {
