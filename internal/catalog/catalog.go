@@ -120,7 +120,7 @@ func fromMS(v int64) time.Time {
 
 // CreateTask inserts a task.
 func (c *Catalog) CreateTask(ctx context.Context, t *Task) error {
-	_, err := c.db.ExecContext(ctx, `INSERT INTO tasks(id,domain,app,stream,state,rule,started_at,updated_at) VALUES($1,$2,$3,$4,$5,$6,$7,$8)`,
+	_, err := c.exec(ctx, `INSERT INTO tasks(id,domain,app,stream,state,rule,started_at,updated_at) VALUES($1,$2,$3,$4,$5,$6,$7,$8)`,
 		t.ID, t.Domain, t.App, t.Stream, t.State, t.Rule, ms(t.StartedAt), ms(t.UpdatedAt))
 	return err
 }
@@ -131,7 +131,7 @@ func (c *Catalog) SetTaskState(ctx context.Context, id, state string, at time.Ti
 	if state == TaskEnded {
 		end = ms(at)
 	}
-	_, err := c.db.ExecContext(ctx, `UPDATE tasks SET state=$1, updated_at=$2, ended_at=$3 WHERE id=$4`, state, ms(at), end, id)
+	_, err := c.exec(ctx, `UPDATE tasks SET state=$1, updated_at=$2, ended_at=$3 WHERE id=$4`, state, ms(at), end, id)
 	return err
 }
 
@@ -163,7 +163,7 @@ func scanTasks(rows *sql.Rows) ([]Task, error) {
 
 // CreateFile inserts a file row (status recording).
 func (c *Catalog) CreateFile(ctx context.Context, f *File) error {
-	_, err := c.db.ExecContext(ctx, `INSERT INTO files(id,task_id,domain,app,stream,format,sequence,key,work_dir,start_time,end_time,duration,width,height,codecs,frame_rate,bitrate,bytes,segments,status,error,oss_endpoint,oss_bucket,uploaded)
+	_, err := c.exec(ctx, `INSERT INTO files(id,task_id,domain,app,stream,format,sequence,key,work_dir,start_time,end_time,duration,width,height,codecs,frame_rate,bitrate,bytes,segments,status,error,oss_endpoint,oss_bucket,uploaded)
 		VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24)`,
 		f.ID, f.TaskID, f.Domain, f.App, f.Stream, f.Format, f.Sequence, f.Key, f.WorkDir, ms(f.Start), ms(f.End),
 		f.Duration, f.Width, f.Height, f.Codecs, f.FrameRate, f.Bitrate, f.Bytes, f.Segments, f.Status, f.Error,
@@ -178,7 +178,7 @@ func (c *Catalog) UpdateFile(ctx context.Context, f *File) error {
 	// bucket once MarkUploaded saw its key — possibly before the row had it, hence the
 	// uploaded_objects lookup. (SET expressions see the row's old values: use the new
 	// status and key from the arguments.)
-	res, err := c.db.ExecContext(ctx, `UPDATE files SET key=$1, work_dir=$2, start_time=$3, end_time=$4, duration=$5, width=$6, height=$7, codecs=$8, frame_rate=$9, bitrate=$10, bytes=$11, segments=$12, status=$13, error=$14,
+	res, err := c.exec(ctx, `UPDATE files SET key=$1, work_dir=$2, start_time=$3, end_time=$4, duration=$5, width=$6, height=$7, codecs=$8, frame_rate=$9, bitrate=$10, bytes=$11, segments=$12, status=$13, error=$14,
 		uploaded = CASE WHEN oss_bucket='' AND $13='done' THEN TRUE
 			WHEN EXISTS(SELECT 1 FROM uploaded_objects u WHERE u.bucket=files.oss_bucket AND u.key=$1) THEN TRUE
 			ELSE uploaded END WHERE id=$15`,
@@ -196,7 +196,7 @@ func (c *Catalog) UpdateFile(ctx context.Context, f *File) error {
 // FileProgress records the running figures of a file being recorded (a file already
 // generated or failed keeps its final figures).
 func (c *Catalog) FileProgress(ctx context.Context, id string, duration float64, bytes int64, segments int) error {
-	_, err := c.db.ExecContext(ctx, `UPDATE files SET duration=$1, bytes=$2, segments=$3 WHERE id=$4 AND status=$5`,
+	_, err := c.exec(ctx, `UPDATE files SET duration=$1, bytes=$2, segments=$3 WHERE id=$4 AND status=$5`,
 		duration, bytes, segments, id, FileRecording)
 	return err
 }
@@ -290,7 +290,7 @@ func (c *Catalog) CountFiles(ctx context.Context, q FileQuery) (int, error) {
 
 // DeleteFile deletes a file row (not the stored object), or returns ErrNotFound.
 func (c *Catalog) DeleteFile(ctx context.Context, id string) error {
-	res, err := c.db.ExecContext(ctx, `DELETE FROM files WHERE id=$1`, id)
+	res, err := c.exec(ctx, `DELETE FROM files WHERE id=$1`, id)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/livrec/livrec/internal/catalog"
 )
 
 // Store reads and writes the cluster tables of a catalog database.
@@ -167,4 +169,61 @@ func (s *Store) Holds(ctx context.Context, l *Lease, now time.Time) (bool, error
 		WHERE stream_key=$1 AND node_id=$2 AND generation=$3 AND expires_at>$4`,
 		l.StreamKey, l.NodeID, l.Generation, now.UnixMilli()).Scan(&ok)
 	return ok, err
+}
+
+// NodeLeases is the stream ownership of one node, as the recorder uses it (it
+// implements record.Leases): leases of TTL, taken for node, fencing the catalog writes
+// through catalog.Fence.
+type NodeLeases struct {
+	Store *Store
+	Node  string
+	TTL   time.Duration
+}
+
+// LeaseTTL is how long a stream lease lasts without renewal: as long as a node without
+// beats is taken for alive, so that a node judged dead has also lost its streams.
+func (l Liveness) LeaseTTL() time.Duration { return time.Duration(l.MissedBeats) * l.Interval }
+
+// Acquire takes the lease of key; a key owned elsewhere is an error wrapping
+// ErrLeaseHeld that names the owner.
+func (n *NodeLeases) Acquire(ctx context.Context, key string) (catalog.Fence, error) {
+	l, err := n.Store.Acquire(ctx, key, n.Node, n.TTL, time.Now())
+	if errors.Is(err, ErrLeaseHeld) {
+		var owner string
+		if n.Store.db.QueryRowContext(ctx, `SELECT node_id FROM stream_leases WHERE stream_key=$1`, key).Scan(&owner) == nil {
+			return catalog.Fence{}, fmt.Errorf("stream %s is being published on node %s: %w", key, owner, ErrLeaseHeld)
+		}
+	}
+	if err != nil {
+		return catalog.Fence{}, err
+	}
+	return catalog.Fence{StreamKey: key, NodeID: n.Node, Generation: l.Generation}, nil
+}
+
+// Renew extends the lease of f; a lease lost is an error wrapping catalog.ErrFenced.
+func (n *NodeLeases) Renew(ctx context.Context, f catalog.Fence) error {
+	err := n.Store.Renew(ctx, n.lease(f), n.TTL, time.Now())
+	if errors.Is(err, ErrLeaseLost) {
+		return fmt.Errorf("%w: %w", catalog.ErrFenced, err)
+	}
+	return err
+}
+
+// Release ends the lease of f.
+func (n *NodeLeases) Release(ctx context.Context, f catalog.Fence) error {
+	return n.Store.Release(ctx, n.lease(f))
+}
+
+// Period is how often a lease is renewed: three times per TTL.
+func (n *NodeLeases) Period() time.Duration { return n.TTL / 3 }
+
+func (n *NodeLeases) lease(f catalog.Fence) *Lease {
+	return &Lease{StreamKey: f.StreamKey, NodeID: f.NodeID, Generation: f.Generation}
+}
+
+// ReleaseNode ends every lease of node: at its start, when it has no publish yet, the
+// leases a crash of its previous run left do not hold its streams until they expire.
+func (s *Store) ReleaseNode(ctx context.Context, node string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE stream_leases SET expires_at=0 WHERE node_id=$1`, node)
+	return err
 }

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -122,6 +123,13 @@ func TestLeases(t *testing.T) {
 		if err != nil || c.Generation != 3 {
 			t.Fatalf("acquire after release: %+v %v", c, err)
 		}
+		// node-a restarts: the leases of its previous run end.
+		if err := s.ReleaseNode(ctx, "node-a"); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := s.Acquire(ctx, key, "node-a", ttl, t0.Add(24*time.Second)); err != nil || d.Generation != 4 {
+			t.Fatalf("acquire after the node's restart: %+v %v", d, err)
+		}
 	})
 }
 
@@ -148,6 +156,64 @@ func TestAcquireRace(t *testing.T) {
 		wg.Wait()
 		if won != 1 {
 			t.Fatalf("%d acquisitions won", won)
+		}
+	})
+}
+
+// A task's writes fenced with a lease are made while it holds and refused once the key's
+// lease moved on (a new generation), also for a write the old owner makes late.
+func TestFencedWrites(t *testing.T) {
+	schematest.Each(t, func(t *testing.T, driver, dsn string) {
+		ctx := context.Background()
+		c, err := catalog.OpenDriver(driver, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		a := &NodeLeases{Store: New(c.DB()), Node: "a", TTL: time.Minute}
+		b := &NodeLeases{Store: New(c.DB()), Node: "b", TTL: time.Minute}
+		fa, err := a.Acquire(ctx, "d/live/s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		fctx := catalog.WithFence(ctx, fa)
+		if err := c.CreateTask(fctx, &catalog.Task{ID: "t1", Domain: "d", App: "live", Stream: "s", State: catalog.TaskRecording, StartedAt: now, UpdatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.CreateFile(fctx, &catalog.File{ID: "f1", TaskID: "t1", Format: "flv", Status: catalog.FileRecording, Start: now}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Acquire(ctx, "d/live/s"); !errors.Is(err, ErrLeaseHeld) || !strings.Contains(err.Error(), "node a") {
+			t.Fatalf("b's acquire of a's key: %v", err)
+		}
+		if _, err := c.DB().ExecContext(ctx, `UPDATE stream_leases SET expires_at=0`); err != nil { // a's lease expires
+			t.Fatal(err)
+		}
+		if err := c.SetTaskState(fctx, "t1", catalog.TaskPaused, now); !errors.Is(err, catalog.ErrFenced) {
+			t.Fatalf("write under an expired lease: %v", err)
+		}
+		if _, err := b.Acquire(ctx, "d/live/s"); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Renew(ctx, fa); !errors.Is(err, catalog.ErrFenced) {
+			t.Fatalf("renewal of a lease taken over: %v", err)
+		}
+		for what, err := range map[string]error{
+			"task state":    c.SetTaskState(fctx, "t1", catalog.TaskEnded, now),
+			"file update":   c.UpdateFile(fctx, &catalog.File{ID: "f1", Status: catalog.FileDone}),
+			"file progress": c.FileProgress(fctx, "f1", 5, 5, 1),
+			"file create":   c.CreateFile(fctx, &catalog.File{ID: "f2", TaskID: "t1", Format: "flv", Status: catalog.FileRecording, Start: now}),
+			"file delete":   c.DeleteFile(fctx, "f1"),
+		} {
+			if !errors.Is(err, catalog.ErrFenced) {
+				t.Errorf("%s by the old owner: %v", what, err)
+			}
+		}
+		task, _ := c.GetTask(ctx, "t1")
+		files, _ := c.TaskFiles(ctx, "t1", "")
+		if task.State != catalog.TaskRecording || len(files) != 1 || files[0].Status != catalog.FileRecording || files[0].Duration != 0 {
+			t.Fatalf("the old owner's writes changed rows: %+v %+v", task, files)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,10 @@ import (
 // idleWait is how long the dispatcher sleeps when nothing is scheduled; Notify and the
 // workers wake it earlier.
 const idleWait = time.Minute
+
+// sharedPoll is how often a node reads a shared queue (Options.Shared) when nothing it
+// knows of is due sooner.
+const sharedPoll = time.Second
 
 // dbTimeout bounds the database writes of a try.
 const dbTimeout = 10 * time.Second
@@ -54,8 +59,20 @@ func (n *Notifier) fill(ctx context.Context, jobs chan<- *Callback) time.Duratio
 		return idleWait // a worker pokes when it is done
 	}
 	now := n.now()
-	rows, err := n.db.QueryContext(ctx, `SELECT `+callbackCols+` FROM callbacks WHERE status=$1 AND next_try_at<=$2
+	var rows *sql.Rows
+	var err error
+	if n.opt.Shared {
+		// The claim is the due time moved to the claim's expiry: the callbacks this node
+		// tries are no longer due for the others (nor for this one) until then; the try's
+		// record sets the real next time. SKIP LOCKED: two nodes claiming at once take
+		// different callbacks.
+		rows, err = n.db.QueryContext(ctx, `UPDATE callbacks SET next_try_at=$1 WHERE id IN (
+			SELECT id FROM callbacks WHERE status=$2 AND next_try_at<=$3 ORDER BY next_try_at, created_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
+			RETURNING `+callbackCols, ms(now.Add(n.opt.ClaimTimeout)), StatusPending, ms(now), free)
+	} else {
+		rows, err = n.db.QueryContext(ctx, `SELECT `+callbackCols+` FROM callbacks WHERE status=$1 AND next_try_at<=$2
 		ORDER BY next_try_at, created_at, id LIMIT $3`, StatusPending, ms(now), free+busy)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			n.log.Error("callback queue: read failed", "err", err)
@@ -92,10 +109,14 @@ func (n *Notifier) fill(ctx context.Context, jobs chan<- *Callback) time.Duratio
 		}
 		return time.Second
 	}
-	if next == nil {
-		return idleWait
+	wait := idleWait
+	if n.opt.Shared {
+		wait = sharedPoll
 	}
-	return min(max(time.Until(fromMS(*next)), time.Millisecond), idleWait)
+	if next == nil {
+		return wait
+	}
+	return min(max(time.Until(fromMS(*next)), time.Millisecond), wait)
 }
 
 // worker tries the callbacks the dispatcher hands it.

@@ -75,6 +75,14 @@ type Options struct {
 	// without proxy whose connections obey the address policy above. A Transport given
 	// here is used as is: the connection-time check is then its business.
 	Transport http.RoundTripper
+	// Shared says that several nodes deliver from this database (PostgreSQL): a callback
+	// is claimed before it is tried (FOR UPDATE SKIP LOCKED), for ClaimTimeout (default
+	// Timeout + 30 s): no other node tries it meanwhile, and one claimed by a node that
+	// died mid-delivery is due again once the claim expires. The queue is also read every
+	// sharedPoll, since the other nodes' Notify calls do not wake this node. Without it
+	// (SQLite, one node) the dispatcher's own bookkeeping is enough.
+	Shared       bool
+	ClaimTimeout time.Duration
 	// Registerer, when set, gets the metrics (livrec_callback_*, livrec_ondemand_*).
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -136,6 +144,9 @@ func New(db *sql.DB, opt Options) (*Notifier, error) {
 	}
 	if opt.Retention <= 0 {
 		opt.Retention = DefaultRetention
+	}
+	if opt.ClaimTimeout <= 0 {
+		opt.ClaimTimeout = opt.Timeout + 30*time.Second
 	}
 	policy, err := newAddressPolicy(opt.AllowPrivateCallbacks, opt.CallbackAllowList)
 	if err != nil {

@@ -2,6 +2,7 @@ package record
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -195,8 +196,11 @@ type catalogOps struct {
 
 type catalogOp struct {
 	what string // for the log: "create task", "complete file", ...
-	do   func(ctx context.Context, c Catalog) error
-	then func() // after the write, successful or not (events that must follow their row)
+	// owner, if set, is the stream lease the write is fenced with (catalog.WithFence):
+	// once lost, the write is skipped.
+	owner *owner
+	do    func(ctx context.Context, c Catalog) error
+	then  func() // after the write, successful or not (events that must follow their row)
 }
 
 func newCatalogQueue(m *Manager, c Catalog) *catalogQueue {
@@ -231,6 +235,10 @@ func (q *catalogQueue) run(taskID string, l *catalogOps) {
 		l.ops[0] = catalogOp{}
 		l.ops = l.ops[1:]
 		q.mu.Unlock()
+		if op.owner != nil && op.owner.lost.Load() {
+			q.m.cfg.Logger.Warn("catalog update skipped: the stream's lease is lost", "task", taskID, "op", op.what)
+			continue
+		}
 		start := time.Now()
 		err := q.try(op)
 		// The catalog lives on the data directory's disk: a write that found it full is
@@ -247,6 +255,10 @@ func (q *catalogQueue) run(taskID string, l *catalogOps) {
 		if err != nil {
 			q.m.cfg.Metrics.CatalogErrors.Inc()
 			q.m.cfg.Logger.Error("catalog update failed", "task", taskID, "op", op.what, "err", err)
+			if op.owner != nil && errors.Is(err, catalog.ErrFenced) {
+				q.m.leaseLost(op.owner, err)
+				continue // the events of the write do not go out either
+			}
 		}
 		if op.then != nil {
 			op.then()
@@ -258,6 +270,9 @@ func (q *catalogQueue) run(taskID string, l *catalogOps) {
 func (q *catalogQueue) try(op catalogOp) error {
 	ctx, cancel := context.WithTimeout(context.Background(), catalogTimeout)
 	defer cancel()
+	if op.owner != nil {
+		ctx = catalog.WithFence(ctx, op.owner.fence)
+	}
 	return op.do(ctx, q.cat)
 }
 

@@ -40,6 +40,7 @@ type finalizeJob struct {
 	row      catalog.File
 	vars     keytemplate.Vars // with Start and End
 	pushArgs url.Values
+	owner    *owner // the task's lease
 	queued   time.Time
 	done     func() // the task's accounting, after the job's catalog write is queued
 }
@@ -104,7 +105,7 @@ func (f *finalizers) run(j *finalizeJob) {
 	if err == nil {
 		res, err = m.finishWithRetry(j.w, key+extension(j.rf.Format))
 	}
-	m.completeFile(&j.row, j.vars.End, res, err, j.pushArgs)
+	m.completeFile(&j.row, j.vars.End, res, err, j.pushArgs, j.owner)
 }
 
 // Finish is retried a few times: a store that failed (a bucket that answers again)

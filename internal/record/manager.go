@@ -75,6 +75,13 @@ type Config struct {
 	// which the low-space alarm is raised; both 0: DefaultMinFreeBytes.
 	MinFreeBytes   uint64
 	MinFreePercent float64
+	// Leases, when set (several nodes share the catalog), makes a publish own its stream
+	// key across the nodes: it takes the key's lease before anything is recorded (a key
+	// owned by another node is refused like a second publisher here), keeps it while the
+	// publish or its task lives (the stitch window and the generation of the last files
+	// included), and fences every catalog write of the task with it. Nil: one node, the
+	// check of the live publishes here is enough.
+	Leases Leases
 }
 
 // Timer is a scheduled call (a *time.Timer by default).
@@ -119,12 +126,16 @@ type Manager struct {
 	quit     context.Context
 	stopQuit context.CancelFunc
 
-	mu     sync.Mutex
-	live   map[StreamKey]*session
-	tasks  map[StreamKey]*Task
-	closed bool
-	wg     sync.WaitGroup // delay timers running an end
-	ending sync.WaitGroup // ended tasks waiting for their files to complete
+	mu    sync.Mutex
+	live  map[StreamKey]*session
+	tasks map[StreamKey]*Task
+	// owners are the stream leases held (Config.Leases), acquiring the keys whose lease
+	// is being taken (a second publish of the key meanwhile is refused).
+	owners    map[StreamKey]*owner
+	acquiring map[StreamKey]bool
+	closed    bool
+	wg        sync.WaitGroup // delay timers running an end
+	ending    sync.WaitGroup // ended tasks waiting for their files to complete
 }
 
 // NewManager returns a Manager; call Recover before accepting publishes.
@@ -147,7 +158,8 @@ func NewManager(cfg Config) *Manager {
 	if cfg.LiveURI == nil {
 		cfg.LiveURI = func(key string) string { return "/files/" + key }
 	}
-	m := &Manager{cfg: cfg, live: map[StreamKey]*session{}, tasks: map[StreamKey]*Task{}}
+	m := &Manager{cfg: cfg, live: map[StreamKey]*session{}, tasks: map[StreamKey]*Task{},
+		owners: map[StreamKey]*owner{}, acquiring: map[StreamKey]bool{}}
 	m.cat = newCatalogQueue(m, cfg.Catalog)
 	m.fin = newFinalizers(m, cfg.Finalizers)
 	m.quit, m.stopQuit = context.WithCancel(context.Background())
@@ -236,12 +248,38 @@ func (m *Manager) Publish(req *rtmp.PublishRequest) (rtmp.Session, error) {
 		m.mu.Unlock()
 		return nil, fmt.Errorf("%w: server is shutting down", errRefused)
 	}
-	if _, ok := m.live[key]; ok {
+	if _, ok := m.live[key]; ok || m.acquiring[key] {
 		m.mu.Unlock()
 		m.cfg.Metrics.PublishRefused.WithLabelValues("already_publishing").Inc()
 		return nil, fmt.Errorf("%w: stream %s is already being published", errRefused, key)
 	}
 	s := newSession(m, key, req)
+	if m.cfg.Leases != nil {
+		own := m.owners[key] // held by a task of the key (in its stitch window)
+		if own == nil {
+			// The lease is taken without m.mu (a catalog round trip); the key is reserved
+			// here meanwhile.
+			m.acquiring[key] = true
+			m.mu.Unlock()
+			o, err := m.acquire(key)
+			m.mu.Lock()
+			delete(m.acquiring, key)
+			if err == nil && m.closed {
+				m.mu.Unlock()
+				o.release()
+				return nil, fmt.Errorf("%w: server is shutting down", errRefused)
+			}
+			if err != nil {
+				m.mu.Unlock()
+				m.cfg.Metrics.PublishRefused.WithLabelValues("already_publishing").Inc()
+				return nil, fmt.Errorf("%w: stream %s: cannot take its lease: %v", errRefused, key, err)
+			}
+			own = o
+			m.owners[key] = o
+		}
+		own.hold()
+		s.owner = own
+	}
 	var attach *Task
 	if t, ok := m.tasks[key]; ok {
 		if t.resume(s) {
@@ -368,6 +406,7 @@ func (m *Manager) publishEnded(s *session) {
 	if t != nil {
 		t.pause(s)
 	}
+	m.unhold(s.owner)
 }
 
 // delayExpired ends a paused task whose stitch window passed, unless it resumed since.

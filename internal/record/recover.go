@@ -22,6 +22,13 @@ func (m *Manager) Recover(ctx context.Context) error {
 		return err
 	}
 	for _, t := range tasks {
+		if m.cfg.Leases != nil {
+			// The catalog is shared: the open tasks of the other nodes are theirs. A task
+			// is this node's when its working directory is here.
+			if _, err := os.Stat(filepath.Join(m.cfg.WorkDir, t.ID)); err != nil {
+				continue
+			}
+		}
 		var rule rules.Rule
 		if err := json.Unmarshal([]byte(t.Rule), &rule); err != nil {
 			m.cfg.Logger.Error("recover: task rule unreadable", "task", t.ID, "err", err)
@@ -51,7 +58,7 @@ func (m *Manager) Recover(ctx context.Context) error {
 					end = e2
 				}
 			}
-			m.completeFile(f, end, res, err, nil)
+			m.completeFile(f, end, res, err, nil, nil)
 		}
 		id, at := t.ID, m.cfg.Now()
 		m.cat.add(id, catalogOp{what: "task ended (recovered)", do: func(ctx context.Context, c Catalog) error {

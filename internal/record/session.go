@@ -34,6 +34,7 @@ type session struct {
 	dem   media.Demuxer
 
 	bytesIn atomic.Int64
+	owner   *owner // the stream's lease (Config.Leases), else nil
 
 	// mu guards everything below. It is held while access units are forwarded to the task,
 	// so attaching a task (and replaying the buffer) and live units never interleave.
@@ -146,6 +147,9 @@ func (s *session) videoKbps() int {
 
 // Tag implements rtmp.Session.
 func (s *session) Tag(t flv.Tag) error {
+	if s.owner != nil && s.owner.lost.Load() {
+		return errLeaseLost
+	}
 	s.bytesIn.Add(int64(len(t.Body)))
 	s.m.cfg.Metrics.BytesIn.Add(float64(len(t.Body)))
 	s.m.cfg.Metrics.TagsIn.Inc()

@@ -486,7 +486,7 @@ func TestEmptyRecording(t *testing.T) {
 	// A file that was opened but got no media (its writer finishes with ErrNoMedia).
 	row := catalog.File{ID: "x", TaskID: "tx", Format: "mp4", Stream: "e2", Status: catalog.FileRecording}
 	r.cat.CreateFile(context.Background(), &row)
-	r.m.completeFile(&row, time.Time{}, formatResultZero, errNoMediaForTest, nil)
+	r.m.completeFile(&row, time.Time{}, formatResultZero, errNoMediaForTest, nil, nil)
 	if fs := r.files("e2"); len(fs) != 0 {
 		t.Fatalf("the empty file's row stays: %+v", fs)
 	}

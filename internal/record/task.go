@@ -30,6 +30,7 @@ type Task struct {
 	rule    rules.Rule
 	started time.Time
 	store   storage.Store // where the rule's files go
+	owner   *owner        // the stream's lease (Config.Leases), else nil
 
 	mu       sync.Mutex
 	state    string
@@ -96,7 +97,9 @@ func (m *Manager) newTask(key StreamKey, rule *rules.Rule, s *session) (*Task, e
 	if err != nil {
 		return nil, err
 	}
-	t := &Task{m: m, id: uuid.NewString(), key: key, rule: *rule, started: now, store: store, state: catalog.TaskRecording, pub: s, pushArgs: s.req.Args}
+	t := &Task{m: m, id: uuid.NewString(), key: key, rule: *rule, started: now, store: store, state: catalog.TaskRecording, pub: s, pushArgs: s.req.Args,
+		owner: s.owner}
+	t.owner.hold() // released after the task's last catalog write (end)
 	for _, rf := range rule.RecordFormats {
 		t.outs = append(t.outs, &output{rf: rf})
 	}
@@ -109,7 +112,7 @@ func (m *Manager) newTask(key StreamKey, rule *rules.Rule, s *session) (*Task, e
 		State: catalog.TaskRecording, Rule: string(ruleJSON), StartedAt: now, UpdatedAt: now}
 	m.cfg.Metrics.ActiveTasks.WithLabelValues(catalog.TaskRecording).Inc()
 	started := t.event(EventStarted)
-	m.cat.add(t.id, catalogOp{what: "create task",
+	m.cat.add(t.id, catalogOp{what: "create task", owner: t.owner,
 		do:   func(ctx context.Context, c Catalog) error { return c.CreateTask(ctx, row) },
 		then: func() { m.emit(started) }})
 	return t, nil
@@ -330,7 +333,7 @@ func (t *Task) openFile(o *output, dts time.Duration) error {
 		return err
 	}
 	f := &openFile{row: row, w: w, startDTS: dts, prog: prog}
-	t.m.cat.add(t.id, catalogOp{what: "create file",
+	t.m.cat.add(t.id, catalogOp{what: "create file", owner: t.owner,
 		do: func(ctx context.Context, c Catalog) error { return c.CreateFile(ctx, &row) }})
 	o.cur = f
 	o.errLogged = false
@@ -349,20 +352,21 @@ func (t *Task) finishFile(o *output) {
 	vars := t.keyVars(f.row.Sequence)
 	vars.Start, vars.End = f.row.Start, t.wallAt(f.startDTS+f.w.Duration())
 	t.inflight.Add(1)
-	t.m.fin.submit(&finalizeJob{w: f.w, rf: o.rf, row: f.row, vars: vars, pushArgs: t.pushArgs, done: t.inflight.Done})
+	t.m.fin.submit(&finalizeJob{w: f.w, rf: o.rf, row: f.row, vars: vars, pushArgs: t.pushArgs, owner: t.owner, done: t.inflight.Done})
 }
 
 // completeFile records the outcome of a finished (or recovered) file: the catalog row is
 // completed, then file_created (or record_error) is emitted. A file that ended before
 // any media reached it is no recording: its row goes, it is logged and counted, and no
 // event is sent.
-func (m *Manager) completeFile(row *catalog.File, end time.Time, res format.Result, err error, pushArgs url.Values) {
+// own is the task's lease (nil: one node, or a recovered file).
+func (m *Manager) completeFile(row *catalog.File, end time.Time, res format.Result, err error, pushArgs url.Values, own *owner) {
 	if isNoMedia(err) {
 		m.cfg.Metrics.EmptyFiles.WithLabelValues(row.Format).Inc()
 		m.cfg.Logger.Info("empty recording: no media reached the file, nothing generated", "task", row.TaskID,
 			"stream", row.Domain+"/"+row.App+"/"+row.Stream, "format", row.Format, "sequence", row.Sequence)
 		id := row.ID
-		m.cat.add(row.TaskID, catalogOp{what: "delete empty file",
+		m.cat.add(row.TaskID, catalogOp{what: "delete empty file", owner: own,
 			do: func(ctx context.Context, c Catalog) error { return c.DeleteFile(ctx, id) }})
 		return
 	}
@@ -385,7 +389,7 @@ func (m *Manager) completeFile(row *catalog.File, end time.Time, res format.Resu
 	} else {
 		ev.Type = EventFileCreated
 	}
-	m.cat.add(row.TaskID, catalogOp{what: "complete file",
+	m.cat.add(row.TaskID, catalogOp{what: "complete file", owner: own,
 		do:   func(ctx context.Context, c Catalog) error { return c.UpdateFile(ctx, row) },
 		then: func() { m.emit(ev) }})
 }
@@ -484,12 +488,41 @@ func (t *Task) setState(from, to string, ev ...Event) {
 		t.m.cfg.Metrics.ActiveTasks.WithLabelValues(to).Inc()
 	}
 	id, at, m := t.id, t.m.cfg.Now(), t.m
-	op := catalogOp{what: "task " + to, do: func(ctx context.Context, c Catalog) error { return c.SetTaskState(ctx, id, to, at) }}
+	op := catalogOp{what: "task " + to, owner: t.owner, do: func(ctx context.Context, c Catalog) error { return c.SetTaskState(ctx, id, to, at) }}
 	if len(ev) > 0 {
 		e := ev[0]
 		op.then = func() { m.emit(e) }
 	}
 	t.m.cat.add(t.id, op)
+}
+
+// abandon stops a task whose lease was lost (leaseLost): its open files are dropped
+// without being generated (their working files stay in the work directory: another
+// node owns the stream, and this one must not store objects or rows for it).
+func (t *Task) abandon() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	from, ok := t.halt(func(o *output) { o.cur = nil })
+	if ok {
+		t.m.cfg.Metrics.ActiveTasks.WithLabelValues(from).Dec()
+		go t.m.unhold(t.owner)
+	}
+}
+
+// halt ends the task's writing: every output's open file goes to done. It returns the
+// state left, false if the task had already ended. Called with t.mu held.
+func (t *Task) halt(done func(o *output)) (string, bool) {
+	if t.state == catalog.TaskEnded {
+		return "", false
+	}
+	t.stopTimer()
+	t.pub = nil
+	for _, o := range t.outs {
+		done(o)
+	}
+	from := t.state
+	t.state = catalog.TaskEnded
+	return from, true
 }
 
 // end hands every open file to the finalizers: → ENDED. The catalog row of the task is
@@ -498,16 +531,10 @@ func (t *Task) setState(from, to string, ev ...Event) {
 func (t *Task) end(reason string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.state == catalog.TaskEnded {
+	from, ok := t.halt(t.finishFile)
+	if !ok {
 		return
 	}
-	t.stopTimer()
-	t.pub = nil
-	for _, o := range t.outs {
-		t.finishFile(o)
-	}
-	from := t.state
-	t.state = catalog.TaskEnded
 	t.m.ending.Add(1)
 	go func() {
 		defer t.m.ending.Done()
@@ -516,6 +543,12 @@ func (t *Task) end(reason string) {
 		// Only if empty: the working files of a failed file stay.
 		t.m.cat.add(t.id, catalogOp{what: "remove work dir", do: func(context.Context, Catalog) error {
 			os.Remove(filepath.Join(t.m.cfg.WorkDir, t.id))
+			return nil
+		}})
+		// The lease is kept until the task's rows are final: no other node starts the
+		// stream's next task before.
+		t.m.cat.add(t.id, catalogOp{what: "release stream lease", do: func(context.Context, Catalog) error {
+			t.m.unhold(t.owner)
 			return nil
 		}})
 		t.m.cfg.Logger.Info("recording task ended", "task", t.id, "stream", t.key.String(), "reason", reason)

@@ -189,7 +189,7 @@ func (t *Task) reportProgress(f *openFile, dts time.Duration) {
 	}
 	f.reported = progressMark{segments: segs, dts: dts}
 	id, dir, dur, bytes := f.row.ID, f.row.WorkDir, f.w.Duration().Seconds(), f.prog.bytes.Load()
-	t.m.cat.add(t.id, catalogOp{what: "file progress", do: func(ctx context.Context, c Catalog) error {
+	t.m.cat.add(t.id, catalogOp{what: "file progress", owner: t.owner, do: func(ctx context.Context, c Catalog) error {
 		if segs == 0 {
 			bytes = dirBytes(dir) // a single-file format: what its working files hold
 		}

@@ -159,11 +159,18 @@ func Run(ctx context.Context, o Options) error {
 	met := metrics.New()
 	notifier, err := notify.New(cat.DB(), notify.Options{Registerer: met.Registry, Logger: log,
 		Retention:             o.CallbackRetention,
+		Shared:                o.CatalogDriver == schema.Postgres, // several nodes may deliver from it
 		AllowPrivateCallbacks: o.AllowPrivateCallbacks, CallbackAllowList: o.CallbackAllowList})
 	if err != nil {
 		return fmt.Errorf("callbacks: %w", err)
 	}
 	notifier.Start(ctx)
+	// A PostgreSQL catalog may be shared by several nodes: publishes then own their stream
+	// keys through leases (see record.Config.Leases). An SQLite catalog is one node's.
+	var leases record.Leases
+	if o.CatalogDriver == schema.Postgres && o.NodeID != "" {
+		leases = &cluster.NodeLeases{Store: cluster.New(cat.DB()), Node: o.NodeID, TTL: o.Liveness.LeaseTTL()}
+	}
 	if o.NodeID != "" {
 		go cluster.New(cat.DB()).Heartbeat(ctx, o.NodeID, o.NodeHTTPAddr, o.Liveness, func(err error) {
 			log.Warn("node heartbeat failed", "node", o.NodeID, "err", err)
@@ -228,6 +235,7 @@ func Run(ctx context.Context, o Options) error {
 			return templates.Library().IDs(domain, app)
 		},
 		Catalog:    cat,
+		Leases:     leases,
 		Finalizers: o.Finalizers,
 		// The data directory's free space: the low-space alarm, and the end of a
 		// disk-full episode.
@@ -247,6 +255,11 @@ func Run(ctx context.Context, o Options) error {
 	objects.openAll(set.Rules())
 	if err := mgr.Recover(ctx); err != nil {
 		return fmt.Errorf("recovering open recordings: %w", err)
+	}
+	if leases != nil {
+		if err := cluster.New(cat.DB()).ReleaseNode(ctx, o.NodeID); err != nil {
+			return fmt.Errorf("releasing the stream leases of this node's previous run: %w", err)
+		}
 	}
 
 	rl, err := net.Listen("tcp", o.RTMPAddr)
