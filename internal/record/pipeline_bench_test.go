@@ -16,8 +16,8 @@ import (
 
 	"github.com/livrec/livrec/internal/catalog"
 	"github.com/livrec/livrec/internal/flv"
-	"github.com/livrec/livrec/internal/rtmp"
 	"github.com/livrec/livrec/internal/format/segment"
+	"github.com/livrec/livrec/internal/rtmp"
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
 )
