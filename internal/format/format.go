@@ -46,6 +46,16 @@ type Pauser interface {
 	Pause() (sync func() error)
 }
 
+// Syncer runs the fsyncs of finished data off the goroutine that feeds a writer (the
+// publisher's connection), so a disk that falls behind never stalls reading.
+type Syncer interface {
+	// Go runs fn on another goroutine and returns at once; bytes is about what fn makes
+	// durable, counted as waiting until fn returns. The bound on what waits is applied to
+	// the writer's caller, before it hands over more media (backpressure), never in Go: a
+	// writer calls Go with its lock held. fn's error is reported by the Syncer (and by fn).
+	Go(bytes int64, fn func() error)
+}
+
 // SyncLater opens the files at paths now (read-only descriptors of their own) and returns
 // a function that fsyncs and closes them: Pauser.Pause's sync. Opening now pins the files
 // written so far, even if they are renamed or removed before the sync runs; fsync on any

@@ -32,6 +32,10 @@ type Metrics struct {
 	DiskLow      prometheus.Gauge       // 1 below minFreeSpace
 	DiskFull     prometheus.Gauge       // 1 while writes fail for lack of space
 	DroppedUnits *prometheus.CounterVec // by reason: access units not recorded
+
+	// The sync pool: fsyncs of finished segments, off the connections.
+	SyncPending prometheus.Gauge     // bytes handed to the pool, not yet synced
+	SyncSeconds prometheus.Histogram // duration of one segment's fsync
 }
 
 // New creates and registers the collectors (plus the Go and process collectors).
@@ -78,6 +82,11 @@ func New() *Metrics {
 		DroppedUnits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "livrec_dropped_units_total",
 			Help: "Access units received but not recorded, by reason."}, []string{"reason"}),
 	}
+	m.SyncPending = prometheus.NewGauge(prometheus.GaugeOpts{Name: "livrec_sync_pending_bytes",
+		Help: "Bytes of finished segments waiting for their fsync."})
+	m.SyncSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "livrec_sync_seconds",
+		Help: "Duration of the fsync of a finished segment.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9)})
+	r.MustRegister(m.SyncPending, m.SyncSeconds)
 	r.MustRegister(m.DiskFree, m.DiskLow, m.DiskFull, m.DroppedUnits)
 	r.MustRegister(m.CatalogSeconds, m.CatalogErrors, m.Finalizing, m.FinalizeSeconds, m.EmptyFiles)
 	r.MustRegister(m.LiveStreams, m.ActiveTasks, m.BytesIn, m.TagsIn, m.SegmentsWritten, m.FilesGenerated,

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/livrec/livrec/internal/catalog"
+	"github.com/livrec/livrec/internal/format"
 	"github.com/livrec/livrec/internal/metrics"
 	"github.com/livrec/livrec/internal/rtmp"
 	"github.com/livrec/livrec/internal/rules"
@@ -82,6 +83,14 @@ type Config struct {
 	// included), and fences every catalog write of the task with it. Nil: one node, the
 	// check of the live publishes here is enough.
 	Leases Leases
+	// SyncWorkers fsync finished segments off the publishers' goroutines (0:
+	// DefaultSyncWorkers). SyncBacklog bounds the bytes waiting for them (0:
+	// DefaultSyncBacklog): above it publishers are slowed (TCP backpressure). A backlog
+	// older than SyncSlowAfter (0: DefaultSyncSlowAfter) is reported (record_warning
+	// disk_slow). Unused with NoSync.
+	SyncWorkers   int
+	SyncBacklog   int64
+	SyncSlowAfter time.Duration
 }
 
 // Timer is a scheduled call (a *time.Timer by default).
@@ -122,6 +131,7 @@ type Manager struct {
 	cat  *catalogQueue
 	fin  *finalizers
 	disk *diskWatch // nil without Config.DiskCheckInterval
+	sync *syncPool  // nil with Config.NoSync
 	// quit ends when Shutdown stops waiting: retries (a full disk) give up then.
 	quit     context.Context
 	stopQuit context.CancelFunc
@@ -167,8 +177,29 @@ func NewManager(cfg Config) *Manager {
 		m.disk = newDiskWatch(m)
 		go m.disk.run(m.quit, cfg.DiskCheckInterval)
 	}
+	if !cfg.NoSync {
+		workers, backlog, slow := cfg.SyncWorkers, cfg.SyncBacklog, cfg.SyncSlowAfter
+		if workers <= 0 {
+			workers = DefaultSyncWorkers
+		}
+		if backlog <= 0 {
+			backlog = DefaultSyncBacklog
+		}
+		if slow <= 0 {
+			slow = DefaultSyncSlowAfter
+		}
+		m.sync = newSyncPool(m, workers, backlog, slow)
+	}
 	m.SetRules(cfg.Rules)
 	return m
+}
+
+// syncer is the sync pool as the writers see it (nil without one).
+func (m *Manager) syncer() format.Syncer {
+	if m.sync == nil {
+		return nil
+	}
+	return m.sync
 }
 
 // SetRules replaces the rule set; it applies from the next task (a live task keeps the
@@ -457,6 +488,7 @@ func (m *Manager) Shutdown(ctx context.Context) {
 // Drain waits until every file handed to the finalizers so far is generated and every
 // catalog write queued so far is done (tests, offline conversion).
 func (m *Manager) Drain() {
+	m.sync.idle()
 	m.fin.wait()
 	m.ending.Wait()
 	m.cat.wait()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/livrec/livrec/internal/catalog"
 	"github.com/livrec/livrec/internal/flv"
+	"github.com/livrec/livrec/internal/format/segment"
 	"github.com/livrec/livrec/internal/rtmp"
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
@@ -287,4 +288,61 @@ func benchCatalogDelay() time.Duration {
 		return time.Duration(v) * time.Millisecond
 	}
 	return 200 * time.Millisecond
+}
+
+// BenchmarkSlowDiskTag: n publishers (LIVREC_BENCH_STREAMS, default 20) record m3u8 in
+// 5 s segments in real time for LIVREC_BENCH_SECONDS (default 20) on a disk whose every
+// fsync takes LIVREC_BENCH_SYNC_DELAY_MS longer (default 500). The syncs run on the sync
+// pool, so max-tag-ms stays far below the delay; LIVREC_BENCH_INLINE_SYNC=1 syncs in the
+// publisher's Tag call as before the pool, for comparison.
+func BenchmarkSlowDiskTag(b *testing.B) {
+	n := envInt("LIVREC_BENCH_STREAMS", 20)
+	secs := envInt("LIVREC_BENCH_SECONDS", 20)
+	delay := time.Duration(envInt("LIVREC_BENCH_SYNC_DELAY_MS", 500)) * time.Millisecond
+	prev := segment.SetSync(func(f *os.File) error { time.Sleep(delay); return f.Sync() })
+	b.Cleanup(func() { segment.SetSync(prev) })
+	rs := []rules.Rule{{DomainName: "*", AppName: "*", DelayTime: 3600,
+		RecordFormats: []rules.RecordFormat{{Format: rules.M3U8, SliceDuration: 5}}}}
+	for b.Loop() {
+		b.StopTimer()
+		dir := b.TempDir()
+		st, err := storage.NewLocal(filepath.Join(dir, "files"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		set, err := rules.NewSet(rs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m := NewManager(Config{Rules: set, Catalog: &MemoryCatalog{}, Store: st,
+			WorkDir: filepath.Join(dir, "work"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if os.Getenv("LIVREC_BENCH_INLINE_SYNC") == "1" {
+			m.sync = nil // the writers get no Syncer: fsyncs in WriteAU, as before the pool
+		}
+		b.StartTimer()
+
+		start := time.Now().Add(50 * time.Millisecond)
+		stop := make(chan struct{})
+		lags := make([]lag, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				time.Sleep(time.Until(start))
+				s, err := m.Publish(&rtmp.PublishRequest{App: "live", Stream: fmt.Sprintf("s%d", i), Domain: "d", Args: url.Values{}})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				lags[i] = paced(b, s, 0, start, stop)
+				s.Close(nil)
+			})
+		}
+		time.Sleep(time.Until(start.Add(time.Duration(secs) * time.Second)))
+		close(stop)
+		wg.Wait()
+		b.StopTimer()
+		m.Shutdown(context.Background())
+		reportLag(b, lags)
+		b.StartTimer()
+	}
 }

@@ -114,6 +114,7 @@ func newRig(t *testing.T, rs []rules.Rule, store storage.Store) *rig {
 			r.events = append(r.events, ev)
 		}}
 	r.m = NewManager(r.cfg)
+	t.Cleanup(r.m.Drain) // the sync pool may still write the working files
 	return r
 }
 
@@ -126,6 +127,7 @@ func (r *rig) restart() *rig {
 		r2.events = append(r2.events, ev)
 	}
 	r2.m = NewManager(r2.cfg)
+	r.t.Cleanup(r2.m.Drain)
 	return r2
 }
 
@@ -505,7 +507,11 @@ var (
 func TestRunningFigures(t *testing.T) {
 	r := newRig(t, m3u8Rule(15, rules.M3U8, rules.FLV), nil)
 	s := r.publish("p")
-	feed(t, s, 10, 0) // 20.8 s: four 5 s segments stored, two flv reports
+	base := feed(t, s, 10, 0) // 20.8 s: four 5 s segments closed, two flv reports
+	// Segments are stored once the sync pool synced them; the running figures count
+	// them at the next unit.
+	r.m.Drain()
+	feed(t, s, 1, base)
 	for _, f := range r.files("p") {
 		if f.Status != catalog.FileRecording || f.Duration < 9 || f.Bytes == 0 {
 			t.Fatalf("%s in progress: %+v", f.Format, f)

@@ -160,6 +160,8 @@ func (t *Task) setTracks(s *session, video, audio *media.Track) {
 }
 
 func (t *Task) writeAU(s *session, au *media.AccessUnit) {
+	// Backpressure while the disk is behind (see syncPool), with no lock held.
+	t.m.sync.wait()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.pub != s || t.state != catalog.TaskRecording {

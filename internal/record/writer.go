@@ -48,6 +48,7 @@ var formats = map[rules.Format]formatImpl{
 				Now:           t.clock,
 				Logger:        t.m.cfg.Logger.With("task", t.id), // the segment engine names the format
 				NoSync:        t.m.cfg.NoSync,
+				Syncer:        t.m.syncer(),
 			})
 			if err != nil {
 				return nil, err
@@ -75,6 +76,7 @@ var formats = map[rules.Format]formatImpl{
 				Now:           t.clock,
 				Logger:        t.m.cfg.Logger.With("task", t.id),
 				NoSync:        t.m.cfg.NoSync,
+				Syncer:        t.m.syncer(),
 			})
 		},
 		recover: cmaf.Recover,

@@ -64,6 +64,9 @@ type Config struct {
 	// NoSync is for offline conversion: the input remains, so nothing is fsync'd; a crash
 	// means rerun (segment.Config.NoSync). Default: durable.
 	NoSync bool
+	// Syncer, if set, syncs finished segments off the caller's goroutine
+	// (segment.Config.Syncer).
+	Syncer format.Syncer
 }
 
 // Writer writes one CMAF recording file. SetTracks, WriteAU, Discontinuity, Duration,
@@ -93,6 +96,7 @@ func New(cfg Config) (*Writer, error) {
 		Now:           cfg.Now,
 		Logger:        cfg.Logger,
 		NoSync:        cfg.NoSync,
+		Syncer:        cfg.Syncer,
 	}, &muxer{})
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/livrec/livrec/internal/format"
 	"log/slog"
 	"time"
 
@@ -58,6 +59,9 @@ type Config struct {
 	// NoSync is for offline conversion: the input remains, so nothing is fsync'd; a crash
 	// means rerun (segment.Config.NoSync). Default: durable.
 	NoSync bool
+	// Syncer, if set, syncs finished segments off the caller's goroutine
+	// (segment.Config.Syncer).
+	Syncer format.Syncer
 }
 
 // Segment describes one segment of a recording file.
@@ -88,6 +92,7 @@ func New(cfg Config) (*Writer, error) {
 		Now:           cfg.Now,
 		Logger:        cfg.Logger,
 		NoSync:        cfg.NoSync,
+		Syncer:        cfg.Syncer,
 	}, newTSMuxer(cfg.NoSync))
 	if err != nil {
 		return nil, err

@@ -45,6 +45,7 @@ type journalSeg struct {
 	Map           string        `json:"map,omitempty"`          // key of its initialization segment
 	OutStart      time.Duration `json:"out_start_ns,omitempty"` // output time of its start
 	Whole         int64         `json:"whole,omitempty"`        // current segment: bytes known to hold whole units (a pause)
+	Unsynced      bool          `json:"unsynced,omitempty"`     // closed, its fsync not done yet
 }
 
 type journalMap struct {
@@ -59,14 +60,14 @@ const journalVersion = 1
 
 func toJournalSeg(s *segState) journalSeg {
 	return journalSeg{Seq: s.seq, Key: s.Key, File: s.file, Duration: s.Duration, Start: s.Start,
-		Discontinuity: s.Discontinuity, Bytes: s.Bytes, Stored: s.stored, Map: s.MapKey}
+		Discontinuity: s.Discontinuity, Bytes: s.Bytes, Stored: s.stored, Map: s.MapKey, Unsynced: s.unsynced}
 }
 
 func fromJournalSeg(j journalSeg) *segState {
 	return &segState{
 		Segment: Segment{Key: j.Key, Duration: j.Duration, Start: j.Start, Discontinuity: j.Discontinuity,
 			Bytes: j.Bytes, MapKey: j.Map},
-		seq: j.Seq, file: j.File, stored: j.Stored,
+		seq: j.Seq, file: j.File, stored: j.Stored, unsynced: j.Unsynced,
 	}
 }
 
@@ -88,6 +89,11 @@ func fromJournalMaps(js []journalMap) []*mapState {
 
 // writeJournal atomically rewrites the journal from the writer's state.
 func (w *Writer) writeJournal(playlistKey string) error {
+	return saveJournal(w.cfg.WorkDir, w.journalState(playlistKey), w.cfg.NoSync)
+}
+
+// journalState is the journal of the writer's state.
+func (w *Writer) journalState(playlistKey string) *journal {
 	j := journal{Version: journalVersion, NextSeq: w.nextSeq, PendingDiscontinuity: w.pendingDisc,
 		PlaylistKey: playlistKey, Segments: make([]journalSeg, 0, len(w.segs)), Maps: toJournalMaps(w.maps)}
 	for _, s := range w.segs {
@@ -98,7 +104,7 @@ func (w *Writer) writeJournal(playlistKey string) error {
 		c.OutStart, c.Whole = w.cur.outStart, w.cur.whole
 		j.Current = &c
 	}
-	return saveJournal(w.cfg.WorkDir, &j, w.cfg.NoSync)
+	return &j
 }
 
 // saveJournal writes the journal atomically, durably unless noSync (Config.NoSync).
@@ -164,7 +170,9 @@ func objects(segs []*segState, maps []*mapState) []object {
 		objs = append(objs, object{&m.key, m.file, &m.stored, true})
 	}
 	for _, s := range segs {
-		objs = append(objs, object{&s.Key, s.file, &s.stored, false})
+		if !s.unsynced { // stored once synced
+			objs = append(objs, object{&s.Key, s.file, &s.stored, false})
+		}
 	}
 	return objs
 }
@@ -232,9 +240,104 @@ func (w *Writer) storePending(ctx context.Context) {
 	}
 }
 
-// writeLive rewrites live.m3u8: an EVENT playlist of the longest stored prefix (segments
-// whose initialization segment is stored too).
-func (w *Writer) writeLive() {
+// saveState stores what is pending and rewrites the live playlist and the journal: at
+// once, or, with a Syncer, on it (persist) — the connection's goroutine then does no
+// fsync. Called with mu held.
+func (w *Writer) saveState() {
+	if !w.async() {
+		w.storePending(context.Background())
+		if err := w.writeJournal(""); err != nil {
+			// The recording goes on; only crash recovery of this segment is at risk.
+			w.log.Error("journal write failed", "err", err)
+		}
+		return
+	}
+	if w.ioQueued {
+		return
+	}
+	w.ioQueued = true
+	w.syncs.Add(1)
+	w.cfg.Syncer.Go(0, func() error {
+		defer w.syncs.Done()
+		w.persist()
+		return nil
+	})
+}
+
+// persist is saveState on the syncer: the objects to store and the playlist and journal
+// to write are taken from the state with mu held, the I/O runs without it (ioMu keeps
+// one persist at a time, so each write is of a later state than the one before), and its
+// outcome is applied with mu again.
+func (w *Writer) persist() {
+	w.ioMu.Lock()
+	defer w.ioMu.Unlock()
+	w.mu.Lock()
+	w.ioQueued = false
+	if w.finished {
+		w.mu.Unlock()
+		return
+	}
+	orig := objects(w.segs, w.maps)
+	objs := make([]object, 0, len(orig))
+	keys := make([]string, len(orig))
+	stored := make([]bool, len(orig))
+	for i, o := range orig {
+		if *o.stored {
+			continue
+		}
+		keys[i] = *o.key
+		objs = append(objs, object{&keys[i], o.file, &stored[i], o.isMap})
+	}
+	w.mu.Unlock()
+
+	renames := map[string]string{}
+	var changed bool
+	if len(objs) > 0 {
+		changed, _ = storeObjects(context.Background(), w.cfg.Store, w.cfg.WorkDir, objs, nil, w.log, false,
+			func(from, to string) { renames[from] = to })
+	}
+
+	w.mu.Lock()
+	for i, o := range orig {
+		if stored[i] {
+			*o.stored, *o.key = true, keys[i]
+		}
+	}
+	for from, to := range renames {
+		for _, s := range w.segs {
+			if s.MapKey == from {
+				s.MapKey = to
+			}
+		}
+		if w.cur != nil && w.cur.MapKey == from {
+			w.cur.MapKey = to
+		}
+	}
+	var live []byte
+	n := 0
+	if changed {
+		live, n = w.livePlaylist()
+	}
+	j := w.journalState("")
+	w.mu.Unlock()
+
+	if live != nil {
+		if err := atomicWrite(w.cfg.WorkDir, liveName, live, false, false); err != nil {
+			w.log.Warn("live playlist write failed", "err", err)
+		} else {
+			w.mu.Lock()
+			w.liveStored = n
+			w.mu.Unlock()
+		}
+	}
+	if err := saveJournal(w.cfg.WorkDir, j, false); err != nil {
+		w.log.Error("journal write failed", "err", err)
+	}
+}
+
+// livePlaylist returns the live playlist and the segments it lists when that differs
+// from the one written (nil otherwise).
+func (w *Writer) livePlaylist() ([]byte, int) {
 	mapStored := map[string]bool{}
 	for _, m := range w.maps {
 		mapStored[m.key] = m.stored
@@ -244,9 +347,18 @@ func (w *Writer) writeLive() {
 		n++
 	}
 	if n == 0 || n == w.liveStored {
+		return nil, 0
+	}
+	return marshalPlaylist(w.segs[:n], "EVENT", false, w.cfg.SliceDuration, w.cfg.SegmentURI), n
+}
+
+// writeLive rewrites live.m3u8: an EVENT playlist of the longest stored prefix (segments
+// whose initialization segment is stored too).
+func (w *Writer) writeLive() {
+	b, n := w.livePlaylist()
+	if b == nil {
 		return
 	}
-	b := marshalPlaylist(w.segs[:n], "EVENT", false, w.cfg.SliceDuration, w.cfg.SegmentURI)
 	var err error
 	if w.cfg.NoSync {
 		// In place: not worth a new file per segment when nothing is crash-safe anyway.

@@ -55,8 +55,21 @@ func Recover(ctx context.Context, name, workDir string, store storage.Store, pla
 	}
 	maps := fromJournalMaps(j.Maps)
 	segs := make([]*segState, 0, len(j.Segments)+1)
-	for _, s := range j.Segments {
-		segs = append(segs, fromJournalSeg(s))
+	disc := false
+	for _, js := range j.Segments {
+		s := fromJournalSeg(js)
+		if s.unsynced && !syncWhole(filepath.Join(workDir, s.file), s.Bytes) {
+			// Its sync had not run: a power loss may have torn it. Dropped, and the
+			// timeline goes on after a discontinuity.
+			logger.Warn("unsynced segment incomplete after the crash, dropped", "file", s.file)
+			_ = os.Remove(filepath.Join(workDir, s.file))
+			disc = true
+			continue
+		}
+		s.unsynced = false
+		s.Discontinuity = s.Discontinuity || (disc && len(segs) > 0)
+		disc = false
+		segs = append(segs, s)
 	}
 
 	var extra string // partial file to remove if it is dropped
@@ -79,6 +92,7 @@ func Recover(ctx context.Context, name, workDir string, store storage.Store, pla
 		default:
 			s := fromJournalSeg(*c)
 			s.Duration, s.Bytes = dur, size
+			s.Discontinuity = s.Discontinuity || (disc && len(segs) > 0)
 			segs = append(segs, s)
 		}
 	}
@@ -123,4 +137,15 @@ func Recover(ctx context.Context, name, workDir string, store storage.Store, pla
 		_ = os.Remove(filepath.Join(workDir, extra))
 	}
 	return fin.run(ctx, segs, maps, final.PlaylistKey)
+}
+
+// syncWhole fsyncs the file at p and reports whether it holds all its bytes (size).
+func syncWhole(p string, size int64) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	return err == nil && st.Size() == size && f.Sync() == nil
 }

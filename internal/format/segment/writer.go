@@ -83,6 +83,12 @@ type Config struct {
 	// playlist may see it partial. The default (false) is durable: every complete segment
 	// and every journal write is fsync'd, and rewrites are atomic.
 	NoSync bool
+	// Syncer, if set, runs what makes a finished segment durable off the caller's
+	// goroutine: its fsync, then the store, live playlist and journal rewrites that list
+	// it (each of them fsyncs too). A segment is stored and listed only once its data is
+	// synced; until then the journal marks it unsynced. Nil: all of it happens inline, in
+	// the WriteAU that closes the segment. Unused with NoSync.
+	Syncer format.Syncer
 }
 
 // Segment describes one segment of a recording file.
@@ -212,6 +218,9 @@ type segState struct {
 	seq    int
 	file   string // base name in WorkDir
 	stored bool
+	// unsynced: closed, its fsync handed to Config.Syncer and not done yet; it is not
+	// stored before.
+	unsynced bool
 }
 
 // mapState is an initialization segment.
@@ -267,6 +276,13 @@ type Writer struct {
 	early    []media.AccessUnit
 	finished bool
 	gate     format.Gate
+
+	// With Config.Syncer: ioMu serializes the store/playlist/journal rewrites that run
+	// on the syncer (persist), whose I/O happens without mu; ioQueued says one is queued;
+	// syncs counts the syncer's jobs not done.
+	ioMu     sync.Mutex
+	ioQueued bool
+	syncs    sync.WaitGroup
 }
 
 // New validates cfg and returns a Writer using m. Nothing is written until the first
@@ -396,23 +412,27 @@ func (w *Writer) EndRun() error {
 	if w.finished || w.cur == nil {
 		return nil
 	}
-	err := w.closeCurrent(-1, false)
+	err := w.closeCurrent(-1, false, false)
 	w.pendingDisc = true
-	w.storePending(context.Background())
-	if jerr := w.writeJournal(""); jerr != nil {
-		w.log.Error("journal write failed", "err", jerr)
-	}
+	w.saveState()
 	return err
 }
 
-// Pause implements format.Pauser: the publish ended, the run ends (EndRun). Nothing is
-// left to sync: a closed segment is synced before it is stored.
+// Pause implements format.Pauser: the publish ended, the run ends (EndRun). With a
+// Syncer, sync waits until every segment closed so far is synced, stored and journaled;
+// without one that happened in EndRun.
 func (w *Writer) Pause() func() error {
 	if err := w.EndRun(); err != nil {
 		w.log.Error("ending the segment at pause", "err", err)
 	}
-	return nil
+	if !w.async() {
+		return nil
+	}
+	return func() error { w.syncs.Wait(); return nil }
 }
+
+// async reports whether finished segments are synced on Config.Syncer.
+func (w *Writer) async() bool { return w.cfg.Syncer != nil && !w.cfg.NoSync }
 
 // Duration returns the media duration recorded so far: the finished segments plus the
 // current one up to its last unit and one frame.
@@ -664,10 +684,11 @@ func (w *Writer) endInfo(next time.Duration) End {
 	return End{Next: next, Frame: [2]time.Duration{w.frameDuration(Video), w.frameDuration(Audio)}}
 }
 
-// closeCurrent completes the open segment: its duration, flush, fsync, close. A segment
-// that could not be written whole (a full disk) is dropped: it is never stored nor
-// listed, and the next segment starts a new run marked as a discontinuity.
-func (w *Writer) closeCurrent(nextFirst time.Duration, continuous bool) error {
+// closeCurrent completes the open segment: its duration, flush, fsync, close; with a
+// Syncer (and not inline) the fsync and close are handed to it. A segment that could not
+// be written whole (a full disk) is dropped: it is never stored nor listed, and the next
+// segment starts a new run marked as a discontinuity.
+func (w *Writer) closeCurrent(nextFirst time.Duration, continuous, inline bool) error {
 	c := w.cur
 	d, cont := w.curDurationCont(nextFirst, continuous)
 	c.Duration = d
@@ -679,22 +700,78 @@ func (w *Writer) closeCurrent(nextFirst time.Duration, continuous bool) error {
 	if err == nil {
 		err = c.f.Flush()
 	}
-	if err == nil && !w.cfg.NoSync {
+	later := err == nil && w.async() && !inline
+	if err == nil && !w.cfg.NoSync && !later {
 		err = syncFile(c.f.f)
 	}
-	if cerr := c.f.f.Close(); err == nil {
-		err = cerr
+	if !later {
+		if cerr := c.f.f.Close(); err == nil {
+			err = cerr
+		}
 	}
 	if err != nil {
+		if later {
+			_ = c.f.f.Close()
+		}
 		w.discard(c)
 		return w.cfg.errorf("complete segment %d (dropped): %w", c.seq, err)
 	}
 	c.Bytes = c.f.n
 	w.doneDur += c.Duration
 	seg := c.segState
-	w.segs = append(w.segs, &seg)
+	s := &seg
+	w.segs = append(w.segs, s)
 	w.cur = nil
+	if later {
+		s.unsynced = true
+		f := c.f.f
+		w.syncs.Add(1)
+		w.cfg.Syncer.Go(s.Bytes, func() error {
+			err := syncFile(f)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			w.synced(s, err)
+			return err
+		})
+	}
 	return nil
+}
+
+// synced ends the sync of closed segment s (on the syncer): it can be stored, or, if the
+// sync failed, it is dropped like a segment not written whole.
+func (w *Writer) synced(s *segState, err error) {
+	defer w.syncs.Done()
+	w.mu.Lock()
+	if err == nil {
+		s.unsynced = false
+	} else {
+		w.dropClosed(s, err)
+	}
+	w.mu.Unlock()
+	w.persist()
+}
+
+// dropClosed removes closed segment s, whose sync failed, from the file: the segment
+// after it (or the next one to open) is marked as a discontinuity.
+func (w *Writer) dropClosed(s *segState, err error) {
+	for i, x := range w.segs {
+		if x != s {
+			continue
+		}
+		w.segs = append(w.segs[:i], w.segs[i+1:]...)
+		switch {
+		case i < len(w.segs):
+			w.segs[i].Discontinuity = true
+		case w.cur != nil:
+			w.cur.Discontinuity = true
+		default:
+			w.pendingDisc = true
+		}
+		break // the segments after i moved
+	}
+	_ = os.Remove(filepath.Join(w.cfg.WorkDir, s.file))
+	w.log.Warn("segment sync failed, dropped", "segment", s.seq, "err", err)
 }
 
 // dropCurrent gives up the open segment after a failed write: what the muxer still
@@ -714,9 +791,7 @@ func (w *Writer) discard(c *openSeg) {
 	w.cur = nil
 	w.pendingDisc = len(w.segs) > 0
 	w.log.Warn("segment not written whole, dropped", "segment", c.seq)
-	if err := w.writeJournal(""); err != nil {
-		w.log.Warn("journal write failed", "err", err)
-	}
+	w.saveState()
 }
 
 // openSegment closes the current segment (if any), opens the next one starting with au,
@@ -727,7 +802,7 @@ func (w *Writer) openSegment(au *media.AccessUnit) error {
 	disc := len(w.segs) > 0 || w.cur != nil
 	disc = disc && (w.pendingDisc || w.pending != nil || w.muxSet != w.active)
 	if w.cur != nil {
-		if err := w.closeCurrent(au.DTS, !w.pendingDisc); err != nil {
+		if err := w.closeCurrent(au.DTS, !w.pendingDisc, false); err != nil {
 			return err
 		}
 	}
@@ -788,11 +863,7 @@ func (w *Writer) openSegment(au *media.AccessUnit) error {
 		return w.cfg.errorf("begin segment: %w", err)
 	}
 
-	w.storePending(context.Background())
-	if err := w.writeJournal(""); err != nil {
-		// The recording goes on; only crash recovery of this segment is at risk.
-		w.log.Error("journal write failed", "err", err)
-	}
+	w.saveState()
 	return nil
 }
 
@@ -818,13 +889,18 @@ func (w *Writer) newInit(au *media.AccessUnit) error {
 // files are kept). ErrNoMedia means no complete frame was ever written; nothing is stored
 // and the working files are removed.
 func (w *Writer) Finish(ctx context.Context, playlistKey string) (Result, error) {
+	// The syncer's jobs end with mu: wait for them first. Nothing closes a segment
+	// meanwhile (the caller no longer writes), and the last one is synced inline.
+	w.syncs.Wait()
+	w.ioMu.Lock()
+	defer w.ioMu.Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.finished {
 		return Result{}, ErrFinished
 	}
 	if w.cur != nil {
-		if err := w.closeCurrent(-1, false); err != nil {
+		if err := w.closeCurrent(-1, false, true); err != nil {
 			_ = w.writeJournal("")
 			return Result{}, err
 		}
