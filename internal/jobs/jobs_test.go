@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/livrec/livrec/internal/catalog"
+	"github.com/livrec/livrec/internal/schema"
 	"github.com/livrec/livrec/internal/schema/schematest"
 	"github.com/livrec/livrec/internal/testenv"
 )
@@ -398,5 +399,31 @@ func testKill9MidJobRetriedOnce(t *testing.T, driver, dsn string) {
 	if in.State != StateCompleted || in.Attempt != 2 || in.Progress != 100 || in.LastError == "" ||
 		!strings.Contains(in.Logs[0].Line, "attempt 1/5: livrec stopped during the attempt") {
 		t.Fatalf("job after restart: %+v", in)
+	}
+}
+
+// Nodes starting together on one PostgreSQL database apply River's migrations once,
+// without errors.
+func TestConcurrentOpenPostgres(t *testing.T) {
+	dsn := schematest.DSN(t, schema.Postgres)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			cat, err := catalog.OpenDriver(schema.Postgres, dsn)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer cat.Close()
+			if _, err := Open(context.Background(), cat.DB(), Config{}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	q := openQueue(t, schema.Postgres, dsn, Config{})
+	var n int
+	if err := q.db.QueryRow(`SELECT count(*) FROM river_migration WHERE version = 1`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("River's version 1 recorded %d times (%v)", n, err)
 	}
 }
