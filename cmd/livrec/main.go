@@ -129,7 +129,9 @@ func serve(args []string) error {
 		AllowPrivateCallbacks: cfg.AllowPrivateCallbacks,
 		CallbackAllowList:     cfg.CallbackAllowList,
 		VodCallback:           cfg.Vod,
-		VodGroups:             cfg.TranscodeGroups,
+		VodTranscodeGroups:    cfg.TranscodeGroups,
+		VodJobConcurrency:     cfg.VODJobConcurrency,
+		VodCoverOffset:        time.Duration(cfg.VODCoverOffset * float64(time.Second)),
 
 		TranscodeTemplates: cfg.TranscodeTemplates,
 		MaxTranscoders:     cfg.MaxTranscoders,

@@ -28,9 +28,11 @@ const maxAssetPage = 1_000_000
 // asset's field of the same name (encoding/json takes the shallower one).
 type assetJSON struct {
 	vod.Asset
-	CoverURL     string         `json:"coverUrl,omitempty"`
-	SnapshotURLs []string       `json:"snapshotUrls"`
-	PlayInfos    []playInfoJSON `json:"playInfos"`
+	CoverURL     string   `json:"coverUrl,omitempty"`
+	SnapshotURLs []string `json:"snapshotUrls"`
+	// ThumbnailsURL is the seek-preview WebVTT track (its cues point at the sprite sheets).
+	ThumbnailsURL string         `json:"thumbnailsUrl,omitempty"`
+	PlayInfos     []playInfoJSON `json:"playInfos"`
 }
 
 // playInfoJSON is a rendition with the URL a player opens.
@@ -70,7 +72,7 @@ func fileURL(keyOrURL string) string {
 }
 
 func newAssetJSON(a *vod.Asset) assetJSON {
-	out := assetJSON{Asset: *a, CoverURL: fileURL(a.Cover), SnapshotURLs: make([]string, len(a.Snapshots)),
+	out := assetJSON{Asset: *a, CoverURL: fileURL(a.Cover), ThumbnailsURL: fileURL(a.Thumbnails), SnapshotURLs: make([]string, len(a.Snapshots)),
 		PlayInfos: make([]playInfoJSON, len(a.PlayInfos))}
 	for i, k := range a.Snapshots {
 		out.SnapshotURLs[i] = fileURL(k)

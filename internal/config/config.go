@@ -128,6 +128,9 @@ type Config struct {
 	// VODJobConcurrency bounds the library's background jobs (transcodes) running at
 	// once; 0 means one per two CPU cores (at least one).
 	VODJobConcurrency int `yaml:"vodJobConcurrency"`
+	// VODCoverOffset is the second of an asset where its cover is taken (the keyframe
+	// at or before it; 0: 1 s; past the end: the middle), 0–86400.
+	VODCoverOffset float64 `yaml:"vodCoverOffset"`
 
 	// Limits and protections against hostile clients (README "Limits and protections").
 	// RTMPMaxConns caps the open RTMP connections and RTMPMaxConnsPerAddr those from one
@@ -450,6 +453,9 @@ func Parse(data []byte) (*Config, error) {
 	}
 	if c.VODJobConcurrency < 0 || c.VODJobConcurrency > jobs.MaxConcurrency {
 		es = append(es, &rules.ValidationError{Field: "vodJobConcurrency", Msg: fmt.Sprintf("%d is out of range (allowed 1–%d, or 0 for one per two cores)", c.VODJobConcurrency, jobs.MaxConcurrency)})
+	}
+	if c.VODCoverOffset < 0 || c.VODCoverOffset > 86400 {
+		es = append(es, &rules.ValidationError{Field: "vodCoverOffset", Msg: fmt.Sprintf("%g is out of range (allowed 0–86400 seconds)", c.VODCoverOffset)})
 	}
 	if c.VODJobConcurrency == 0 {
 		c.VODJobConcurrency = jobs.DefaultConcurrency()

@@ -43,6 +43,8 @@ vodTranscodeGroups:
 	for _, bad := range []struct{ yaml, want string }{
 		{"vodJobConcurrency: 65", "vodJobConcurrency: 65 is out of range (allowed 1–64, or 0 for one per two cores)"},
 		{"vodJobConcurrency: -1", "vodJobConcurrency: -1 is out of range"},
+		{"vodCoverOffset: -1", "vodCoverOffset: -1 is out of range (allowed 0–86400 seconds)"},
+		{"vodCoverOffset: 90000", "vodCoverOffset: 90000 is out of range"},
 		{"vodTranscodeGroups: [{id: g, templates: [{definition: HD, width: 100000, height: 720, videoBitrate: 800}]}]",
 			"vodTranscodeGroups[0].templates[0].width: 100000 is out of range (allowed 128–4096 pixels)"},
 		{"vodTranscodeGroups: [{id: g, templates: [{definition: HD, heigth: 720}]}]", "heigth"},

@@ -5,21 +5,21 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"path"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	openapiutil "github.com/alibabacloud-go/darabonba-openapi/v2/utils"
-	live "github.com/alibabacloud-go/live-20161101/v2/client"
-	"github.com/alibabacloud-go/tea/dara"
-
 	"github.com/livrec/livrec/internal/testenv"
 )
 
-// TestLongVodCycles: a VOD rule with a 300 s cycle and 11 minutes of media pushed fast
-// gives three assets (300, 300, ~60 s ± a GOP) that decode clean, listed by the vod
-// API; DeleteVideo removes their files.
+// TestLongVodCycles: a VOD rule with a 300 s cycle, autoCompose on, and 11 minutes of
+// media pushed fast gives three cycle assets (300, 300, ~60 s ± a GOP) and one merged
+// asset of the whole duration (± 0.1 s) referencing their segments, all decoding clean,
+// each with a cover of the stream's size and seek previews. DeleteVideo of the cycle
+// assets removes their playlists but keeps the segments the merged asset plays; deleting
+// that one removes them.
 func TestLongVodCycles(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long test")
@@ -27,10 +27,7 @@ func TestLongVodCycles(t *testing.T) {
 	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	dir := t.TempDir()
 	src := makeSource(t, dir, 660)
-	s := startServer(t, t.TempDir(), `
-accessKeys:
-  - id: ak-e2e
-    secret: e2e-secret-0123456789
+	s := startServer(t, t.TempDir(), vodKeys+`
 rules:
   - domainName: "*"
     appName: live
@@ -38,94 +35,97 @@ rules:
     delayTime: 15
     vod:
       cycleDuration: 300
+      autoCompose: true
+      composeVodTranscodeGroupId: VOD_NO_TRANSCODE
 `)
 	defer s.stop()
 	if out, err := push(t, src, s.rtmpURL("live", "vodcam")); err != nil {
 		t.Fatalf("push: %v\n%s", err, out)
 	}
-	// The last asset is generated when the 15 s stitch window ends.
-	c, err := live.NewClient(&openapiutil.Config{AccessKeyId: dara.String("ak-e2e"), AccessKeySecret: dara.String("e2e-secret-0123456789"),
-		Endpoint: dara.String(strings.TrimPrefix(s.url(""), "http://")), Protocol: dara.String("http"), RegionId: dara.String("cn-shanghai")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	call := func(action string, q map[string]any, out any) {
-		t.Helper()
-		body, err := c.CallApi(&openapiutil.Params{Action: dara.String(action), Version: dara.String("2017-03-21"), Protocol: dara.String("HTTP"),
-			Pathname: dara.String("/"), Method: dara.String("POST"), AuthType: dara.String("AK"), Style: dara.String("RPC"),
-			ReqBodyType: dara.String("formData"), BodyType: dara.String("json")}, &openapiutil.OpenApiRequest{Query: openapiutil.Query(q)}, &dara.RuntimeOptions{})
-		if err != nil {
-			t.Fatalf("%s: %v", action, err)
-		}
-		b, _ := json.Marshal(body["body"])
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s: %s: %v", action, b, err)
-		}
-	}
-	type video struct {
-		VideoId  string
-		Duration float64
-	}
-	var list struct {
-		Total               int32
-		LiveRecordVideoList struct {
-			LiveRecordVideo []struct {
-				StreamName string
-				Video      video
-			}
-		}
-	}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		call("ListLiveRecordVideo", map[string]any{"AppName": "live", "StreamName": "vodcam", "SortBy": "CreationTime:Asc"}, &list)
-		if list.Total >= 3 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Second)
-	}
-	if list.Total != 3 {
-		t.Fatalf("%d assets, want 3: %+v", list.Total, list)
-	}
+	api := newVodAPI(t, s)
+	// The last cycle asset is generated when the 15 s stitch window ends, the merged one
+	// right after.
+	vs := api.waitVideos("vodcam", 4, 2*time.Minute)
+	// Oldest first: the merged asset is made after the cycle assets, and is Uploading
+	// (no duration yet) until its playlist is stored.
+	api.waitStatus(vs[3].VideoId, "Normal", time.Minute)
+	composed := api.video(vs[3].VideoId)
+	cycles := vs[:3]
+	sort.Slice(cycles, func(i, j int) bool { return cycles[i].Duration < cycles[j].Duration })
+	vs = append(cycles, composed)
 	var durs []float64
-	var ids []string
-	for _, v := range list.LiveRecordVideoList.LiveRecordVideo {
-		durs = append(durs, v.Video.Duration)
-		ids = append(ids, v.Video.VideoId)
+	for _, v := range cycles {
+		durs = append(durs, v.Duration)
 	}
-	sorted := append([]float64(nil), durs...)
-	sort.Float64s(sorted)
+	sum := durs[0] + durs[1] + durs[2]
 	// A cycle ends at the first keyframe after 300 s (GOP 2 s): the tail is 60 s ± a GOP,
 	// and the three add up to the 660 s pushed.
-	if math.Abs(sorted[1]-300) > 2.1 || math.Abs(sorted[2]-300) > 2.1 || math.Abs(sorted[0]-60) > 2.1 ||
-		math.Abs(sorted[0]+sorted[1]+sorted[2]-660) > 0.2 {
+	if math.Abs(durs[1]-300) > 2.1 || math.Abs(durs[2]-300) > 2.1 || math.Abs(durs[0]-60) > 2.1 || math.Abs(sum-660) > 0.2 {
 		t.Errorf("durations %v, want 300, 300 and 60 (± a GOP), 660 in all", durs)
 	}
-	t.Logf("asset durations %v: %.1f s of the 660 s pushed", durs, sorted[0]+sorted[1]+sorted[2])
-	var keys []string
-	for _, id := range ids {
-		var play struct {
-			PlayInfoList struct {
-				PlayInfo []struct{ PlayURL, Duration string }
-			}
+	if math.Abs(composed.Duration-sum) > 0.1 {
+		t.Errorf("merged asset %.3f s, the cycles %.3f s", composed.Duration, sum)
+	}
+	t.Logf("asset durations %v: %.3f s of the 660 s pushed; merged %.3f s", durs, sum, composed.Duration)
+	var keys, urls []string
+	for _, v := range vs {
+		// The snapshot job of each asset makes its cover.
+		deadline := time.Now().Add(2 * time.Minute)
+		for v = api.video(v.VideoId); v.CoverURL == "" && time.Now().Before(deadline); v = api.video(v.VideoId) {
+			time.Sleep(500 * time.Millisecond)
 		}
-		call("GetPlayInfo", map[string]any{"VideoId": id}, &play)
-		if len(play.PlayInfoList.PlayInfo) != 1 {
-			t.Fatalf("play infos of %s: %+v", id, play)
+		checkPictures(t, s, v, 320, 240)
+		pis := api.playInfos(v.VideoId)
+		if len(pis) != 1 {
+			t.Fatalf("play infos of %s: %+v", v.VideoId, pis)
 		}
-		u := play.PlayInfoList.PlayInfo[0].PlayURL
+		u := pis[0].PlayURL
 		decodeClean(t, u)
+		urls = append(urls, u)
 		keys = append(keys, strings.TrimPrefix(u, s.url("/files/")))
 	}
+	merged := urls[3]
+	if d := probeDuration(t, merged); math.Abs(d-sum) > 0.2 {
+		t.Errorf("ffprobe: merged %.3f s, the cycles %.3f s", d, sum)
+	}
 	var del struct{ NonExistVideoIds []string }
-	call("DeleteVideo", map[string]any{"VideoIds": strings.Join(ids, ",")}, &del)
+	api.call("DeleteVideo", map[string]any{"VideoIds": cycles[0].VideoId + "," + cycles[1].VideoId + "," + cycles[2].VideoId}, &del)
 	if len(del.NonExistVideoIds) != 0 {
 		t.Errorf("delete: %+v", del)
 	}
-	for _, k := range keys {
+	for _, k := range keys[:3] {
 		if _, err := os.Stat(s.filePath(k)); !os.IsNotExist(err) {
 			t.Errorf("%s after delete: %v", k, err)
 		}
 	}
+	decodeClean(t, merged) // its segments are kept
+	segs := mergedSegments(t, s, keys[3])
+	api.call("DeleteVideo", map[string]any{"VideoIds": composed.VideoId}, &del)
+	for _, k := range append(segs, keys[3]) {
+		if _, err := os.Stat(s.filePath(k)); !os.IsNotExist(err) {
+			t.Fatalf("%s after deleting the merged asset: %v", k, err)
+		}
+	}
+	t.Logf("deleting the merged asset removed its playlist and %d segments", len(segs))
+}
+
+// mergedSegments lists the segment keys of a stored playlist.
+func mergedSegments(t *testing.T, s *server, key string) []string {
+	t.Helper()
+	b, err := os.ReadFile(s.filePath(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, path.Clean(path.Join(path.Dir(key), l)))
+		}
+	}
+	if len(out) < 10 {
+		t.Fatalf("%s lists %d segments", key, len(out))
+	}
+	return out
 }
 
 // TestVodJSONAPI: an asset recorded by a VOD rule is listed by /api/v1/assets with a

@@ -222,6 +222,12 @@ func (j *Job) Logf(format string, args ...any) {
 // input): the job is cancelled with it instead of retried.
 func Permanent(err error) error { return river.JobCancel(err) }
 
+// IsPermanent reports whether err was marked by Permanent.
+func IsPermanent(err error) bool {
+	var c *rivertype.JobCancelError
+	return errors.As(err, &c)
+}
+
 // Register adds the worker for args of type A (its Kind). Call it before Start.
 func Register[A Args](q *Queue, work func(ctx context.Context, job *Job, args A) error) error {
 	var zero A

@@ -1,7 +1,9 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -136,7 +138,9 @@ func loadFixture(t *testing.T) *Source {
 
 func TestLoadSource(t *testing.T) {
 	src := loadFixture(t)
-	if src.VideoFrames != 50 || src.AudioFrames != 88 {
+	// 50 video frames (2 s) and 88 AAC frames (2.04 s from 57 ms): the loop keeps the 86
+	// that end within 2 s of the first.
+	if src.VideoFrames != 50 || src.AudioFrames != 86 {
 		t.Fatalf("frames %d/%d", src.VideoFrames, src.AudioFrames)
 	}
 	if len(src.Head) != 3 || src.Head[0].Type != flv.TagScript {
@@ -145,8 +149,7 @@ func TestLoadSource(t *testing.T) {
 	if h, _ := flv.ParseVideoTagHeader(src.Body[0].Body); src.Body[0].Type != flv.TagVideo || !h.Key() {
 		t.Fatal("body does not start with a key frame")
 	}
-	// 2.08 s of media: the audio ends last, one AAC frame (~23 ms) after its last tag.
-	if src.Span < 2040 || src.Span > 2100 {
+	if src.Span != 2000 {
 		t.Fatalf("span %d ms", src.Span)
 	}
 	// Tag bodies share one buffer: no copy per publisher.
@@ -318,5 +321,111 @@ func TestWriteTagsNoAlloc(t *testing.T) {
 	})
 	if allocs > 0 {
 		t.Fatalf("%v allocations per batch", allocs)
+	}
+}
+
+// loopSteps returns the timestamp steps between the coded frames of each tag type of an
+// FLV file, failing if a track goes back.
+func loopSteps(t *testing.T, b []byte) map[uint8][]uint32 {
+	t.Helper()
+	r, err := flv.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := map[uint8]uint32{}
+	steps := map[uint8][]uint32{}
+	for {
+		tag, err := r.ReadTag()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := flv.ParseVideoTagHeader(tag.Body); tag.Type == flv.TagVideo && (err != nil || v.Kind != flv.PacketFrame) {
+			continue
+		}
+		if a, err := flv.ParseAudioTagHeader(tag.Body); tag.Type != flv.TagVideo && (err != nil || a.Kind != flv.PacketFrame) {
+			continue // script tags, decoder configurations
+		}
+		if l, ok := last[tag.Type]; ok && tag.Timestamp != l {
+			if tag.Timestamp < l {
+				t.Fatalf("type %d went back from %d to %d", tag.Type, l, tag.Timestamp)
+			}
+			steps[tag.Type] = append(steps[tag.Type], tag.Timestamp-l)
+		}
+		last[tag.Type] = tag.Timestamp
+	}
+	return steps
+}
+
+// TestLoopSeam: the fixture's audio outlasts its video by ~40 ms; looped, the video keeps
+// its 40 ms spacing across every seam and the audio its 23 ms spacing, up to one frame:
+// neither track has a gap or overlaps itself.
+func TestLoopSeam(t *testing.T) {
+	src := loadFixture(t)
+	var buf bytes.Buffer
+	if err := src.WriteLoopedFLV(&buf, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	steps := loopSteps(t, buf.Bytes())
+	for _, s := range steps[flv.TagVideo] {
+		if s != 40 {
+			t.Fatalf("video step %d ms, want 40", s)
+		}
+	}
+	for _, s := range steps[flv.TagAudio] {
+		if s < 23 || s > 2*23 {
+			t.Fatalf("audio step %d ms, want 23 (24) up to one more frame", s)
+		}
+	}
+	if len(steps[flv.TagVideo]) < 240 || len(steps[flv.TagAudio]) < 400 {
+		t.Fatalf("%d video, %d audio steps in 10 s", len(steps[flv.TagVideo]), len(steps[flv.TagAudio]))
+	}
+}
+
+// TestLoopSpanTracks: the span is the video's extent, measured from its first frame;
+// audio lasting longer by up to maxLoopTrim loses its tail, audio lasting longer still
+// keeps all frames and the video gets the gap; video is never cut.
+func TestLoopSpanTracks(t *testing.T) {
+	mk := func(vEnd, aStart, aEnd uint32) ([]flv.Tag, []uint8) {
+		var body []flv.Tag
+		var kind []uint8
+		for v, a := uint32(0), aStart; v < vEnd || a < aEnd; {
+			if v < vEnd && (a >= aEnd || v <= a) {
+				body, kind = append(body, flv.Tag{Type: flv.TagVideo, Timestamp: v}), append(kind, kindVideoFrame)
+				v += 40
+			} else {
+				body, kind = append(body, flv.Tag{Type: flv.TagAudio, Timestamp: a}), append(kind, kindAudioFrame)
+				a += 20
+			}
+		}
+		return body, kind
+	}
+	for _, c := range []struct {
+		vEnd, aStart, aEnd uint32
+		span               uint32
+		dropped            int
+	}{
+		{2000, 0, 2000, 2000, 0},
+		{2000, 60, 2060, 2000, 0},  // audio starts late: no gap for it
+		{2000, 60, 2160, 2000, 5},  // audio 100 ms longer: its last 5 frames go
+		{2000, 0, 1900, 2000, 0},   // video 100 ms longer: kept whole, audio gap
+		{2000, 0, 4000, 4000, 0},   // audio 2 s longer: kept, video gap
+		{2000, 500, 2500, 2000, 0}, // same lengths, offset
+		{4000, 0, 1000, 4000, 0},   // video 3 s longer: audio gap
+		{0, 0, 1000, 1000, 0},      // audio only
+	} {
+		body, kind := mk(c.vEnd, c.aStart, c.aEnd)
+		span, keep := loopSpan(body, kind)
+		dropped := 0
+		for i := range body {
+			if !keep(i) {
+				dropped++
+			}
+		}
+		if span != c.span || dropped != c.dropped {
+			t.Errorf("video to %d, audio %d..%d: span %d, %d dropped; want %d, %d", c.vEnd, c.aStart, c.aEnd, span, dropped, c.span, c.dropped)
+		}
 	}
 }

@@ -28,8 +28,10 @@ type Source struct {
 	Head []flv.Tag
 	Body []flv.Tag
 	kind []uint8 // per Body tag
-	// Span is the loop length in milliseconds: the last body timestamp plus one frame
-	// interval of the track that ends last, so that no track goes backwards at the seam.
+	// Span is the loop length in milliseconds: the video's extent (first to last frame
+	// plus one frame interval), audio that outlasts it by up to a second left out of Body,
+	// so that both tracks continue across the seam without an overlap and the video
+	// without a gap (see loopSpan).
 	Span uint32
 	// Bytes is the size of one loop's tag bodies; VideoFrames and AudioFrames count the
 	// coded frames of one loop.
@@ -119,6 +121,8 @@ func Load(r tagReader) (*Source, error) {
 	}
 	var first uint32
 	firstSet := false
+	var body []flv.Tag
+	var kinds []uint8
 	for _, rc := range recs {
 		if rc.head {
 			t := rc.t
@@ -135,50 +139,86 @@ func Load(r tagReader) (*Source, error) {
 		} else {
 			t.Timestamp = 0 // tags before the first frame's time (rare): sent with it
 		}
+		body = append(body, t)
+		kinds = append(kinds, rc.kind)
+	}
+	var keep func(i int) bool
+	s.Span, keep = loopSpan(body, kinds)
+	for i, t := range body {
+		if !keep(i) {
+			continue
+		}
 		s.Body = append(s.Body, t)
-		s.kind = append(s.kind, rc.kind)
+		s.kind = append(s.kind, kinds[i])
 		s.Bytes += int64(len(t.Body))
-		switch rc.kind {
+		switch kinds[i] {
 		case kindVideoFrame:
 			s.VideoFrames++
 		case kindAudioFrame:
 			s.AudioFrames++
 		}
 	}
-	s.Span = loopSpan(s.Body, s.kind)
 	return s, nil
 }
 
-// loopSpan is max over the tracks of (last timestamp + that track's mean frame interval),
-// at least 1 ms.
-func loopSpan(body []flv.Tag, kind []uint8) uint32 {
-	var span uint32 = 1
-	for _, k := range []uint8{kindVideoFrame, kindAudioFrame} {
-		var n int
-		var firstTS, lastTS uint32
-		for i, t := range body {
-			if kind[i] != k {
-				continue
-			}
-			if n == 0 {
-				firstTS = t.Timestamp
-			}
-			lastTS = max(lastTS, t.Timestamp)
-			n++
+// maxLoopTrim is the most audio (ms) cut from the end of a loop whose audio outlasts its
+// video, so that both tracks continue across the seam.
+const maxLoopTrim = 1000
+
+// loopSpan chooses the loop length and which body tags a loop keeps. A track is
+// continuous across a seam if the span is its extent: first to last frame plus its mean
+// frame interval, measured from its own first frame (not from the body's start). The
+// tracks share one span (A/V sync), the video's extent: the video is never cut (with
+// B-frames, frames cut in decode order would leave references and presentation slots
+// behind). Audio outlasting it loses the frames that would not end within the span (every
+// AAC or MP3 frame stands alone), leaving a gap of less than one audio frame; audio
+// shorter than the video gets a gap of the difference. Audio outlasting the video by more
+// than maxLoopTrim is kept whole, its extent the span, and the video gets the gap. No
+// track ever overlaps itself at a seam. At least 1 ms.
+func loopSpan(body []flv.Tag, kind []uint8) (uint32, func(i int) bool) {
+	type track struct {
+		n                             int
+		first, last, interval, extent uint32
+	}
+	var tr [3]track
+	for i, t := range body {
+		k := &tr[kind[i]]
+		if k.n == 0 {
+			k.first = t.Timestamp
 		}
-		if n == 0 {
+		k.last = max(k.last, t.Timestamp)
+		k.n++
+	}
+	for _, k := range []uint8{kindVideoFrame, kindAudioFrame} {
+		t := &tr[k]
+		if t.n == 0 {
 			continue
 		}
-		interval := uint32(40)
-		if n > 1 && lastTS > firstTS {
-			interval = max(1, (lastTS-firstTS+uint32(n-1)/2)/uint32(n-1))
+		t.interval = 40
+		if t.n > 1 && t.last > t.first {
+			t.interval = max(1, (t.last-t.first+uint32(t.n-1)/2)/uint32(t.n-1))
 		}
-		span = max(span, lastTS+interval)
+		t.extent = t.last - t.first + t.interval
 	}
-	if last := body[len(body)-1].Timestamp; last >= span {
-		span = last + 1
+	v, a := tr[kindVideoFrame], tr[kindAudioFrame]
+	if v.n > 0 && a.n > 0 && a.extent > v.extent && a.extent-v.extent <= maxLoopTrim {
+		span := v.extent
+		return span, func(i int) bool {
+			ts := body[i].Timestamp
+			switch kind[i] {
+			case kindAudioFrame:
+				return ts+a.interval <= a.first+span
+			case kindOther:
+				return ts < span
+			}
+			return true
+		}
 	}
-	return span
+	span := max(v.extent, a.extent, 1)
+	if o := tr[kindOther]; o.n > 0 && o.last >= span {
+		span = o.last + 1 // after every tag, e.g. a late decoder configuration
+	}
+	return span, func(int) bool { return true }
 }
 
 // WriteLoopedFLV writes an FLV file of at least d of media to w: the head, then the body

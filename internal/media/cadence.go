@@ -342,6 +342,20 @@ func (c *cadence) snap(d, p int64) (cadenceOut, bool) {
 		math.Abs(fd-c.phase-float64(n)*T) > cadenceFar*T {
 		return cadenceOut{}, false
 	}
+	if r := fd - c.phase - float64(n)*T; c.lastIdx != math.MinInt64 && n > c.lastIdx+1 && math.Abs(r) > cadenceMoved {
+		// Missing frames: the frames after a gap need not keep the phase of those before
+		// (a cut, a file looped whose audio outlasts its video). The grid is re-anchored
+		// on this frame, so that the gap keeps its length; kept, the old phase would
+		// move every later frame by r, the phase follower would walk them back 1 ms per
+		// frame (with B-frames their PTS then step unevenly), and a period fitted over
+		// both sides would take the phase shift for a rate error (41 ms spacing at 25 fps).
+		c.phase += r
+		c.following = false
+		c.re, c.im, c.nPh = 0, 0, 0
+		c.addPhasor(d)
+		c.nFit, c.iFit, c.sinceFit = 0, 0, 0
+		est = c.phase
+	}
 	// Follow the estimate, 1 ms per frame, with a dead band.
 	if delta := est - c.phase; math.Abs(delta) > phaseStart*T || (c.following && math.Abs(delta) > phaseStop) {
 		c.following = true

@@ -277,3 +277,68 @@ func TestCadenceHonestIrregular(t *testing.T) {
 		}
 	}
 }
+
+// loopedBFrames is a 2 s clip of 25 fps video with B-frames looped n times the way a file
+// whose audio outlasts its video loops: each loop starts span ms after the previous one,
+// so the video has a gap at every seam that is not a whole number of frames. j is the
+// jitter of each frame (both timestamps).
+func loopedBFrames(rng *rand.Rand, tr *Track, n int, span, j int64) []frame {
+	var in []frame
+	for l := 0; l < n; l++ {
+		base := 1000 + int64(l)*span
+		for k, num := range x264Order(50) {
+			dts, pts := base+int64(k*40), base+int64((num+2)*40)
+			jj := int64(0)
+			if j > 0 {
+				jj = rng.Int64N(2*j+1) - j
+			}
+			in = append(in, frame{tr: tr, truePTS: pts, dts: dts + jj, pts: pts + jj})
+		}
+	}
+	return withAudio(in, 1000)
+}
+
+// TestCadenceGapShiftsPhase: after a gap that is not a whole number of frames (a looped
+// file whose audio outlasts its video by 70 ms: 210 ms from the last video frame of a loop
+// to the first of the next), honest timestamps pass unchanged (the gap keeps its length,
+// no 41 ms spacing), and neither honest nor jittered ones make a decoder rounding PTS to
+// 1/25 s see two frames in one slot (ffmpeg's "non monotonically increasing dts").
+func TestCadenceGapShiftsPhase(t *testing.T) {
+	for _, j := range []int64{0, 6} {
+		rng := rand.New(rand.NewPCG(3, uint64(j)))
+		tr := &Track{Codec: H264, FrameRate: 25}
+		in := loopedBFrames(rng, tr, 12, 2170, j)
+		out, reps := runFrames(in)
+		checkCadence(t, in, out, 40)
+		off := out[0].DTS - ms(in[0].dts)
+		type vp struct{ truePTS, pts int64 }
+		var ps []vp
+		for i, au := range out {
+			if au.Track != tr {
+				continue
+			}
+			if j == 0 && (au.DTS != ms(in[i].dts)+off || au.PTS != ms(in[i].pts)+off) {
+				t.Fatalf("honest frame %d moved: DTS %v PTS %v, sent %d %d (+%v)", i, au.DTS, au.PTS, in[i].dts, in[i].pts, off)
+			}
+			ps = append(ps, vp{in[i].truePTS, int64(au.PTS / time.Millisecond)})
+		}
+		if j == 0 && countKind(reps, RepairCadence) != 0 {
+			t.Errorf("honest timestamps reported as snapped: %v", reps)
+		}
+		slices.SortFunc(ps, func(a, b vp) int { return int(a.truePTS - b.truePTS) })
+		for i := 1; i < len(ps); i++ {
+			if a, b := math.Round(float64(ps[i-1].pts)/40), math.Round(float64(ps[i].pts)/40); b <= a {
+				t.Fatalf("jitter %d: frames %d and %d fall into one 1/25 s slot (PTS %d, %d)", j, i-1, i, ps[i-1].pts, ps[i].pts)
+			}
+		}
+		// Away from the seams the spacing is one period; with jitter the grid may move
+		// by 1 ms per frame toward the frames' mean phase after a seam.
+		v := videoDTS(out)
+		for i := 1; i < len(v); i++ {
+			d, k := v[i]-v[i-1], i%49
+			if k != 0 && d != 40 && (j == 0 || d < 39 || d > 41) {
+				t.Fatalf("jitter %d: DTS spacing %d at frame %d", j, d, i)
+			}
+		}
+	}
+}

@@ -90,14 +90,16 @@ type Options struct {
 	CallbackAllowList     []string
 	// VodCallback is where the VOD library's events go.
 	VodCallback vod.CallbackConfig
-	// VodHooks, when set, receive the library's assets and ended tasks (covers,
-	// transcodes, merges); VodTranscodeGroups tells the transcode group ids a VOD rule
-	// may name (nil: only rules.NoTranscodeGroup).
-	VodHooks           vod.Hooks
-	VodTranscodeGroups func(id string) bool
-	// VodGroups are the configured transcode groups, listed by the JSON API (nil: the
-	// built-in one only).
-	VodGroups *vod.TranscodeGroups
+	// VodHooks, when set, also receive the library's assets and ended tasks (after the
+	// service's own jobs are queued).
+	VodHooks vod.Hooks
+	// VodTranscodeGroups are the transcode groups VOD rules may name and the library's
+	// transcodes run (nil: only rules.NoTranscodeGroup).
+	VodTranscodeGroups *vod.TranscodeGroups
+	// VodJobConcurrency bounds the library's jobs running at once (0: one per two cores);
+	// VodCoverOffset is where covers are taken (0: 1 s).
+	VodJobConcurrency int
+	VodCoverOffset    time.Duration
 
 	// Ready, if set, is called with the bound addresses once both listeners are up.
 	Ready func(rtmpAddr, httpAddr net.Addr)
@@ -139,7 +141,14 @@ func Run(ctx context.Context, o Options) error {
 	defer cat.Close()
 	// Config-file rules merged with the API's rules in the catalog (see package ruledb).
 	endpoints := storage.Endpoints(o.S3)
-	set, err := ruledb.New(cat, nil, log).Endpoints(endpoints).SyncConfig(ctx, o.Rules)
+	groups := o.VodTranscodeGroups
+	if groups == nil {
+		if groups, err = vod.NewTranscodeGroups(nil); err != nil {
+			return err
+		}
+	}
+	knownGroup := func(id string) bool { _, err := groups.Lookup(id); return err == nil }
+	set, err := ruledb.New(cat, nil, log).Endpoints(endpoints).TranscodeGroups(knownGroup).SyncConfig(ctx, o.Rules)
 	if err != nil {
 		return err
 	}
@@ -186,7 +195,7 @@ func Run(ctx context.Context, o Options) error {
 		objects.endpoints[e.Endpoint] = e
 	}
 	defer objects.close(10 * time.Second) // after the recordings are finalized
-	library, err := vod.New(vod.Options{Catalog: cat, Outbox: notifier, Callback: o.VodCallback, Hooks: o.VodHooks, Logger: log,
+	library, err := vod.New(vod.Options{Catalog: cat, Outbox: notifier, Callback: o.VodCallback, Logger: log,
 		StoreFor: func(endpoint, bucket string) (storage.Store, error) {
 			if bucket == "" {
 				return store, nil
@@ -196,6 +205,13 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	queue, err := startVodJobs(ctx, cat, library, groups, met, o, log)
+	if err != nil {
+		return err
+	}
+	// Deferred before the library's close, so it runs after it (the library's last
+	// events queue jobs) and before the catalog's close.
+	defer queue.Stop(context.Background())
 	library.Start(ctx)
 	defer library.Close() // after the manager's shutdown, before the notifier's close: the last assets' events are queued
 	mgr = record.NewManager(record.Config{
@@ -265,7 +281,7 @@ func Run(ctx context.Context, o Options) error {
 	cloud := cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Notifier: notifier, Templates: templates,
 		WorkDir: filepath.Join(o.DataDir, workDir, "api"), AccessKeys: o.AccessKeys,
 		AllowDeleteFiles: o.AllowDeleteFiles, S3Endpoints: endpoints, ObjectURL: objects.objectURL, Location: o.Location, Logger: log,
-		Library: library, TranscodeGroups: o.VodTranscodeGroups})
+		Library: library, TranscodeGroups: knownGroup})
 	apiAuth := &api.Auth{Tokens: o.APITokens}
 	if cloud.HasKeys() {
 		apiAuth.VerifyV3 = cloud.VerifyV3
@@ -276,8 +292,7 @@ func Run(ctx context.Context, o Options) error {
 	apiSrv := &api.Server{CloudAPI: cloud, Console: console.Handler(), CORS: cors, Auth: apiAuth,
 		Started: started, DataDir: o.DataDir, Stores: objects.status, Errors: recentErrors,
 		WorkDir: filepath.Join(o.DataDir, workDir, "api"), Notifier: notifier, Templates: templates, RemoteStores: objects.all, S3Endpoints: endpoints, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log,
-		Library: library, TranscodeGroups: o.VodGroups}
-	// apiSrv.Jobs is set to the job queue once it is opened; without it /api/v1/jobs answers 503.
+		Library: library, TranscodeGroups: groups, Jobs: queue}
 	httpSrv := &http.Server{
 		Handler:           apiSrv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,

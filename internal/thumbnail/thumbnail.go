@@ -23,11 +23,11 @@ import (
 	"fmt"
 	"image/jpeg"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/livrec/livrec/internal/ffmpeg"
 )
 
 // Defaults and limits of the options.
@@ -45,8 +45,6 @@ const (
 	MaxSheetWidth      = 8192   // pixels: Columns × TileWidth
 	MaxTiles           = 100000 // tiles of one video (27 h at 1 s)
 	DefaultQuality     = 3      // ffmpeg -q:v for JPEG, 2 (best) to 31
-	// stderrTail is how much of ffmpeg's stderr an error carries.
-	stderrTail = 2048
 )
 
 // Image is a JPEG written.
@@ -70,7 +68,7 @@ type CoverOptions struct {
 
 func (o *CoverOptions) validate() error {
 	if o.FFmpeg == "" {
-		o.FFmpeg = "ffmpeg"
+		o.FFmpeg = ffmpeg.FFmpeg
 	}
 	if o.Offset < 0 {
 		return fmt.Errorf("offset: %v is negative (0 or more)", o.Offset)
@@ -154,7 +152,7 @@ type SpriteOptions struct {
 
 func (o *SpriteOptions) validate() error {
 	if o.FFmpeg == "" {
-		o.FFmpeg = "ffmpeg"
+		o.FFmpeg = ffmpeg.FFmpeg
 	}
 	if o.Duration <= 0 {
 		return errors.New("duration: required (the video's duration, more than 0)")
@@ -317,30 +315,7 @@ func decodeSize(path string) (*Image, error) {
 	return &Image{Path: path, Width: cfg.Width, Height: cfg.Height}, nil
 }
 
-// run runs ffmpeg with args; a failure carries the end of its stderr.
-func run(ctx context.Context, ffmpeg string, args ...string) error {
-	cmd := exec.CommandContext(ctx, ffmpeg, append([]string{"-hide_banner", "-nostdin", "-v", "error", "-y"}, args...)...)
-	var stderr tailBuffer
-	cmd.Stderr = &stderr
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("ffmpeg: %w: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	return nil
+// run runs ffmpeg with args; a failure carries its last stderr lines (ffmpeg.Error).
+func run(ctx context.Context, bin string, args ...string) error {
+	return ffmpeg.Run(ctx, append([]string{"-v", "error", "-y"}, args...), ffmpeg.Options{Bin: bin})
 }
-
-// tailBuffer keeps the last stderrTail bytes written.
-type tailBuffer struct{ b []byte }
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > stderrTail {
-		t.b = t.b[len(t.b)-stderrTail:]
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string { return string(t.b) }

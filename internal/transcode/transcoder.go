@@ -32,7 +32,8 @@ const (
 const (
 	DefaultQueueTags         = 2048
 	DefaultRestartsPerMinute = 5
-	stopGrace                = 700 * time.Millisecond // ffmpeg flushes after stdin closes; then it is killed
+	stopGrace                = 700 * time.Millisecond // ffmpeg without progress this long at the end is killed
+	drainMax                 = 10 * time.Second       // the longest an ending ffmpeg may take to encode what it was given
 	maxBackoff               = 8 * time.Second
 	stderrLines              = 8
 	tokenArg                 = "livrec_transcode"
@@ -386,15 +387,46 @@ func (tr *transcoder) runOnce(first bool) (error, string) {
 		stdin.Close()
 		return err, stderr.String()
 	case <-tr.stop:
-		// The feeder returns when stop closes; ffmpeg then sees EOF and flushes.
-		<-fed
-		stdin.Close()
-		select {
-		case err := <-exited:
-			return err, stderr.String()
-		case <-time.After(stopGrace):
+		// The publish ended. ffmpeg gets what is still queued, then EOF, and the time
+		// to encode it: one behind real time holds seconds of media (the queue, the
+		// pipe, its encoders' look-ahead), the end of every rendition. It is killed once
+		// it makes no progress (no CPU time for stopGrace: a stalled one goes within a
+		// second) or after drainMax in all.
+		deadline := time.Now().Add(drainMax)
+		pid := cmd.Process.Pid
+		if _, ok := untilStalled(pid, fed, deadline); !ok {
 			ffmpeg.KillGroup(cmd)
-			return <-exited, stderr.String()
+			<-fed
+		}
+		stdin.Close()
+		if err, ok := untilStalled(pid, exited, deadline); ok {
+			return err, stderr.String()
+		}
+		ffmpeg.KillGroup(cmd)
+		return <-exited, stderr.String()
+	}
+}
+
+// untilStalled waits for ch while process pid uses CPU time: it gives up (false) when the
+// process used none for stopGrace or at deadline. Where CPU time cannot be read, it waits
+// stopGrace.
+func untilStalled[T any](pid int, ch <-chan T, deadline time.Time) (T, bool) {
+	tick := time.NewTicker(stopGrace / 7)
+	defer tick.Stop()
+	last, _ := procCPUSeconds(pid)
+	moved := time.Now()
+	for {
+		select {
+		case v := <-ch:
+			return v, true
+		case now := <-tick.C:
+			if c, ok := procCPUSeconds(pid); ok && c > last {
+				last, moved = c, now
+			}
+			if now.Sub(moved) >= stopGrace || now.After(deadline) {
+				var zero T
+				return zero, false
+			}
 		}
 	}
 }
@@ -420,19 +452,32 @@ func (tr *transcoder) feed(w io.WriteCloser, restart bool) error {
 		}
 		waitKey = true
 	}
+	write := func(t flv.Tag) error {
+		if waitKey {
+			if !isKey(t) {
+				return nil
+			}
+			waitKey = false
+		}
+		// An error: ffmpeg died; the queue keeps filling (and dropping) until the restart.
+		return fw.WriteTag(t)
+	}
 	for {
 		select {
 		case <-tr.stop:
-			return nil
-		case t := <-tr.queue:
-			if waitKey {
-				if !isKey(t) {
-					continue
+			// The publish ended: nothing more comes; what is queued still goes to ffmpeg.
+			for {
+				select {
+				case t := <-tr.queue:
+					if err := write(t); err != nil {
+						return err
+					}
+				default:
+					return nil
 				}
-				waitKey = false
 			}
-			if err := fw.WriteTag(t); err != nil {
-				// ffmpeg died; the queue keeps filling (and dropping) until the restart.
+		case t := <-tr.queue:
+			if err := write(t); err != nil {
 				return err
 			}
 		}

@@ -101,6 +101,9 @@ type Asset struct {
 	// http(s) URL set through the API; "" for none. Snapshots are keys of images.
 	Cover     string   `json:"cover,omitempty"`
 	Snapshots []string `json:"snapshots"`
+	// Thumbnails is the seek-preview track: a WebVTT key whose cues show tiles of the
+	// sprite sheets among the snapshots ("" for none).
+	Thumbnails string `json:"thumbnails,omitempty"`
 	// PlayInfos are the renditions, the original first.
 	PlayInfos []PlayInfo `json:"playInfos"`
 	// Where the files are: empty for the server's own storage.

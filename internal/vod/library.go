@@ -327,11 +327,11 @@ func (l *Library) insert(ctx context.Context, a *Asset) error {
 	if a.PlayInfos == nil {
 		a.PlayInfos = []PlayInfo{}
 	}
-	_, err := l.db.ExecContext(ctx, `INSERT INTO vod_assets(`+assetCols+`) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26)`,
+	_, err := l.db.ExecContext(ctx, `INSERT INTO vod_assets(`+assetCols+`) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27)`,
 		a.ID, a.Kind, a.Domain, a.App, a.Stream, a.TaskID, a.FileID, a.Title, a.Description, a.Duration, a.Size,
 		string(a.Status), a.Error, ms(a.RecordStart), ms(a.RecordEnd), a.Cover, js(a.Snapshots), js(a.PlayInfos),
 		a.OssEndpoint, a.OssBucket, a.TranscodeGroupID, a.AutoCompose, a.ComposeTranscodeGroupID, js(orEmpty(a.Sources)),
-		ms(a.CreatedAt), ms(a.ModifiedAt))
+		a.Thumbnails, ms(a.CreatedAt), ms(a.ModifiedAt))
 	return err
 }
 
@@ -343,7 +343,7 @@ func orEmpty(s []string) []string {
 }
 
 const assetCols = `id,kind,domain,app,stream,task_id,file_id,title,description,duration,size,status,error,record_start,record_end,
-	cover,snapshots,play_infos,oss_endpoint,oss_bucket,transcode_group,auto_compose,compose_group,sources,created_at,modified_at`
+	cover,snapshots,play_infos,oss_endpoint,oss_bucket,transcode_group,auto_compose,compose_group,sources,thumbnails,created_at,modified_at`
 
 func scanAssets(rows *sql.Rows) ([]Asset, error) {
 	defer rows.Close()
@@ -354,7 +354,7 @@ func scanAssets(rows *sql.Rows) ([]Asset, error) {
 		var rs, re, ca, mo int64
 		if err := rows.Scan(&a.ID, &a.Kind, &a.Domain, &a.App, &a.Stream, &a.TaskID, &a.FileID, &a.Title, &a.Description,
 			&a.Duration, &a.Size, &status, &a.Error, &rs, &re, &a.Cover, &snaps, &infos, &a.OssEndpoint, &a.OssBucket,
-			&a.TranscodeGroupID, &a.AutoCompose, &a.ComposeTranscodeGroupID, &sources, &ca, &mo); err != nil {
+			&a.TranscodeGroupID, &a.AutoCompose, &a.ComposeTranscodeGroupID, &sources, &a.Thumbnails, &ca, &mo); err != nil {
 			return nil, err
 		}
 		a.Status = Status(status)
@@ -539,8 +539,8 @@ func (l *Library) modify(ctx context.Context, id string, change func(*Asset) err
 	}
 	a.ModifiedAt = l.now()
 	if _, err := tx.ExecContext(ctx, `UPDATE vod_assets SET title=$1, description=$2, duration=$3, size=$4, status=$5, error=$6, cover=$7,
-		snapshots=$8, play_infos=$9, modified_at=$10 WHERE id=$11`, a.Title, a.Description, a.Duration, a.Size, string(a.Status), a.Error,
-		a.Cover, js(a.Snapshots), js(a.PlayInfos), ms(a.ModifiedAt), id); err != nil {
+		snapshots=$8, play_infos=$9, thumbnails=$10, modified_at=$11 WHERE id=$12`, a.Title, a.Description, a.Duration, a.Size, string(a.Status), a.Error,
+		a.Cover, js(a.Snapshots), js(a.PlayInfos), a.Thumbnails, ms(a.ModifiedAt), id); err != nil {
 		return nil, err
 	}
 	return a, tx.Commit()
@@ -565,6 +565,21 @@ func (l *Library) SetCover(ctx context.Context, id, key string) error {
 		a.Cover = key
 		if !slices.Contains(a.Snapshots, key) {
 			a.Snapshots = append(a.Snapshots, key)
+		}
+		return nil
+	})
+	return err
+}
+
+// SetThumbnails sets the seek-preview track (a WebVTT key in the library's storage) and
+// adds its sprite sheets to the snapshots.
+func (l *Library) SetThumbnails(ctx context.Context, id, vtt string, sheets []string) error {
+	_, err := l.modify(ctx, id, func(a *Asset) error {
+		a.Thumbnails = vtt
+		for _, k := range sheets {
+			if !slices.Contains(a.Snapshots, k) {
+				a.Snapshots = append(a.Snapshots, k)
+			}
 		}
 		return nil
 	})
@@ -652,7 +667,7 @@ func (l *Library) Delete(ctx context.Context, id string) error {
 // segments (so a failure leaves a playlist that still lists what is left). A key shared
 // with another asset (a composed asset's playlist lists its sources' segments) is kept.
 func (l *Library) ownKeys(ctx context.Context, st storage.Store, a *Asset) ([]string, error) {
-	others, err := l.otherKeys(ctx, a)
+	others, err := l.otherKeys(ctx, st, a)
 	if err != nil {
 		return nil, err
 	}
@@ -678,12 +693,13 @@ func (l *Library) ownKeys(ctx context.Context, st storage.Store, a *Asset) ([]st
 		add(s)
 	}
 	add(a.Cover)
+	add(a.Thumbnails)
 	return out, nil
 }
 
-// otherKeys are the play info keys of the assets sharing files with a: its sources, or
-// the composed assets made of it.
-func (l *Library) otherKeys(ctx context.Context, a *Asset) (map[string]bool, error) {
+// otherKeys are the keys of the files of the assets sharing files with a (its sources,
+// or the composed assets made of it): their play infos and the segments these list.
+func (l *Library) otherKeys(ctx context.Context, st storage.Store, a *Asset) (map[string]bool, error) {
 	rows, err := l.db.QueryContext(ctx, `SELECT `+assetCols+` FROM vod_assets WHERE id<>$1 AND (task_id=$2 AND task_id<>'')`, a.ID, a.TaskID)
 	if err != nil {
 		return nil, err
@@ -699,6 +715,16 @@ func (l *Library) otherKeys(ctx context.Context, a *Asset) (map[string]bool, err
 		}
 		for _, p := range o.PlayInfos {
 			out[p.Key] = true
+			if p.Format != string(rules.M3U8) {
+				continue
+			}
+			segs, err := playlistKeys(ctx, st, p.Key)
+			if err != nil {
+				return nil, err
+			}
+			for _, k := range segs {
+				out[k] = true
+			}
 		}
 	}
 	return out, nil

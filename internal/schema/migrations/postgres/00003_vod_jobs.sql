@@ -21,6 +21,7 @@ CREATE TABLE vod_assets (
 	transcode_group TEXT NOT NULL DEFAULT '', auto_compose BOOLEAN NOT NULL DEFAULT FALSE,
 	compose_group TEXT NOT NULL DEFAULT '',
 	sources TEXT NOT NULL DEFAULT '[]',
+	thumbnails TEXT NOT NULL DEFAULT '',
 	created_at BIGINT NOT NULL, modified_at BIGINT NOT NULL
 );
 CREATE UNIQUE INDEX vod_assets_file ON vod_assets(file_id) WHERE file_id<>'';
