@@ -2,8 +2,9 @@
 // after the fact, ...) kept in the catalog database, so that a job enqueued once runs to
 // completion once even across restarts and kill -9.
 //
-// It is built on River (riverqueue/river) with its SQLite driver; River's own tables and
-// migrations live next to the catalog's. River stays behind this package: callers see
+// It is built on River (riverqueue/river) with the driver of the catalog's database
+// (riversqlite for SQLite, riverdatabasesql over the same *sql.DB for PostgreSQL);
+// River's own tables and migrations live next to the catalog's. River stays behind this package: callers see
 // Register, Enqueue, List, Get and Cancel, and a Job handle to report progress and log
 // lines. Two small tables of ours hold what River does not: unique keys, progress,
 // heartbeats and per-job logs.
@@ -28,9 +29,13 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/livrec/livrec/internal/schema"
 )
 
 // Job states (River's names).
@@ -139,7 +144,8 @@ func (c *Config) defaults() {
 type Queue struct {
 	db      *sql.DB
 	cfg     Config
-	driver  *riversqlite.Driver
+	dialect dialect
+	driver  riverdriver.Driver[*sql.Tx]
 	workers *river.Workers
 	kinds   map[string]bool
 
@@ -149,15 +155,21 @@ type Queue struct {
 	reaperD chan struct{}
 }
 
-// Open prepares the queue in db (the catalog's SQLite database, with one connection as
-// the catalog keeps it): it applies River's migrations and creates our tables. Register
+// Open prepares the queue in db (the catalog's database as schema.Open returned it, of
+// either driver): it applies River's migrations (our tables are the catalog's). Register
 // the workers, then Start.
 func Open(ctx context.Context, db *sql.DB, cfg Config) (*Queue, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg.defaults()
-	driver := riversqlite.New(db)
+	var driver riverdriver.Driver[*sql.Tx]
+	d := dialectSQLite
+	if schema.DriverOfDB(db) == schema.Postgres {
+		driver, d = riverdatabasesql.New(db), dialectPostgres
+	} else {
+		driver = riversqlite.New(db)
+	}
 	m, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: quiet(cfg.Logger)})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
@@ -168,7 +180,7 @@ func Open(ctx context.Context, db *sql.DB, cfg Config) (*Queue, error) {
 	// Our tables beside River's (livrec_job_runs, livrec_job_logs) are catalog
 	// migrations; no foreign key to river_job: River's SQLite migrations rebuild that
 	// table, and rows of jobs River deleted are swept instead.
-	return &Queue{db: db, cfg: cfg, driver: driver, workers: river.NewWorkers(), kinds: map[string]bool{}}, nil
+	return &Queue{db: db, cfg: cfg, dialect: d, driver: driver, workers: river.NewWorkers(), kinds: map[string]bool{}}, nil
 }
 
 // Job is the handle a worker gets for the job it runs.
@@ -304,7 +316,7 @@ func (q *Queue) Start(ctx context.Context) error {
 		DiscardedJobRetentionPeriod: retention,
 		FetchPollInterval:           q.cfg.PollInterval,
 		FetchCooldown:               min(q.cfg.PollInterval, 100*time.Millisecond),
-		PollOnly:                    true, // SQLite has no LISTEN/NOTIFY
+		PollOnly:                    true, // SQLite has no LISTEN/NOTIFY, riverdatabasesql no listener
 	}
 	if len(q.kinds) > 0 {
 		cfg.Workers = q.workers
@@ -382,7 +394,7 @@ func (q *Queue) Enqueue(ctx context.Context, args Args, o EnqueueOptions) (id in
 	}
 	defer tx.Rollback()
 	if o.UniqueKey != "" {
-		err := tx.QueryRowContext(ctx, `SELECT r.job_id FROM livrec_job_runs r JOIN river_job j ON j.id = r.job_id WHERE r.unique_key = ?`, o.UniqueKey).Scan(&id)
+		err := tx.QueryRowContext(ctx, `SELECT r.job_id FROM livrec_job_runs r JOIN river_job j ON j.id = r.job_id WHERE r.unique_key = $1`, o.UniqueKey).Scan(&id)
 		switch {
 		case err == nil:
 			return id, true, nil
@@ -390,7 +402,7 @@ func (q *Queue) Enqueue(ctx context.Context, args Args, o EnqueueOptions) (id in
 			return 0, false, fmt.Errorf("jobs: enqueue %s: %w", args.Kind(), err)
 		}
 		// A key left by a job River deleted is free again.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM livrec_job_runs WHERE unique_key = ?`, o.UniqueKey); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM livrec_job_runs WHERE unique_key = $1`, o.UniqueKey); err != nil {
 			return 0, false, fmt.Errorf("jobs: enqueue %s: %w", args.Kind(), err)
 		}
 	}
@@ -404,10 +416,12 @@ func (q *Queue) Enqueue(ctx context.Context, args Args, o EnqueueOptions) (id in
 		key = o.UniqueKey
 	}
 	// SQLite may reuse the id of a deleted job: what we kept for that one goes.
-	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO livrec_job_runs (job_id, unique_key) VALUES (?, ?)`, id, key); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO livrec_job_runs (job_id, unique_key) VALUES ($1, $2)
+		ON CONFLICT (job_id) DO UPDATE SET unique_key = excluded.unique_key, attempt = 0, progress = 0, heartbeat_at = 0,
+		died_error = '', died_at = 0`, id, key); err != nil {
 		return 0, false, fmt.Errorf("jobs: enqueue %s: %w", args.Kind(), err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM livrec_job_logs WHERE job_id = ?`, id); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM livrec_job_logs WHERE job_id = $1`, id); err != nil {
 		return 0, false, fmt.Errorf("jobs: enqueue %s: %w", args.Kind(), err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -17,6 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/livrec/livrec/internal/catalog"
+	"github.com/livrec/livrec/internal/schema"
+	"github.com/livrec/livrec/internal/schema/schematest"
+	"github.com/livrec/livrec/internal/testenv"
 )
 
 type echoArgs struct {
@@ -30,9 +33,10 @@ type blockArgs struct{ N int }
 
 func (blockArgs) Kind() string { return "test.block" }
 
-func openQueue(t *testing.T, path string, cfg Config) *Queue {
+// openQueue opens the queue in the catalog database of driver at dsn.
+func openQueue(t *testing.T, driver, dsn string, cfg Config) *Queue {
 	t.Helper()
-	cat, err := catalog.Open(path)
+	cat, err := catalog.OpenDriver(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,8 +79,10 @@ func waitState(t *testing.T, q *Queue, id int64, state string, within time.Durat
 	}
 }
 
-func TestRunProgressLogsUnique(t *testing.T) {
-	q := openQueue(t, filepath.Join(t.TempDir(), "c.db"), Config{Concurrency: 1, PollInterval: 20 * time.Millisecond})
+func TestRunProgressLogsUnique(t *testing.T) { schematest.Each(t, testRunProgressLogsUnique) }
+
+func testRunProgressLogsUnique(t *testing.T, driver, dsn string) {
+	q := openQueue(t, driver, dsn, Config{Concurrency: 1, PollInterval: 20 * time.Millisecond})
 	var runs atomic.Int32
 	seen := make(chan struct{})
 	release := make(chan struct{})
@@ -125,7 +131,11 @@ func TestRunProgressLogsUnique(t *testing.T) {
 }
 
 func TestRetriesWithBackoffThenDiscarded(t *testing.T) {
-	q := openQueue(t, filepath.Join(t.TempDir(), "c.db"), Config{MaxAttempts: 3, RetryBase: 200 * time.Millisecond, PollInterval: 20 * time.Millisecond})
+	schematest.Each(t, testRetriesWithBackoffThenDiscarded)
+}
+
+func testRetriesWithBackoffThenDiscarded(t *testing.T, driver, dsn string) {
+	q := openQueue(t, driver, dsn, Config{MaxAttempts: 3, RetryBase: 200 * time.Millisecond, PollInterval: 20 * time.Millisecond})
 	var mu sync.Mutex
 	var at []time.Time
 	Register(q, func(ctx context.Context, j *Job, a echoArgs) error {
@@ -161,8 +171,10 @@ func TestRetriesWithBackoffThenDiscarded(t *testing.T) {
 	}
 }
 
-func TestCancelAndPermanent(t *testing.T) {
-	q := openQueue(t, filepath.Join(t.TempDir(), "c.db"), Config{PollInterval: 20 * time.Millisecond})
+func TestCancelAndPermanent(t *testing.T) { schematest.Each(t, testCancelAndPermanent) }
+
+func testCancelAndPermanent(t *testing.T, driver, dsn string) {
+	q := openQueue(t, driver, dsn, Config{PollInterval: 20 * time.Millisecond})
 	started := make(chan struct{}, 1)
 	Register(q, func(ctx context.Context, j *Job, a blockArgs) error {
 		if a.N < 0 {
@@ -191,34 +203,38 @@ func TestCancelAndPermanent(t *testing.T) {
 }
 
 func TestConcurrencyLimit(t *testing.T) {
-	for _, limit := range []int{1, 2} {
-		t.Run(fmt.Sprint(limit), func(t *testing.T) {
-			q := openQueue(t, filepath.Join(t.TempDir(), "c.db"), Config{Concurrency: limit, PollInterval: 20 * time.Millisecond})
-			var now, peak atomic.Int32
-			Register(q, func(ctx context.Context, j *Job, a blockArgs) error {
-				n := now.Add(1)
-				for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
-				}
-				time.Sleep(300 * time.Millisecond)
-				now.Add(-1)
-				return nil
-			})
-			start(t, q)
-			var ids []int64
-			for i := range 4 {
-				id, _, err := q.Enqueue(context.Background(), blockArgs{N: i}, EnqueueOptions{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				ids = append(ids, id)
-			}
-			for _, id := range ids {
-				waitState(t, q, id, StateCompleted, 10*time.Second)
-			}
-			if int(peak.Load()) != limit {
-				t.Fatalf("peak concurrency %d, want %d", peak.Load(), limit)
-			}
-		})
+	schematest.EachDriver(t, func(t *testing.T, driver string) {
+		for _, limit := range []int{1, 2} {
+			t.Run(fmt.Sprint(limit), func(t *testing.T) { testConcurrencyLimit(t, driver, limit) })
+		}
+	})
+}
+
+func testConcurrencyLimit(t *testing.T, driver string, limit int) {
+	q := openQueue(t, driver, schematest.DSN(t, driver), Config{Concurrency: limit, PollInterval: 20 * time.Millisecond})
+	var now, peak atomic.Int32
+	Register(q, func(ctx context.Context, j *Job, a blockArgs) error {
+		n := now.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(300 * time.Millisecond)
+		now.Add(-1)
+		return nil
+	})
+	start(t, q)
+	var ids []int64
+	for i := range 4 {
+		id, _, err := q.Enqueue(context.Background(), blockArgs{N: i}, EnqueueOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		waitState(t, q, id, StateCompleted, 10*time.Second)
+	}
+	if int(peak.Load()) != limit {
+		t.Fatalf("peak concurrency %d, want %d", peak.Load(), limit)
 	}
 }
 
@@ -242,8 +258,13 @@ func TestConfigRangeErrors(t *testing.T) {
 	}
 }
 
-// The kill -9 test runs this test binary again as the process that works the job.
-const childEnv = "LIVREC_JOBS_CHILD_DIR"
+// The kill -9 test runs this test binary again as the process that works the job, on
+// the catalog database of driver childDriverEnv at childDSNEnv.
+const (
+	childEnv       = "LIVREC_JOBS_CHILD_DIR"
+	childDriverEnv = "LIVREC_JOBS_CHILD_DRIVER"
+	childDSNEnv    = "LIVREC_JOBS_CHILD_DSN"
+)
 
 type slowArgs struct{}
 
@@ -257,7 +278,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	testenv.Main(m)
 }
 
 func appendLine(path, line string) {
@@ -273,10 +294,11 @@ func appendLine(path, line string) {
 // child enqueues the job (once: the key is fixed) and works it until it completed. The
 // job runs until the file "release" exists.
 func child(dir string) error {
-	cat, err := catalog.Open(filepath.Join(dir, "catalog.db"))
+	cat, err := catalog.OpenDriver(os.Getenv(childDriverEnv), os.Getenv(childDSNEnv))
 	if err != nil {
 		return err
 	}
+	defer cat.Close()
 	ctx := context.Background()
 	q, err := Open(ctx, cat.DB(), Config{StaleAfter: time.Second, PollInterval: 50 * time.Millisecond, RetryBase: 100 * time.Millisecond})
 	if err != nil {
@@ -322,11 +344,13 @@ func child(dir string) error {
 
 // TestKill9MidJobRetriedOnce: the process working a job is killed with SIGKILL; the
 // next start retries the job (attempt 2) and it completes once.
-func TestKill9MidJobRetriedOnce(t *testing.T) {
+func TestKill9MidJobRetriedOnce(t *testing.T) { schematest.Each(t, testKill9MidJobRetriedOnce) }
+
+func testKill9MidJobRetriedOnce(t *testing.T, driver, dsn string) {
 	dir := t.TempDir()
 	run := func() *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"="+dir)
+		cmd.Env = append(os.Environ(), childEnv+"="+dir, childDriverEnv+"="+driver, childDSNEnv+"="+dsn)
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -362,7 +386,7 @@ func TestKill9MidJobRetriedOnce(t *testing.T) {
 	if got, want := marks(), "start 1\nstart 2\ndone 2\n"; got != want {
 		t.Fatalf("marks %q, want %q", got, want)
 	}
-	q := openQueue(t, filepath.Join(dir, "catalog.db"), Config{})
+	q := openQueue(t, driver, dsn, Config{})
 	start(t, q)
 	list, err := q.List(context.Background(), Filter{})
 	if err != nil {
@@ -375,5 +399,31 @@ func TestKill9MidJobRetriedOnce(t *testing.T) {
 	if in.State != StateCompleted || in.Attempt != 2 || in.Progress != 100 || in.LastError == "" ||
 		!strings.Contains(in.Logs[0].Line, "attempt 1/5: livrec stopped during the attempt") {
 		t.Fatalf("job after restart: %+v", in)
+	}
+}
+
+// Nodes starting together on one PostgreSQL database apply River's migrations once,
+// without errors.
+func TestConcurrentOpenPostgres(t *testing.T) {
+	dsn := schematest.DSN(t, schema.Postgres)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			cat, err := catalog.OpenDriver(schema.Postgres, dsn)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer cat.Close()
+			if _, err := Open(context.Background(), cat.DB(), Config{}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	q := openQueue(t, schema.Postgres, dsn, Config{})
+	var n int
+	if err := q.db.QueryRow(`SELECT count(*) FROM river_migration WHERE version = 1`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("River's version 1 recorded %d times (%v)", n, err)
 	}
 }

@@ -40,7 +40,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	"github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 	"modernc.org/sqlite"
@@ -76,6 +76,15 @@ func DriverOf(dsn string) string {
 
 func isPostgresURL(dsn string) bool {
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// DriverOfDB is the driver of a database Open returned, for the packages that are handed
+// only the *sql.DB and write a query (or pick a River driver) differently per driver.
+func DriverOfDB(db *sql.DB) string {
+	if _, ok := db.Driver().(*stdlib.Driver); ok {
+		return Postgres
+	}
+	return SQLite
 }
 
 // Drivers lists the drivers, the default first.

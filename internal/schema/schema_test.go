@@ -72,6 +72,9 @@ func TestOpenMigrates(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if d := schema.DriverOfDB(db); d != driver {
+				t.Errorf("DriverOfDB: %s, want %s", d, driver)
+			}
 			for _, tb := range tables {
 				var n int
 				if err := db.QueryRow(`SELECT count(*) FROM ` + tb).Scan(&n); err != nil || n != 0 {

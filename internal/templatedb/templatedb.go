@@ -173,7 +173,7 @@ type querier interface {
 }
 
 func (s *Store) get(ctx context.Context, q querier, k transcode.Template) (*Stored, error) {
-	sts, err := s.query(ctx, q, `WHERE domain=? AND app=? AND id=?`, k.DomainName, k.AppName, k.ID)
+	sts, err := s.query(ctx, q, `WHERE domain=$1 AND app=$2 AND id=$3`, k.DomainName, k.AppName, k.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -267,7 +267,7 @@ func (s *Store) Create(ctx context.Context, st Stored) (*Stored, error) {
 	st.Source, st.CreatedAt, st.UpdatedAt = SourceAPI, now, now
 	b, _ := json.Marshal(st.Template)
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO transcode_templates (domain, app, id, kind, lazy, template, created_at, updated_at)
-		VALUES (?,?,?,?,?,?,?,?)`, st.DomainName, st.AppName, st.ID, st.Kind, st.Lazy, string(b), now.UnixMilli(), now.UnixMilli()); err != nil {
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8)`, st.DomainName, st.AppName, st.ID, st.Kind, st.Lazy, string(b), now.UnixMilli(), now.UnixMilli()); err != nil {
 		return nil, err
 	}
 	s.log.Info("transcode template created", "domainName", st.DomainName, "appName", st.AppName, "id", st.ID, "kind", st.Kind)
@@ -295,7 +295,7 @@ func (s *Store) Update(ctx context.Context, st Stored) (*Stored, error) {
 	}
 	st.Source, st.CreatedAt, st.UpdatedAt = SourceAPI, old.CreatedAt, time.UnixMilli(time.Now().UnixMilli()).UTC()
 	b, _ := json.Marshal(st.Template)
-	if _, err := s.db.ExecContext(ctx, `UPDATE transcode_templates SET lazy=?, template=?, updated_at=? WHERE domain=? AND app=? AND id=?`,
+	if _, err := s.db.ExecContext(ctx, `UPDATE transcode_templates SET lazy=$1, template=$2, updated_at=$3 WHERE domain=$4 AND app=$5 AND id=$6`,
 		st.Lazy, string(b), st.UpdatedAt.UnixMilli(), st.DomainName, st.AppName, st.ID); err != nil {
 		return nil, err
 	}
@@ -311,7 +311,7 @@ func (s *Store) Delete(ctx context.Context, domain, app, id string) error {
 	if s.configured(k.DomainName, k.AppName, k.ID) {
 		return fmt.Errorf("%w (remove it there): %q for domainName %q, appName %q", ErrConfig, k.ID, k.DomainName, k.AppName)
 	}
-	res, err := s.db.ExecContext(ctx, `DELETE FROM transcode_templates WHERE domain=? AND app=? AND id=?`, k.DomainName, k.AppName, k.ID)
+	res, err := s.db.ExecContext(ctx, `DELETE FROM transcode_templates WHERE domain=$1 AND app=$2 AND id=$3`, k.DomainName, k.AppName, k.ID)
 	if err != nil {
 		return err
 	}

@@ -259,12 +259,16 @@ func (s *pgServer) stop() {
 
 // Main runs the tests of a package that uses PostgresDSN and then stops the server:
 // call it from TestMain (func TestMain(m *testing.M) { testenv.Main(m) }).
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main for a TestMain with cleanup of its own after the tests: it returns the exit
+// code.
+func Run(m *testing.M) int {
 	code := m.Run()
 	pg.mu.Lock()
 	if pg.srv != nil {
 		pg.srv.stop()
 	}
 	pg.mu.Unlock()
-	os.Exit(code)
+	return code
 }

@@ -193,7 +193,7 @@ func (l *Library) handle(ctx context.Context, ev record.Event, cache map[string]
 // catchUp makes the assets of generated m3u8 files of VOD-rule tasks that have none.
 func (l *Library) catchUp(ctx context.Context) error {
 	rows, err := l.db.QueryContext(ctx, `SELECT f.id, t.rule FROM files f JOIN tasks t ON t.id=f.task_id
-		WHERE f.status=? AND f.format=? AND t.rule LIKE '%"vod":%'
+		WHERE f.status=$1 AND f.format=$2 AND t.rule LIKE '%"vod":%'
 		AND NOT EXISTS(SELECT 1 FROM vod_assets a WHERE a.file_id=f.id) ORDER BY f.start_time`, catalog.FileDone, string(rules.M3U8))
 	if err != nil {
 		return err
@@ -234,7 +234,7 @@ func (l *Library) catchUp(ctx context.Context) error {
 // fromFile stores the asset of a generated file (once: a second call finds it).
 func (l *Library) fromFile(ctx context.Context, f *catalog.File, r *rules.Rule) (*Asset, error) {
 	var id string
-	switch err := l.db.QueryRowContext(ctx, `SELECT id FROM vod_assets WHERE file_id=?`, f.ID).Scan(&id); {
+	switch err := l.db.QueryRowContext(ctx, `SELECT id FROM vod_assets WHERE file_id=$1`, f.ID).Scan(&id); {
 	case err == nil:
 		return l.Get(ctx, id)
 	case !errors.Is(err, sql.ErrNoRows):
@@ -327,7 +327,7 @@ func (l *Library) insert(ctx context.Context, a *Asset) error {
 	if a.PlayInfos == nil {
 		a.PlayInfos = []PlayInfo{}
 	}
-	_, err := l.db.ExecContext(ctx, `INSERT INTO vod_assets(`+assetCols+`) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err := l.db.ExecContext(ctx, `INSERT INTO vod_assets(`+assetCols+`) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27)`,
 		a.ID, a.Kind, a.Domain, a.App, a.Stream, a.TaskID, a.FileID, a.Title, a.Description, a.Duration, a.Size,
 		string(a.Status), a.Error, ms(a.RecordStart), ms(a.RecordEnd), a.Cover, js(a.Snapshots), js(a.PlayInfos),
 		a.OssEndpoint, a.OssBucket, a.TranscodeGroupID, a.AutoCompose, a.ComposeTranscodeGroupID, js(orEmpty(a.Sources)),
@@ -373,7 +373,7 @@ func scanAssets(rows *sql.Rows) ([]Asset, error) {
 
 // Get returns an asset or ErrNotFound.
 func (l *Library) Get(ctx context.Context, id string) (*Asset, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT `+assetCols+` FROM vod_assets WHERE id=?`, id)
+	rows, err := l.db.QueryContext(ctx, `SELECT `+assetCols+` FROM vod_assets WHERE id=$1`, id)
 	if err != nil {
 		return nil, err
 	}
@@ -410,29 +410,30 @@ type Query struct {
 func (l *Library) List(ctx context.Context, q Query) ([]Asset, int, error) {
 	var conds []string
 	var args []any
-	add := func(cond string, vs ...any) {
-		conds = append(conds, cond)
-		args = append(args, vs...)
+	// arg adds v to the arguments and returns its placeholder.
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
 	}
 	for _, c := range []struct{ col, v string }{{"domain", strings.ToLower(q.Domain)}, {"app", q.App}, {"stream", q.Stream},
 		{"task_id", q.TaskID}, {"kind", q.Kind}} {
 		if c.v != "" {
-			add(c.col+"=?", c.v)
+			conds = append(conds, c.col+"="+arg(c.v))
 		}
 	}
 	if len(q.Statuses) > 0 {
-		vs := make([]any, len(q.Statuses))
+		ps := make([]string, len(q.Statuses))
 		for i, s := range q.Statuses {
-			vs[i] = string(s)
+			ps[i] = arg(string(s))
 		}
-		add("status IN ("+strings.TrimSuffix(strings.Repeat("?,", len(vs)), ",")+")", vs...)
+		conds = append(conds, "status IN ("+strings.Join(ps, ",")+")")
 	}
 	for _, c := range []struct {
 		cond string
 		t    time.Time
-	}{{"created_at>=?", q.CreatedFrom}, {"created_at<?", q.CreatedTo}, {"record_end>?", q.RecordFrom}, {"record_start<?", q.RecordTo}} {
+	}{{"created_at>=", q.CreatedFrom}, {"created_at<", q.CreatedTo}, {"record_end>", q.RecordFrom}, {"record_start<", q.RecordTo}} {
 		if !c.t.IsZero() {
-			add(c.cond, ms(c.t))
+			conds = append(conds, c.cond+arg(ms(c.t)))
 		}
 	}
 	where := ""
@@ -451,8 +452,8 @@ func (l *Library) List(ctx context.Context, q Query) ([]Asset, int, error) {
 	if q.Asc {
 		order = " ORDER BY created_at, id"
 	}
-	rows, err := l.db.QueryContext(ctx, `SELECT `+assetCols+` FROM vod_assets`+where+order+` LIMIT ? OFFSET ?`,
-		append(args, limit, q.Offset)...)
+	page := fmt.Sprintf(" LIMIT $%d OFFSET $%d", len(args)+1, len(args)+2)
+	rows, err := l.db.QueryContext(ctx, `SELECT `+assetCols+` FROM vod_assets`+where+order+page, append(args, limit, q.Offset)...)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -521,7 +522,7 @@ func (l *Library) modify(ctx context.Context, id string, change func(*Asset) err
 		return nil, err
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT `+assetCols+` FROM vod_assets WHERE id=?`, id)
+	rows, err := tx.QueryContext(ctx, `SELECT `+assetCols+` FROM vod_assets WHERE id=$1`, id)
 	if err != nil {
 		return nil, err
 	}
@@ -537,8 +538,8 @@ func (l *Library) modify(ctx context.Context, id string, change func(*Asset) err
 		return nil, err
 	}
 	a.ModifiedAt = l.now()
-	if _, err := tx.ExecContext(ctx, `UPDATE vod_assets SET title=?, description=?, duration=?, size=?, status=?, error=?, cover=?,
-		snapshots=?, play_infos=?, thumbnails=?, modified_at=? WHERE id=?`, a.Title, a.Description, a.Duration, a.Size, string(a.Status), a.Error,
+	if _, err := tx.ExecContext(ctx, `UPDATE vod_assets SET title=$1, description=$2, duration=$3, size=$4, status=$5, error=$6, cover=$7,
+		snapshots=$8, play_infos=$9, thumbnails=$10, modified_at=$11 WHERE id=$12`, a.Title, a.Description, a.Duration, a.Size, string(a.Status), a.Error,
 		a.Cover, js(a.Snapshots), js(a.PlayInfos), a.Thumbnails, ms(a.ModifiedAt), id); err != nil {
 		return nil, err
 	}
@@ -655,7 +656,7 @@ func (l *Library) Delete(ctx context.Context, id string) error {
 			}
 		}
 	}
-	if _, err := l.db.ExecContext(ctx, `DELETE FROM vod_assets WHERE id=?`, id); err != nil {
+	if _, err := l.db.ExecContext(ctx, `DELETE FROM vod_assets WHERE id=$1`, id); err != nil {
 		return err
 	}
 	l.log.Info("vod: asset deleted", "id", id, "files", len(keys))
@@ -699,7 +700,7 @@ func (l *Library) ownKeys(ctx context.Context, st storage.Store, a *Asset) ([]st
 // otherKeys are the keys of the files of the assets sharing files with a (its sources,
 // or the composed assets made of it): their play infos and the segments these list.
 func (l *Library) otherKeys(ctx context.Context, st storage.Store, a *Asset) (map[string]bool, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT `+assetCols+` FROM vod_assets WHERE id<>? AND (task_id=? AND task_id<>'')`, a.ID, a.TaskID)
+	rows, err := l.db.QueryContext(ctx, `SELECT `+assetCols+` FROM vod_assets WHERE id<>$1 AND (task_id=$2 AND task_id<>'')`, a.ID, a.TaskID)
 	if err != nil {
 		return nil, err
 	}

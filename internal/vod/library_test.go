@@ -15,6 +15,7 @@ import (
 	"github.com/livrec/livrec/internal/notify"
 	"github.com/livrec/livrec/internal/record"
 	"github.com/livrec/livrec/internal/rules"
+	"github.com/livrec/livrec/internal/schema/schematest"
 	"github.com/livrec/livrec/internal/storage"
 )
 
@@ -29,11 +30,12 @@ func (o *outbox) Enqueue(m notify.Message) {
 	o.mu.Unlock()
 }
 
-// fixture: a catalog with a VOD-rule task and its generated playlist in local storage.
-func fixture(t *testing.T) (*catalog.Catalog, *storage.Local, *catalog.File) {
+// fixture: a catalog of driver with a VOD-rule task and its generated playlist in local
+// storage.
+func fixture(t *testing.T, driver string) (*catalog.Catalog, *storage.Local, *catalog.File) {
 	t.Helper()
 	dir := t.TempDir()
-	cat, err := catalog.Open(filepath.Join(dir, "catalog.db"))
+	cat, err := catalog.OpenDriver(driver, schematest.DSN(t, driver))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,8 +91,10 @@ func waitAsset(t *testing.T, l *Library) Asset {
 	}
 }
 
-func TestAssetLifecycle(t *testing.T) {
-	cat, st, f := fixture(t)
+func TestAssetLifecycle(t *testing.T) { schematest.EachDriver(t, testAssetLifecycle) }
+
+func testAssetLifecycle(t *testing.T, driver string) {
+	cat, st, f := fixture(t, driver)
 	ob := &outbox{}
 	var created []string
 	ended := make(chan []Asset, 1)
@@ -193,8 +197,10 @@ func TestAssetLifecycle(t *testing.T) {
 }
 
 // TestCatchUp: a file generated while the library was not running becomes an asset at Start.
-func TestCatchUp(t *testing.T) {
-	cat, st, _ := fixture(t)
+func TestCatchUp(t *testing.T) { schematest.EachDriver(t, testCatchUp) }
+
+func testCatchUp(t *testing.T, driver string) {
+	cat, st, _ := fixture(t, driver)
 	l, err := New(Options{Catalog: cat, StoreFor: func(string, string) (storage.Store, error) { return st, nil }})
 	if err != nil {
 		t.Fatal(err)

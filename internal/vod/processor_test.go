@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/livrec/livrec/internal/jobs"
+	"github.com/livrec/livrec/internal/schema/schematest"
 	"github.com/livrec/livrec/internal/storage"
 	"github.com/livrec/livrec/internal/testenv"
 )
@@ -18,7 +19,11 @@ import (
 // TranscodeComplete says fail, and the asset can be deleted.
 func TestProcessorTranscodeFail(t *testing.T) {
 	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
-	cat, st, f := fixture(t) // its segments are not MPEG-TS
+	schematest.EachDriver(t, testProcessorTranscodeFail)
+}
+
+func testProcessorTranscodeFail(t *testing.T, driver string) {
+	cat, st, f := fixture(t, driver) // its segments are not MPEG-TS
 	ctx := context.Background()
 	ob := &outbox{}
 	lib, err := New(Options{Catalog: cat, Outbox: ob, Callback: CallbackConfig{URL: "http://127.0.0.1:9/vod"},

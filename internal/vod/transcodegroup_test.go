@@ -67,7 +67,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	code := m.Run()
+	code := testenv.Run(m)
 	if inputDir != "" {
 		os.RemoveAll(inputDir)
 	}

@@ -18,7 +18,7 @@ CREATE TABLE vod_assets (
 	snapshots TEXT NOT NULL DEFAULT '[]',
 	play_infos TEXT NOT NULL DEFAULT '[]',
 	oss_endpoint TEXT NOT NULL DEFAULT '', oss_bucket TEXT NOT NULL DEFAULT '',
-	transcode_group TEXT NOT NULL DEFAULT '', auto_compose INTEGER NOT NULL DEFAULT 0,
+	transcode_group TEXT NOT NULL DEFAULT '', auto_compose BOOLEAN NOT NULL DEFAULT FALSE,
 	compose_group TEXT NOT NULL DEFAULT '',
 	sources TEXT NOT NULL DEFAULT '[]',
 	thumbnails TEXT NOT NULL DEFAULT '',
@@ -31,7 +31,7 @@ CREATE INDEX vod_assets_task ON vod_assets(task_id);
 
 CREATE TABLE transcode_templates (
 	domain TEXT NOT NULL, app TEXT NOT NULL, id TEXT NOT NULL,
-	kind TEXT NOT NULL, lazy INTEGER NOT NULL,
+	kind TEXT NOT NULL, lazy BOOLEAN NOT NULL,
 	template TEXT NOT NULL,
 	created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
 	PRIMARY KEY(domain, app, id)
