@@ -139,8 +139,12 @@ func TestLivePlaylistPlayedToEnd(t *testing.T) {
 				if !cancelled {
 					t.Fatal("ended before the file was generated (the live playlist had no end)")
 				}
+				// A stall (a busy machine serves a segment late) and a seek over a hole
+				// at the very start (audio buffered a frame before video) are hls.js
+				// recovering by itself; anything else is an error of the recording.
 				for _, e := range nonFatal {
-					if !strings.Contains(e, "bufferStalledError") {
+					startHole := strings.HasPrefix(e, "0.00 s: bufferSeekOverHole")
+					if !strings.Contains(e, "bufferStalledError") && !startHole {
 						t.Fatalf("hls.js reported errors on the way: %v", nonFatal)
 					}
 				}

@@ -266,7 +266,19 @@ func TestLongTranscodeKillLivrec(t *testing.T) {
 	if len(kids) != 1 {
 		t.Fatalf("want one ffmpeg child, have %v", kids)
 	}
-	time.Sleep(3 * time.Second) // the renditions are being recorded
+	// Kill once both renditions are being recorded (their files have rows), and a
+	// second later, so that their working files hold media: a fixed wait is too short
+	// when ffmpeg starts slowly on a busy machine.
+	for _, id := range []string{"r360", "r540"} {
+		deadline := time.Now().Add(20 * time.Second)
+		for len(s.recordings("stream=cam_"+id+"&status=recording")) < 2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("rendition %s not being recorded after 20 s", id)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	time.Sleep(time.Second)
 	s.kill()
 	deadline := time.Now().Add(2 * time.Second)
 	for alive(kids[0]) && time.Now().Before(deadline) {
