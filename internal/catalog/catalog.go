@@ -104,19 +104,25 @@ func OpenDriver(driver, dsn string) (*Catalog, error) {
 // Close closes the database.
 func (c *Catalog) Close() error { return c.db.Close() }
 
-func ms(t time.Time) int64 {
+// MS is how the catalog's tables keep a time: unix milliseconds, 0 for none. The
+// packages with tables of their own in the catalog database (notify, vod) keep theirs so.
+func MS(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
 	}
 	return t.UnixMilli()
 }
 
-func fromMS(v int64) time.Time {
+// FromMS is the time of a column written by MS (UTC; the zero time for 0).
+func FromMS(v int64) time.Time {
 	if v == 0 {
 		return time.Time{}
 	}
 	return time.UnixMilli(v).UTC()
 }
+
+func ms(t time.Time) int64     { return MS(t) }
+func fromMS(v int64) time.Time { return FromMS(v) }
 
 // CreateTask inserts a task.
 func (c *Catalog) CreateTask(ctx context.Context, t *Task) error {

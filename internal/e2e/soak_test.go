@@ -77,8 +77,19 @@ rules:
     recordFormats: [{format: flv}, {format: m3u8, sliceDuration: 5}]
 `, max(64, streams+16)))
 	pid := s.cmd.Process.Pid
-	time.Sleep(time.Second)
-	baseGoroutines, baseFDs := s.metric("go_goroutines"), s.metric("process_open_fds")
+	// The baseline is taken once livrec has settled: the job queue starts its
+	// maintenance goroutines a moment after the service is up (its leader election).
+	baseGoroutines := s.metric("go_goroutines")
+	for end, same := time.Now().Add(20*time.Second), 0; same < 6 && time.Now().Before(end); {
+		time.Sleep(500 * time.Millisecond)
+		g := s.metric("go_goroutines")
+		if g > baseGoroutines {
+			baseGoroutines, same = g, 0
+		} else {
+			same++
+		}
+	}
+	baseFDs := s.metric("process_open_fds")
 	baseRSS := rssKiB(t, pid)
 
 	ctx, cancel := context.WithCancel(t.Context())

@@ -53,19 +53,8 @@ type Attempt struct {
 	DurationMS   float64       `json:"durationMs"`
 }
 
-func ms(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func fromMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v).UTC()
-}
+func ms(t time.Time) int64     { return catalog.MS(t) }
+func fromMS(v int64) time.Time { return catalog.FromMS(v) }
 
 func headersJSON(h map[string]string) string {
 	b, _ := json.Marshal(h)

@@ -293,19 +293,8 @@ func newID() string {
 	return hex.EncodeToString(u[:])
 }
 
-func ms(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func fromMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v).UTC()
-}
+func ms(t time.Time) int64     { return catalog.MS(t) }
+func fromMS(v int64) time.Time { return catalog.FromMS(v) }
 
 func js(v any) string {
 	b, _ := json.Marshal(v)
