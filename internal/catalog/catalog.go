@@ -121,13 +121,10 @@ func FromMS(v int64) time.Time {
 	return time.UnixMilli(v).UTC()
 }
 
-func ms(t time.Time) int64     { return MS(t) }
-func fromMS(v int64) time.Time { return FromMS(v) }
-
 // CreateTask inserts a task.
 func (c *Catalog) CreateTask(ctx context.Context, t *Task) error {
 	_, err := c.exec(ctx, `INSERT INTO tasks(id,domain,app,stream,state,rule,started_at,updated_at) VALUES($1,$2,$3,$4,$5,$6,$7,$8)`,
-		t.ID, t.Domain, t.App, t.Stream, t.State, t.Rule, ms(t.StartedAt), ms(t.UpdatedAt))
+		t.ID, t.Domain, t.App, t.Stream, t.State, t.Rule, MS(t.StartedAt), MS(t.UpdatedAt))
 	return err
 }
 
@@ -135,9 +132,9 @@ func (c *Catalog) CreateTask(ctx context.Context, t *Task) error {
 func (c *Catalog) SetTaskState(ctx context.Context, id, state string, at time.Time) error {
 	end := int64(0)
 	if state == TaskEnded {
-		end = ms(at)
+		end = MS(at)
 	}
-	_, err := c.exec(ctx, `UPDATE tasks SET state=$1, updated_at=$2, ended_at=$3 WHERE id=$4`, state, ms(at), end, id)
+	_, err := c.exec(ctx, `UPDATE tasks SET state=$1, updated_at=$2, ended_at=$3 WHERE id=$4`, state, MS(at), end, id)
 	return err
 }
 
@@ -161,7 +158,7 @@ func scanTasks(rows *sql.Rows) ([]Task, error) {
 		if err := rows.Scan(&t.ID, &t.Domain, &t.App, &t.Stream, &t.State, &t.Rule, &s, &u, &e); err != nil {
 			return nil, err
 		}
-		t.StartedAt, t.UpdatedAt, t.EndedAt = fromMS(s), fromMS(u), fromMS(e)
+		t.StartedAt, t.UpdatedAt, t.EndedAt = FromMS(s), FromMS(u), FromMS(e)
 		out = append(out, t)
 	}
 	return out, rows.Err()
@@ -171,7 +168,7 @@ func scanTasks(rows *sql.Rows) ([]Task, error) {
 func (c *Catalog) CreateFile(ctx context.Context, f *File) error {
 	_, err := c.exec(ctx, `INSERT INTO files(id,task_id,domain,app,stream,format,sequence,key,work_dir,start_time,end_time,duration,width,height,codecs,frame_rate,bitrate,bytes,segments,status,error,oss_endpoint,oss_bucket,uploaded)
 		VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24)`,
-		f.ID, f.TaskID, f.Domain, f.App, f.Stream, f.Format, f.Sequence, f.Key, f.WorkDir, ms(f.Start), ms(f.End),
+		f.ID, f.TaskID, f.Domain, f.App, f.Stream, f.Format, f.Sequence, f.Key, f.WorkDir, MS(f.Start), MS(f.End),
 		f.Duration, f.Width, f.Height, f.Codecs, f.FrameRate, f.Bitrate, f.Bytes, f.Segments, f.Status, f.Error,
 		f.OssEndpoint, f.OssBucket, f.Uploaded || f.OssBucket == "" && f.Status == FileDone)
 	return err
@@ -188,7 +185,7 @@ func (c *Catalog) UpdateFile(ctx context.Context, f *File) error {
 		uploaded = CASE WHEN oss_bucket='' AND $13='done' THEN TRUE
 			WHEN EXISTS(SELECT 1 FROM uploaded_objects u WHERE u.bucket=files.oss_bucket AND u.key=$1) THEN TRUE
 			ELSE uploaded END WHERE id=$15`,
-		f.Key, f.WorkDir, ms(f.Start), ms(f.End), f.Duration, f.Width, f.Height, f.Codecs, f.FrameRate, f.Bitrate, f.Bytes, f.Segments, f.Status, f.Error,
+		f.Key, f.WorkDir, MS(f.Start), MS(f.End), f.Duration, f.Width, f.Height, f.Codecs, f.FrameRate, f.Bitrate, f.Bytes, f.Segments, f.Status, f.Error,
 		f.ID)
 	if err != nil {
 		return err
@@ -222,7 +219,7 @@ func scanFiles(rows *sql.Rows) ([]File, error) {
 			&f.Duration, &f.Width, &f.Height, &f.Codecs, &f.FrameRate, &f.Bitrate, &f.Bytes, &f.Segments, &f.Status, &f.Error, &f.OssEndpoint, &f.OssBucket, &f.Uploaded); err != nil {
 			return nil, err
 		}
-		f.Start, f.End = fromMS(s), fromMS(e)
+		f.Start, f.End = FromMS(s), FromMS(e)
 		out = append(out, f)
 	}
 	return out, rows.Err()
@@ -366,10 +363,10 @@ func (q FileQuery) where() *Where {
 	w.Eq("format", q.Format)
 	w.Eq("status", q.Status)
 	if !q.From.IsZero() {
-		w.Add("(end_time=0 OR end_time>=" + w.Arg(ms(q.From)) + ")")
+		w.Add("(end_time=0 OR end_time>=" + w.Arg(MS(q.From)) + ")")
 	}
 	if !q.To.IsZero() {
-		w.Add("start_time<" + w.Arg(ms(q.To)))
+		w.Add("start_time<" + w.Arg(MS(q.To)))
 	}
 	return &w
 }
@@ -394,10 +391,10 @@ func (c *Catalog) ListTasks(ctx context.Context, q TaskQuery) ([]Task, error) {
 	w.Eq("app", q.App)
 	w.Eq("stream", q.Stream)
 	if !q.From.IsZero() {
-		w.Add("(ended_at=0 OR ended_at>=" + w.Arg(ms(q.From)) + ")")
+		w.Add("(ended_at=0 OR ended_at>=" + w.Arg(MS(q.From)) + ")")
 	}
 	if !q.To.IsZero() {
-		w.Add("started_at<" + w.Arg(ms(q.To)))
+		w.Add("started_at<" + w.Arg(MS(q.To)))
 	}
 	order := "ASC"
 	if q.Desc {

@@ -15,13 +15,13 @@ import (
 // deleted on the way. The row holds the key's SHA-256 (hex): the key is the client's
 // bytes, which PostgreSQL's TEXT refuses when they hold a NUL or are not UTF-8.
 func (c *Catalog) UseNonce(ctx context.Context, key string, now, expires time.Time) (bool, error) {
-	if _, err := c.db.ExecContext(ctx, `DELETE FROM signature_nonces WHERE expires_at <= $1`, ms(now)); err != nil {
+	if _, err := c.db.ExecContext(ctx, `DELETE FROM signature_nonces WHERE expires_at <= $1`, MS(now)); err != nil {
 		return false, err
 	}
 	// A row left over with an expiry in the past (the clock went back) is taken over.
 	res, err := c.db.ExecContext(ctx, `INSERT INTO signature_nonces(key, expires_at) VALUES($1, $2)
 		ON CONFLICT(key) DO UPDATE SET expires_at=excluded.expires_at WHERE signature_nonces.expires_at <= $3`,
-		nonceRow(key), ms(expires), ms(now))
+		nonceRow(key), MS(expires), MS(now))
 	if err != nil {
 		return false, err
 	}

@@ -143,7 +143,7 @@ func queryRules(ctx context.Context, q querier, query string, args ...any) ([]St
 		if err := json.Unmarshal([]byte(js), &sr.Rule); err != nil {
 			return nil, fmt.Errorf("catalog: rule %s: %w", sr.ID, err)
 		}
-		sr.CreatedAt, sr.UpdatedAt = fromMS(cr), fromMS(up)
+		sr.CreatedAt, sr.UpdatedAt = FromMS(cr), FromMS(up)
 		out = append(out, sr)
 	}
 	return out, rows.Err()
@@ -194,7 +194,7 @@ func (c *Catalog) CreateRule(ctx context.Context, r *rules.Rule, source string) 
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO rules(id,domain,app,stream,rule,source,created_at,updated_at) VALUES($1,$2,$3,$4,$5,$6,$7,$8)`,
-			sr.ID, n.DomainName, n.AppName, n.StreamName, string(js), source, ms(now), ms(now))
+			sr.ID, n.DomainName, n.AppName, n.StreamName, string(js), source, MS(now), MS(now))
 		return uniqueViolation(err, n)
 	})
 	if err != nil {
@@ -228,7 +228,7 @@ func (c *Catalog) UpdateRule(ctx context.Context, id string, r *rules.Rule, sour
 		}
 		now := nowMS()
 		if _, err := tx.ExecContext(ctx, `UPDATE rules SET domain=$1, app=$2, stream=$3, rule=$4, source=$5, updated_at=$6 WHERE id=$7`,
-			n.DomainName, n.AppName, n.StreamName, string(js), source, ms(now), id); err != nil {
+			n.DomainName, n.AppName, n.StreamName, string(js), source, MS(now), id); err != nil {
 			return uniqueViolation(err, n)
 		}
 		out = &StoredRule{ID: id, Rule: *n, Source: source, CreatedAt: old[0].CreatedAt, UpdatedAt: now}
@@ -406,7 +406,7 @@ func (c *Catalog) SyncConfigRules(ctx context.Context, cfg []rules.Rule) (RuleSy
 			if old == nil {
 				sr := StoredRule{ID: uuid.NewString(), Rule: *n, Source: RuleSourceConfig, CreatedAt: now, UpdatedAt: now}
 				if _, err := tx.ExecContext(ctx, `INSERT INTO rules(id,domain,app,stream,rule,source,created_at,updated_at) VALUES($1,$2,$3,$4,$5,$6,$7,$8)`,
-					sr.ID, n.DomainName, n.AppName, n.StreamName, string(js), sr.Source, ms(now), ms(now)); err != nil {
+					sr.ID, n.DomainName, n.AppName, n.StreamName, string(js), sr.Source, MS(now), MS(now)); err != nil {
 					return err
 				}
 				res.Added = append(res.Added, sr)
@@ -420,7 +420,7 @@ func (c *Catalog) SyncConfigRules(ctx context.Context, cfg []rules.Rule) (RuleSy
 				continue // unchanged
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE rules SET rule=$1, source=$2, updated_at=$3 WHERE id=$4`,
-				string(js), RuleSourceConfig, ms(now), old.ID); err != nil {
+				string(js), RuleSourceConfig, MS(now), old.ID); err != nil {
 				return err
 			}
 			if old.Source == RuleSourceAPI {

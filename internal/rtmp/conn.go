@@ -107,11 +107,9 @@ type conn struct {
 	publishStart  time.Time
 	tags          uint64
 
-	// Media time received (first and last tag timestamps, ms) and whether an
-	// acknowledgement is held back; see sendAck.
+	// Media time received (first and last tag timestamps, ms); see sendAck.
 	firstTS, lastTS uint32
 	haveTS          bool
-	ackHeld         bool
 }
 
 // readBufferSize is the socket read buffer of a connection: one per publish, so it stays
@@ -291,7 +289,7 @@ func (c *conn) run() error {
 		if err := c.handleMessage(&msg); err != nil {
 			return err
 		}
-		if c.ackHeld && !c.ahead() {
+		if c.ackHeld() && !c.ahead() {
 			if err := c.releaseAck(); err != nil {
 				return err
 			}
@@ -659,7 +657,6 @@ func (c *conn) refusePlay(msg *message) error {
 // A real-time publisher reads as it goes and is acknowledged at once.
 func (c *conn) sendAck(count uint32) error {
 	if c.ahead() {
-		c.ackHeld = true
 		c.dc.quiet, c.dc.onQuiet = ackQuiet, c.releaseAck
 		return nil
 	}
@@ -683,12 +680,15 @@ func (c *conn) ahead() bool {
 	return media > time.Since(c.publishStart)+aheadSlack
 }
 
+// ackHeld reports whether an acknowledgement is held back: the reads wait for the
+// publisher to go quiet.
+func (c *conn) ackHeld() bool { return c.dc.onQuiet != nil }
+
 // releaseAck sends a held-back acknowledgement of everything read so far.
 func (c *conn) releaseAck() error {
-	if !c.ackHeld {
+	if !c.ackHeld() {
 		return nil
 	}
-	c.ackHeld = false
 	c.dc.quiet, c.dc.onQuiet = 0, nil
 	return c.writeControl(msgAcknowledgement, be32(uint32(c.bc.Reader.Count())))
 }
