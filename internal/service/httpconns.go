@@ -59,8 +59,9 @@ func (l *connCapListener) Accept() (net.Conn, error) {
 			addr = host
 		}
 		if reason := l.take(addr); reason != "" {
-			nc.Close()
+			// Counted before the close: a client that sees the close may look at the count.
 			l.refused(reason, nc)
+			nc.Close()
 			continue
 		}
 		return &cappedConn{Conn: nc, l: l, addr: addr}, nil
