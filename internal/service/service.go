@@ -21,6 +21,7 @@ import (
 	"github.com/livrec/livrec/internal/console"
 	"github.com/livrec/livrec/internal/metrics"
 	"github.com/livrec/livrec/internal/notify"
+	"github.com/livrec/livrec/internal/peer"
 	"github.com/livrec/livrec/internal/pushauth"
 	"github.com/livrec/livrec/internal/record"
 	"github.com/livrec/livrec/internal/rtmp"
@@ -44,6 +45,9 @@ type Options struct {
 	// beats every Liveness.Interval (package cluster); no NodeID: no heartbeat.
 	NodeID, NodeHTTPAddr string
 	Liveness             cluster.Liveness
+	// NodeSecret signs the requests to the other nodes and checks theirs (package peer);
+	// required with a postgres catalog.
+	NodeSecret string
 	RTMPAddr             string
 	HTTPAddr             string
 	Location             *time.Location
@@ -129,6 +133,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
+	}
+	if o.CatalogDriver == schema.Postgres && o.NodeID != "" && o.NodeSecret == "" {
+		return errors.New("node.secret is required with a postgres catalog: the nodes sign their requests to each other with it")
 	}
 	dsn := o.CatalogDSN
 	if dsn == "" && o.CatalogDriver != schema.Postgres {
@@ -291,7 +298,19 @@ func Run(ctx context.Context, o Options) error {
 		MaxConns: connCap(o.RTMPMaxConns, o.ReservedFDs, log), MaxConnsPerAddr: o.RTMPMaxConnsPerAddr,
 		PublishDeadline: o.RTMPPublishDeadline,
 		OnRefused:       func(reason string) { met.ConnsRefused.WithLabelValues(reason).Inc() }}
-	cloud := cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Notifier: notifier, Templates: templates,
+	// A node answers the APIs for the whole cluster: a manual command for a stream another
+	// node owns goes to that node (package peer).
+	var router *peer.Router
+	var peerHandler http.Handler
+	var commands interface {
+		Command(ctx context.Context, domain, app, stream, cmd string) error
+	}
+	if o.NodeID != "" {
+		router = &peer.Router{Node: o.NodeID, Local: mgr, Store: cluster.New(cat.DB()), Liveness: o.Liveness,
+			Client: &peer.Client{Secret: o.NodeSecret, Node: o.NodeID}}
+		peerHandler, commands = &peer.Handler{Secret: o.NodeSecret, Node: o.NodeID, Local: mgr}, router
+	}
+	cloud := cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Commands: commands, Notifier: notifier, Templates: templates,
 		WorkDir: filepath.Join(o.DataDir, workDir, "api"), AccessKeys: o.AccessKeys,
 		AllowDeleteFiles: o.AllowDeleteFiles, S3Endpoints: endpoints, ObjectURL: objects.objectURL, Location: o.Location, Logger: log,
 		Library: library, TranscodeGroups: knownGroup})
@@ -305,7 +324,7 @@ func Run(ctx context.Context, o Options) error {
 	apiSrv := &api.Server{CloudAPI: cloud, Console: console.Handler(), CORS: cors, Auth: apiAuth,
 		Started: started, DataDir: o.DataDir, Stores: objects.status, Errors: recentErrors,
 		WorkDir: filepath.Join(o.DataDir, workDir, "api"), Notifier: notifier, Templates: templates, RemoteStores: objects.all, S3Endpoints: endpoints, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log,
-		Library: library, TranscodeGroups: groups, Jobs: queue}
+		Library: library, TranscodeGroups: groups, Jobs: queue, Cluster: router, Peer: peerHandler}
 	httpSrv := &http.Server{
 		Handler:           apiSrv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
