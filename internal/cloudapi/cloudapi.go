@@ -56,9 +56,9 @@ const (
 
 // Options configure a Handler.
 type Options struct {
-	Catalog  *catalog.Catalog
-	Store    storage.Store
-	Manager  *record.Manager // RealTimeRecordCommand; rule changes are applied to it
+	Catalog *catalog.Catalog
+	Store   storage.Store
+	Manager *record.Manager // RealTimeRecordCommand; rule changes are applied to it
 	// Commands, if set, runs RealTimeRecordCommand instead of Manager: on the node that
 	// owns the stream (peer.Router). An error wrapping *peer.UnreachableError is 503.
 	Commands interface {

@@ -48,10 +48,10 @@ type Options struct {
 	// NodeSecret signs the requests to the other nodes and checks theirs (package peer);
 	// required with a postgres catalog.
 	NodeSecret string
-	RTMPAddr             string
-	HTTPAddr             string
-	Location             *time.Location
-	Rules                []rules.Rule // normalized and validated
+	RTMPAddr   string
+	HTTPAddr   string
+	Location   *time.Location
+	Rules      []rules.Rule // normalized and validated
 	// S3 are the object-storage endpoints rules may name (ossEndpoint/ossBucket), and
 	// SpoolLimit the upload-spool size (bytes) that raises an alarm (0: none).
 	S3         []storage.S3Config
