@@ -267,6 +267,7 @@ func Run(ctx context.Context, o Options) error {
 		if err := cluster.New(cat.DB()).ReleaseNode(ctx, o.NodeID); err != nil {
 			return fmt.Errorf("releasing the stream leases of this node's previous run: %w", err)
 		}
+		go followCatalog(ctx, o.Liveness.Interval, ruledb.New(cat, mgr.SetRules, log), templates, log)
 	}
 
 	rl, err := net.Listen("tcp", o.RTMPAddr)
@@ -361,6 +362,27 @@ func Run(ctx context.Context, o Options) error {
 	api.Shutdown(httpSrv, 5*time.Second)
 	log.Info("livrec stopped")
 	return runErr
+}
+
+// followCatalog reads the rules and the transcode templates again every interval and
+// applies them to this node's recorder and transcoder: in a cluster another node's API
+// may have changed them (each node applies its own API's changes at once).
+func followCatalog(ctx context.Context, interval time.Duration, rs *ruledb.Store, ts *templatedb.Store, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := rs.Reload(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("reading the rules again failed", "err", err)
+		}
+		if err := ts.Reload(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("reading the transcode templates again failed", "err", err)
+		}
+	}
 }
 
 // loopbackAddr is the address livrec's own clients reach the listener at.
