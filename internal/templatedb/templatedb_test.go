@@ -3,8 +3,8 @@ package templatedb
 import (
 	"context"
 	"errors"
-	"slices"
 	"log/slog"
+	"slices"
 	"testing"
 
 	"github.com/livrec/livrec/internal/catalog"
