@@ -223,6 +223,12 @@ func (s *Server) serveLive(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	// The live playlist is in the working directory of the node recording the file: in
+	// a cluster, another node passes the request to it.
+	if f.Status == catalog.FileRecording && s.Cluster != nil && workDirGone(f.WorkDir) &&
+		s.Cluster.ServeOwner(w, r, record.StreamKey{Domain: f.Domain, App: f.App, Stream: f.Stream}.String()) {
+		return
+	}
 	// A file being finalized has lost its live playlist before its row says it is
 	// generated (the row is completed after the store, in the background): wait briefly
 	// for the outcome instead of answering 404 to a player at the very end.

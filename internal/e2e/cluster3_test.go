@@ -121,7 +121,8 @@ func playlistMedia(t *testing.T, path string) [][]byte {
 //     once (the nodes share the outbox: retried until it answers, by one node);
 //   - manual commands sent to node 3 and node 2 for a stream on node 1 take effect
 //     there and answer with node 1's outcome; /api/v1/streams of any node lists it with
-//     its node; /api/v1/cluster and `livrec cluster status` show the nodes and leases;
+//     its node, and its live playlist too; /api/v1/cluster and `livrec cluster status`
+//     show the nodes and leases;
 //   - a command for a stream of a node just killed answers 503 naming the node.
 func TestCluster3Nodes(t *testing.T) {
 	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
@@ -373,7 +374,38 @@ func TestCluster3Nodes(t *testing.T) {
 		t.Fatalf("start sent to node 2: %d %s", code, body)
 	}
 	nodes[2].waitStream("manual", "n1", "recording", 5*time.Second)
-	time.Sleep(2500 * time.Millisecond)
+	// The live playlist of node 1's recording, asked of node 3 (which passes it on).
+	var liveURL string
+	for _, r := range nodes[2].recordings("stream=manual&status=recording&format=m3u8") {
+		liveURL = r.LiveURL
+	}
+	if liveURL == "" {
+		t.Fatalf("no liveUrl for the manual recording: %+v", nodes[2].recordings("stream=manual"))
+	}
+	var segment string
+	for deadline := time.Now().Add(10 * time.Second); segment == ""; time.Sleep(200 * time.Millisecond) {
+		code, body := get(t, nodes[2].url(liveURL))
+		if code == 200 && strings.HasPrefix(body, "#EXTM3U") {
+			for _, l := range strings.Split(body, "\n") {
+				if strings.HasPrefix(l, "/files/") && segment == "" {
+					segment = l
+				}
+			}
+		}
+		if segment == "" && time.Now().After(deadline) {
+			t.Fatalf("live playlist of node 1's recording through node 3: %d %s", code, body)
+		}
+	}
+	// Its segments are in the bucket, which node 3's /files/ reads.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		code, body := get(t, nodes[2].url(segment))
+		if code == 200 && len(body) > 1000 && body[0] == 0x47 { // an MPEG-TS packet
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("segment %s through node 3: %d (%d bytes)", segment, code, len(body))
+		}
+	}
 	if code, body := cmd(nodes[2], "cancel_delay"); code != 200 {
 		t.Fatalf("cancel_delay sent to node 3: %d %s", code, body)
 	}

@@ -263,3 +263,53 @@ func TestStreams(t *testing.T) {
 		t.Fatalf("unreachable %+v, want n3 only", bad)
 	}
 }
+
+// TestServeOwner: a GET for a stream another live node owns is answered by that node
+// (its status and body, this node's headers kept once); one already forwarded, or for a
+// stream this node or nobody owns, is left to the caller.
+func TestServeOwner(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t, "sqlite", schematest.DSN(t, "sqlite"))
+	a := newNode(t, store, "n1")
+	var forwardedBy string
+	owner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		forwardedBy = r.Header.Get(ForwardedHeader)
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, "#EXTM3U\n"+r.URL.Path+"\n")
+	}))
+	defer owner.Close()
+	if err := store.Beat(ctx, "n2", owner.Listener.Addr().String(), time.Now(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Acquire(ctx, "example.com/live/s", "n2", time.Minute, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	serve := func(key string, forwarded bool) (bool, *httptest.ResponseRecorder) {
+		req := httptest.NewRequest(http.MethodGet, "/live/f1.m3u8", nil)
+		if forwarded {
+			req.Header.Set(ForwardedHeader, "n3")
+		}
+		w := httptest.NewRecorder()
+		w.Header().Set("Access-Control-Allow-Origin", "*") // as the CORS wrapper does
+		return a.router.ServeOwner(w, req, key), w
+	}
+	ok, w := serve("example.com/live/s", false)
+	if !ok || w.Code != 200 || w.Body.String() != "#EXTM3U\n/live/f1.m3u8\n" || forwardedBy != "n1" ||
+		len(w.Header().Values("Access-Control-Allow-Origin")) != 1 || w.Header().Get("Content-Type") != "application/vnd.apple.mpegurl" {
+		t.Fatalf("forwarded: %v %d %q by %q, headers %v", ok, w.Code, w.Body.String(), forwardedBy, w.Header())
+	}
+	if ok, _ := serve("example.com/live/s", true); ok {
+		t.Fatal("a forwarded request was forwarded again")
+	}
+	if ok, _ := serve("example.com/live/nobody", false); ok {
+		t.Fatal("a stream nobody owns was forwarded")
+	}
+	if _, err := store.Acquire(ctx, "example.com/live/mine", "n1", time.Minute, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := serve("example.com/live/mine", false); ok {
+		t.Fatal("a stream of this node was forwarded")
+	}
+}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"sync"
 	"time"
 
@@ -141,4 +144,47 @@ func (r *Router) Streams(ctx context.Context) ([]NodeStream, []NodeError) {
 // Status is the cluster's status from the catalog.
 func (r *Router) Status(ctx context.Context) (*cluster.Status, error) {
 	return r.Store.Status(ctx, r.Liveness, time.Now())
+}
+
+// ForwardedHeader marks a request one node passed to another (its value is the sender's
+// id): the receiver answers it itself, never passing it on again.
+const ForwardedHeader = "X-Livrec-Forwarded-By"
+
+// ServeOwner passes an unauthenticated GET (a live playlist, which only the node
+// recording the stream has) to the live node that owns stream key, and answers with that
+// node's answer. It returns false, having written nothing, when this node owns the key,
+// nobody does, the owner is not alive or the request was already forwarded.
+func (r *Router) ServeOwner(w http.ResponseWriter, req *http.Request, key string) bool {
+	if req.Header.Get(ForwardedHeader) != "" {
+		return false
+	}
+	now := time.Now()
+	owner, err := r.Store.Owner(req.Context(), key, now)
+	if err != nil || owner == "" || owner == r.Node {
+		return false
+	}
+	n, err := r.node(req.Context(), owner, now)
+	if err != nil {
+		return false
+	}
+	target := &url.URL{Scheme: "http", Host: n.HTTPAddr}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Header.Set(ForwardedHeader, r.Node)
+		},
+		// The headers this node already set (CORS, added before the handler) stay this
+		// node's: the owner's copies would be added to them, twice the same header.
+		ModifyResponse: func(res *http.Response) error {
+			for k := range w.Header() {
+				res.Header.Del(k)
+			}
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			http.Error(w, (&UnreachableError{Node: n.ID, Addr: n.HTTPAddr, Err: err}).Error(), http.StatusServiceUnavailable)
+		},
+	}
+	proxy.ServeHTTP(w, req)
+	return true
 }
