@@ -367,6 +367,9 @@ func TestCluster3Nodes(t *testing.T) {
 		t.Fatalf("stop sent to node 3: %d %s", code, body)
 	}
 	nodes[0].waitStream("manual", "n1", "paused", 5*time.Second)
+	if l := nodes[0].logs.String(); !strings.Contains(l, `msg="manual command from another node" node=n3 stream=127.0.0.1/cloud/manual command=stop`) {
+		t.Fatalf("node 1's log does not show the command from node 3:\n%s", l)
+	}
 	if code, body := cmd(nodes[1], "stop"); code != http.StatusConflict || !strings.Contains(body, "TaskNotStarted") {
 		t.Fatalf("second stop sent to node 2 (node 1 refuses it): %d %s", code, body)
 	}

@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -107,6 +108,7 @@ type Handler struct {
 	Secret string
 	Node   string // this node's id, named in answers
 	Local  Local
+	Logger *slog.Logger // nil: slog.Default()
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -119,7 +121,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "this node has no cluster secret (node.secret): peer requests are refused", http.StatusForbidden)
 		return
 	}
-	if _, err := verify(h.Secret, r, body, time.Now()); err != nil {
+	from, err := verify(h.Secret, r, body, time.Now())
+	if err != nil {
+		h.logger().Warn("peer request refused", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
@@ -139,12 +143,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				ans.Code, ans.Message = ce.Code, ce.Message
 			}
 		}
+		h.logger().Info("manual command from another node", "node", from, "stream", req.Domain+"/"+req.App+"/"+req.Stream,
+			"command", req.Command, "refused", ans.Code)
 		writeJSON(w, ans)
 	case r.Method == http.MethodGet && r.URL.Path == StreamsPath:
 		writeJSON(w, h.Local.Streams())
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+func (h *Handler) logger() *slog.Logger {
+	if h.Logger != nil {
+		return h.Logger
+	}
+	return slog.Default()
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -309,7 +309,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.NodeID != "" {
 		router = &peer.Router{Node: o.NodeID, Local: mgr, Store: cluster.New(cat.DB()), Liveness: o.Liveness,
 			Client: &peer.Client{Secret: o.NodeSecret, Node: o.NodeID}}
-		peerHandler, commands = &peer.Handler{Secret: o.NodeSecret, Node: o.NodeID, Local: mgr}, router
+		peerHandler, commands = &peer.Handler{Secret: o.NodeSecret, Node: o.NodeID, Local: mgr, Logger: log}, router
 	}
 	cloud := cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Commands: commands, Notifier: notifier, Templates: templates,
 		WorkDir: filepath.Join(o.DataDir, workDir, "api"), AccessKeys: o.AccessKeys,
