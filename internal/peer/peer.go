@@ -49,8 +49,12 @@ const (
 	StreamsPath = "/peer/v1/streams"
 )
 
-// maxBody bounds a peer request's or answer's body.
-const maxBody = 4 << 20
+// maxRequest bounds a peer request's body (read before its signature is checked),
+// maxAnswer an answer's (a node's list of pushes).
+const (
+	maxRequest = 64 << 10
+	maxAnswer  = 16 << 20
+)
 
 func sign(secret, node string, ts int64, method, path string, body []byte) string {
 	m := hmac.New(sha256.New, []byte(secret))
@@ -112,7 +116,7 @@ type Handler struct {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequest))
 	if err != nil {
 		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
 		return
@@ -193,7 +197,7 @@ func (c *Client) do(ctx context.Context, addr, method, path string, body []byte)
 		return nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
 		return nil, err
 	}
