@@ -21,6 +21,7 @@ import (
 	"github.com/livrec/livrec/internal/console"
 	"github.com/livrec/livrec/internal/metrics"
 	"github.com/livrec/livrec/internal/notify"
+	"github.com/livrec/livrec/internal/peer"
 	"github.com/livrec/livrec/internal/pushauth"
 	"github.com/livrec/livrec/internal/record"
 	"github.com/livrec/livrec/internal/rtmp"
@@ -44,10 +45,13 @@ type Options struct {
 	// beats every Liveness.Interval (package cluster); no NodeID: no heartbeat.
 	NodeID, NodeHTTPAddr string
 	Liveness             cluster.Liveness
-	RTMPAddr             string
-	HTTPAddr             string
-	Location             *time.Location
-	Rules                []rules.Rule // normalized and validated
+	// NodeSecret signs the requests to the other nodes and checks theirs (package peer);
+	// required with a postgres catalog.
+	NodeSecret string
+	RTMPAddr   string
+	HTTPAddr   string
+	Location   *time.Location
+	Rules      []rules.Rule // normalized and validated
 	// S3 are the object-storage endpoints rules may name (ossEndpoint/ossBucket), and
 	// SpoolLimit the upload-spool size (bytes) that raises an alarm (0: none).
 	S3         []storage.S3Config
@@ -129,6 +133,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
+	}
+	if o.CatalogDriver == schema.Postgres && o.NodeID != "" && o.NodeSecret == "" {
+		return errors.New("node.secret is required with a postgres catalog: the nodes sign their requests to each other with it")
 	}
 	dsn := o.CatalogDSN
 	if dsn == "" && o.CatalogDriver != schema.Postgres {
@@ -260,6 +267,7 @@ func Run(ctx context.Context, o Options) error {
 		if err := cluster.New(cat.DB()).ReleaseNode(ctx, o.NodeID); err != nil {
 			return fmt.Errorf("releasing the stream leases of this node's previous run: %w", err)
 		}
+		go followCatalog(ctx, o.Liveness.Interval, ruledb.New(cat, mgr.SetRules, log), templates, log)
 	}
 
 	rl, err := net.Listen("tcp", o.RTMPAddr)
@@ -291,7 +299,19 @@ func Run(ctx context.Context, o Options) error {
 		MaxConns: connCap(o.RTMPMaxConns, o.ReservedFDs, log), MaxConnsPerAddr: o.RTMPMaxConnsPerAddr,
 		PublishDeadline: o.RTMPPublishDeadline,
 		OnRefused:       func(reason string) { met.ConnsRefused.WithLabelValues(reason).Inc() }}
-	cloud := cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Notifier: notifier, Templates: templates,
+	// A node answers the APIs for the whole cluster: a manual command for a stream another
+	// node owns goes to that node (package peer).
+	var router *peer.Router
+	var peerHandler http.Handler
+	var commands interface {
+		Command(ctx context.Context, domain, app, stream, cmd string) error
+	}
+	if o.NodeID != "" {
+		router = &peer.Router{Node: o.NodeID, Local: mgr, Store: cluster.New(cat.DB()), Liveness: o.Liveness,
+			Client: &peer.Client{Secret: o.NodeSecret, Node: o.NodeID}}
+		peerHandler, commands = &peer.Handler{Secret: o.NodeSecret, Node: o.NodeID, Local: mgr, Logger: log}, router
+	}
+	cloud := cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Commands: commands, Notifier: notifier, Templates: templates,
 		WorkDir: filepath.Join(o.DataDir, workDir, "api"), AccessKeys: o.AccessKeys,
 		AllowDeleteFiles: o.AllowDeleteFiles, S3Endpoints: endpoints, ObjectURL: objects.objectURL, Location: o.Location, Logger: log,
 		Library: library, TranscodeGroups: knownGroup})
@@ -305,7 +325,7 @@ func Run(ctx context.Context, o Options) error {
 	apiSrv := &api.Server{CloudAPI: cloud, Console: console.Handler(), CORS: cors, Auth: apiAuth,
 		Started: started, DataDir: o.DataDir, Stores: objects.status, Errors: recentErrors,
 		WorkDir: filepath.Join(o.DataDir, workDir, "api"), Notifier: notifier, Templates: templates, RemoteStores: objects.all, S3Endpoints: endpoints, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log,
-		Library: library, TranscodeGroups: groups, Jobs: queue}
+		Library: library, TranscodeGroups: groups, Jobs: queue, Cluster: router, Peer: peerHandler}
 	httpSrv := &http.Server{
 		Handler:           apiSrv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -342,6 +362,27 @@ func Run(ctx context.Context, o Options) error {
 	api.Shutdown(httpSrv, 5*time.Second)
 	log.Info("livrec stopped")
 	return runErr
+}
+
+// followCatalog reads the rules and the transcode templates again every interval and
+// applies them to this node's recorder and transcoder: in a cluster another node's API
+// may have changed them (each node applies its own API's changes at once).
+func followCatalog(ctx context.Context, interval time.Duration, rs *ruledb.Store, ts *templatedb.Store, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := rs.Reload(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("reading the rules again failed", "err", err)
+		}
+		if err := ts.Reload(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("reading the transcode templates again failed", "err", err)
+		}
+	}
 }
 
 // loopbackAddr is the address livrec's own clients reach the listener at.
