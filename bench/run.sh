@@ -17,6 +17,7 @@
 #                [-k RECORDINGS] [-c HTTP_CLIENTS] [-t HTTP_SECONDS] [-r REMUX_RUNS] [-o OUTDIR]
 #                [-b LIVREC_BINARY]
 #
+# Environment: BENCH_PORT, the first of four loopback ports (default 19351).
 # Defaults: 50 streams, 60 s, a generated 640x360 30 fps H.264 (B-frames) + AAC file of
 # 60 s (~1.2 Mbit/s), formats "flv m3u8", 10 s segments; idle: 3000 connections of 64
 # kbit/s; serve: 100 recordings, 500 clients, 20 s; 5 remux runs; OUTDIR
@@ -67,7 +68,16 @@ OUT=${OUT:-$ROOT/bench/out-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg) # the machine may be shared: say how busy it was
-LIVREC_RTMP=127.0.0.1:19351 LIVREC_HTTP=127.0.0.1:18081 NGINX_PORT=19352 NGINX_HTTP=18082
+# Ports: BENCH_PORT and the three above it (default 19351): a second run on the same
+# machine needs other ones, and a port already taken is an error (the load would go to
+# whatever listens there).
+BP=${BENCH_PORT:-19351}
+LIVREC_RTMP=127.0.0.1:$BP LIVREC_HTTP=127.0.0.1:$((BP + 1)) NGINX_PORT=$((BP + 2)) NGINX_HTTP=$((BP + 3))
+for p in $BP $((BP + 1)) $((BP + 2)) $((BP + 3)); do
+  if ss -Hltn "( sport = :$p )" 2>/dev/null | grep -q .; then
+    echo "port $p is in use (another bench run?): set BENCH_PORT to a free range" >&2; exit 1
+  fi
+done
 TICK=$(getconf CLK_TCK)
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/livrec/livrec/internal/schema"
@@ -81,7 +82,8 @@ type File struct {
 // Catalog wraps the catalog database.
 type Catalog struct {
 	db     *sql.DB
-	driver string // schema.SQLite or schema.Postgres
+	driver string   // schema.SQLite or schema.Postgres
+	stmts  sync.Map // query → *sql.Stmt of the writes (see stmt)
 }
 
 // Open opens (creating if needed) the SQLite catalog database file.
@@ -102,7 +104,13 @@ func OpenDriver(driver, dsn string) (*Catalog, error) {
 }
 
 // Close closes the database.
-func (c *Catalog) Close() error { return c.db.Close() }
+func (c *Catalog) Close() error {
+	c.stmts.Range(func(_, st any) bool {
+		st.(*sql.Stmt).Close()
+		return true
+	})
+	return c.db.Close()
+}
 
 // MS is how the catalog's tables keep a time: unix milliseconds, 0 for none. The
 // packages with tables of their own in the catalog database (notify, vod) keep theirs so.

@@ -25,6 +25,8 @@ type Writer interface {
 	// stays unchanged: the task then finishes it and opens the next file.
 	SetTracks(video, audio *media.Track) error
 	// WriteAU writes one access unit (timestamps already repaired: monotonic per track).
+	// The unit and its bytes are valid only during the call (the recording task lends
+	// the ingest's memory): a writer copies what it keeps (AccessUnit.Clone).
 	WriteAU(au *media.AccessUnit) error
 	// Discontinuity marks a stitched resume (a new publish continues the file).
 	Discontinuity()

@@ -45,7 +45,8 @@ const (
 //
 // Access units hold copies of the tag bytes (or, with TakeTagBodies, the tag bodies
 // themselves), so the caller may keep them; neither the access units nor the tracks are
-// modified after they are handed out.
+// modified after they are handed out. With LendUnits they are lent instead: valid only
+// during OnAccessUnit.
 //
 // The zero value is ready to use; set the callbacks before the first WriteTag. A Demuxer is
 // not safe for concurrent use.
@@ -65,6 +66,14 @@ type Demuxer struct {
 	// as they do. The default (false) copies, as the flv.Tag contract (a body is only
 	// valid during the call) requires; never set it for a source that reuses buffers.
 	TakeTagBodies bool
+	// LendUnits lends the access units instead of copying the tag bytes (without
+	// TakeTagBodies): a unit, its NALUs and their bytes alias the tag body and the
+	// demuxer's own memory, and are valid only during the OnAccessUnit call; the
+	// receiver copies (AccessUnit.Clone) what it keeps, and may modify the unit's
+	// timing fields in the call. Units held until the track set is decided are copied by
+	// the demuxer. With one source tag at a time (an ingest whose message bodies are
+	// reused) nothing is then allocated per tag.
+	LendUnits bool
 	// Metadata is the last onMetaData seen.
 	Metadata Metadata
 
@@ -80,6 +89,9 @@ type Demuxer struct {
 
 	once   map[string]bool
 	counts map[string]int
+
+	lent  AccessUnit // LendUnits: the unit lent for every frame
+	nalus [][]byte   // LendUnits: the NAL units' slice of lent
 }
 
 type videoState struct {
@@ -243,8 +255,24 @@ func (d *Demuxer) decide() {
 	}
 }
 
+// unit returns the access unit to fill for a frame: a new one, or with LendUnits the
+// demuxer's own, reused for every frame (output copies it if it is held).
+func (d *Demuxer) unit() *AccessUnit {
+	if d.lends() {
+		d.lent = AccessUnit{}
+		return &d.lent
+	}
+	return &AccessUnit{}
+}
+
+func (d *Demuxer) lends() bool { return d.LendUnits && !d.TakeTagBodies }
+
 func (d *Demuxer) output(au *AccessUnit) {
 	if !d.decided {
+		if d.lends() {
+			c := au.Clone()
+			au = &c
+		}
 		d.pending = append(d.pending, au)
 		d.pendingBytes += au.Size()
 		return
@@ -489,7 +517,13 @@ func (d *Demuxer) h26xFrame(h flv.VideoTagHeader, ts uint32) {
 	if ls == 0 {
 		ls = 4
 	}
-	nalus, err := splitAVCC(data, ls, make([][]byte, 0, 8))
+	var nalus [][]byte
+	if d.lends() {
+		nalus = d.nalus[:0]
+	} else {
+		nalus = make([][]byte, 0, 8)
+	}
+	nalus, err := splitAVCC(data, ls, nalus)
 	if err != nil {
 		if !isAnnexB(data) {
 			d.warnRate(WarnBadTag, fmt.Sprintf("%s frame at %d ms: %v", h.Codec, ts, err))
@@ -550,12 +584,13 @@ func (d *Demuxer) h26xFrame(h flv.VideoTagHeader, ts uint32) {
 			fmt.Sprintf("%s frame at %d ms before any decoder configuration; skipping video until one arrives", h.Codec, ts))
 		return
 	}
-	au := &AccessUnit{
-		Track: v.track,
-		DTS:   tagTime(ts),
-		PTS:   tagTime(ts) + time.Duration(h.CompositionTime)*time.Millisecond,
-		NALUs: out,
+	if d.lends() {
+		d.nalus = out // the grown slice, for the next frame
 	}
+	au := d.unit()
+	au.Track, au.NALUs = v.track, out
+	au.DTS = tagTime(ts)
+	au.PTS = au.DTS + time.Duration(h.CompositionTime)*time.Millisecond
 	if hevc {
 		au.Key = h265.IsRandomAccess(out)
 	} else {
@@ -600,13 +635,15 @@ func (d *Demuxer) mpeg4Frame(h flv.VideoTagHeader, ts uint32) {
 	if !sc.hasVOP {
 		key = sc.hasGOV || sc.hasVOL || h.Key()
 	}
-	d.output(&AccessUnit{
+	au := d.unit()
+	*au = AccessUnit{
 		Track: v.track,
 		DTS:   tagTime(ts),
 		PTS:   tagTime(ts) + time.Duration(h.CompositionTime)*time.Millisecond,
 		Key:   key,
 		Data:  data,
-	})
+	}
+	d.output(au)
 }
 
 // ----- audio -----
@@ -649,13 +686,15 @@ func (d *Demuxer) audioTag(t flv.Tag) {
 				fmt.Sprintf("AAC frame at %d ms before the AudioSpecificConfig; skipping audio until one arrives", t.Timestamp))
 			return
 		}
-		d.output(&AccessUnit{
+		au := d.unit()
+		*au = AccessUnit{
 			Track: a.track,
 			DTS:   tagTime(t.Timestamp),
 			PTS:   tagTime(t.Timestamp),
 			Key:   true,
 			Data:  d.own(h.Data),
-		})
+		}
+		d.output(au)
 	}
 }
 
@@ -701,19 +740,22 @@ func (d *Demuxer) mp3Frame(h flv.AudioTagHeader, ts uint32) {
 	if a.track == nil || a.track.SampleRate != fh.SampleRate || a.track.Channels != ch {
 		a.track = &Track{Codec: MP3, SampleRate: fh.SampleRate, Channels: ch}
 	}
-	d.output(&AccessUnit{
+	au := d.unit()
+	*au = AccessUnit{
 		Track: a.track,
 		DTS:   tagTime(ts),
 		PTS:   tagTime(ts),
 		Key:   true,
 		Data:  d.own(h.Data),
-	})
+	}
+	d.output(au)
 }
 
-// own returns frame bytes the access unit may keep: b itself with TakeTagBodies (b is
-// part of a handed-over tag body), else a copy.
+// own returns frame bytes for the access unit: b itself with TakeTagBodies (b is part
+// of a handed-over tag body) or LendUnits (the unit is lent for the WriteTag call),
+// else a copy.
 func (d *Demuxer) own(b []byte) []byte {
-	if d.TakeTagBodies {
+	if d.TakeTagBodies || d.LendUnits {
 		return b[:len(b):len(b)]
 	}
 	return bytes.Clone(b)

@@ -672,3 +672,65 @@ func TestTakeTagBodies(t *testing.T) {
 		}
 	}
 }
+
+// TestLendUnits: with LendUnits and tag bodies lent (one buffer overwritten after each
+// WriteTag, as the RTMP server reuses its message bodies), the units a receiver copies
+// during OnAccessUnit are those of the copying demuxer, including those held until the
+// track set is decided (here: the audio configuration comes after video frames).
+func TestLendUnits(t *testing.T) {
+	for _, name := range []string{"h264_aac.flv", "h264_mp3.flv", "mpeg4_mp3.flv"} {
+		tags := readFixture(t, name)
+		var late []flv.Tag // no onMetaData; the first audio tag after 20 video tags
+		var audio *flv.Tag
+		for i := range tags {
+			switch {
+			case tags[i].Type == flv.TagScript:
+			case tags[i].Type == flv.TagAudio && audio == nil:
+				audio = &tags[i]
+			default:
+				late = append(late, tags[i])
+			}
+			if len(late) == 20 && audio != nil {
+				late = append(late, *audio)
+			}
+		}
+		for _, in := range [][]flv.Tag{tags, late} {
+			ref := newCapture().write(t, in...)
+			ref.d.Flush()
+			c := newCapture()
+			c.d.LendUnits = true
+			kept := c.d.OnAccessUnit
+			c.d.OnAccessUnit = func(au *AccessUnit) {
+				cl := au.Clone()
+				kept(&cl)
+			}
+			var lent []byte
+			for _, tg := range in {
+				lent = append(lent[:0], tg.Body...)
+				tg.Body = lent
+				if err := c.d.WriteTag(tg); err != nil {
+					t.Fatal(err)
+				}
+				for i := range lent {
+					lent[i] = 0xEE
+				}
+			}
+			c.d.Flush()
+			if len(c.aus) != len(ref.aus) || len(c.aus) == 0 {
+				t.Fatalf("%s: %d access units, want %d", name, len(c.aus), len(ref.aus))
+			}
+			for i, au := range c.aus {
+				r := ref.aus[i]
+				if au.Track.Codec != r.Track.Codec || au.DTS != r.DTS || au.PTS != r.PTS || au.Key != r.Key ||
+					!bytes.Equal(au.Data, r.Data) || len(au.NALUs) != len(r.NALUs) {
+					t.Fatalf("%s: unit %d differs", name, i)
+				}
+				for j, n := range au.NALUs {
+					if !bytes.Equal(n, r.NALUs[j]) {
+						t.Fatalf("%s: unit %d NAL unit %d differs", name, i, j)
+					}
+				}
+			}
+		}
+	}
+}

@@ -100,6 +100,26 @@ type AccessUnit struct {
 	Data []byte
 }
 
+// Clone returns a copy of the unit whose bytes are its own (one allocation for all of
+// them): what a receiver of a lent unit (Demuxer.LendUnits) keeps.
+func (au *AccessUnit) Clone() AccessUnit {
+	c := *au
+	buf := make([]byte, 0, au.Size())
+	if au.Data != nil {
+		buf = append(buf, au.Data...)
+		c.Data = buf[:len(buf):len(buf)]
+	}
+	if au.NALUs != nil {
+		c.NALUs = make([][]byte, len(au.NALUs))
+		for i, n := range au.NALUs {
+			start := len(buf)
+			buf = append(buf, n...)
+			c.NALUs[i] = buf[start:len(buf):len(buf)]
+		}
+	}
+	return c
+}
+
 // Size returns the number of elementary-stream bytes in the unit.
 func (au *AccessUnit) Size() int {
 	n := len(au.Data)

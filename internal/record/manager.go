@@ -64,9 +64,12 @@ type Config struct {
 	// writers fsync nothing; a crash means rerun. Default (false): durable, as live
 	// recording needs (passed to the writers' NoSync).
 	NoSync bool
-	// TakeTagBodies declares that the ingest hands every tag body over to the publish
-	// session (fresh memory it never modifies or reuses afterwards): the demuxer then keeps
-	// the bodies instead of copying them (media.Demuxer.TakeTagBodies). Default: copied.
+	// TakeTagBodies declares that the source hands every tag body over to the publish
+	// session (fresh memory it never modifies or reuses afterwards, as livrec remux's
+	// reader does): the access units alias the bodies and the session's buffers keep them
+	// without copying (media.Demuxer.TakeTagBodies). Default: a body is valid only during
+	// Tag (rtmp.Session.Tag), the units are lent to the writers and what is buffered is
+	// copied.
 	TakeTagBodies bool
 	// DiskCheckInterval is how often the free space of WorkDir's file system is checked
 	// (one goroutine); 0 disables the check, the low-space alarm and the disk-full

@@ -72,6 +72,9 @@ func (s *session) after(d time.Duration, f func()) {
 func newSession(m *Manager, key StreamKey, req *rtmp.PublishRequest) *session {
 	s := &session{m: m, key: key, req: req, since: m.cfg.Now(), closed: make(chan struct{})}
 	s.dem.TakeTagBodies = m.cfg.TakeTagBodies
+	// The units are lent to the task's writers, which copy what they keep; the session's
+	// buffer and the task's early audio keep copies (Manager.keep).
+	s.dem.LendUnits = true
 	s.dem.OnTracks = s.onTracks
 	s.dem.OnAccessUnit = s.onAccessUnit
 	s.dem.OnWarning = func(code, msg string) {
@@ -196,8 +199,18 @@ func (s *session) onAccessUnit(au *media.AccessUnit) {
 	s.buffer(au)
 }
 
-// buffer keeps a copy of the unit's timing (the task rewrites timestamps in place; the
-// payload is immutable and shared).
+// keep returns au for a buffer that outlives the call it came in: a copy of a lent unit
+// (media.Demuxer.LendUnits), the unit itself if its bytes are the source's handed-over
+// bodies (Config.TakeTagBodies).
+func (m *Manager) keep(au *media.AccessUnit) media.AccessUnit {
+	if m.cfg.TakeTagBodies {
+		return *au
+	}
+	return au.Clone()
+}
+
+// buffer keeps a copy of the unit (the task rewrites timestamps in place, and the
+// demuxer lends its units).
 func (s *session) buffer(au *media.AccessUnit) {
 	if s.keepAll && (s.bufBytes > maxPendingBytes || len(s.buf) > 0 && au.DTS-s.buf[0].DTS > maxPendingDuration) {
 		s.keepAll = false
@@ -234,6 +247,6 @@ func (s *session) buffer(au *media.AccessUnit) {
 			return // a GOP this large: wait for the next keyframe
 		}
 	}
-	s.buf = append(s.buf, *au)
+	s.buf = append(s.buf, s.m.keep(au))
 	s.bufBytes += au.Size()
 }

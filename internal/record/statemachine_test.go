@@ -1,12 +1,16 @@
 package record
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"maps"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -148,16 +152,25 @@ func (r *rig) publish(stream string) rtmp.Session {
 }
 
 // feed sends the fixture n times with continuous timestamps starting at base (ms); it
-// returns the base after the last replay.
+// returns the base after the last replay. Every body is lent as the RTMP server lends
+// it (rtmp.Session.Tag): one buffer, overwritten with garbage after each call, so that
+// a recording that keeps a body without copying it records garbage.
 func feed(t *testing.T, s rtmp.Session, n int, base uint32) uint32 {
 	t.Helper()
+	var lent []byte
 	for i := 0; i < n; i++ {
 		for _, tag := range fixtureTags() {
 			if (i > 0 || base > 0) && tag.Type == flv.TagScript {
 				continue
 			}
 			tag.Timestamp += base
-			if err := s.Tag(tag); err != nil {
+			lent = append(lent[:0], tag.Body...)
+			tag.Body = lent
+			err := s.Tag(tag)
+			for j := range lent {
+				lent[j] = 0xEE
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -521,4 +534,79 @@ func TestRunningFigures(t *testing.T) {
 		}
 	}
 	s.Close(nil)
+}
+
+// TestLentBodies: a recording made from lent tag bodies (feed: one buffer, overwritten
+// after each Tag call, as the RTMP server reuses its message bodies) is byte for byte the
+// one made from bodies of their own, in every format, through a stitch (the resumed
+// publish's audio before its keyframe is held) and a manual start (the session's buffer
+// of the current GOP is replayed to the task).
+func TestLentBodies(t *testing.T) {
+	record := func(lend bool, formats ...rules.Format) map[string][]byte {
+		rs := m3u8Rule(60, formats...)
+		rs = append([]rules.Rule{{DomainName: "*", AppName: "manual", OnDemand: rules.OnDemandManual,
+			DelayTime: 60, RecordFormats: rs[0].RecordFormats}}, rs...)
+		r := newRig(t, rs, nil)
+		send := func(s rtmp.Session, n int, base uint32) {
+			if lend {
+				feed(t, s, n, base)
+				return
+			}
+			for i := range n {
+				for _, tag := range fixtureTags() {
+					if (i > 0 || base > 0) && tag.Type == flv.TagScript {
+						continue
+					}
+					tag.Timestamp += base + uint32(i)*fixtureSpan
+					tag.Body = bytes.Clone(tag.Body)
+					if err := s.Tag(tag); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		s := r.publish("a")
+		send(s, 2, 0)
+		s.Close(nil)
+		s = r.publish("a")
+		send(s, 2, 500) // audio of the resumed publish comes before its first keyframe
+		s.Close(nil)
+
+		m, err := r.m.Publish(&rtmp.PublishRequest{App: "manual", Stream: "b", Domain: "d", Args: url.Values{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		send(m, 1, 0)
+		if err := r.m.Command(context.Background(), "d", "manual", "b", CommandStart); err != nil {
+			t.Fatal(err)
+		}
+		send(m, 2, fixtureSpan)
+		m.Close(nil)
+		r.clock.Advance(61 * time.Second)
+		r.m.Drain()
+		root := r.cfg.Store.(*storage.Local).Root
+		out := map[string][]byte{}
+		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				b, _ := os.ReadFile(p)
+				out[strings.TrimPrefix(p, root)] = b
+			}
+			return nil
+		})
+		return out
+	}
+	for _, fs := range [][]rules.Format{{rules.FLV, rules.M3U8, rules.MP4}, {rules.CMAF}} {
+		own, lent := record(false, fs...), record(true, fs...)
+		if len(own) < 2*len(fs) {
+			t.Fatalf("%v: %d files recorded: %v", fs, len(own), slices.Collect(maps.Keys(own)))
+		}
+		for name, b := range own {
+			if !bytes.Equal(lent[name], b) {
+				t.Errorf("%s: %d bytes from lent bodies, %d from bodies of their own (equal: false)", name, len(lent[name]), len(b))
+			}
+		}
+		if len(lent) != len(own) {
+			t.Errorf("%v: %d files from lent bodies, %d from their own", fs, len(lent), len(own))
+		}
+	}
 }

@@ -256,7 +256,7 @@ func (t *Task) holdAudio(au *media.AccessUnit) {
 			if len(t.early) == maxEarlyAudio {
 				t.early = append(t.early[:0], t.early[1:]...)
 			}
-			t.early = append(t.early, *au)
+			t.early = append(t.early, t.m.keep(au))
 			return
 		}
 	}

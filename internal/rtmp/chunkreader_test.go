@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/bluenviron/gortmplib/pkg/amf0"
 	"github.com/bluenviron/gortmplib/pkg/bytecounter"
@@ -106,7 +107,8 @@ func testChunkReader(b []byte, bufSize int) *chunkReader {
 }
 
 // readMessages reads until an error, applying Set Chunk Size and Abort as conn does. It
-// returns the messages and the error (io.EOF for a clean end).
+// returns the messages (with copies of their bodies, which are only valid until the
+// next Read) and the error (io.EOF for a clean end).
 func readMessages(r *chunkReader) ([]message, error) {
 	var msgs []message
 	for {
@@ -114,7 +116,9 @@ func readMessages(r *chunkReader) ([]message, error) {
 		if err != nil {
 			return msgs, err
 		}
-		msgs = append(msgs, m)
+		c := m
+		c.Body = append([]byte{}, m.Body...)
+		msgs = append(msgs, c)
 		switch {
 		case m.Type == msgSetChunkSize && len(m.Body) == 4:
 			if err := r.SetChunkSize(binary.BigEndian.Uint32(m.Body) & 0x7FFFFFFF); err != nil {
@@ -542,30 +546,74 @@ func TestChunkReaderAck(t *testing.T) {
 	}
 }
 
-// Bodies are the caller's: later reads never modify them.
-func TestChunkReaderBodiesNotReused(t *testing.T) {
+// A chunk stream's messages reuse the memory of its earlier bodies when they fit
+// (maxSpareBody, spareBudget), chunk streams never share memory, and each body is
+// complete when Read returns it, whichever memory it is in.
+func TestChunkReaderReusesBodies(t *testing.T) {
 	var e chunkEnc
-	var want [][]byte
-	for i := range 50 {
-		b := pattern(50+i*13, byte(i))
-		want = append(want, b)
-		e.type0(uint32(3+i%3), uint32(i), uint32(len(b)), msgVideo, 1)
+	type sent struct {
+		csid uint32
+		body []byte
+	}
+	var want []sent
+	add := func(csid uint32, n int) {
+		b := pattern(n, byte(len(want)))
+		want = append(want, sent{csid, b})
+		e.type0(csid, uint32(len(want)), uint32(len(b)), msgVideo, 1)
 		for j := 0; j < len(b); j += 128 {
 			if j > 0 {
-				e.type3(uint32(3 + i%3))
+				e.type3(csid)
 			}
 			e.data(b[j:min(j+128, len(b))])
 		}
 	}
-	msgs := mustRead(t, e.Bytes(), 16)
-	for i, m := range msgs {
-		if !bytes.Equal(m.Body, want[i]) {
-			t.Fatalf("message %d body changed", i)
+	for i := range 30 {
+		add(uint32(3+i%3), 50+i*13) // growing: each completed body becomes its stream's spare
+	}
+	last3 := len(want) - 3 // the last (largest) of chunk stream 3
+	add(3, 100)            // 30: fits the spare of stream 3
+	add(3, maxSpareBody+1) // 31: too large to be kept
+	add(3, 200)            // 32: the spare again
+	add(6, 30<<10)         // 33, 34: large spares
+	add(7, 30<<10)
+	add(8, 30<<10) // 35: would exceed spareBudget: not kept
+	add(8, 100)    // 36: fresh memory
+	r := testChunkReader(e.Bytes(), 16)
+	owner := map[*byte]uint32{} // first byte of each body's memory → its chunk stream
+	var mem []*byte
+	for i, w := range want {
+		m, err := r.Read()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
 		}
+		if m.ChunkStreamID != w.csid || !bytes.Equal(m.Body, w.body) {
+			t.Fatalf("message %d: chunk stream %d, %d bytes, want %d, %d bytes (equal %v)",
+				i, m.ChunkStreamID, len(m.Body), w.csid, len(w.body), bytes.Equal(m.Body, w.body))
+		}
+		p := unsafe.SliceData(m.Body)
+		if cs, ok := owner[p]; ok && cs != w.csid {
+			t.Fatalf("message %d on chunk stream %d reuses chunk stream %d's memory", i, w.csid, cs)
+		}
+		owner[p] = w.csid
+		mem = append(mem, p)
+		checkChunkReaderMemory(t, r)
+	}
+	if mem[last3+3] != mem[last3] || mem[last3+5] != mem[last3] {
+		t.Error("chunk stream 3's spare was not reused")
+	}
+	if mem[last3+4] == mem[last3] {
+		t.Error("a body over maxSpareBody replaced the spare")
+	}
+	if mem[last3+9] == mem[last3+8] {
+		t.Error("a spare over spareBudget was kept")
+	}
+	if r.spares > spareBudget {
+		t.Errorf("spares hold %d bytes, budget %d", r.spares, spareBudget)
 	}
 }
 
-// Reading a message of several chunks allocates its body and nothing else.
+// Reading a message of several chunks allocates nothing once the chunk stream has a
+// spare body large enough: the previous message's memory is reused.
 func TestChunkReaderAllocs(t *testing.T) {
 	var e chunkEnc
 	body := pattern(15000, 1)
@@ -591,8 +639,8 @@ func TestChunkReaderAllocs(t *testing.T) {
 			t.Fatalf("%v, %d bytes", err, len(m.Body))
 		}
 	})
-	if allocs != 1 {
-		t.Errorf("%v allocations per message, want 1", allocs)
+	if allocs != 0 {
+		t.Errorf("%v allocations per message, want 0", allocs)
 	}
 }
 

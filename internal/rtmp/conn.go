@@ -376,9 +376,9 @@ func (c *conn) handleMessage(msg *message) error {
 	return nil
 }
 
-// deliver hands one tag to the session. body belongs to the tag: chunkReader allocated
-// it for this message (several tags of an aggregate message share it) and never reuses
-// it, so the session may keep it (see Session.Tag).
+// deliver hands one tag to the session. body is the message's (several tags of an
+// aggregate message share it), which chunkReader reuses after the next Read: the
+// session copies what it keeps (see Session.Tag).
 func (c *conn) deliver(typ uint8, ts uint32, body []byte) error {
 	c.tags++
 	if !c.haveTS {

@@ -82,10 +82,12 @@ type Session interface {
 	// order. Returning an error ends the connection (and Close is then called with that
 	// error).
 	//
-	// t.Body is freshly allocated for the message it came in and the server never reads,
-	// writes or reuses it after handing it over: the session may keep t.Body (or slices
-	// of it) without copying. The tags of one aggregate message are slices of that
-	// message's body, and a script tag is the message body without its "@setDataFrame".
+	// t.Body belongs to the server and is valid only until Tag returns: the server
+	// reuses its memory for later messages of the connection. Tag must not modify it,
+	// and a session that keeps the body or any slice of it (a buffer, a queue, another
+	// goroutine) must copy it before returning, as an io.Writer must not retain p. The
+	// tags of one aggregate message are slices of that message's body, and a script tag
+	// is the message body without its "@setDataFrame".
 	Tag(t flv.Tag) error
 	// Close is called exactly once when the publish ends: deleteStream / FCUnpublish /
 	// closeStream, disconnect, timeout or protocol error. err is nil for a clean

@@ -255,9 +255,6 @@ func Run(ctx context.Context, o Options) error {
 		Logger:            log,
 		Metrics:           met,
 		LiveURI:           storage.URLPath,
-		// The RTMP server allocates every message body afresh and never reuses it
-		// (rtmp.Session.Tag): the recording keeps the bodies instead of copying them.
-		TakeTagBodies: true,
 	})
 	objects.openAll(set.Rules())
 	if err := mgr.Recover(ctx); err != nil {

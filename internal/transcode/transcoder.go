@@ -1,6 +1,7 @@
 package transcode
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -208,6 +209,9 @@ type tee struct {
 
 func (t *tee) Tag(tag flv.Tag) error {
 	err := t.Session.Tag(tag)
+	// The body is lent for this call only (rtmp.Session.Tag); the transcoder's queue and
+	// its replayed tags outlive it.
+	tag.Body = bytes.Clone(tag.Body)
 	t.tr.remember(tag)
 	if t.resync {
 		if !isKey(tag) {

@@ -167,7 +167,8 @@ type Muxer interface {
 	// segment (always true for the first segment).
 	Begin(f *File, s *Set, changed bool) error
 	// Write writes au into the open segment; out is its DTS on the output timeline (the
-	// sum of the previous segments' durations plus its offset in the segment).
+	// sum of the previous segments' durations plus its offset in the segment). au is
+	// valid only during the call (format.Writer.WriteAU): the muxer copies what it keeps.
 	Write(f *File, s *Set, k Kind, au *media.AccessUnit, out time.Duration) error
 	// End writes what the muxer still holds for the segment.
 	End(f *File, s *Set, e End) error
@@ -500,7 +501,8 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 		// parameters; after a resume only audio that continues it.
 		if w.cur == nil {
 			if w.pendingDisc && kind == Audio && set == eff && len(w.early) < maxEarly {
-				w.early = append(w.early, *au) // a resume after EndRun: see openSegment
+				// A resume after EndRun (see openSegment); the unit is lent (WriteAU).
+				w.early = append(w.early, au.Clone())
 				return nil
 			}
 			w.gate.Wait(au, "waiting for a keyframe")
