@@ -238,10 +238,13 @@ func (h *taskHold) release() {
 func (h *memHold) exceeded(t *Task) {
 	ev := t.event(EventError)
 	ev.Code = "disk_full_dropping"
-	ev.Message = fmt.Sprintf("the disk is full and %d MiB of this stream (%d MiB of all streams) wait in memory, the bound (diskFullHoldPerStream %d MiB, diskFullHold %d MiB): new media is dropped until space returns; what was received before is kept",
-		t.hold.n.Load()>>20, h.n.Load()>>20, h.perTask>>20, h.max>>20)
+	ev.Message = fmt.Sprintf("the disk is full and %s of this stream (%s of all streams) wait in memory, the bound (diskFullHoldPerStream %s, diskFullHold %s): new media is dropped until space returns; what was received before is kept",
+		mib(t.hold.n.Load()), mib(h.n.Load()), mib(h.perTask), mib(h.max))
 	h.m.emit(ev)
 }
+
+// mib formats a byte count for a message.
+func mib(n int64) string { return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20)) }
 
 // drop counts an access unit dropped past the bound (livrec_dropped_units_total
 // {reason="disk_full"}) and logs the drops at most every holdLogEvery.

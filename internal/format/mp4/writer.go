@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -640,10 +641,17 @@ func (w *Writer) flush(final bool) error {
 	// quiet must not force a fragment per unit).
 	n := 0
 	w.inMemory = false
+	// In arena order: a held payload moves down, never over one not moved yet (a track
+	// that went quiet keeps an old sample low in the arena while the other goes on).
+	var buf [2]*trackState
+	held := buf[:0]
 	for _, ts := range w.tracks {
-		if !ts.held {
-			continue
+		if ts.held {
+			held = append(held, ts)
 		}
+	}
+	slices.SortFunc(held, func(a, b *trackState) int { return a.heldOff - b.heldOff })
+	for _, ts := range held {
 		copy(w.arena[n:], w.arena[ts.heldOff:ts.heldOff+ts.heldLen])
 		ts.heldOff = n
 		n += ts.heldLen

@@ -562,3 +562,57 @@ func TestAudioFrameAtFirstPicture(t *testing.T) {
 		}
 	}
 }
+
+// TestQuietTrack: the audio goes quiet for 3 s while the video goes on (a gap of the
+// input: media dropped on a full disk), so its held-back sample stays low in the arena
+// across fragments. Every audio sample keeps its payload, the one before the gap too.
+func TestQuietTrack(t *testing.T) {
+	in := getInput(t, inH264AAC)
+	st := newDiskStore(t)
+	w, _ := newTestWriter(t, st)
+	if err := w.SetTracks(in.video, in.audio); err != nil {
+		t.Fatal(err)
+	}
+	var fed []*media.AccessUnit
+	for _, au := range in.aus {
+		if !au.Track.Codec.IsVideo() && au.DTS >= 3*time.Second && au.DTS < 6*time.Second {
+			continue
+		}
+		fed = append(fed, au)
+	}
+	feed(t, w, fed)
+	if _, err := w.Finish(context.Background(), testKey); err != nil {
+		t.Fatal(err)
+	}
+	path := st.Path(testKey)
+	if out := ffmpegDecode(t, path); out != "" {
+		t.Errorf("ffmpeg decode reported:\n%s", out)
+	}
+	_, audio := kept(fed, true)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var p pmp4.Presentation
+	if err := p.Unmarshal(f); err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range p.Tracks {
+		if tr.Codec.IsVideo() {
+			continue
+		}
+		if len(tr.Samples) != len(audio) {
+			t.Fatalf("%d audio samples, want %d", len(tr.Samples), len(audio))
+		}
+		for i, s := range tr.Samples {
+			pl, err := s.GetPayload()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(pl, mp4Payload(audio[i])) {
+				t.Errorf("audio sample %d (dts %v): payload differs", i, audio[i].DTS)
+			}
+		}
+	}
+}
