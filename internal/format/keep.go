@@ -73,8 +73,9 @@ func (k *KeepWriter) Holding() bool { return len(k.kept) > 0 }
 func (k *KeepWriter) Kept() int { return len(k.kept) }
 
 // Flush writes the kept bytes; while the disk stays full it fails and keeps the rest.
+// A nil KeepWriter (no file yet) has nothing to write.
 func (k *KeepWriter) Flush() error {
-	for len(k.kept) > 0 {
+	for k != nil && len(k.kept) > 0 {
 		n, err := k.write(k.kept)
 		k.kept = k.kept[n:]
 		if n > 0 {
@@ -84,7 +85,9 @@ func (k *KeepWriter) Flush() error {
 			return err
 		}
 	}
-	k.kept = nil
+	if k != nil {
+		k.kept = nil
+	}
 	return nil
 }
 

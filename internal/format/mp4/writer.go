@@ -251,9 +251,6 @@ func (w *Writer) Pause() func() error {
 func (w *Writer) WriteKept() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.kw == nil {
-		return nil
-	}
 	return w.kw.Flush()
 }
 
