@@ -37,6 +37,9 @@ type diskWatch struct {
 	mu   sync.Mutex
 	full bool
 	low  bool
+	// usable is closed when a full disk counts as usable again (a new one is made when
+	// it fills): retries waiting for space wake at once.
+	usable chan struct{}
 }
 
 func newDiskWatch(m *Manager) *diskWatch {
@@ -88,6 +91,7 @@ func (d *diskWatch) check() {
 	d.low = free < min
 	if d.full && free >= diskFullClear {
 		d.full = false
+		close(d.usable)
 	}
 	low, full := d.low, d.full
 	d.mu.Unlock()
@@ -117,6 +121,7 @@ func (d *diskWatch) noteFull(err error) bool {
 	was := d.full
 	if !was {
 		d.full = true
+		d.usable = make(chan struct{})
 	}
 	d.mu.Unlock()
 	if !was {
@@ -137,6 +142,22 @@ func (d *diskWatch) isFull() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.full
+}
+
+// whenUsable returns a channel closed once the disk is usable (nil without the
+// disk-full handling: never).
+func (d *diskWatch) whenUsable() <-chan struct{} {
+	if d == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.full {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return d.usable
 }
 
 func b2f(b bool) float64 {

@@ -328,3 +328,40 @@ func countFrames(t *testing.T, path string) int {
 		}
 	}
 }
+
+// TestDiskFullFinishWakes: a file whose generation waits for space (its writer holds
+// what the full disk refused) is generated as soon as the free-space check sees the disk
+// usable again, not at the end of the retry backoff.
+func TestDiskFullFinishWakes(t *testing.T) {
+	r := diskRig(t, m3u8Rule(15, rules.FLV), nil)
+	s := r.sender("a")
+	s.send(fixtureTags())
+	format.FakeDiskFull(true)
+	s.send(frames(fixtureTags()))
+	s.s.Close(nil)
+	r.clock.Advance(16 * time.Second) // the stitch window ends: Finish fails, retried after 1, 2, 4 s
+	time.Sleep(3500 * time.Millisecond)
+	// The catalog as it is (rig.files would wait for the finalizers).
+	status := func() string {
+		fs := r.cat.Files()
+		if len(fs) != 1 {
+			t.Fatalf("%d files, want 1: %+v", len(fs), fs)
+		}
+		return fs[0].Status
+	}
+	if st := status(); st != catalog.FileRecording {
+		t.Fatalf("file %s on a full disk, want recording", st)
+	}
+	format.FakeDiskFull(false)
+	freed := time.Now()
+	r.m.disk.check() // the test's data directory has space: the disk is usable
+	for status() == catalog.FileRecording {
+		if time.Since(freed) > 2*time.Second {
+			t.Fatal("not generated 2 s after the disk became usable (the next try of the backoff is 3.5 s later)")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if f := r.files("a")[0]; f.Status != catalog.FileDone {
+		t.Fatalf("file %s: %s", f.Status, f.Error)
+	}
+}
