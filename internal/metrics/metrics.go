@@ -79,7 +79,7 @@ func New() *Metrics {
 		DiskLow: prometheus.NewGauge(prometheus.GaugeOpts{Name: "livrec_disk_low",
 			Help: "1 while the data directory's free space is below minFreeSpace."}),
 		DiskFull: prometheus.NewGauge(prometheus.GaugeOpts{Name: "livrec_disk_full",
-			Help: "1 while recording writes fail for lack of space (new media is dropped)."}),
+			Help: "1 while recording writes fail for lack of space (media is held in memory, within diskFullHold)."}),
 		DroppedUnits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "livrec_dropped_units_total",
 			Help: "Access units received but not recorded, by reason."}, []string{"reason"}),
 		DiskHeld: prometheus.NewGauge(prometheus.GaugeOpts{Name: "livrec_disk_full_held_bytes",

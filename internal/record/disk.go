@@ -101,7 +101,7 @@ func (d *diskWatch) check() {
 	switch {
 	case low && !wasLow:
 		d.m.emit(Event{Type: EventError, Code: "low_disk_space", Message: fmt.Sprintf(
-			"data directory %s: %d MiB free, below minFreeSpace (%d MiB): recording stops when the disk is full", d.dir, free>>20, min>>20)})
+			"data directory %s: %d MiB free, below minFreeSpace (%d MiB): once the disk is full, media waits in memory up to diskFullHold, then new media is dropped", d.dir, free>>20, min>>20)})
 	case !low && wasLow:
 		d.m.cfg.Logger.Info("free space above minFreeSpace again", "dir", d.dir, "free_mib", free>>20)
 	}
