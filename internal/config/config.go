@@ -109,6 +109,16 @@ type Config struct {
 	MinFreeSpace   string  `yaml:"minFreeSpace"`
 	MinFreeBytes   uint64  `yaml:"-"`
 	MinFreePercent float64 `yaml:"-"`
+	// DiskFullHold bounds the recorded media all streams keep in memory while the disk
+	// is full (written out in order once space returns), DiskFullHoldPerStream that of
+	// one stream (all its formats): sizes ("256MiB", bytes; "0": nothing held, new media
+	// is dropped at once). Past either bound new media is dropped and counted. Empty:
+	// 256MiB and 16MiB. Parsed into DiskFullHoldBytes and DiskFullHoldStreamBytes
+	// (record.Config's convention: 0 the default, negative nothing).
+	DiskFullHold            string `yaml:"diskFullHold"`
+	DiskFullHoldPerStream   string `yaml:"diskFullHoldPerStream"`
+	DiskFullHoldBytes       int64  `yaml:"-"`
+	DiskFullHoldStreamBytes int64  `yaml:"-"`
 	// TranscodeTemplates are the live transcode templates rules may name in
 	// transcodeTemplates, besides the built-ins lld, lsd, lhd and lud; each applies to
 	// its domainName and appName ("*" or left out: all).
@@ -405,6 +415,34 @@ func Parse(data []byte) (*Config, error) {
 			es = append(es, &rules.ValidationError{Field: "minFreeSpace", Msg: err.Error()})
 		}
 	}
+	holds := []struct {
+		field string
+		v     string
+		out   *int64
+		max   uint64
+	}{
+		{"diskFullHold", c.DiskFullHold, &c.DiskFullHoldBytes, MaxDiskFullHold},
+		{"diskFullHoldPerStream", c.DiskFullHoldPerStream, &c.DiskFullHoldStreamBytes, MaxDiskFullHold},
+	}
+	for _, h := range holds {
+		if h.v == "" {
+			continue
+		}
+		n, pct, err := ParseSpace(h.v)
+		switch {
+		case err != nil || pct > 0 || strings.HasSuffix(strings.TrimSpace(h.v), "%"):
+			es = append(es, &rules.ValidationError{Field: h.field, Msg: fmt.Sprintf("%q: want a size from 0 to 64GiB (e.g. \"256MiB\", \"0\" to hold nothing)", h.v)})
+		case n > h.max:
+			es = append(es, &rules.ValidationError{Field: h.field, Msg: fmt.Sprintf("%q is out of range (allowed 0 to 64GiB)", h.v)})
+		case n == 0:
+			*h.out = -1
+		default:
+			*h.out = int64(n)
+		}
+	}
+	if all, one := c.DiskFullHoldBytes, c.DiskFullHoldStreamBytes; all > 0 && one > all {
+		es = append(es, &rules.ValidationError{Field: "diskFullHoldPerStream", Msg: fmt.Sprintf("%s is more than diskFullHold (%s)", c.DiskFullHoldPerStream, c.DiskFullHold)})
+	}
 	limits := []struct {
 		field    string
 		v        *int
@@ -692,6 +730,9 @@ var spaceUnits = []struct {
 	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
 	{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12}, {"b", 1},
 }
+
+// MaxDiskFullHold is the largest diskFullHold and diskFullHoldPerStream.
+const MaxDiskFullHold = 64 << 30
 
 // ParseSpace parses a free-space threshold: a size with an optional unit (B, KB, MB, GB,
 // TB, KiB, MiB, GiB, TiB) or a percentage ("5%", of the file system's size).

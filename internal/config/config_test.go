@@ -248,6 +248,36 @@ func TestMinFreeSpace(t *testing.T) {
 	}
 }
 
+func TestDiskFullHold(t *testing.T) {
+	for in, want := range map[string][2]int64{
+		"":                            {0, 0},
+		"diskFullHold: 1GiB":          {1 << 30, 0},
+		"diskFullHold: \"0\"":         {-1, 0},
+		"diskFullHoldPerStream: 4MiB": {0, 4 << 20},
+		"diskFullHold: 64MiB\ndiskFullHoldPerStream: 0": {64 << 20, -1},
+	} {
+		c, err := Parse([]byte(in + "\n"))
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if got := [2]int64{c.DiskFullHoldBytes, c.DiskFullHoldStreamBytes}; got != want {
+			t.Errorf("%q: %v, want %v", in, got, want)
+		}
+	}
+	for in, field := range map[string]string{
+		"diskFullHold: 5%":                                 "diskFullHold",
+		"diskFullHold: -1MiB":                              "diskFullHold",
+		"diskFullHold: 65GiB":                              "diskFullHold",
+		"diskFullHoldPerStream: lots":                      "diskFullHoldPerStream",
+		"diskFullHold: 8MiB\ndiskFullHoldPerStream: 16MiB": "diskFullHoldPerStream",
+	} {
+		_, err := Parse([]byte(in + "\n"))
+		if err == nil || !strings.Contains(err.Error(), field+": ") {
+			t.Errorf("%q: error %v, want one naming %s", in, err, field)
+		}
+	}
+}
+
 func TestCallbackRetention(t *testing.T) {
 	day := 24 * time.Hour
 	for in, want := range map[string]time.Duration{

@@ -66,22 +66,90 @@ func fill(t *testing.T, path string) {
 	}
 }
 
-// TestLongDiskFull: the data directory's file system fills up in the middle of a push
-// and frees again while the push goes on. livrec reports it (disk_full, counted drops,
-// the low-space alarm before), keeps what was written, resumes every format once space
-// returns and generates every file without a restart: each file it reports as generated
-// decodes clean and lasts what its catalog row says.
-func TestLongDiskFull(t *testing.T) {
+// TestLongDiskFullHeld: the data directory's file system fills up in the middle of a
+// push and frees again 6 s later, less than the media livrec holds in memory
+// (diskFullHoldPerStream). livrec reports it (disk_full, the low-space alarm before),
+// holds what the disk refuses and writes it out once space returns: no frame is lost in
+// any format, nothing is counted as dropped, and every file decodes clean and lasts what
+// its catalog row says.
+func TestLongDiskFullHeld(t *testing.T) {
 	if testing.Short() {
 		t.Skip("pushes in real time")
 	}
+	recs, src, s := diskFullPush(t, "", 6, 12)
+	if n := s.metric(`livrec_dropped_units_total{reason="disk_full"}`); n != 0 {
+		t.Errorf("%g units dropped, want none: the disk was full for less than the hold bound", n)
+	}
+	if n := s.metric("livrec_disk_full_held_bytes"); n != 0 {
+		t.Errorf("livrec_disk_full_held_bytes is %g after the space returned, want 0", n)
+	}
+	wantVideo, wantAudio := countFrames(t, src, "v"), countFrames(t, src, "a")
+	early := audioBeforePicture(t, src)
+	video, audio := map[string]int{}, map[string]int{}
+	for _, r := range recs {
+		p := s.filePath(r.Key)
+		video[r.Format] += countFrames(t, p, "v")
+		audio[r.Format] += countFrames(t, p, "a")
+	}
+	for _, f := range []string{"m3u8", "flv", "mp4", "cmaf"} {
+		wantAudio := wantAudio
+		if f == "mp4" {
+			wantAudio -= early // its presentation starts at the first picture
+		}
+		t.Logf("%s: %d/%d video, %d/%d audio frames", f, video[f], wantVideo, audio[f], wantAudio)
+		if video[f] != wantVideo || audio[f] < wantAudio {
+			t.Errorf("%s: %d of %d video and %d of %d audio frames recorded, want all", f, video[f], wantVideo, audio[f], wantAudio)
+		}
+	}
+	s.stop()
+}
+
+// TestLongDiskFullDrops: the disk stays full for 10 s, past the hold bound
+// (diskFullHoldPerStream 256KiB). New media is then dropped and counted, reported once
+// per stream (disk_full_dropping); what was held is written once space returns and every
+// format resumes, each file decoding clean and lasting what its catalog row says.
+func TestLongDiskFullDrops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("pushes in real time")
+	}
+	const seconds, fillAt, freeAt = 30, 6, 16
+	recs, _, s := diskFullPush(t, "diskFullHoldPerStream: 256KiB\n", fillAt, freeAt)
+	if n := s.metric(`livrec_dropped_units_total{reason="disk_full"}`); n == 0 {
+		t.Errorf("no dropped units counted past the hold bound")
+	}
+	if n := s.metric(`livrec_errors_total{code="disk_full_dropping"}`); n != 2 {
+		t.Errorf("disk_full_dropping reported %g times, want once per stream (2)", n)
+	}
+	// Lost at most: the time the disk was full, the free-space check that ends it and
+	// the wait for a keyframe (2 s); counted in pictures (25 a second), as flv and mp4
+	// go on in the same file, whose timeline spans the gap.
+	video := map[string]int{}
+	for _, r := range recs {
+		video[r.Format] += countFrames(t, s.filePath(r.Key), "v")
+	}
+	want := 25 * (seconds - (freeAt - fillAt) - 2 - 2)
+	for _, f := range []string{"m3u8", "flv", "mp4", "cmaf"} {
+		t.Logf("%s: %d pictures recorded of %d pushed", f, video[f], 25*seconds)
+		if video[f] < want {
+			t.Errorf("%s: %d pictures recorded, want at least %d of the %d pushed: media after the space returned is missing", f, video[f], want, 25*seconds)
+		}
+	}
+	s.stop()
+}
+
+// diskFullPush pushes 30 s of media in real time to a livrec whose data directory's
+// file system (40 MiB) is filled at fillAt s and freed at freeAt s (extra adds to its
+// configuration). It checks what every disk-full run must show: disk_full reported
+// once, the low-space alarm while full, both cleared after, and every file generated
+// without a restart, decoding clean and lasting what its catalog row says. It returns
+// the files, the source and the server.
+func diskFullPush(t *testing.T, extra string, fillAt, freeAt int) ([]recording, string, *server) {
 	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	data := smallDisk(t, 40)
-	const seconds, fillAt, freeAt = 30, 6, 14
-	src := makeSource(t, t.TempDir(), seconds)
+	src := makeSource(t, t.TempDir(), 30)
 	s := startServer(t, data, `
 minFreeSpace: 30MiB
-rules:
+`+extra+`rules:
   - domainName: "*"
     appName: a
     delayTime: 15
@@ -93,22 +161,19 @@ rules:
 `)
 	wg := pushRealTime(t, s, src, "full", "a", "b")
 	filler := filepath.Join(data, "filler")
-	time.Sleep(fillAt * time.Second)
+	time.Sleep(time.Duration(fillAt) * time.Second)
 	fill(t, filler)
 	time.Sleep(3 * time.Second) // the free-space check runs every 2 s
 	if s.metric("livrec_disk_low") != 1 {
 		t.Errorf("livrec_disk_low is not 1 with the disk full")
 	}
-	time.Sleep((freeAt - fillAt - 3) * time.Second)
+	time.Sleep(time.Duration(freeAt-fillAt-3) * time.Second)
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
 	if n := s.metric(`livrec_errors_total{code="disk_full"}`); n != 1 {
 		t.Errorf("disk_full reported %g times, want once", n)
-	}
-	if n := s.metric(`livrec_dropped_units_total{reason="disk_full"}`); n == 0 {
-		t.Errorf("no dropped units counted while the disk was full")
 	}
 	if s.metric("livrec_disk_full") != 0 {
 		t.Errorf("livrec_disk_full still 1 after the space was freed")
@@ -133,7 +198,6 @@ rules:
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	total := map[string]float64{}
 	for _, r := range recs {
 		if r.Status != "done" {
 			t.Errorf("%s file %d: status %s (%s)", r.Format, r.Sequence, r.Status, r.Error)
@@ -146,15 +210,6 @@ rules:
 		if math.Abs(got-r.Duration) > 0.2 {
 			t.Errorf("%s file %d lasts %.2f s, its catalog row says %.2f s", r.Format, r.Sequence, got, r.Duration)
 		}
-		total[r.Format] += got
 	}
-	// Lost at most: the time the disk was full, the free-space check that ends it, the
-	// wait for a keyframe (2 s) and the segment that was being written when it filled.
-	want := float64(seconds - (freeAt - fillAt) - 2 - 2 - 5)
-	for _, f := range []string{"m3u8", "flv", "mp4", "cmaf"} {
-		if total[f] < want {
-			t.Errorf("%s: %.2f s recorded in all, want at least %.0f s of the %d s pushed: media after the space returned is missing", f, total[f], want, seconds)
-		}
-	}
-	s.stop()
+	return recs, src, s
 }

@@ -32,6 +32,7 @@ type Metrics struct {
 	DiskLow      prometheus.Gauge       // 1 below minFreeSpace
 	DiskFull     prometheus.Gauge       // 1 while writes fail for lack of space
 	DroppedUnits *prometheus.CounterVec // by reason: access units not recorded
+	DiskHeld     prometheus.Gauge       // media bytes kept in memory while the disk is full
 
 	// The sync pool: fsyncs of finished segments, off the connections.
 	SyncPending prometheus.Gauge     // bytes handed to the pool, not yet synced
@@ -78,16 +79,18 @@ func New() *Metrics {
 		DiskLow: prometheus.NewGauge(prometheus.GaugeOpts{Name: "livrec_disk_low",
 			Help: "1 while the data directory's free space is below minFreeSpace."}),
 		DiskFull: prometheus.NewGauge(prometheus.GaugeOpts{Name: "livrec_disk_full",
-			Help: "1 while recording writes fail for lack of space (new media is dropped)."}),
+			Help: "1 while recording writes fail for lack of space (media is held in memory, within diskFullHold)."}),
 		DroppedUnits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "livrec_dropped_units_total",
 			Help: "Access units received but not recorded, by reason."}, []string{"reason"}),
+		DiskHeld: prometheus.NewGauge(prometheus.GaugeOpts{Name: "livrec_disk_full_held_bytes",
+			Help: "Recorded bytes kept in memory because the disk was full, written once space returns."}),
 	}
 	m.SyncPending = prometheus.NewGauge(prometheus.GaugeOpts{Name: "livrec_sync_pending_bytes",
 		Help: "Bytes of finished segments waiting for their fsync."})
 	m.SyncSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "livrec_sync_seconds",
 		Help: "Duration of the fsync of a finished segment.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9)})
 	r.MustRegister(m.SyncPending, m.SyncSeconds)
-	r.MustRegister(m.DiskFree, m.DiskLow, m.DiskFull, m.DroppedUnits)
+	r.MustRegister(m.DiskFree, m.DiskLow, m.DiskFull, m.DroppedUnits, m.DiskHeld)
 	r.MustRegister(m.CatalogSeconds, m.CatalogErrors, m.Finalizing, m.FinalizeSeconds, m.EmptyFiles)
 	r.MustRegister(m.LiveStreams, m.ActiveTasks, m.BytesIn, m.TagsIn, m.SegmentsWritten, m.FilesGenerated,
 		m.TimestampRepairs, m.Errors, m.Warnings, m.PublishRefused, m.ConnsRefused, m.HTTPConnsRefused,

@@ -123,16 +123,19 @@ func (m *Manager) finishWithRetry(w format.Writer, key string) (format.Result, e
 	tries, wait := 0, time.Second
 	for err != nil && !isNoMedia(err) && !errors.Is(err, format.ErrFinished) {
 		var d time.Duration
+		var usable <-chan struct{}
 		switch {
 		case m.disk.noteFull(err) || isDiskFull(err):
-			d, wait = wait, min(2*wait, diskFullRetryMax)
+			// Tried again once the disk is usable, or after the backoff (space may come
+			// back below what the free-space check waits for).
+			d, wait, usable = wait, min(2*wait, diskFullRetryMax), m.disk.whenUsable()
 		case tries < len(finishRetries):
 			d = finishRetries[tries]
 			tries++
 		default:
 			return res, err
 		}
-		if sleepCtx(ctx, d) != nil {
+		if sleepUntil(ctx, d, usable) != nil {
 			return res, err
 		}
 		res, err = w.Finish(ctx, key)
@@ -140,17 +143,22 @@ func (m *Manager) finishWithRetry(w format.Writer, key string) (format.Result, e
 	return res, err
 }
 
-// sleepCtx waits d, or returns ctx's error when it ends first.
-func sleepCtx(ctx context.Context, d time.Duration) error {
+// sleepUntil waits d or until wake is closed (nil: never), or returns ctx's error when
+// it ends first.
+func sleepUntil(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-t.C:
-		return nil
+	case <-wake:
 	}
+	return nil
 }
+
+// sleepCtx waits d, or returns ctx's error when it ends first.
+func sleepCtx(ctx context.Context, d time.Duration) error { return sleepUntil(ctx, d, nil) }
 
 // wait returns when every job handed over so far is done, logging what it waits for.
 func (f *finalizers) wait() {

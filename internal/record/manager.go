@@ -79,6 +79,13 @@ type Config struct {
 	// which the low-space alarm is raised; both 0: DefaultMinFreeBytes.
 	MinFreeBytes   uint64
 	MinFreePercent float64
+	// DiskFullHold bounds the recorded bytes all writers keep in memory while the disk is
+	// full, DiskFullHoldPerStream those of one task (all its formats); past either bound
+	// new media is dropped (counted) until space returns. 0: DefaultDiskFullHold,
+	// DefaultDiskFullHoldPerStream; negative: nothing is held (new media is dropped at
+	// once; the segment or fragment being written is still kept).
+	DiskFullHold          int64
+	DiskFullHoldPerStream int64
 	// Leases, when set (several nodes share the catalog), makes a publish own its stream
 	// key across the nodes: it takes the key's lease before anything is recorded (a key
 	// owned by another node is refused like a second publisher here), keeps it while the
@@ -134,6 +141,7 @@ type Manager struct {
 	cat  *catalogQueue
 	fin  *finalizers
 	disk *diskWatch // nil without Config.DiskCheckInterval
+	hold *memHold   // what the writers keep in memory while the disk is full
 	sync *syncPool  // nil with Config.NoSync
 	// quit ends when Shutdown stops waiting: retries (a full disk) give up then.
 	quit     context.Context
@@ -176,6 +184,7 @@ func NewManager(cfg Config) *Manager {
 	m.cat = newCatalogQueue(m, cfg.Catalog)
 	m.fin = newFinalizers(m, cfg.Finalizers)
 	m.quit, m.stopQuit = context.WithCancel(context.Background())
+	m.hold = newMemHold(m)
 	if cfg.DiskCheckInterval > 0 {
 		m.disk = newDiskWatch(m)
 		go m.disk.run(m.quit, cfg.DiskCheckInterval)

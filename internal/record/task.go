@@ -60,8 +60,11 @@ type Task struct {
 	// inflight counts the task's files handed to the finalizers and not yet complete.
 	inflight sync.WaitGroup
 
-	diskEpisode uint64 // the disk-full episode whose gap the writers were told of
-	diskGap     bool   // media was dropped on a full disk: resume at a keyframe
+	// hold is what the task's writers keep in memory while the disk is full; diskGap:
+	// past its bound new media was dropped, recording resumes at a keyframe.
+	hold      *taskHold
+	diskGap   bool
+	keptTried time.Time
 
 	manual  bool // started by a command: a re-push after a cut does not resume it
 	stopped bool // paused by a stop command: only a start command resumes it
@@ -98,7 +101,7 @@ func (m *Manager) newTask(key StreamKey, rule *rules.Rule, s *session) (*Task, e
 		return nil, err
 	}
 	t := &Task{m: m, id: uuid.NewString(), key: key, rule: *rule, started: now, store: store, state: catalog.TaskRecording, pub: s, pushArgs: s.req.Args,
-		owner: s.owner}
+		owner: s.owner, hold: &taskHold{all: m.hold}}
 	t.owner.hold() // released after the task's last catalog write (end)
 	for _, rf := range rule.RecordFormats {
 		t.outs = append(t.outs, &output{rf: rf})
@@ -180,20 +183,22 @@ func (t *Task) writeAU(s *session, au *media.AccessUnit) {
 	if au.DTS > t.lastDTS {
 		t.lastDTS = au.DTS
 	}
-	if full, episode := t.m.disk.state(); full {
-		// New media is dropped while the disk is full; what was written stays. The gap
-		// is a resume for the writers: video goes on at a keyframe, segment formats
-		// open a new segment marked as a discontinuity.
-		if t.diskEpisode != episode {
-			t.diskEpisode = episode
+	if t.hold.over(t.diskGap) && !t.writeKept() {
+		// The disk is full and the writers keep what they accept in memory, up to the
+		// bound: past it new media is dropped here, before it reaches them, so what they
+		// hold is written whole once space returns. The gap is a resume for the writers:
+		// video goes on at a keyframe, segment formats open a new segment marked as a
+		// discontinuity.
+		if !t.diskGap {
+			t.diskGap = true
 			for _, o := range t.outs {
 				if w := o.curWriter(); w != nil {
 					w.Discontinuity()
 				}
 			}
+			t.m.hold.exceeded(t)
 		}
-		t.diskGap = true
-		t.m.cfg.Metrics.DroppedUnits.WithLabelValues("disk_full").Inc()
+		t.m.hold.drop()
 		return
 	}
 	if t.diskGap {
@@ -201,7 +206,7 @@ func (t *Task) writeAU(s *session, au *media.AccessUnit) {
 		// pictures before it, and a file that ended on the full disk opens there); what
 		// comes until then is dropped here, where it is counted.
 		if t.video != nil && (au.Track != t.video || !au.Key) {
-			t.m.cfg.Metrics.DroppedUnits.WithLabelValues("disk_full").Inc()
+			t.m.hold.drop()
 			return
 		}
 		t.diskGap = false
@@ -237,6 +242,27 @@ func (t *Task) writeAU(s *session, au *media.AccessUnit) {
 		t.early = t.early[:0]
 	}
 }
+
+// writeKept has the writers write what they keep in memory when the disk is no longer
+// marked full (tried at most every keptRetry): past the hold bound the task feeds them
+// nothing, so they would not try themselves. It reports whether the task is back
+// within its bound. Called with t.mu held.
+func (t *Task) writeKept() bool {
+	now := time.Now()
+	if t.m.disk.isFull() || now.Sub(t.keptTried) < keptRetry {
+		return false
+	}
+	t.keptTried = now
+	for _, o := range t.outs {
+		if k, ok := o.curWriter().(format.Keeper); ok {
+			_ = k.WriteKept() // still full: the next try is keptRetry later
+		}
+	}
+	return !t.hold.over(t.diskGap)
+}
+
+// keptRetry is how often a task past its hold bound has its writers try the disk.
+const keptRetry = 250 * time.Millisecond
 
 // maxEarlyAudio bounds the audio units held while waiting for a keyframe (about 6 s of
 // AAC at 44.1 kHz: far more than any encoder sends ahead of its video).
@@ -505,6 +531,7 @@ func (t *Task) abandon() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	from, ok := t.halt(func(o *output) { o.cur = nil })
+	t.hold.release()
 	if ok {
 		t.m.cfg.Metrics.ActiveTasks.WithLabelValues(from).Dec()
 		go t.m.unhold(t.owner)

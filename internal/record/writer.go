@@ -49,6 +49,7 @@ var formats = map[rules.Format]formatImpl{
 				Logger:        t.m.cfg.Logger.With("task", t.id), // the segment engine names the format
 				NoSync:        t.m.cfg.NoSync,
 				Syncer:        t.m.syncer(),
+				Hold:          t.writerHold(),
 			})
 			if err != nil {
 				return nil, err
@@ -77,6 +78,7 @@ var formats = map[rules.Format]formatImpl{
 				Logger:        t.m.cfg.Logger.With("task", t.id),
 				NoSync:        t.m.cfg.NoSync,
 				Syncer:        t.m.syncer(),
+				Hold:          t.writerHold(),
 			})
 		},
 		recover: cmaf.Recover,
@@ -85,7 +87,7 @@ var formats = map[rules.Format]formatImpl{
 		ext: ".mp4",
 		open: func(t *Task, rf rules.RecordFormat, dir string, _ *progress) (format.Writer, error) {
 			return mp4.New(mp4.Config{WorkDir: dir, Store: t.store, Now: t.clock,
-				Logger: t.m.cfg.Logger.With("task", t.id, "format", "mp4"), NoSync: t.m.cfg.NoSync})
+				Logger: t.m.cfg.Logger.With("task", t.id, "format", "mp4"), NoSync: t.m.cfg.NoSync, Hold: t.writerHold()})
 		},
 		recover: mp4.Recover,
 	},
@@ -94,10 +96,19 @@ var formats = map[rules.Format]formatImpl{
 		open: func(t *Task, rf rules.RecordFormat, dir string, _ *progress) (format.Writer, error) {
 			return flvfile.New(flvfile.Config{WorkDir: dir, Store: t.store, Now: t.clock,
 				Logger: t.m.cfg.Logger.With("task", t.id, "format", "flv"), MaxDuration: time.Duration(rf.CycleDuration) * time.Second,
-				NoSync: t.m.cfg.NoSync})
+				NoSync: t.m.cfg.NoSync, Hold: t.writerHold()})
 		},
 		recover: flvfile.Recover,
 	},
+}
+
+// writerHold is the format.Hold of the task's writers: nil without the disk-full
+// handling (Config.DiskCheckInterval 0), where a full disk fails a write.
+func (t *Task) writerHold() format.Hold {
+	if t.m.disk == nil {
+		return nil
+	}
+	return t.hold
 }
 
 // hlsWriter adapts hls.Writer, whose Finish reports segment details, to format.Writer.

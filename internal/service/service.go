@@ -62,6 +62,9 @@ type Options struct {
 	// (both 0: record.DefaultMinFreeBytes).
 	MinFreeBytes   uint64
 	MinFreePercent float64
+	// DiskFullHold and DiskFullHoldPerStream bound the media held in memory while the
+	// disk is full (record.Config's).
+	DiskFullHold, DiskFullHoldPerStream int64
 	// AccessKeys (id → secret) enable the cloud-compatible API; AllowDeleteFiles lets its
 	// DeleteLiveStreamRecordIndexFiles remove files (RemoveFile=true).
 	AccessKeys       map[string]string
@@ -246,15 +249,17 @@ func Run(ctx context.Context, o Options) error {
 		Finalizers: o.Finalizers,
 		// The data directory's free space: the low-space alarm, and the end of a
 		// disk-full episode.
-		DiskCheckInterval: diskCheckInterval,
-		MinFreeBytes:      o.MinFreeBytes,
-		MinFreePercent:    o.MinFreePercent,
-		Store:             store,
-		WorkDir:           filepath.Join(o.DataDir, workDir),
-		Location:          o.Location,
-		Logger:            log,
-		Metrics:           met,
-		LiveURI:           storage.URLPath,
+		DiskCheckInterval:     diskCheckInterval,
+		MinFreeBytes:          o.MinFreeBytes,
+		MinFreePercent:        o.MinFreePercent,
+		DiskFullHold:          o.DiskFullHold,
+		DiskFullHoldPerStream: o.DiskFullHoldPerStream,
+		Store:                 store,
+		WorkDir:               filepath.Join(o.DataDir, workDir),
+		Location:              o.Location,
+		Logger:                log,
+		Metrics:               met,
+		LiveURI:               storage.URLPath,
 	})
 	objects.openAll(set.Rules())
 	if err := mgr.Recover(ctx); err != nil {

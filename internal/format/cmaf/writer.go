@@ -67,6 +67,9 @@ type Config struct {
 	// Syncer, if set, syncs finished segments off the caller's goroutine
 	// (segment.Config.Syncer).
 	Syncer format.Syncer
+	// Hold, if set, accounts the segment bytes kept in memory while the disk is full
+	// (segment.Config.Hold).
+	Hold format.Hold
 }
 
 // Writer writes one CMAF recording file. SetTracks, WriteAU, Discontinuity, Duration,
@@ -97,6 +100,7 @@ func New(cfg Config) (*Writer, error) {
 		Logger:        cfg.Logger,
 		NoSync:        cfg.NoSync,
 		Syncer:        cfg.Syncer,
+		Hold:          cfg.Hold,
 	}, &muxer{})
 	if err != nil {
 		return nil, err

@@ -78,6 +78,9 @@ type Config struct {
 	// NoSync is for offline conversion: the input remains, so nothing is fsync'd (sidecar,
 	// final file); a crash means rerun. Default: durable.
 	NoSync bool
+	// Hold, if set, accounts what the working file keeps in memory while the disk is
+	// full (format.KeepWriter); nil: kept without a bound.
+	Hold format.Hold
 }
 
 // kind indexes per-kind state.
@@ -99,7 +102,7 @@ type Writer struct {
 	err          error // sticky write error
 
 	f  *os.File
-	kw *keepWriter // the working file behind bw
+	kw *format.KeepWriter // the working file behind bw: keeps what a full disk refuses
 	bw *bufio.Writer
 	n  int64 // bytes written to the working file (buffered included)
 
@@ -124,6 +127,11 @@ func New(cfg Config) (*Writer, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Hold == nil {
+		// bufio.Writer keeps a write error for good, and the file would be lost: what a
+		// full disk refuses is kept in memory, unaccounted, and written by Finish.
+		cfg.Hold = format.Unbounded{}
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -221,13 +229,20 @@ func (w *Writer) Pause() func() error {
 		return nil
 	}
 	w.flushedAt = time.Now()
-	if w.kw.flush() != nil {
+	if w.kw.Flush() != nil {
 		return nil // the disk is full: the bytes stay in memory until Finish writes them
 	}
 	if w.cfg.NoSync {
 		return nil
 	}
 	return format.SyncLater(w.f.Name())
+}
+
+// WriteKept implements format.Keeper.
+func (w *Writer) WriteKept() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.kw.Flush()
 }
 
 // WriteAU writes one access unit. Units that cannot be written (before the first video
@@ -243,13 +258,6 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 	}
 	if w.err != nil {
 		return w.err
-	}
-	if w.kw != nil && w.kw.holding() {
-		// The disk was full at the last flush: the bytes are kept; new units are refused
-		// until they are written (the task drops them and goes on in the next file).
-		if err := w.kw.flush(); err != nil {
-			return fmt.Errorf("flvfile: write: %w", err)
-		}
 	}
 	if au == nil || au.Track == nil {
 		return errors.New("flvfile: access unit without track")
@@ -345,7 +353,7 @@ func (w *Writer) start(first time.Duration) error {
 	if w.cfg.NoSync {
 		size = offlineWriteBufferSize
 	}
-	w.kw = &keepWriter{f: f}
+	w.kw = &format.KeepWriter{F: f, Hold: w.cfg.Hold}
 	w.f, w.bw = f, bufio.NewWriterSize(w.kw, size)
 	w.base, w.started = first, true
 	w.flushedAt = time.Now()
@@ -375,7 +383,7 @@ func (w *Writer) start(first time.Duration) error {
 	if err := w.bw.Flush(); err != nil {
 		return err
 	}
-	if err := w.kw.flush(); err != nil { // the seek below must come after these bytes
+	if err := w.kw.Flush(); err != nil { // the seek below must come after these bytes
 		return err
 	}
 	w.n += int64(11 + reserve)
@@ -546,7 +554,7 @@ func (w *Writer) closeWork() error {
 	}
 	err := w.bw.Flush()
 	if err == nil {
-		err = w.kw.flush()
+		err = w.kw.Flush()
 	}
 	if format.IsDiskFull(err) {
 		return err // the bytes are kept and the file stays open: Finish is retried
@@ -556,46 +564,6 @@ func (w *Writer) closeWork() error {
 	}
 	w.f, w.kw, w.bw = nil, nil, nil
 	return err
-}
-
-// keepWriter is the working file behind the bufio buffer. A write the file system
-// refuses for lack of space is kept in memory instead: bufio would hold the error for
-// good and drop the bytes of tags already accepted. While bytes are kept, WriteAU
-// refuses new units (the task drops and counts them) and each flush tries the kept bytes
-// again, so Finish, retried while the disk stays full, writes them once space returns.
-// What is kept is bounded by the buffer and the unit being written when the disk
-// filled.
-type keepWriter struct {
-	f    *os.File
-	kept []byte
-}
-
-func (k *keepWriter) Write(p []byte) (int, error) {
-	if len(k.kept) > 0 {
-		k.kept = append(k.kept, p...)
-		return len(p), nil
-	}
-	n, err := k.f.Write(p)
-	if err != nil && format.IsDiskFull(err) {
-		k.kept = append(k.kept, p[n:]...)
-		return len(p), nil
-	}
-	return n, err
-}
-
-func (k *keepWriter) holding() bool { return len(k.kept) > 0 }
-
-// flush writes the kept bytes; while the disk stays full it fails and keeps the rest.
-func (k *keepWriter) flush() error {
-	for len(k.kept) > 0 {
-		n, err := k.f.Write(k.kept)
-		k.kept = k.kept[n:]
-		if err != nil {
-			return err
-		}
-	}
-	k.kept = nil
-	return nil
 }
 
 // Finish turns the working file into the final file in place (onMetaData with duration,
@@ -648,6 +616,7 @@ func (w *Writer) Close() error {
 	w.finished = true
 	err := w.closeWork()
 	if w.f != nil { // the disk is full: what is kept in memory is lost, the descriptor is not
+		w.kw.Drop()
 		w.f.Close()
 		w.f, w.kw, w.bw = nil, nil, nil
 	}

@@ -62,6 +62,9 @@ type Config struct {
 	// Syncer, if set, syncs finished segments off the caller's goroutine
 	// (segment.Config.Syncer).
 	Syncer format.Syncer
+	// Hold, if set, accounts the segment bytes kept in memory while the disk is full
+	// (segment.Config.Hold).
+	Hold format.Hold
 }
 
 // Segment describes one segment of a recording file.
@@ -93,6 +96,7 @@ func New(cfg Config) (*Writer, error) {
 		Logger:        cfg.Logger,
 		NoSync:        cfg.NoSync,
 		Syncer:        cfg.Syncer,
+		Hold:          cfg.Hold,
 	}, newTSMuxer(cfg.NoSync))
 	if err != nil {
 		return nil, err

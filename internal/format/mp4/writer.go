@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -70,6 +71,10 @@ type Config struct {
 	// NoSync is for offline conversion: the input remains, so nothing is fsync'd (working
 	// file, journal, final file); a crash means rerun. Default: durable.
 	NoSync bool
+	// Hold, if set, accounts the fragments kept in memory while the disk is full
+	// (format.KeepWriter): the fragment being written then is written whole once space
+	// returns. Nil: a full disk fails the write and the file ends at the last fragment.
+	Hold format.Hold
 }
 
 // pendingSample is a sample of the fragment being collected; its payload is in the arena.
@@ -132,7 +137,8 @@ type Writer struct {
 	gate    format.Gate
 
 	f        *os.File
-	off      int64 // working file size
+	kw       *format.KeepWriter // f, or memory while the disk is full
+	off      int64              // working file size
 	seq      uint32
 	idx      index
 	arena    []byte
@@ -232,10 +238,20 @@ func (w *Writer) Pause() func() error {
 		w.log.Error("mp4: fragment at pause lost", "err", err)
 		return nil
 	}
+	if w.kw.Flush() != nil {
+		return nil // the disk is full: the fragments stay in memory until Finish writes them
+	}
 	if w.cfg.NoSync {
 		return nil
 	}
 	return format.SyncLater(w.f.Name())
+}
+
+// WriteKept implements format.Keeper.
+func (w *Writer) WriteKept() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.kw.Flush()
 }
 
 // Duration returns the presentation duration written so far (the last sample of each
@@ -533,7 +549,7 @@ func (w *Writer) startFile(first *media.AccessUnit) error {
 	if err != nil {
 		return fmt.Errorf("mp4: working file: %w", err)
 	}
-	if _, err := f.Write(initBytes); err == nil && !w.cfg.NoSync {
+	if _, err = f.Write(initBytes); err == nil && !w.cfg.NoSync {
 		err = f.Sync()
 	}
 	if err != nil {
@@ -548,6 +564,7 @@ func (w *Writer) startFile(first *media.AccessUnit) error {
 		return fmt.Errorf("mp4: journal: %w", err)
 	}
 	w.f, w.off, w.started = f, int64(len(initBytes)), true
+	w.kw = &format.KeepWriter{F: f, Hold: w.cfg.Hold}
 	return nil
 }
 
@@ -584,7 +601,7 @@ func (w *Writer) flush(final bool) error {
 	}
 	if n := w.fragmentSamples(); n > 0 {
 		data, pos := w.marshalFragment()
-		if _, err := w.f.Write(data); err != nil {
+		if _, err := w.kw.Write(data); err != nil {
 			// The file may end in a partial fragment now; Finish and Recover stop before
 			// it. Nothing more is written.
 			w.writeErr = fmt.Errorf("mp4: working file: %w", err)
@@ -621,10 +638,17 @@ func (w *Writer) flush(final bool) error {
 	// quiet must not force a fragment per unit).
 	n := 0
 	w.inMemory = false
+	// In arena order: a held payload moves down, never over one not moved yet (a track
+	// that went quiet keeps an old sample low in the arena while the other goes on).
+	var buf [2]*trackState
+	held := buf[:0]
 	for _, ts := range w.tracks {
-		if !ts.held {
-			continue
+		if ts.held {
+			held = append(held, ts)
 		}
+	}
+	slices.SortFunc(held, func(a, b *trackState) int { return a.heldOff - b.heldOff })
+	for _, ts := range held {
 		copy(w.arena[n:], w.arena[ts.heldOff:ts.heldOff+ts.heldLen])
 		ts.heldOff = n
 		n += ts.heldLen
@@ -767,6 +791,9 @@ func (w *Writer) Finish(ctx context.Context, key string) (format.Result, error) 
 			if err := w.flush(true); err != nil {
 				w.log.Error("mp4: final fragment lost", "err", err)
 			}
+		}
+		if err := w.kw.Flush(); err != nil {
+			return format.Result{}, fmt.Errorf("mp4: working file: %w", err) // a full disk: tried again
 		}
 		if !w.cfg.NoSync {
 			if err := w.f.Sync(); err != nil && w.writeErr == nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -89,6 +90,11 @@ type Config struct {
 	// synced; until then the journal marks it unsynced. Nil: all of it happens inline, in
 	// the WriteAU that closes the segment. Unused with NoSync.
 	Syncer format.Syncer
+	// Hold, if set, accounts the segment bytes kept in memory while the disk is full
+	// (format.KeepWriter): the segment being written then is completed in memory and
+	// written whole, stored and listed once space returns. Nil: a full disk fails the
+	// write and the segment is dropped.
+	Hold format.Hold
 }
 
 // Segment describes one segment of a recording file.
@@ -183,10 +189,11 @@ type BufferingMuxer interface {
 }
 
 // File is the working file of the open segment: buffered (unless the muxer buffers),
-// counting.
+// counting, keeping in memory what a full disk refuses.
 type File struct {
 	f  *os.File
-	bw *bufio.Writer // nil for a BufferingMuxer
+	kw *format.KeepWriter // f, or memory while the disk is full
+	bw *bufio.Writer      // over kw; nil for a BufferingMuxer
 	n  int64
 }
 
@@ -195,7 +202,7 @@ func (f *File) Write(p []byte) (n int, err error) {
 	if f.bw != nil {
 		n, err = f.bw.Write(p)
 	} else {
-		n, err = f.f.Write(p)
+		n, err = f.kw.Write(p)
 	}
 	f.n += int64(n)
 	return n, err
@@ -264,8 +271,12 @@ type Writer struct {
 	retired *Set // the set before the last change: its late units are dropped
 	muxSet  *Set // the set of the open (or last) segment
 
-	maps        []*mapState
-	segs        []*segState // closed segments
+	maps []*mapState
+	segs []*segState // closed segments
+	// held are the closed segments (in order) whose bytes a full disk refused: complete
+	// in memory, written, synced and stored by drainHeld once space returns.
+	held        []heldSeg
+	heldTried   time.Time
 	cur         *openSeg
 	nextSeq     int
 	pendingDisc bool          // Discontinuity() called: the next segment starts a new run
@@ -415,6 +426,7 @@ func (w *Writer) EndRun() error {
 	}
 	err := w.closeCurrent(-1, false, false)
 	w.pendingDisc = true
+	_ = w.drainHeld(false) // a full disk: they are written at the next unit or Finish
 	w.saveState()
 	return err
 }
@@ -467,6 +479,10 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 	}
 	if au.Track == nil {
 		return w.cfg.errorf("access unit without track")
+	}
+	if len(w.held) > 0 && time.Since(w.heldTried) >= heldRetry {
+		w.heldTried = time.Now()
+		_ = w.drainHeld(false) // still full: they stay held, the unit is written below
 	}
 	set, kind, ok := w.lookup(au.Track)
 	if !ok && w.retired != nil && (au.Track == w.retired.Video || au.Track == w.retired.Audio) {
@@ -540,6 +556,9 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 	}
 	return nil
 }
+
+// heldRetry is how often WriteAU tries to write the held segments while the disk is full.
+const heldRetry = 250 * time.Millisecond
 
 // maxEarly bounds the audio held for a run's first keyframe (about 6 s of AAC).
 const maxEarly = 256
@@ -702,7 +721,9 @@ func (w *Writer) closeCurrent(nextFirst time.Duration, continuous, inline bool) 
 	if err == nil {
 		err = c.f.Flush()
 	}
-	later := err == nil && w.async() && !inline
+	// Kept in memory by a full disk, or after a segment that is: written in order later.
+	held := err == nil && (len(w.held) > 0 || c.f.kw.Holding() && c.f.kw.Flush() != nil)
+	later := err == nil && (held || w.async() && !inline)
 	if err == nil && !w.cfg.NoSync && !later {
 		err = syncFile(c.f.f)
 	}
@@ -724,20 +745,97 @@ func (w *Writer) closeCurrent(nextFirst time.Duration, continuous, inline bool) 
 	s := &seg
 	w.segs = append(w.segs, s)
 	w.cur = nil
-	if later {
+	switch {
+	case held:
 		s.unsynced = true
-		f := c.f.f
-		w.syncs.Add(1)
-		w.cfg.Syncer.Go(s.Bytes, func() error {
-			err := syncFile(f)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			w.synced(s, err)
-			return err
-		})
+		w.held = append(w.held, heldSeg{s, c.f})
+		w.log.Warn("disk full: segment kept in memory until space returns", "segment", c.seq, "kept_bytes", c.f.kw.Kept())
+	case later:
+		w.syncLater(s, c.f.f)
 	}
 	return nil
+}
+
+// syncLater hands the fsync and close of closed segment s, complete in f, to the Syncer.
+func (w *Writer) syncLater(s *segState, f *os.File) {
+	s.unsynced = true
+	w.syncs.Add(1)
+	w.cfg.Syncer.Go(s.Bytes, func() error {
+		err := syncFile(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		w.synced(s, err)
+		return err
+	})
+}
+
+// heldSeg is a closed segment whose bytes are (partly) in memory.
+type heldSeg struct {
+	s *segState
+	f *File
+}
+
+// drainHeld writes the held segments in order, as far as the disk takes them, then
+// completes each written one as closeCurrent does (synced, stored, listed): with the
+// Syncer unless inline. It reports the disk's error when a segment stays held. Called
+// with mu held.
+func (w *Writer) drainHeld(inline bool) error {
+	done := false
+	defer func() {
+		if done {
+			w.saveState()
+		}
+	}()
+	for len(w.held) > 0 {
+		h := w.held[0]
+		if err := h.f.kw.Flush(); err != nil {
+			return w.cfg.errorf("segment %d kept in memory (%d bytes): %w", h.s.seq, h.f.kw.Kept(), err)
+		}
+		w.held = w.held[1:]
+		w.log.Info("disk space back: kept segment written", "segment", h.s.seq)
+		if w.async() && !inline {
+			w.syncLater(h.s, h.f.f)
+			continue
+		}
+		var err error
+		if !w.cfg.NoSync {
+			err = syncFile(h.f.f)
+		}
+		if cerr := h.f.f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			w.dropClosed(h.s, err)
+		} else {
+			h.s.unsynced = false
+		}
+		done = true
+	}
+	return nil
+}
+
+// WriteKept implements format.Keeper: the held segments, then the open one.
+func (w *Writer) WriteKept() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.drainHeld(false); err != nil {
+		return err
+	}
+	if w.cur != nil {
+		return w.cur.f.kw.Flush()
+	}
+	return nil
+}
+
+// dropHeld gives up the held segments (the writer is closed or abandoned on a full
+// disk): their files stay as far as they were written, and recovery drops them.
+func (w *Writer) dropHeld() {
+	for _, h := range w.held {
+		h.f.kw.Drop()
+		_ = h.f.f.Close()
+	}
+	w.held = nil
 }
 
 // synced ends the sync of closed segment s (on the syncer): it can be stored, or, if the
@@ -789,6 +887,7 @@ func (w *Writer) dropCurrent() {
 // discard removes the closed file of segment c, which was not written whole, and
 // journals that it is gone; media resumes at the next unit that opens a segment.
 func (w *Writer) discard(c *openSeg) {
+	c.f.kw.Drop()
 	_ = os.Remove(filepath.Join(w.cfg.WorkDir, c.file))
 	w.cur = nil
 	w.pendingDisc = len(w.segs) > 0
@@ -846,7 +945,7 @@ func (w *Writer) openSegment(au *media.AccessUnit) error {
 			seq:     seq,
 			file:    file,
 		},
-		f:        &File{f: f},
+		f:        &File{f: f, kw: &format.KeepWriter{F: f, Hold: w.cfg.Hold}},
 		firstDTS: firstDTS,
 		cts0:     au.PTS - au.DTS,
 		outStart: w.doneDur,
@@ -856,7 +955,7 @@ func (w *Writer) openSegment(au *media.AccessUnit) error {
 		c.MapKey = w.maps[len(w.maps)-1].key
 	}
 	if _, ok := w.mux.(BufferingMuxer); !ok {
-		c.f.bw = w.bufferFor(f)
+		c.f.bw = w.bufferFor(c.f.kw)
 	}
 	w.cur = c
 	w.pendingDisc = false
@@ -907,6 +1006,9 @@ func (w *Writer) Finish(ctx context.Context, playlistKey string) (Result, error)
 			return Result{}, err
 		}
 	}
+	if err := w.drainHeld(true); err != nil {
+		return Result{}, err // a full disk: the finalizer tries again
+	}
 	if len(w.segs) == 0 {
 		w.finished = true
 		removeWorkFiles(w.cfg.WorkDir, nil, w.maps, "")
@@ -928,6 +1030,7 @@ func (w *Writer) Finish(ctx context.Context, playlistKey string) (Result, error)
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.dropHeld()
 	if w.cur == nil {
 		return nil
 	}
@@ -935,6 +1038,7 @@ func (w *Writer) Close() error {
 	if err == nil {
 		err = w.cur.f.Flush()
 	}
+	w.cur.f.kw.Drop()
 	if cerr := w.cur.f.f.Close(); err == nil {
 		err = cerr
 	}
@@ -945,7 +1049,7 @@ func (w *Writer) Close() error {
 }
 
 // bufferFor returns the writer's bufio.Writer, reset to write into f.
-func (w *Writer) bufferFor(f *os.File) *bufio.Writer {
+func (w *Writer) bufferFor(f io.Writer) *bufio.Writer {
 	if w.bw == nil {
 		size := writeBufferSize
 		if w.cfg.NoSync {
@@ -964,7 +1068,9 @@ func (w *Writer) bufferFor(f *os.File) *bufio.Writer {
 func (w *Writer) Abandon() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.dropHeld()
 	if w.cur != nil {
+		w.cur.f.kw.Drop()
 		_ = w.cur.f.f.Close()
 		w.cur = nil
 	}

@@ -1,4 +1,4 @@
-package flvfile
+package format_test
 
 import (
 	"bytes"
@@ -18,17 +18,18 @@ func TestKeepWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer full.Close()
-	k := &keepWriter{f: full}
+	var held heldBytes
+	k := &format.KeepWriter{F: full, Hold: &held}
 	for _, p := range []string{"tag one ", "tag two ", "tag three"} {
 		if n, err := k.Write([]byte(p)); n != len(p) || err != nil {
 			t.Fatalf("Write on a full disk: %d, %v; want the bytes kept", n, err)
 		}
 	}
-	if !k.holding() {
+	if !k.Holding() {
 		t.Fatal("nothing kept")
 	}
-	if err := k.flush(); !format.IsDiskFull(err) || !k.holding() {
-		t.Fatalf("flush on a full disk: %v, holding %v", err, k.holding())
+	if err := k.Flush(); !format.IsDiskFull(err) || !k.Holding() {
+		t.Fatalf("flush on a full disk: %v, holding %v", err, k.Holding())
 	}
 	path := filepath.Join(t.TempDir(), "work.flv")
 	f, err := os.Create(path)
@@ -36,12 +37,20 @@ func TestKeepWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	k.f = f // space is back
-	if err := k.flush(); err != nil || k.holding() {
-		t.Fatalf("flush with space: %v, holding %v", err, k.holding())
+	k.F = f // space is back
+	if err := k.Flush(); err != nil || k.Holding() {
+		t.Fatalf("flush with space: %v, holding %v", err, k.Holding())
+	}
+	if held != 0 {
+		t.Fatalf("%d bytes still accounted as kept", held)
 	}
 	k.Write([]byte(" and after"))
 	if b, _ := os.ReadFile(path); !bytes.Equal(b, []byte("tag one tag two tag three and after")) {
 		t.Fatalf("file holds %q", b)
 	}
 }
+
+// heldBytes is a format.Hold that counts.
+type heldBytes int64
+
+func (h *heldBytes) Kept(delta int64, _ error) { *h += heldBytes(delta) }
