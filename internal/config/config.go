@@ -23,6 +23,7 @@ import (
 	"github.com/livrec/livrec/internal/jobs"
 	"github.com/livrec/livrec/internal/notify"
 	"github.com/livrec/livrec/internal/pushauth"
+	"github.com/livrec/livrec/internal/record"
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/schema"
 	"github.com/livrec/livrec/internal/storage"
@@ -119,6 +120,15 @@ type Config struct {
 	DiskFullHoldPerStream   string `yaml:"diskFullHoldPerStream"`
 	DiskFullHoldBytes       int64  `yaml:"-"`
 	DiskFullHoldStreamBytes int64  `yaml:"-"`
+	// SyncWorkers fsync finished segments (m3u8, cmaf) off the publishers' connections;
+	// SyncBacklog (a size, "256MiB") bounds the bytes waiting for them: above it the
+	// publishers are slowed by TCP backpressure rather than timed out. A backlog older
+	// than SyncSlowAfter seconds is reported (record_warning disk_slow). Defaults 4,
+	// 256MiB, 10. SyncBacklog is parsed into SyncBacklogBytes.
+	SyncWorkers      int    `yaml:"syncWorkers"`
+	SyncBacklog      string `yaml:"syncBacklog"`
+	SyncBacklogBytes int64  `yaml:"-"`
+	SyncSlowAfter    int    `yaml:"syncSlowAfter"`
 	// TranscodeTemplates are the live transcode templates rules may name in
 	// transcodeTemplates, besides the built-ins lld, lsd, lhd and lud; each applies to
 	// its domainName and appName ("*" or left out: all).
@@ -440,6 +450,17 @@ func Parse(data []byte) (*Config, error) {
 			*h.out = int64(n)
 		}
 	}
+	if c.SyncBacklog != "" {
+		n, pct, err := ParseSpace(c.SyncBacklog)
+		switch {
+		case err != nil || pct > 0 || strings.HasSuffix(strings.TrimSpace(c.SyncBacklog), "%"):
+			es = append(es, &rules.ValidationError{Field: "syncBacklog", Msg: fmt.Sprintf("%q: want a size from 1MiB to 64GiB (e.g. \"256MiB\")", c.SyncBacklog)})
+		case n < 1<<20 || n > MaxSyncBacklog:
+			es = append(es, &rules.ValidationError{Field: "syncBacklog", Msg: fmt.Sprintf("%q is out of range (allowed 1MiB to 64GiB)", c.SyncBacklog)})
+		default:
+			c.SyncBacklogBytes = int64(n)
+		}
+	}
 	if all, one := c.DiskFullHoldBytes, c.DiskFullHoldStreamBytes; all > 0 && one > all {
 		es = append(es, &rules.ValidationError{Field: "diskFullHoldPerStream", Msg: fmt.Sprintf("%s is more than diskFullHold (%s)", c.DiskFullHoldPerStream, c.DiskFullHold)})
 	}
@@ -458,6 +479,8 @@ func Parse(data []byte) (*Config, error) {
 		{"node.missedBeats", &c.Node.MissedBeats, 3, 1, 1000, "beats"},
 		{"httpMaxConns", &c.HTTPMaxConns, DefaultHTTPMaxConns, 1, 1 << 20, "connections"},
 		{"httpMaxConnsPerAddr", &c.HTTPMaxConnsPerAddr, DefaultHTTPMaxConnsPerAddr, 1, 1 << 20, "connections"},
+		{"syncWorkers", &c.SyncWorkers, record.DefaultSyncWorkers, 1, 64, "workers"},
+		{"syncSlowAfter", &c.SyncSlowAfter, int(record.DefaultSyncSlowAfter / time.Second), 1, 3600, "seconds"},
 	}
 	for _, l := range limits {
 		if lookupPath(doc, l.field) == nil {
@@ -733,6 +756,9 @@ var spaceUnits = []struct {
 
 // MaxDiskFullHold is the largest diskFullHold and diskFullHoldPerStream.
 const MaxDiskFullHold = 64 << 30
+
+// MaxSyncBacklog is the largest syncBacklog.
+const MaxSyncBacklog = 64 << 30
 
 // ParseSpace parses a free-space threshold: a size with an optional unit (B, KB, MB, GB,
 // TB, KiB, MiB, GiB, TiB) or a percentage ("5%", of the file system's size).

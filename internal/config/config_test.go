@@ -278,6 +278,44 @@ func TestDiskFullHold(t *testing.T) {
 	}
 }
 
+// TestSyncPool: the sync pool's settings reach the config with record's defaults when
+// left out, and out-of-range values are refused naming the field.
+func TestSyncPool(t *testing.T) {
+	type pool struct {
+		workers int
+		backlog int64
+		slow    int
+	}
+	for in, want := range map[string]pool{
+		"":                  {4, 0, 10},
+		"syncWorkers: 16":   {16, 0, 10},
+		"syncBacklog: 1GiB": {4, 1 << 30, 10},
+		"syncSlowAfter: 60": {4, 0, 60},
+	} {
+		c, err := Parse([]byte(in + "\n"))
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if got := (pool{c.SyncWorkers, c.SyncBacklogBytes, c.SyncSlowAfter}); got != want {
+			t.Errorf("%q: %+v, want %+v", in, got, want)
+		}
+	}
+	for in, field := range map[string]string{
+		"syncWorkers: 0":      "syncWorkers",
+		"syncWorkers: 65":     "syncWorkers",
+		"syncBacklog: 10KiB":  "syncBacklog",
+		"syncBacklog: 50%":    "syncBacklog",
+		"syncBacklog: 65GiB":  "syncBacklog",
+		"syncSlowAfter: 0":    "syncSlowAfter",
+		"syncSlowAfter: 3601": "syncSlowAfter",
+	} {
+		_, err := Parse([]byte(in + "\n"))
+		if err == nil || !strings.Contains(err.Error(), field+": ") {
+			t.Errorf("%q: error %v, want one naming %s", in, err, field)
+		}
+	}
+}
+
 func TestCallbackRetention(t *testing.T) {
 	day := 24 * time.Hour
 	for in, want := range map[string]time.Duration{

@@ -65,6 +65,11 @@ type Options struct {
 	// DiskFullHold and DiskFullHoldPerStream bound the media held in memory while the
 	// disk is full (record.Config's).
 	DiskFullHold, DiskFullHoldPerStream int64
+	// SyncWorkers, SyncBacklog and SyncSlowAfter size the pool that fsyncs finished
+	// segments off the connections (0: record's defaults).
+	SyncWorkers   int
+	SyncBacklog   int64
+	SyncSlowAfter time.Duration
 	// AccessKeys (id → secret) enable the cloud-compatible API; AllowDeleteFiles lets its
 	// DeleteLiveStreamRecordIndexFiles remove files (RemoveFile=true).
 	AccessKeys       map[string]string
@@ -254,6 +259,9 @@ func Run(ctx context.Context, o Options) error {
 		MinFreePercent:        o.MinFreePercent,
 		DiskFullHold:          o.DiskFullHold,
 		DiskFullHoldPerStream: o.DiskFullHoldPerStream,
+		SyncWorkers:           o.SyncWorkers,
+		SyncBacklog:           o.SyncBacklog,
+		SyncSlowAfter:         o.SyncSlowAfter,
 		Store:                 store,
 		WorkDir:               filepath.Join(o.DataDir, workDir),
 		Location:              o.Location,
