@@ -67,6 +67,8 @@ type Config struct {
 	// Syncer, if set, syncs finished segments off the caller's goroutine
 	// (segment.Config.Syncer).
 	Syncer format.Syncer
+	// Resume continues a file another node began (segment.Config.Resume).
+	Resume []byte
 }
 
 // Writer writes one CMAF recording file. SetTracks, WriteAU, Discontinuity, Duration,
@@ -97,6 +99,7 @@ func New(cfg Config) (*Writer, error) {
 		Logger:        cfg.Logger,
 		NoSync:        cfg.NoSync,
 		Syncer:        cfg.Syncer,
+		Resume:        cfg.Resume,
 	}, &muxer{})
 	if err != nil {
 		return nil, err

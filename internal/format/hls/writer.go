@@ -62,6 +62,8 @@ type Config struct {
 	// Syncer, if set, syncs finished segments off the caller's goroutine
 	// (segment.Config.Syncer).
 	Syncer format.Syncer
+	// Resume continues a file another node began (segment.Config.Resume).
+	Resume []byte
 }
 
 // Segment describes one segment of a recording file.
@@ -93,6 +95,7 @@ func New(cfg Config) (*Writer, error) {
 		Logger:        cfg.Logger,
 		NoSync:        cfg.NoSync,
 		Syncer:        cfg.Syncer,
+		Resume:        cfg.Resume,
 	}, newTSMuxer(cfg.NoSync))
 	if err != nil {
 		return nil, err

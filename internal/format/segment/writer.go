@@ -89,6 +89,9 @@ type Config struct {
 	// synced; until then the journal marks it unsynced. Nil: all of it happens inline, in
 	// the WriteAU that closes the segment. Unused with NoSync.
 	Syncer format.Syncer
+	// Resume, if set, is the StoredState of a file another writer began (on another node):
+	// this writer continues it.
+	Resume []byte
 }
 
 // Segment describes one segment of a recording file.
@@ -311,7 +314,13 @@ func New(cfg Config, m Muxer) (*Writer, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("format", cfg.Name)
-	return &Writer{cfg: cfg, log: log, mux: m, gate: format.Gate{Log: log, RunTimelines: true}}, nil
+	w := &Writer{cfg: cfg, log: log, mux: m, gate: format.Gate{Log: log, RunTimelines: true}}
+	if cfg.Resume != nil {
+		if err := w.resume(cfg.Resume); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
 }
 
 func (c *Config) errorf(format string, args ...any) error {
