@@ -41,6 +41,9 @@ func (m *Manager) Recover(ctx context.Context) error {
 		log.Info("recovering recording task left open", "stream", t.Domain+"/"+t.App+"/"+t.Stream, "state", t.State, "files", len(files))
 		for i := range files {
 			f := &files[i]
+			if !m.claimRecovery(ctx, f) {
+				continue
+			}
 			rf, ok := formatOf(rule, f.Format)
 			var res format.Result
 			end := f.Start
@@ -67,6 +70,7 @@ func (m *Manager) Recover(ctx context.Context) error {
 		}})
 	}
 	m.cat.wait()
+	m.dropEndedWork(ctx)
 	return nil
 }
 
