@@ -100,6 +100,7 @@ func serve(args []string) error {
 		CatalogDSN:    cfg.Catalog.DSN,
 		NodeID:        cfg.Node.ID,
 		NodeHTTPAddr:  cfg.NodeHTTPAddr(),
+		NodeSecret:    cfg.Node.Secret,
 		Liveness: cluster.Liveness{Interval: time.Duration(cfg.Node.HeartbeatInterval) * time.Second,
 			MissedBeats: cfg.Node.MissedBeats},
 		RTMPAddr: cfg.RTMPAddr,

@@ -227,3 +227,13 @@ func (s *Store) ReleaseNode(ctx context.Context, node string) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE stream_leases SET expires_at=0 WHERE node_id=$1`, node)
 	return err
 }
+
+// Owner returns the node holding key's unexpired lease at now; ok false if none does.
+func (s *Store) Owner(ctx context.Context, key string, now time.Time) (node string, ok bool, err error) {
+	err = s.db.QueryRowContext(ctx, `SELECT node_id FROM stream_leases WHERE stream_key=$1 AND expires_at>$2`,
+		key, now.UnixMilli()).Scan(&node)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	return node, err == nil, err
+}

@@ -178,10 +178,14 @@ type CatalogDB struct {
 // (default the host name), HTTPAddr the host:port other nodes reach its HTTP API at
 // (default httpAddr, with the host name when httpAddr names no host), a heartbeat every
 // HeartbeatInterval seconds (default 5, 1–3600); a node is dead after MissedBeats
-// (default 3, 1–1000) intervals without one.
+// (default 3, 1–1000) intervals without one. Secret (LIVREC_NODE_SECRET, at least 16
+// characters, the same on every node) authenticates the requests between nodes (a stream
+// handed over); without it a stream paused on one node is refused on the others until
+// its stitch window ends.
 type Node struct {
 	ID                string `yaml:"id"`
 	HTTPAddr          string `yaml:"httpAddr"`
+	Secret            string `yaml:"secret"`
 	HeartbeatInterval int    `yaml:"heartbeatInterval"`
 	MissedBeats       int    `yaml:"missedBeats"`
 }
@@ -198,6 +202,9 @@ func (c *Config) NodeHTTPAddr() string {
 	}
 	return c.HTTPAddr
 }
+
+// NodeSecretEnv is the environment variable of node.secret.
+const NodeSecretEnv = "LIVREC_NODE_SECRET"
 
 // CatalogDSNEnv is the environment variable of the catalog's DSN.
 const CatalogDSNEnv = "LIVREC_CATALOG_DSN"
@@ -337,6 +344,12 @@ func Parse(data []byte) (*Config, error) {
 		}
 	}
 
+	if v := os.Getenv(NodeSecretEnv); v != "" {
+		c.Node.Secret = v
+	}
+	if c.Node.Secret != "" && len(c.Node.Secret) < 16 {
+		es = append(es, &rules.ValidationError{Field: "node.secret", Msg: "too short: use at least 16 random characters"})
+	}
 	if tok := os.Getenv("LIVREC_API_TOKEN"); tok != "" {
 		c.APITokens = append(c.APITokens, tok)
 	}

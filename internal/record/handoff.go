@@ -134,7 +134,10 @@ func (m *Manager) HandOver(ctx context.Context, keyStr string) (string, error) {
 	}
 	delete(m.tasks, key)
 	m.mu.Unlock()
-	t.handOver(ctx)
+	// The hand-over, once begun, ends even if the asking node stops waiting.
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handOverTimeout)
+	defer cancel()
+	t.handOver(hctx)
 	return t.id, nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/livrec/livrec/internal/console"
 	"github.com/livrec/livrec/internal/metrics"
 	"github.com/livrec/livrec/internal/notify"
+	"github.com/livrec/livrec/internal/peer"
 	"github.com/livrec/livrec/internal/pushauth"
 	"github.com/livrec/livrec/internal/record"
 	"github.com/livrec/livrec/internal/rtmp"
@@ -43,11 +44,13 @@ type Options struct {
 	// NodeID and NodeHTTPAddr name this node in the catalog's nodes table, where it
 	// beats every Liveness.Interval (package cluster); no NodeID: no heartbeat.
 	NodeID, NodeHTTPAddr string
-	Liveness             cluster.Liveness
-	RTMPAddr             string
-	HTTPAddr             string
-	Location             *time.Location
-	Rules                []rules.Rule // normalized and validated
+	// NodeSecret authenticates the requests between nodes (package peer); "": none.
+	NodeSecret string
+	Liveness   cluster.Liveness
+	RTMPAddr   string
+	HTTPAddr   string
+	Location   *time.Location
+	Rules      []rules.Rule // normalized and validated
 	// S3 are the object-storage endpoints rules may name (ossEndpoint/ossBucket), and
 	// SpoolLimit the upload-spool size (bytes) that raises an alarm (0: none).
 	S3         []storage.S3Config
@@ -171,6 +174,10 @@ func Run(ctx context.Context, o Options) error {
 	if o.CatalogDriver == schema.Postgres && o.NodeID != "" {
 		leases = &cluster.NodeLeases{Store: cluster.New(cat.DB()), Node: o.NodeID, TTL: o.Liveness.LeaseTTL()}
 	}
+	var peers record.Peers
+	if leases != nil {
+		peers = &peer.Peers{Store: cluster.New(cat.DB()), Node: o.NodeID, Liveness: o.Liveness, Secret: o.NodeSecret}
+	}
 	if o.NodeID != "" {
 		go cluster.New(cat.DB()).Heartbeat(ctx, o.NodeID, o.NodeHTTPAddr, o.Liveness, func(err error) {
 			log.Warn("node heartbeat failed", "node", o.NodeID, "err", err)
@@ -236,6 +243,7 @@ func Run(ctx context.Context, o Options) error {
 		},
 		Catalog:    cat,
 		Leases:     leases,
+		Peers:      peers,
 		Finalizers: o.Finalizers,
 		// The data directory's free space: the low-space alarm, and the end of a
 		// disk-full episode.
@@ -312,6 +320,19 @@ func Run(ctx context.Context, o Options) error {
 		ReadTimeout:       httpReadTimeout,
 		WriteTimeout:      httpWriteTimeout,
 		IdleTimeout:       httpIdleTimeout,
+	}
+	if peers != nil && o.NodeSecret != "" {
+		api, handOver := httpSrv.Handler, peer.Handler(mgr, o.NodeSecret)
+		httpSrv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == peer.HandOverPath {
+				handOver.ServeHTTP(w, r)
+				return
+			}
+			api.ServeHTTP(w, r)
+		})
+	}
+	if peers != nil {
+		go mgr.Reap(ctx, o.Liveness.Interval)
 	}
 	httpSrv.Handler = writeProgress(httpSrv.Handler, httpWriteTimeout)
 	errc := make(chan error, 2)
