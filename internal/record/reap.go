@@ -133,9 +133,7 @@ func (m *Manager) Reap(ctx context.Context, interval time.Duration) {
 }
 
 // claimRecovery says whether this node recovers file f of a task it left open: in a
-// cluster another node may have finalized it (or be doing so) from its kept state. Its
-// working files are then dropped: the objects stored are that node's playlist's, and
-// nothing here is stored over them.
+// cluster another node may have finalized it (or be doing so) from its kept state.
 func (m *Manager) claimRecovery(ctx context.Context, f *catalog.File) bool {
 	cc, peers, ok := m.cluster()
 	if !ok {
@@ -146,32 +144,77 @@ func (m *Manager) claimRecovery(ctx context.Context, f *catalog.File) bool {
 		m.cfg.Logger.Warn("recover: claiming a file", "file", f.ID, "err", err)
 		return false // tried again at the next start
 	}
-	if !mine {
-		m.cfg.Logger.Info("recover: the file was finalized by another node, its working files are dropped",
-			"task", f.TaskID, "format", f.Format, "sequence", f.Sequence)
-		os.RemoveAll(f.WorkDir)
-	}
 	return mine
 }
 
-// dropEndedWork removes the working directories of this node's tasks that another node
-// ended meanwhile (their files finalized from the catalog while this node was down).
-func (m *Manager) dropEndedWork(ctx context.Context) {
-	cc, _, ok := m.cluster()
+// claimFinish claims the finalization of a file this node generates: false only if
+// another node claimed it (it finalized the file from its kept state, judging this node
+// dead). A catalog error does not stop the file: only a claim made elsewhere does.
+func (m *Manager) claimFinish(f *catalog.File) bool {
+	cc, peers, ok := m.cluster()
+	if !ok {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(m.quit, catalogTimeout)
+	defer cancel()
+	mine, err := cc.ClaimFile(ctx, f.ID, f.TaskID, peers.Self())
+	if err == nil && !mine {
+		m.cfg.Logger.Warn("file finalized by another node: this node's copy is not stored", "task", f.TaskID,
+			"format", f.Format, "sequence", f.Sequence)
+	}
+	return err != nil || mine
+}
+
+// dropFinalizedElsewhere removes the working files of task's files that another node
+// finalized from their kept states while this node was down: the objects stored are
+// that node's playlist's, and nothing of this node's copy is stored over them.
+func (m *Manager) dropFinalizedElsewhere(ctx context.Context, taskID string) {
+	cc, peers, ok := m.cluster()
 	if !ok {
 		return
 	}
-	ents, err := os.ReadDir(m.cfg.WorkDir)
+	files, err := cc.TaskFiles(ctx, taskID, "")
 	if err != nil {
 		return
 	}
+	states, err := cc.TaskWriterStates(ctx, taskID)
+	if err != nil {
+		return
+	}
+	for _, f := range files {
+		by := states[f.ID].Finalizer
+		if by == "" || by == peers.Self() || f.WorkDir == "" {
+			continue
+		}
+		if _, err := os.Stat(f.WorkDir); err != nil {
+			continue
+		}
+		m.cfg.Logger.Info("recover: the file was finalized by another node, its working files are dropped",
+			"task", f.TaskID, "format", f.Format, "sequence", f.Sequence, "node", by)
+		os.RemoveAll(f.WorkDir)
+	}
+}
+
+// endedElsewhere returns the working directories of this node's tasks that another node
+// ended meanwhile (their files finalized from the catalog while this node was down). It
+// runs before this node's own recovery, which ends tasks too.
+func (m *Manager) endedElsewhere(ctx context.Context) []string {
+	cc, _, ok := m.cluster()
+	if !ok {
+		return nil
+	}
+	ents, err := os.ReadDir(m.cfg.WorkDir)
+	if err != nil {
+		return nil
+	}
+	var out []string
 	for _, e := range ents {
 		if _, err := uuid.Parse(e.Name()); err != nil || !e.IsDir() {
 			continue
 		}
 		if t, err := cc.GetTask(ctx, e.Name()); err == nil && t.State == catalog.TaskEnded {
-			m.cfg.Logger.Info("recover: dropping the working files of a task another node ended", "task", t.ID)
-			os.RemoveAll(filepath.Join(m.cfg.WorkDir, e.Name()))
+			out = append(out, e.Name())
 		}
 	}
+	return out
 }

@@ -21,6 +21,10 @@ func (m *Manager) Recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, id := range m.endedElsewhere(ctx) {
+		m.dropFinalizedElsewhere(ctx, id)
+		os.Remove(filepath.Join(m.cfg.WorkDir, id)) // only if nothing else is left
+	}
 	for _, t := range tasks {
 		if m.cfg.Leases != nil {
 			// The catalog is shared: the open tasks of the other nodes are theirs. A task
@@ -37,6 +41,7 @@ func (m *Manager) Recover(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		m.dropFinalizedElsewhere(ctx, t.ID)
 		log := m.cfg.Logger.With("task", t.ID)
 		log.Info("recovering recording task left open", "stream", t.Domain+"/"+t.App+"/"+t.Stream, "state", t.State, "files", len(files))
 		for i := range files {
@@ -70,7 +75,6 @@ func (m *Manager) Recover(ctx context.Context) error {
 		}})
 	}
 	m.cat.wait()
-	m.dropEndedWork(ctx)
 	return nil
 }
 
