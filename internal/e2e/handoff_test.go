@@ -47,6 +47,16 @@ func pushBoth(t *testing.T, src string, s *server, stream string, apps ...string
 	}
 }
 
+// flvSource makes a test FLV of H.264 (320x240, a keyframe every 2 s) and AAC.
+func flvSource(t *testing.T, seconds float64) string {
+	t.Helper()
+	src, err := testmedia.MakeFLV(t.TempDir(), testmedia.Spec{Video: testmedia.H264, Audio: testmedia.AAC, Seconds: seconds, Width: 320, Height: 240, GOP: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
 // waitObject waits until the bucket holds key (uploads go through the spool).
 func waitObject(t *testing.T, s3 *s3server, key string) string {
 	t.Helper()
@@ -95,10 +105,7 @@ func TestClusterStitchAcrossNodes(t *testing.T) {
 	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	dsn := testenv.PostgresDSN(t)
 	s3 := startS3(t)
-	src, err := testmedia.MakeFLV(t.TempDir(), testmedia.Spec{Video: testmedia.H264, Audio: testmedia.AAC, Seconds: 12, Width: 320, Height: 240, GOP: 50})
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := flvSource(t, 12)
 	cfg := s3.config(fmt.Sprintf(clusterS3Rules, s3.addr))
 	n1 := startNode(t, dsn, "n1", cfg)
 	n2 := startNode(t, dsn, "n2", cfg)

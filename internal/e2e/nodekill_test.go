@@ -12,7 +12,6 @@ import (
 	"github.com/livrec/livrec/internal/catalog"
 	"github.com/livrec/livrec/internal/schema"
 	"github.com/livrec/livrec/internal/testenv"
-	"github.com/livrec/livrec/internal/testmedia"
 )
 
 // nodeKillRules records app "cloud" into the bucket as m3u8 and flv.
@@ -57,14 +56,7 @@ func TestClusterNodeKilled(t *testing.T) {
 	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
 	dsn := testenv.PostgresDSN(t)
 	s3 := startS3(t)
-	src, err := testmedia.MakeFLV(t.TempDir(), testmedia.Spec{Video: testmedia.H264, Audio: testmedia.AAC, Seconds: 20, Width: 320, Height: 240, GOP: 50})
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := testmedia.MakeFLV(t.TempDir(), testmedia.Spec{Video: testmedia.H264, Audio: testmedia.AAC, Seconds: 8, Width: 320, Height: 240, GOP: 50})
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, again := flvSource(t, 20), flvSource(t, 8)
 	cfg := s3.config(fmt.Sprintf(nodeKillRules, s3.addr))
 	n1 := startNode(t, dsn, "n1", cfg)
 	n2 := startNode(t, dsn, "n2", cfg)

@@ -65,16 +65,7 @@ func TestResumeFromStoredState(t *testing.T) {
 	if discs := discontinuities(m); len(discs) != 1 || discs[0] != 2 {
 		t.Errorf("discontinuities at segments %v, want [2]", discs)
 	}
-	out := demuxTS(t, bytes.NewReader(concatSegments(t, st, res.Segments)))
-	var last time.Duration
-	for _, au := range out.AUs {
-		if au.Track.Codec.IsVideo() {
-			if au.DTS <= last {
-				t.Fatalf("output video DTS not increasing: %v after %v", au.DTS, last)
-			}
-			last = au.DTS
-		}
-	}
+	videoIncreasing(t, demuxTS(t, bytes.NewReader(concatSegments(t, st, res.Segments))).AUs)
 	// All the video: part1 in the first writer's segments (checked below from the
 	// state alone), then part2 from its first keyframe in the second writer's (its own
 	// muxer: demuxed apart, as a player does after a discontinuity).
