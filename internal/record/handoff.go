@@ -112,7 +112,7 @@ func (m *Manager) HandOver(ctx context.Context, keyStr string) (string, error) {
 	t := m.tasks[key]
 	why := ""
 	switch {
-	case m.live[key] != nil:
+	case m.live[key] != nil || m.acquiring[key]:
 		why = "the stream is being published on this node"
 	case t == nil:
 		why = "the stream has no task on this node"
@@ -133,7 +133,14 @@ func (m *Manager) HandOver(ctx context.Context, keyStr string) (string, error) {
 		return "", fmt.Errorf("stream %s: %w: %s", key, ErrNoHandOver, why)
 	}
 	delete(m.tasks, key)
+	// A publish of the key here meanwhile is refused: the lease goes to the asking node.
+	m.acquiring[key] = true
 	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.acquiring, key)
+		m.mu.Unlock()
+	}()
 	// The hand-over, once begun, ends even if the asking node stops waiting.
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handOverTimeout)
 	defer cancel()

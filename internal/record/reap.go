@@ -34,11 +34,18 @@ func (m *Manager) reap(ctx context.Context) {
 		return
 	}
 	self := peers.Self()
+	dead := map[string]bool{} // asked once per pass
 	for _, st := range states {
 		if st.NodeID == self || st.State == "" {
 			continue // this node's own (a previous run's are Recover's)
 		}
-		if alive, err := peers.Alive(ctx, st.NodeID); err != nil || alive {
+		d, asked := dead[st.NodeID]
+		if !asked {
+			alive, err := peers.Alive(ctx, st.NodeID)
+			d = err == nil && !alive
+			dead[st.NodeID] = d
+		}
+		if !d {
 			continue
 		}
 		task, err := cc.GetTask(ctx, st.TaskID)
@@ -134,17 +141,16 @@ func (m *Manager) Reap(ctx context.Context, interval time.Duration) {
 
 // claimRecovery says whether this node recovers file f of a task it left open: in a
 // cluster another node may have finalized it (or be doing so) from its kept state.
-func (m *Manager) claimRecovery(ctx context.Context, f *catalog.File) bool {
+func (m *Manager) claimRecovery(ctx context.Context, f *catalog.File) (bool, error) {
 	cc, peers, ok := m.cluster()
 	if !ok {
-		return true
+		return true, nil
 	}
 	mine, err := cc.ClaimFile(ctx, f.ID, f.TaskID, peers.Self())
 	if err != nil {
-		m.cfg.Logger.Warn("recover: claiming a file", "file", f.ID, "err", err)
-		return false // tried again at the next start
+		return false, fmt.Errorf("claiming %s file %d of task %s: %w", f.Format, f.Sequence, f.TaskID, err)
 	}
-	return mine
+	return mine, nil
 }
 
 // claimFinish claims the finalization of a file this node generates: false only if

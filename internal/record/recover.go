@@ -46,8 +46,10 @@ func (m *Manager) Recover(ctx context.Context) error {
 		log.Info("recovering recording task left open", "stream", t.Domain+"/"+t.App+"/"+t.Stream, "state", t.State, "files", len(files))
 		for i := range files {
 			f := &files[i]
-			if !m.claimRecovery(ctx, f) {
-				continue
+			if mine, err := m.claimRecovery(ctx, f); err != nil {
+				return err
+			} else if !mine {
+				continue // another node finalizes it
 			}
 			rf, ok := formatOf(rule, f.Format)
 			var res format.Result
