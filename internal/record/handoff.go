@@ -117,7 +117,8 @@ func (m *Manager) HandOver(ctx context.Context, keyStr string) (string, error) {
 	case t == nil:
 		why = "the stream has no task on this node"
 	case t.rule.OssBucket == "":
-		why = "its rule records to this node's local disk (ossEndpoint/ossBucket unset): only object storage is shared by the nodes"
+		why = fmt.Sprintf("its rule (domainName %s, appName %s, streamName %s) records to this node's local disk (ossEndpoint/ossBucket unset): only object storage is shared by the nodes",
+			t.rule.DomainName, t.rule.AppName, t.rule.StreamName)
 	case t.owner == nil:
 		why = "the task holds no lease"
 	}
