@@ -390,4 +390,11 @@ func TestNode(t *testing.T) {
 			t.Errorf("error %v, want %q", err, want)
 		}
 	}
+	if _, err := Parse([]byte("node: {secret: short}\n")); err == nil || !strings.Contains(err.Error(), "node.secret: too short") {
+		t.Errorf("short node.secret: %v", err)
+	}
+	t.Setenv(NodeSecretEnv, "a-secret-from-the-environment")
+	if c, err := Parse([]byte("node: {secret: short}\n")); err != nil || c.Node.Secret != "a-secret-from-the-environment" {
+		t.Errorf("node.secret from %s: %+v %v", NodeSecretEnv, c, err)
+	}
 }
