@@ -61,13 +61,14 @@ func (m *Manager) cluster() (ClusterCatalog, Peers, bool) {
 	return cc, m.cfg.Peers, true
 }
 
-// saveWriterState queues the kept state of a segmented file (a node's writes to the
-// catalog are ordered per task, behind the file's row). Called with t.mu held.
+// saveWriterState queues the kept state of a segmented file in object storage (a
+// node's writes to the catalog are ordered per task, behind the file's row). Called with
+// t.mu held.
 func (t *Task) saveWriterState(f *openFile) {
 	cc, peers, ok := t.m.cluster()
 	st, isStater := f.w.(storedStater)
-	if !ok || !isStater {
-		return
+	if !ok || !isStater || t.rule.OssBucket == "" {
+		return // a local disk's segments: no other node can use the state
 	}
 	id, task, self := f.row.ID, t.id, peers.Self()
 	t.m.cat.add(t.id, catalogOp{what: "save writer state", owner: t.owner, do: func(ctx context.Context, _ Catalog) error {

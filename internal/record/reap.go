@@ -18,9 +18,11 @@ import (
 
 // reap finalizes the segmented recordings that dead nodes left open, from the writer
 // states kept in the catalog (what reached storage: segments only in the dead node's
-// work directory or upload spool are not listed). A file is reaped once its node
-// misses its heartbeats and holds no lease of the stream any more, so that node writes
-// no more rows for it; ClaimFile makes one node do it, once. The task ends when none of
+// work directory are not listed). A file is reaped once its node holds no lease of the
+// stream any more, so that node writes no more rows for it, and either misses its
+// heartbeats or wrote no state of the file for a whole lease (a live node's task that
+// lost its lease, or whose hand-over the asking node did not take up: nobody records
+// the file); ClaimFile makes one node do it, once. The task ends when none of
 // its files is still recording (the flv and mp4 files of a dead node live only in its
 // work directory: they wait for it to come back, whose Recover finalizes them).
 func (m *Manager) reap(ctx context.Context) {
@@ -45,12 +47,18 @@ func (m *Manager) reap(ctx context.Context) {
 			d = err == nil && !alive
 			dead[st.NodeID] = d
 		}
-		if !d {
+		// A live node's file is left alone unless nobody wrote its state for a whole
+		// lease (and the node does not hold the stream, below): a task that lost its
+		// lease, or was handed over to a node that did not take it up.
+		if !d && time.Since(st.UpdatedAt) < 3*m.cfg.Leases.Period() {
 			continue
 		}
 		task, err := cc.GetTask(ctx, st.TaskID)
 		if err != nil {
 			continue
+		}
+		if !sharedStorage(task.Rule) {
+			continue // its segments are on that node's disk: that node recovers it
 		}
 		key := StreamKey{task.Domain, task.App, task.Stream}
 		if held, err := peers.Holds(ctx, key.String(), st.NodeID); err != nil || held {
@@ -61,6 +69,13 @@ func (m *Manager) reap(ctx context.Context) {
 		}
 		m.reapFile(ctx, cc, task, st)
 	}
+}
+
+// sharedStorage reports whether a task's rule (JSON) stores into object storage, which
+// every node reaches.
+func sharedStorage(ruleJSON string) bool {
+	var r rules.Rule
+	return json.Unmarshal([]byte(ruleJSON), &r) == nil && r.OssBucket != ""
 }
 
 // reapFile finalizes the claimed file of st. Called by reap.
