@@ -28,7 +28,7 @@ func (p fakePeers) Self() string { return p.self }
 func (p fakePeers) HandOver(context.Context, string) (string, error) {
 	return "", ErrNoHandOver
 }
-func (p fakePeers) Alive(_ context.Context, node string) (bool, error) { return p.alive[node], nil }
+func (p fakePeers) Alive(_ context.Context, node string) (bool, error)  { return p.alive[node], nil }
 func (p fakePeers) Holds(context.Context, string, string) (bool, error) { return false, nil }
 
 // A dead node's open m3u8 file is finalized by another node from its kept state, once
