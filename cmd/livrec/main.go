@@ -25,6 +25,8 @@ Usage:
   livrec serve [flags]   run the RTMP ingest and HTTP API, recording pushes
   livrec remux IN OUTDIR record an FLV file offline (convert archives, benchmark)
   livrec bench [flags]   publish N looped RTMP streams (load generator)
+  livrec cluster status [--config FILE] [--json]
+                         the nodes sharing the catalog and the streams each owns
 
 Run "livrec COMMAND -h" for the flags.
 `
@@ -42,6 +44,8 @@ func main() {
 		err = remuxCmd(os.Args[2:])
 	case "bench":
 		err = benchCmd(os.Args[2:])
+	case "cluster":
+		err = clusterCmd(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -27,6 +27,7 @@ import (
 	"github.com/livrec/livrec/internal/format/segment"
 	"github.com/livrec/livrec/internal/metrics"
 	"github.com/livrec/livrec/internal/notify"
+	"github.com/livrec/livrec/internal/peer"
 	"github.com/livrec/livrec/internal/recindex"
 	"github.com/livrec/livrec/internal/record"
 	"github.com/livrec/livrec/internal/rules"
@@ -58,6 +59,12 @@ type Server struct {
 	Catalog      *catalog.Catalog
 	Store        storage.Store
 	Manager      *record.Manager
+	// Cluster runs manual commands where the stream is (forwarding them to the node that
+	// owns it), lists every node's pushes and serves /api/v1/cluster; Peer serves the
+	// other nodes' requests under /peer/ (signed by the cluster secret, not behind Auth).
+	// nil: one node, commands and pushes are this node's.
+	Cluster *peer.Router
+	Peer    http.Handler
 	// Templates serves /api/v1/transcode/templates and tells the rules API which
 	// transcodeTemplates exist (nil: no template routes, every valid ID accepted).
 	Templates *templatedb.Store
@@ -104,6 +111,10 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /api/v1/streams/{domain}/{app}/{stream}/index", s.createIndex)
 	mux.HandleFunc("GET /api/v1/streams", s.listStreams)
 	mux.HandleFunc("POST /api/v1/streams/{domain}/{app}/{stream}/record", s.recordCommand)
+	mux.HandleFunc("GET /api/v1/cluster", s.getCluster)
+	if s.Peer != nil {
+		mux.Handle("/peer/", s.Peer)
+	}
 	s.registerRules(mux)
 	s.registerTemplates(mux)
 	s.registerAssets(mux)
@@ -210,6 +221,12 @@ func (s *Server) serveLive(w http.ResponseWriter, r *http.Request) {
 	f, err := s.Catalog.GetFile(r.Context(), id)
 	if err != nil {
 		http.NotFound(w, r)
+		return
+	}
+	// The live playlist is in the working directory of the node recording the file: in
+	// a cluster, another node passes the request to it.
+	if f.Status == catalog.FileRecording && s.Cluster != nil && workDirGone(f.WorkDir) &&
+		s.Cluster.ServeOwner(w, r, record.StreamKey{Domain: f.Domain, App: f.App, Stream: f.Stream}.String()) {
 		return
 	}
 	// A file being finalized has lost its live playlist before its row says it is
@@ -408,8 +425,38 @@ func (s *Server) getRecording(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, newRecording(f))
 }
 
+// listStreams lists the live pushes: of every live node in a cluster (each with its
+// node; the nodes that did not answer under "unreachable"), else of this node.
 func (s *Server) listStreams(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"streams": s.Manager.Streams()})
+	if s.Cluster == nil {
+		writeJSON(w, http.StatusOK, map[string]any{"streams": s.Manager.Streams()})
+		return
+	}
+	streams, bad := s.Cluster.Streams(r.Context())
+	writeJSON(w, http.StatusOK, map[string]any{"streams": streams, "unreachable": bad})
+}
+
+// getCluster answers GET /api/v1/cluster: the nodes of the catalog, alive or not, with
+// the stream leases each holds.
+func (s *Server) getCluster(w http.ResponseWriter, r *http.Request) {
+	if s.Cluster == nil {
+		writeError(w, http.StatusServiceUnavailable, "", "this livrec is not a cluster node (no node.id)")
+		return
+	}
+	st, err := s.Cluster.Status(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// command runs a manual command where the stream is (see Cluster).
+func (s *Server) command(ctx context.Context, domain, app, stream, cmd string) error {
+	if s.Cluster != nil {
+		return s.Cluster.Command(ctx, domain, app, stream, cmd)
+	}
+	return s.Manager.Command(ctx, domain, app, stream, cmd)
 }
 
 // Shutdown is a helper for graceful HTTP shutdown with a deadline.
@@ -433,11 +480,14 @@ func (s *Server) recordCommand(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	err := s.Manager.Command(r.Context(), r.PathValue("domain"), r.PathValue("app"), r.PathValue("stream"), req.Command)
+	err := s.command(r.Context(), r.PathValue("domain"), r.PathValue("app"), r.PathValue("stream"), req.Command)
 	var ce *record.CommandError
+	var ue *peer.UnreachableError
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, map[string]string{"command": req.Command, "status": "ok"})
+	case errors.As(err, &ue):
+		writeError(w, http.StatusServiceUnavailable, "", err.Error())
 	case !errors.As(err, &ce):
 		writeError(w, http.StatusInternalServerError, "", err.Error())
 	case ce.Code == record.CodeInvalidCommand:

@@ -19,9 +19,11 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/livrec/livrec/internal/catalog"
+	"github.com/livrec/livrec/internal/cluster"
 	"github.com/livrec/livrec/internal/jobs"
 	"github.com/livrec/livrec/internal/metrics"
 	"github.com/livrec/livrec/internal/notify"
+	"github.com/livrec/livrec/internal/peer"
 	"github.com/livrec/livrec/internal/record"
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/templatedb"
@@ -209,6 +211,11 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Recording":             reflect.TypeFor[recording](),
 		"RecordingList":         reflect.TypeFor[recordingList](),
 		"Stream":                reflect.TypeFor[record.StreamInfo](),
+		"NodeStream":            reflect.TypeFor[peer.NodeStream](),
+		"NodeError":             reflect.TypeFor[peer.NodeError](),
+		"ClusterStatus":         reflect.TypeFor[cluster.Status](),
+		"ClusterNode":           reflect.TypeFor[cluster.NodeStatus](),
+		"ClusterCounts":         reflect.TypeFor[cluster.Counts](),
 		"RecordCommand":         reflect.TypeFor[commandRequest](),
 		"IndexRequest":          reflect.TypeFor[indexRequest](),
 		"Task":                  reflect.TypeFor[catalog.Task](),

@@ -56,9 +56,14 @@ const (
 
 // Options configure a Handler.
 type Options struct {
-	Catalog  *catalog.Catalog
-	Store    storage.Store
-	Manager  *record.Manager // RealTimeRecordCommand; rule changes are applied to it
+	Catalog *catalog.Catalog
+	Store   storage.Store
+	Manager *record.Manager // RealTimeRecordCommand; rule changes are applied to it
+	// Commands, if set, runs RealTimeRecordCommand instead of Manager: on the node that
+	// owns the stream (peer.Router). An error wrapping *peer.UnreachableError is 503.
+	Commands interface {
+		Command(ctx context.Context, domain, app, stream, cmd string) error
+	}
 	Notifier *notify.Notifier
 	// Templates holds the live transcode templates (the *LiveStreamTranscode actions);
 	// nil: those actions answer InvalidAction.NotFound-like errors and every valid

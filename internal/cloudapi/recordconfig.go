@@ -260,10 +260,7 @@ func (h *Handler) updateRecordConfig(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	old, err := h.rules.Find(q.ctx(), domain, app, stream)
-	if errors.Is(err, catalog.ErrNotFound) {
-		return nil, configNotFound("no recording configuration for " + ruleKey(domain, app, stream))
-	}
+	old, err := h.findRule(q, domain, app, stream, false)
 	if err != nil {
 		return nil, err
 	}
@@ -292,10 +289,7 @@ func (h *Handler) deleteRecordConfig(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	old, err := h.rules.Find(q.ctx(), domain, app, stream)
-	if errors.Is(err, catalog.ErrNotFound) {
-		return nil, configNotFound("no recording configuration for " + ruleKey(domain, app, stream))
-	}
+	old, err := h.findRule(q, domain, app, stream, false)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/livrec/livrec/internal/catalog"
 	"github.com/livrec/livrec/internal/keytemplate"
+	"github.com/livrec/livrec/internal/peer"
 	"github.com/livrec/livrec/internal/recindex"
 	"github.com/livrec/livrec/internal/record"
 	"github.com/livrec/livrec/internal/rules"
@@ -64,11 +65,19 @@ func (h *Handler) realTimeRecordCommand(q *request) (any, error) {
 	if h.o.Manager == nil {
 		return nil, errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "The recorder is not running.")
 	}
-	err = h.o.Manager.Command(q.ctx(), domain, app, stream, cmd)
+	run := h.o.Manager.Command
+	if h.o.Commands != nil {
+		run = h.o.Commands.Command
+	}
+	err = run(q.ctx(), domain, app, stream, cmd)
 	if err == nil {
 		return onlyRequestID{q.id}, nil
 	}
 	var ce *record.CommandError
+	var ue *peer.UnreachableError
+	if errors.As(err, &ue) {
+		return nil, errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "%s.", err.Error())
+	}
 	if !errors.As(err, &ce) {
 		return nil, err
 	}

@@ -152,6 +152,15 @@ func TestVodConfigSDK(t *testing.T) {
 	if rc, err := c.DescribeLiveRecordConfig(&live.DescribeLiveRecordConfigRequest{DomainName: s(domain)}); err != nil || dara.Int32Value(rc.Body.TotalNum) != 0 {
 		t.Errorf("DescribeLiveRecordConfig %v %v", rc, err)
 	}
+	// Nor do the storage actions touch it: they answer not-found and the VOD rule stays.
+	_, err = c.DeleteLiveAppRecordConfig(&live.DeleteLiveAppRecordConfigRequest{DomainName: s(domain), AppName: s(app), StreamName: s(stream)})
+	wantSDKError(t, err, 400, "CodeConfigNotFound")
+	_, err = c.UpdateLiveAppRecordConfig(&live.UpdateLiveAppRecordConfigRequest{DomainName: s(domain), AppName: s(app), StreamName: s(stream),
+		OssEndpoint: s("oss-cn-shanghai.aliyuncs.com")})
+	wantSDKError(t, err, 400, "CodeConfigNotFound")
+	if res, err := c.DescribeLiveRecordVodConfigs(&live.DescribeLiveRecordVodConfigsRequest{DomainName: s(domain)}); err != nil || dara.StringValue(res.Body.Total) != "1" {
+		t.Fatalf("the VOD configuration is gone after storage actions: %v %v", res, err)
+	}
 
 	// A recording of the VOD rule becomes an asset.
 	if err := e.push(context.Background(), domain, app, stream); err != nil {

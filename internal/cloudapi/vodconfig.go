@@ -98,11 +98,17 @@ func vodRuleError(err error) error {
 	return ruleError(err, nil)
 }
 
-// findVod returns the VOD rule of a key, or the cloud's not-found error.
-func (h *Handler) findVod(q *request, domain, app, stream string) (*catalog.StoredRule, error) {
+// findRule finds the rule of a stream key in the mode an action manages: a VOD action
+// never sees a storage rule of the key, nor a storage action a VOD rule (a delete would
+// remove the other kind).
+func (h *Handler) findRule(q *request, domain, app, stream string, vod bool) (*catalog.StoredRule, error) {
 	old, err := h.rules.Find(q.ctx(), domain, app, stream)
-	if errors.Is(err, catalog.ErrNotFound) || err == nil && !old.IsVod() {
-		return nil, configNotFound("no VOD recording configuration for " + ruleKey(domain, app, stream))
+	if errors.Is(err, catalog.ErrNotFound) || err == nil && old.IsVod() != vod {
+		what := "recording"
+		if vod {
+			what = "VOD recording"
+		}
+		return nil, configNotFound("no " + what + " configuration for " + ruleKey(domain, app, stream))
 	}
 	return old, err
 }
@@ -127,7 +133,7 @@ func (h *Handler) updateVodConfig(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	old, err := h.findVod(q, domain, app, stream)
+	old, err := h.findRule(q, domain, app, stream, true)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +152,7 @@ func (h *Handler) deleteVodConfig(q *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	old, err := h.findVod(q, domain, app, stream)
+	old, err := h.findRule(q, domain, app, stream, true)
 	if err != nil {
 		return nil, err
 	}

@@ -228,12 +228,88 @@ func (s *Store) ReleaseNode(ctx context.Context, node string) error {
 	return err
 }
 
-// Owner returns the node holding key's unexpired lease at now; ok false if none does.
-func (s *Store) Owner(ctx context.Context, key string, now time.Time) (node string, ok bool, err error) {
-	err = s.db.QueryRowContext(ctx, `SELECT node_id FROM stream_leases WHERE stream_key=$1 AND expires_at>$2`,
+// Owner returns the node whose unexpired lease holds key at now ("" if none does).
+func (s *Store) Owner(ctx context.Context, key string, now time.Time) (string, error) {
+	var node string
+	err := s.db.QueryRowContext(ctx, `SELECT node_id FROM stream_leases WHERE stream_key=$1 AND expires_at>$2`,
 		key, now.UnixMilli()).Scan(&node)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
+		return "", nil
 	}
-	return node, err == nil, err
+	return node, err
+}
+
+// Leases returns the unexpired leases at now, by stream key.
+func (s *Store) Leases(ctx context.Context, now time.Time) ([]Lease, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT stream_key, node_id, generation, expires_at FROM stream_leases
+		WHERE expires_at>$1 ORDER BY stream_key`, now.UnixMilli())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Lease
+	for rows.Next() {
+		var l Lease
+		var exp int64
+		if err := rows.Scan(&l.StreamKey, &l.NodeID, &l.Generation, &exp); err != nil {
+			return nil, err
+		}
+		l.Expires = time.UnixMilli(exp).UTC()
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// Status is the cluster as the catalog says at one time: /api/v1/cluster and
+// `livrec cluster status`.
+type Status struct {
+	At     time.Time    `json:"at"`
+	Nodes  []NodeStatus `json:"nodes"`
+	Counts Counts       `json:"counts"`
+}
+
+// NodeStatus is a node with the stream keys its unexpired leases hold.
+type NodeStatus struct {
+	Node
+	Leases []string `json:"leases"`
+}
+
+// Counts sums a Status up.
+type Counts struct {
+	Nodes  int `json:"nodes"`
+	Alive  int `json:"alive"`
+	Leases int `json:"leases"`
+}
+
+// Status reads the nodes and their leases at now. A lease of a node that never beat
+// (impossible unless its row was deleted) is listed under a node of that id, not alive.
+func (s *Store) Status(ctx context.Context, l Liveness, now time.Time) (*Status, error) {
+	nodes, err := s.Nodes(ctx, l, now)
+	if err != nil {
+		return nil, err
+	}
+	leases, err := s.Leases(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	st := &Status{At: now.UTC(), Nodes: []NodeStatus{}}
+	at := map[string]int{}
+	for _, n := range nodes {
+		at[n.ID] = len(st.Nodes)
+		st.Nodes = append(st.Nodes, NodeStatus{Node: n, Leases: []string{}})
+		if n.Alive {
+			st.Counts.Alive++
+		}
+	}
+	for _, le := range leases {
+		i, ok := at[le.NodeID]
+		if !ok {
+			i = len(st.Nodes)
+			at[le.NodeID] = i
+			st.Nodes = append(st.Nodes, NodeStatus{Node: Node{ID: le.NodeID}, Leases: []string{}})
+		}
+		st.Nodes[i].Leases = append(st.Nodes[i].Leases, le.StreamKey)
+	}
+	st.Counts.Nodes, st.Counts.Leases = len(st.Nodes), len(leases)
+	return st, nil
 }

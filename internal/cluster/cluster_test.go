@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -214,6 +216,49 @@ func TestFencedWrites(t *testing.T) {
 		files, _ := c.TaskFiles(ctx, "t1", "")
 		if task.State != catalog.TaskRecording || len(files) != 1 || files[0].Status != catalog.FileRecording || files[0].Duration != 0 {
 			t.Fatalf("the old owner's writes changed rows: %+v %+v", task, files)
+		}
+	})
+}
+
+// Status lists every node with the keys of its unexpired leases, and counts them; Owner
+// names an unexpired lease's node only.
+func TestStatusAndOwner(t *testing.T) {
+	schematest.Each(t, func(t *testing.T, driver, dsn string) {
+		ctx := context.Background()
+		s := open(t, driver, dsn)
+		l := Liveness{Interval: time.Second, MissedBeats: 3}
+		for _, b := range []struct {
+			id string
+			at time.Time
+		}{{"n1", t0}, {"n2", t0.Add(-time.Minute)}, {"n3", t0}} {
+			if err := s.Beat(ctx, b.id, b.id+":8080", b.at, b.at); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, a := range []struct {
+			key, node string
+			ttl       time.Duration
+		}{{"d/live/a", "n1", time.Minute}, {"d/live/b", "n1", time.Minute}, {"d/live/c", "n3", time.Minute}, {"d/live/old", "n3", time.Second}} {
+			if _, err := s.Acquire(ctx, a.key, a.node, a.ttl, t0.Add(-10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, err := s.Status(ctx, l, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, n := range st.Nodes {
+			got = append(got, fmt.Sprintf("%s %s %v %v", n.ID, n.HTTPAddr, n.Alive, n.Leases))
+		}
+		want := []string{"n1 n1:8080 true [d/live/a d/live/b]", "n2 n2:8080 false []", "n3 n3:8080 true [d/live/c]"}
+		if !slices.Equal(got, want) || st.Counts != (Counts{Nodes: 3, Alive: 2, Leases: 3}) {
+			t.Fatalf("status %q %+v, want %q", got, st.Counts, want)
+		}
+		for key, want := range map[string]string{"d/live/a": "n1", "d/live/c": "n3", "d/live/old": "", "d/live/none": ""} {
+			if got, err := s.Owner(ctx, key, t0); err != nil || got != want {
+				t.Errorf("Owner(%s) = %q, %v; want %q", key, got, err, want)
+			}
 		}
 	})
 }

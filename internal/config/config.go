@@ -178,10 +178,10 @@ type CatalogDB struct {
 // (default the host name), HTTPAddr the host:port other nodes reach its HTTP API at
 // (default httpAddr, with the host name when httpAddr names no host), a heartbeat every
 // HeartbeatInterval seconds (default 5, 1–3600); a node is dead after MissedBeats
-// (default 3, 1–1000) intervals without one. Secret (LIVREC_NODE_SECRET, at least 16
-// characters, the same on every node) authenticates the requests between nodes (a stream
-// handed over); without it a stream paused on one node is refused on the others until
-// its stitch window ends.
+// (default 3, 1–1000) intervals without one. Secret signs the requests nodes make to each
+// other (a manual command forwarded to the stream's owner, package peer): the same on
+// every node, at least 16 characters, required with a postgres catalog (NodeSecretEnv
+// gives it and wins over the file).
 type Node struct {
 	ID                string `yaml:"id"`
 	HTTPAddr          string `yaml:"httpAddr"`
@@ -203,11 +203,11 @@ func (c *Config) NodeHTTPAddr() string {
 	return c.HTTPAddr
 }
 
-// NodeSecretEnv is the environment variable of node.secret.
-const NodeSecretEnv = "LIVREC_NODE_SECRET"
-
 // CatalogDSNEnv is the environment variable of the catalog's DSN.
 const CatalogDSNEnv = "LIVREC_CATALOG_DSN"
+
+// NodeSecretEnv is the environment variable of the cluster secret (node.secret).
+const NodeSecretEnv = "LIVREC_NODE_SECRET"
 
 // AccessKey is an access key pair of the cloud-compatible API.
 type AccessKey struct {
@@ -344,12 +344,6 @@ func Parse(data []byte) (*Config, error) {
 		}
 	}
 
-	if v := os.Getenv(NodeSecretEnv); v != "" {
-		c.Node.Secret = v
-	}
-	if c.Node.Secret != "" && len(c.Node.Secret) < 16 {
-		es = append(es, &rules.ValidationError{Field: "node.secret", Msg: "too short: use at least 16 random characters"})
-	}
 	if tok := os.Getenv("LIVREC_API_TOKEN"); tok != "" {
 		c.APITokens = append(c.APITokens, tok)
 	}
@@ -391,6 +385,16 @@ func Parse(data []byte) (*Config, error) {
 	}
 	if c.Node.ID == "" || strings.ContainsFunc(c.Node.ID, func(r rune) bool { return r <= ' ' || r > '~' }) {
 		es = append(es, &rules.ValidationError{Field: "node.id", Msg: fmt.Sprintf("%q: want printable ASCII without spaces (default the host name)", c.Node.ID)})
+	}
+	if v := os.Getenv(NodeSecretEnv); v != "" {
+		c.Node.Secret = v
+	}
+	switch {
+	case c.Node.Secret == "" && c.Catalog.Driver == schema.Postgres:
+		es = append(es, &rules.ValidationError{Field: "node.secret", Msg: "is required with a postgres catalog (nodes sign their requests to each other with it; " +
+			"the same on every node, at least 16 characters, in the file or in the environment variable " + NodeSecretEnv + ")"})
+	case c.Node.Secret != "" && len(c.Node.Secret) < 16:
+		es = append(es, &rules.ValidationError{Field: "node.secret", Msg: "too short: use at least 16 random characters, the same on every node"})
 	}
 	if _, _, err := net.SplitHostPort(c.Node.HTTPAddr); err != nil && c.Node.HTTPAddr != "" {
 		es = append(es, &rules.ValidationError{Field: "node.httpAddr", Msg: fmt.Sprintf("%q: want host:port (%v)", c.Node.HTTPAddr, err)})

@@ -345,6 +345,7 @@ func TestCatalog(t *testing.T) {
 	if err != nil || c.Catalog != (CatalogDB{Driver: "sqlite"}) {
 		t.Fatalf("default catalog %+v, %v", c.Catalog, err)
 	}
+	t.Setenv(NodeSecretEnv, "a-cluster-secret-of-the-test") // required with postgres (TestNode)
 	c, err = Parse([]byte("catalog: {driver: postgres, dsn: \"postgres://livrec@db.internal/livrec\"}\n"))
 	if err != nil || c.Catalog.Driver != "postgres" || c.Catalog.DSN != "postgres://livrec@db.internal/livrec" {
 		t.Fatalf("postgres catalog %+v, %v", c.Catalog, err)
@@ -390,11 +391,22 @@ func TestNode(t *testing.T) {
 			t.Errorf("error %v, want %q", err, want)
 		}
 	}
-	if _, err := Parse([]byte("node: {secret: short}\n")); err == nil || !strings.Contains(err.Error(), "node.secret: too short") {
+
+	// The cluster secret: required with postgres, at least 16 characters, the
+	// environment wins over the file.
+	pg := "catalog: {driver: postgres, dsn: \"postgres://livrec@db.internal/livrec\"}\n"
+	if _, err = Parse([]byte(pg)); err == nil || !strings.Contains(err.Error(), "node.secret: is required with a postgres catalog") ||
+		!strings.Contains(err.Error(), NodeSecretEnv) {
+		t.Errorf("postgres without node.secret: %v", err)
+	}
+	if _, err = Parse([]byte(pg + "node: {secret: short}\n")); err == nil || !strings.Contains(err.Error(), "node.secret: too short") {
 		t.Errorf("short node.secret: %v", err)
 	}
-	t.Setenv(NodeSecretEnv, "a-secret-from-the-environment")
-	if c, err := Parse([]byte("node: {secret: short}\n")); err != nil || c.Node.Secret != "a-secret-from-the-environment" {
-		t.Errorf("node.secret from %s: %+v %v", NodeSecretEnv, c, err)
+	if c, err = Parse([]byte(pg + "node: {secret: file-secret-0123456789}\n")); err != nil || c.Node.Secret != "file-secret-0123456789" {
+		t.Errorf("node.secret from the file: %+v, %v", c.Node, err)
+	}
+	t.Setenv(NodeSecretEnv, "env-secret-0123456789")
+	if c, err = Parse([]byte(pg + "node: {secret: file-secret-0123456789}\n")); err != nil || c.Node.Secret != "env-secret-0123456789" {
+		t.Errorf("%s does not win: %+v, %v", NodeSecretEnv, c.Node, err)
 	}
 }

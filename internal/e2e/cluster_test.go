@@ -10,9 +10,6 @@ import (
 	"github.com/livrec/livrec/internal/testenv"
 )
 
-// nodeSecret authenticates the requests between the test's nodes.
-const nodeSecret = "livrec-test-node-secret"
-
 // startNode runs livrec as node id of a cluster whose catalog is the PostgreSQL
 // database dsn (each node has its own data directory and ports).
 func startNode(t *testing.T, dsn, id, rulesYAML string) *server {
@@ -20,7 +17,7 @@ func startNode(t *testing.T, dsn, id, rulesYAML string) *server {
 	s := &server{t: t, dataDir: t.TempDir(), rtmpPort: freePort(t), httpPort: freePort(t), catalogDSN: dsn}
 	s.config = t.TempDir() + "/livrec.yaml"
 	// The DSN reaches it in LIVREC_CATALOG_DSN (server.start).
-	cfg := fmt.Sprintf("node:\n  id: %s\n  heartbeatInterval: 1\n  missedBeats: 3\n  secret: %s\n%s", id, nodeSecret, rulesYAML)
+	cfg := fmt.Sprintf("node:\n  id: %s\n  heartbeatInterval: 1\n  missedBeats: 3\n%s", id, rulesYAML)
 	if err := os.WriteFile(s.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

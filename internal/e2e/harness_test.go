@@ -168,6 +168,9 @@ func startServer(t *testing.T, dataDir, configYAML string) *server {
 	return s
 }
 
+// e2eNodeSecret is the cluster secret (node.secret) of the nodes on a PostgreSQL catalog.
+const e2eNodeSecret = "e2e-cluster-secret-0123456789"
+
 func (s *server) start() {
 	t := s.t
 	t.Helper()
@@ -178,7 +181,8 @@ func (s *server) start() {
 	}
 	s.cmd = exec.Command(livrecBinary(t), args...)
 	if s.catalogDSN != "" {
-		s.cmd.Env = append(os.Environ(), config.CatalogDSNEnv+"="+s.catalogDSN)
+		// Every node of a test's cluster shares the one secret.
+		s.cmd.Env = append(os.Environ(), config.CatalogDSNEnv+"="+s.catalogDSN, config.NodeSecretEnv+"="+e2eNodeSecret)
 	}
 	logs := &syncBuffer{}
 	s.logs = &logs.Buffer

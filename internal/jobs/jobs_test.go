@@ -427,3 +427,89 @@ func TestConcurrentOpenPostgres(t *testing.T) {
 		t.Fatalf("River's version 1 recorded %d times (%v)", n, err)
 	}
 }
+
+// Two nodes' queues on one PostgreSQL database: every job runs once, on one of them.
+func TestTwoNodesRunEachJobOnce(t *testing.T) {
+	dsn := schematest.DSN(t, schema.Postgres)
+	var mu sync.Mutex
+	runs := map[string][]string{} // msg → the nodes that ran it
+	queues := []*Queue{}
+	for _, node := range []string{"n1", "n2"} {
+		q := openQueue(t, schema.Postgres, dsn, Config{Concurrency: 2, PollInterval: 20 * time.Millisecond})
+		Register(q, func(ctx context.Context, j *Job, a echoArgs) error {
+			mu.Lock()
+			runs[a.Msg] = append(runs[a.Msg], node)
+			mu.Unlock()
+			time.Sleep(10 * time.Millisecond)
+			return nil
+		})
+		start(t, q)
+		queues = append(queues, q)
+	}
+	const total = 40
+	var ids []int64
+	for i := range total {
+		id, _, err := queues[i%2].Enqueue(context.Background(), echoArgs{Msg: fmt.Sprint(i)}, EnqueueOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		waitState(t, queues[0], id, StateCompleted, 20*time.Second)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	per := map[string]int{}
+	for i := range total {
+		r := runs[fmt.Sprint(i)]
+		if len(r) != 1 {
+			t.Fatalf("job %d ran on %v, want once", i, r)
+		}
+		per[r[0]]++
+	}
+	t.Logf("jobs per node: %v", per)
+}
+
+// TestKill9MidJobTakenOverByOtherNode: the node working a job is killed with SIGKILL
+// while another node's queue runs on the same PostgreSQL database; once the dead
+// attempt's heartbeat is StaleAfter old, the other node runs the job (attempt 2), once.
+func TestKill9MidJobTakenOverByOtherNode(t *testing.T) {
+	dsn := schematest.DSN(t, schema.Postgres)
+	dir := t.TempDir()
+	marks := func() string { b, _ := os.ReadFile(filepath.Join(dir, "marks")); return string(b) }
+	first := exec.Command(os.Args[0], "-test.run=^$")
+	first.Env = append(os.Environ(), childEnv+"="+dir, childDriverEnv+"="+schema.Postgres, childDSNEnv+"="+dsn)
+	first.Stderr = os.Stderr
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(marks(), "start 1"); {
+		if time.Now().After(deadline) {
+			first.Process.Kill()
+			t.Fatal("the first node never started the job")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The other node: same job kind, its own queue, running all along.
+	other := openQueue(t, schema.Postgres, dsn, Config{StaleAfter: time.Second, PollInterval: 50 * time.Millisecond})
+	Register(other, func(ctx context.Context, j *Job, _ slowArgs) error {
+		appendLine(filepath.Join(dir, "marks"), fmt.Sprintf("other %d", j.Attempt))
+		return nil
+	})
+	start(t, other)
+	time.Sleep(1200 * time.Millisecond) // the first node's heartbeats reached the database
+	if m := marks(); m != "start 1\n" {
+		t.Fatalf("while the first node lives: marks %q", m)
+	}
+	first.Process.Signal(syscall.SIGKILL)
+	first.Wait()
+	list, err := other.List(context.Background(), Filter{})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("jobs %+v, %v", list, err)
+	}
+	in := waitState(t, other, list[0].ID, StateCompleted, 15*time.Second)
+	if got, want := marks(), "start 1\nother 2\n"; got != want || in.Attempt != 2 {
+		t.Fatalf("marks %q (want %q), attempt %d", got, want, in.Attempt)
+	}
+}

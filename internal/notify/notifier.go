@@ -78,8 +78,9 @@ type Options struct {
 	// Shared says that several nodes deliver from this database (PostgreSQL): a callback
 	// is claimed before it is tried (FOR UPDATE SKIP LOCKED), for ClaimTimeout (default
 	// Timeout + 30 s): no other node tries it meanwhile, and one claimed by a node that
-	// died mid-delivery is due again once the claim expires. The queue is also read every
-	// sharedPoll, since the other nodes' Notify calls do not wake this node. Without it
+	// died mid-delivery is due again once the claim expires. The queue and the domains'
+	// configurations are also read every sharedPoll, since the other nodes' Notify calls
+	// and configuration changes do not reach this node otherwise. Without it
 	// (SQLite, one node) the dispatcher's own bookkeeping is enough.
 	Shared       bool
 	ClaimTimeout time.Duration
@@ -213,8 +214,29 @@ func (n *Notifier) Start(ctx context.Context) error {
 	}
 	n.wg.Go(func() { n.dispatch(ctx, jobs) })
 	n.wg.Go(func() { n.pruneLoop(ctx) })
+	if n.opt.Shared {
+		n.wg.Go(func() { n.reloadConfigs(ctx) })
+	}
 	n.poke()
 	return nil
+}
+
+// reloadConfigs reads the domains' configurations again every sharedPoll: another node
+// of the cluster may have changed them through its API, and Notify reads the copy in
+// memory.
+func (n *Notifier) reloadConfigs(ctx context.Context) {
+	t := time.NewTicker(sharedPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := n.loadConfigs(ctx); err != nil && ctx.Err() == nil {
+			n.log.Warn("callbacks: reloading the domains' configurations failed", "err", err)
+		}
+	}
 }
 
 // Close stops the delivery, writes the callbacks Notify took to the database, and waits

@@ -82,3 +82,34 @@ func TestSharedClaimExpires(t *testing.T) {
 		t.Fatalf("tries %d, want 1 (a's try was cut short)", cb.Tries)
 	}
 }
+
+// A domain configured (or removed) through one node's API reaches the other nodes'
+// Notify within a few shared polls, without a restart.
+func TestSharedConfigReload(t *testing.T) {
+	rc := newReceiver(t)
+	c := openDB(t, schema.Postgres)
+	opt := fastOpts()
+	opt.Shared = true
+	a, b := newNotifier(t, c, opt, true), newNotifier(t, c, opt, true)
+	mustPut(t, a, Config{DomainName: "d.test", NotifyURL: rc.URL + "/cb", NeedStatusNotify: true})
+	waitKnown := func(want bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * sharedPoll); ; time.Sleep(20 * time.Millisecond) {
+			if _, ok := b.config("d.test"); ok == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node b: domain configured = %v after %v, want %v", !want, 5*sharedPoll, want)
+			}
+		}
+	}
+	waitKnown(true)
+	b.Notify(statusEvent(record.EventStarted, "d.test", "s"))
+	if h := rc.next(t); h.json(t)["stream"] != "s" {
+		t.Fatalf("callback %v", h.json(t))
+	}
+	if err := a.Delete(context.Background(), "d.test"); err != nil {
+		t.Fatal(err)
+	}
+	waitKnown(false)
+}

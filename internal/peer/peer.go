@@ -1,151 +1,248 @@
-// Package peer is what the livrec nodes of a cluster ask each other directly, over HTTP
-// between their node.httpAddr addresses: the hand-over of a paused stream (a publish
-// that comes back on another node within its stitch window continues the task there).
-// Requests carry the cluster's shared secret (node.secret) as a bearer token. It also
-// answers the recorder's questions about the other nodes from the catalog (package
-// cluster): which are alive, which holds a stream.
+// Package peer is what one livrec node asks another node of its cluster over HTTP: a
+// manual recording command for a stream the other node owns (the stream's lease names
+// the owner, its heartbeat row the owner's HTTP address), the other node's live
+// pushes, and the hand-over of a paused stream (handover.go). It is the one place of node-to-node HTTP: the client signs, the Handler checks.
+//
+// Requests are signed with the cluster secret every node shares (config node.secret):
+// header X-Livrec-Peer is "<node id> <Unix seconds> <hex HMAC-SHA256(secret, node, time,
+// method, path, body)>". The secret never travels, a request is bound to its body, and
+// one older than MaxSkew is refused. An API token is not reused for this: tokens are the
+// clients' (rotated, revoked, possibly none at all when the API trusts loopback only),
+// and a peer request must not be something any API client can make.
+//
+// No loop is possible: the Handler runs a command on its own recorder only and never
+// forwards it again, whoever owns the stream by then.
 package peer
 
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/livrec/livrec/internal/cluster"
+	"github.com/livrec/livrec/internal/record"
 )
 
-// HandOverPath is the hand-over request's path on a node's HTTP server.
-const HandOverPath = "/cluster/v1/handover"
+// Header carries a peer request's signature.
+const Header = "X-Livrec-Peer"
 
-// Peers implements record.Peers for node Node.
-type Peers struct {
-	Store    *cluster.Store
-	Node     string
-	Liveness cluster.Liveness
-	// Secret authenticates the requests between nodes; "" disables the hand-over.
-	Secret string
-	Client *http.Client // nil: a client with a 2-minute timeout
+// MaxSkew bounds the age of a signed request (and the clock difference of two nodes).
+const MaxSkew = 5 * time.Minute
+
+// MinSecretLen is the shortest cluster secret accepted.
+const MinSecretLen = 16
+
+// Paths the Handler serves.
+const (
+	CommandPath  = "/peer/v1/command"
+	StreamsPath  = "/peer/v1/streams"
+	HandOverPath = "/peer/v1/handover"
+)
+
+// maxRequest bounds a peer request's body (read before its signature is checked),
+// maxAnswer an answer's (a node's list of pushes).
+const (
+	maxRequest = 64 << 10
+	maxAnswer  = 16 << 20
+)
+
+func sign(secret, node string, ts int64, method, path string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	fmt.Fprintf(m, "%s\n%d\n%s\n%s\n", node, ts, method, path)
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil))
 }
 
-// Self is this node's id.
-func (p *Peers) Self() string { return p.Node }
-
-// Alive reports whether node beats.
-func (p *Peers) Alive(ctx context.Context, node string) (bool, error) {
-	ns, err := p.Store.Nodes(ctx, p.Liveness, time.Now())
+// verify checks r's signature against secret and returns the calling node's id.
+func verify(secret string, r *http.Request, body []byte, now time.Time) (string, error) {
+	f := strings.Fields(r.Header.Get(Header))
+	if len(f) != 3 {
+		return "", fmt.Errorf("header %s missing or malformed: want \"<node> <unix time> <signature>\"", Header)
+	}
+	ts, err := strconv.ParseInt(f[1], 10, 64)
 	if err != nil {
-		return false, err
+		return "", fmt.Errorf("header %s: time %q is not Unix seconds", Header, f[1])
 	}
-	for _, n := range ns {
-		if n.ID == node {
-			return n.Alive, nil
-		}
+	if d := now.Sub(time.Unix(ts, 0)); d > MaxSkew || d < -MaxSkew {
+		return "", fmt.Errorf("header %s: signed at %s, more than %v from this node's clock", Header, time.Unix(ts, 0).UTC().Format(time.RFC3339), MaxSkew)
 	}
-	return false, nil
+	want := sign(secret, f[0], ts, r.Method, r.URL.Path, body)
+	if subtle.ConstantTimeCompare([]byte(want), []byte(f[2])) != 1 {
+		return "", fmt.Errorf("header %s: bad signature (is node.secret the same on every node?)", Header)
+	}
+	return f[0], nil
 }
 
-// Holds reports whether node holds an unexpired lease of key.
-func (p *Peers) Holds(ctx context.Context, key, node string) (bool, error) {
-	owner, ok, err := p.Store.Owner(ctx, key, time.Now())
-	return ok && owner == node, err
-}
-
-type request struct {
-	StreamKey string `json:"streamKey"`
-}
-
-type answer struct {
-	TaskID string `json:"taskId,omitempty"`
-	Error  string `json:"error,omitempty"`
-}
-
-// HandOver asks the live node holding key's lease to hand over its paused task.
-func (p *Peers) HandOver(ctx context.Context, key string) (string, error) {
-	if p.Secret == "" {
-		return "", errors.New("no node.secret configured: nodes do not hand streams over")
-	}
-	owner, ok, err := p.Store.Owner(ctx, key, time.Now())
-	if err != nil || !ok {
-		return "", fmt.Errorf("the stream's owner: %v", err)
-	}
-	ns, err := p.Store.Nodes(ctx, p.Liveness, time.Now())
-	if err != nil {
-		return "", err
-	}
-	addr := ""
-	for _, n := range ns {
-		if n.ID == owner && n.Alive {
-			addr = n.HTTPAddr
-		}
-	}
-	if addr == "" {
-		return "", fmt.Errorf("node %s is not alive: its lease expires by itself", owner)
-	}
-	body, _ := json.Marshal(request{StreamKey: key})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+HandOverPath, bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+p.Secret)
-	req.Header.Set("Content-Type", "application/json")
-	client := p.Client
-	if client == nil {
-		client = &http.Client{Timeout: 2 * time.Minute}
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("node %s: %w", owner, err)
-	}
-	defer resp.Body.Close()
-	var a answer
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&a); err != nil {
-		return "", fmt.Errorf("node %s: HTTP %d: %w", owner, resp.StatusCode, err)
-	}
-	if resp.StatusCode != http.StatusOK || a.TaskID == "" {
-		return "", fmt.Errorf("node %s refused: %s", owner, a.Error)
-	}
-	return a.TaskID, nil
-}
-
-// HandOverer is the node's recorder (record.Manager).
-type HandOverer interface {
+// Local is this node's recorder as peers use it (*record.Manager).
+type Local interface {
+	Command(ctx context.Context, domain, app, stream, cmd string) error
+	Streams() []record.StreamInfo
+	// HandOver gives the paused task of a stream key to the asking node (see Cluster).
 	HandOver(ctx context.Context, key string) (taskID string, err error)
 }
 
-// Handler answers hand-over requests authenticated with secret (not empty).
-func Handler(h HandOverer, secret string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		reply := func(code int, a answer) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(code)
-			json.NewEncoder(w).Encode(a)
-		}
-		if r.Method != http.MethodPost {
-			reply(http.StatusMethodNotAllowed, answer{Error: "POST only"})
+// commandRequest is the body of a forwarded command.
+type commandRequest struct {
+	Domain  string `json:"domain"`
+	App     string `json:"app"`
+	Stream  string `json:"stream"`
+	Command string `json:"command"`
+}
+
+// commandAnswer is the owner's outcome: Code is a record.CommandError's code ("" for
+// success, "Internal" for another failure).
+type commandAnswer struct {
+	Node    string `json:"node"`
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+const codeInternal = "Internal"
+
+// Handler serves the peer routes for the other nodes of the cluster.
+type Handler struct {
+	Secret string
+	Node   string // this node's id, named in answers
+	Local  Local
+	Logger *slog.Logger // nil: slog.Default()
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequest))
+	if err != nil {
+		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	if h.Secret == "" {
+		http.Error(w, "this node has no cluster secret (node.secret): peer requests are refused", http.StatusForbidden)
+		return
+	}
+	from, err := verify(h.Secret, r, body, time.Now())
+	if err != nil {
+		h.logger().Warn("peer request refused", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
+		http.Error(w, err.Error(), http.StatusUnauthorized)
+		return
+	}
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == CommandPath:
+		var req commandRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			http.Error(w, "command request: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(secret)) != 1 {
-			reply(http.StatusUnauthorized, answer{Error: "bad or missing node secret"})
-			return
+		// Run here, never forwarded: whoever owns the stream now, this is the last hop.
+		ans := commandAnswer{Node: h.Node}
+		if err := h.Local.Command(r.Context(), req.Domain, req.App, req.Stream, req.Command); err != nil {
+			ans.Code, ans.Message = codeInternal, err.Error()
+			var ce *record.CommandError
+			if errors.As(err, &ce) {
+				ans.Code, ans.Message = ce.Code, ce.Message
+			}
 		}
-		var q request
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&q); err != nil || q.StreamKey == "" {
-			reply(http.StatusBadRequest, answer{Error: "body: want {\"streamKey\": \"domain/app/stream\"}"})
-			return
-		}
-		id, err := h.HandOver(r.Context(), q.StreamKey)
-		if err != nil {
-			reply(http.StatusConflict, answer{Error: err.Error()})
-			return
-		}
-		reply(http.StatusOK, answer{TaskID: id})
-	})
+		h.logger().Info("manual command from another node", "node", from, "stream", req.Domain+"/"+req.App+"/"+req.Stream,
+			"command", req.Command, "refused", ans.Code)
+		writeJSON(w, ans)
+	case r.Method == http.MethodGet && r.URL.Path == StreamsPath:
+		writeJSON(w, h.Local.Streams())
+	case r.Method == http.MethodPost && r.URL.Path == HandOverPath:
+		h.handOver(w, r, from, body)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (h *Handler) logger() *slog.Logger {
+	if h.Logger != nil {
+		return h.Logger
+	}
+	return slog.Default()
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+// Client makes signed requests to other nodes as node Node.
+type Client struct {
+	Secret string
+	Node   string
+	HTTP   *http.Client // nil: a client with a 10 s timeout
+}
+
+var defaultHTTP = &http.Client{Timeout: 10 * time.Second}
+
+// do sends a signed request to the node at addr (host:port) and returns the answer's
+// body; any status but 200 is an error.
+func (c *Client) do(ctx context.Context, addr, method, path string, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	ts := time.Now().Unix()
+	req.Header.Set(Header, fmt.Sprintf("%s %d %s", c.Node, ts, sign(c.Secret, c.Node, ts, method, path, body)))
+	req.Header.Set("Content-Type", "application/json")
+	hc := c.HTTP
+	if hc == nil {
+		hc = defaultHTTP
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s answered %s: %s", addr, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return b, nil
+}
+
+// Command runs a manual command on the node at addr. A refusal by the owner is its
+// *record.CommandError; a failure to reach it or a failure there is another error.
+func (c *Client) Command(ctx context.Context, addr, domain, app, stream, cmd string) error {
+	body, _ := json.Marshal(commandRequest{Domain: domain, App: app, Stream: stream, Command: cmd})
+	b, err := c.do(ctx, addr, http.MethodPost, CommandPath, body)
+	if err != nil {
+		return err
+	}
+	var ans commandAnswer
+	if err := json.Unmarshal(b, &ans); err != nil {
+		return fmt.Errorf("%s: malformed answer: %w", addr, err)
+	}
+	switch ans.Code {
+	case "":
+		return nil
+	case codeInternal:
+		return fmt.Errorf("node %s: %s", ans.Node, ans.Message)
+	default:
+		return &record.CommandError{Code: ans.Code, Message: ans.Message}
+	}
+}
+
+// Streams lists the live pushes of the node at addr.
+func (c *Client) Streams(ctx context.Context, addr string) ([]record.StreamInfo, error) {
+	b, err := c.do(ctx, addr, http.MethodGet, StreamsPath, nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []record.StreamInfo
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("%s: malformed answer: %w", addr, err)
+	}
+	return out, nil
 }

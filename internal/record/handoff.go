@@ -144,7 +144,7 @@ func (m *Manager) HandOver(ctx context.Context, keyStr string) (string, error) {
 		m.mu.Unlock()
 	}()
 	// The hand-over, once begun, ends even if the asking node stops waiting.
-	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handOverTimeout)
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), HandOverTimeout)
 	defer cancel()
 	t.handOver(hctx)
 	return t.id, nil
@@ -212,7 +212,7 @@ func (m *Manager) takeOver(key StreamKey, held error) (*owner, string, error) {
 	if !ok {
 		return nil, "", held
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), handOverTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), HandOverTimeout)
 	defer cancel()
 	id, err := peers.HandOver(ctx, key.String())
 	if err != nil {
@@ -225,9 +225,10 @@ func (m *Manager) takeOver(key StreamKey, held error) (*owner, string, error) {
 	return o, id, nil
 }
 
-// handOverTimeout bounds asking another node for a task: it finalizes the task's flv
-// and mp4 files meanwhile (an mp4 copies its whole working file).
-const handOverTimeout = 2 * time.Minute
+// HandOverTimeout bounds asking another node for a task (and the request between the
+// nodes): it finalizes the task's flv and mp4 files meanwhile (an mp4 copies its whole
+// working file).
+const HandOverTimeout = 2 * time.Minute
 
 // adopt continues here the task id another node handed over for the publish s: its
 // rule, its m3u8 and cmaf files (from their kept states: the same playlists, with a

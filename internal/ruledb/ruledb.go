@@ -227,6 +227,14 @@ func (s *Store) List(ctx context.Context, q catalog.RuleQuery) ([]catalog.Stored
 // Set returns the current rule set as stored.
 func (s *Store) Set(ctx context.Context) (*rules.Set, error) { return s.cat.RuleSet(ctx) }
 
+// Reload rebuilds the set from the catalog and passes it to onChange: in a cluster,
+// another node's API may have changed the rules.
+func (s *Store) Reload(ctx context.Context) (*rules.Set, error) {
+	changeMu.Lock()
+	defer changeMu.Unlock()
+	return s.publish(ctx)
+}
+
 // publish rebuilds the set and calls onChange. The change is committed by now, so a
 // cancelled request must not stop it from being applied.
 func (s *Store) publish(ctx context.Context) (*rules.Set, error) {

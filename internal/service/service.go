@@ -44,9 +44,10 @@ type Options struct {
 	// NodeID and NodeHTTPAddr name this node in the catalog's nodes table, where it
 	// beats every Liveness.Interval (package cluster); no NodeID: no heartbeat.
 	NodeID, NodeHTTPAddr string
-	// NodeSecret authenticates the requests between nodes (package peer); "": none.
+	Liveness             cluster.Liveness
+	// NodeSecret signs the requests to the other nodes and checks theirs (package peer);
+	// required with a postgres catalog.
 	NodeSecret string
-	Liveness   cluster.Liveness
 	RTMPAddr   string
 	HTTPAddr   string
 	Location   *time.Location
@@ -133,6 +134,9 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	if o.CatalogDriver == schema.Postgres && o.NodeID != "" && o.NodeSecret == "" {
+		return errors.New("node.secret is required with a postgres catalog: the nodes sign their requests to each other with it")
+	}
 	dsn := o.CatalogDSN
 	if dsn == "" && o.CatalogDriver != schema.Postgres {
 		dsn = filepath.Join(o.DataDir, catalogDB)
@@ -174,9 +178,12 @@ func Run(ctx context.Context, o Options) error {
 	if o.CatalogDriver == schema.Postgres && o.NodeID != "" {
 		leases = &cluster.NodeLeases{Store: cluster.New(cat.DB()), Node: o.NodeID, TTL: o.Liveness.LeaseTTL()}
 	}
+	// Streams move between the nodes: a paused task handed over, a dead node's
+	// recordings finalized (package peer, record.Config.Peers).
 	var peers record.Peers
 	if leases != nil {
-		peers = &peer.Peers{Store: cluster.New(cat.DB()), Node: o.NodeID, Liveness: o.Liveness, Secret: o.NodeSecret}
+		peers = &peer.Cluster{Store: cluster.New(cat.DB()), Node: o.NodeID, Liveness: o.Liveness,
+			Client: &peer.Client{Secret: o.NodeSecret, Node: o.NodeID, HTTP: &http.Client{Timeout: record.HandOverTimeout}}}
 	}
 	if o.NodeID != "" {
 		go cluster.New(cat.DB()).Heartbeat(ctx, o.NodeID, o.NodeHTTPAddr, o.Liveness, func(err error) {
@@ -268,6 +275,7 @@ func Run(ctx context.Context, o Options) error {
 		if err := cluster.New(cat.DB()).ReleaseNode(ctx, o.NodeID); err != nil {
 			return fmt.Errorf("releasing the stream leases of this node's previous run: %w", err)
 		}
+		go followCatalog(ctx, o.Liveness.Interval, ruledb.New(cat, mgr.SetRules, log), templates, log)
 	}
 
 	rl, err := net.Listen("tcp", o.RTMPAddr)
@@ -299,7 +307,19 @@ func Run(ctx context.Context, o Options) error {
 		MaxConns: connCap(o.RTMPMaxConns, o.ReservedFDs, log), MaxConnsPerAddr: o.RTMPMaxConnsPerAddr,
 		PublishDeadline: o.RTMPPublishDeadline,
 		OnRefused:       func(reason string) { met.ConnsRefused.WithLabelValues(reason).Inc() }}
-	cloud := cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Notifier: notifier, Templates: templates,
+	// A node answers the APIs for the whole cluster: a manual command for a stream another
+	// node owns goes to that node (package peer).
+	var router *peer.Router
+	var peerHandler http.Handler
+	var commands interface {
+		Command(ctx context.Context, domain, app, stream, cmd string) error
+	}
+	if o.NodeID != "" {
+		router = &peer.Router{Node: o.NodeID, Local: mgr, Store: cluster.New(cat.DB()), Liveness: o.Liveness,
+			Client: &peer.Client{Secret: o.NodeSecret, Node: o.NodeID}}
+		peerHandler, commands = &peer.Handler{Secret: o.NodeSecret, Node: o.NodeID, Local: mgr, Logger: log}, router
+	}
+	cloud := cloudapi.New(cloudapi.Options{Catalog: cat, Store: store, Manager: mgr, Commands: commands, Notifier: notifier, Templates: templates,
 		WorkDir: filepath.Join(o.DataDir, workDir, "api"), AccessKeys: o.AccessKeys,
 		AllowDeleteFiles: o.AllowDeleteFiles, S3Endpoints: endpoints, ObjectURL: objects.objectURL, Location: o.Location, Logger: log,
 		Library: library, TranscodeGroups: knownGroup})
@@ -313,23 +333,13 @@ func Run(ctx context.Context, o Options) error {
 	apiSrv := &api.Server{CloudAPI: cloud, Console: console.Handler(), CORS: cors, Auth: apiAuth,
 		Started: started, DataDir: o.DataDir, Stores: objects.status, Errors: recentErrors,
 		WorkDir: filepath.Join(o.DataDir, workDir, "api"), Notifier: notifier, Templates: templates, RemoteStores: objects.all, S3Endpoints: endpoints, Catalog: cat, Store: store, Manager: mgr, Metrics: met, Logger: log,
-		Library: library, TranscodeGroups: groups, Jobs: queue}
+		Library: library, TranscodeGroups: groups, Jobs: queue, Cluster: router, Peer: peerHandler}
 	httpSrv := &http.Server{
 		Handler:           apiSrv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       httpReadTimeout,
 		WriteTimeout:      httpWriteTimeout,
 		IdleTimeout:       httpIdleTimeout,
-	}
-	if peers != nil && o.NodeSecret != "" {
-		api, handOver := httpSrv.Handler, peer.Handler(mgr, o.NodeSecret)
-		httpSrv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == peer.HandOverPath {
-				handOver.ServeHTTP(w, r)
-				return
-			}
-			api.ServeHTTP(w, r)
-		})
 	}
 	if peers != nil {
 		go mgr.Reap(ctx, o.Liveness.Interval)
@@ -363,6 +373,27 @@ func Run(ctx context.Context, o Options) error {
 	api.Shutdown(httpSrv, 5*time.Second)
 	log.Info("livrec stopped")
 	return runErr
+}
+
+// followCatalog reads the rules and the transcode templates again every interval and
+// applies them to this node's recorder and transcoder: in a cluster another node's API
+// may have changed them (each node applies its own API's changes at once).
+func followCatalog(ctx context.Context, interval time.Duration, rs *ruledb.Store, ts *templatedb.Store, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := rs.Reload(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("reading the rules again failed", "err", err)
+		}
+		if err := ts.Reload(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("reading the transcode templates again failed", "err", err)
+		}
+	}
 }
 
 // loopbackAddr is the address livrec's own clients reach the listener at.

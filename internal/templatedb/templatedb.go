@@ -322,6 +322,14 @@ func (s *Store) Delete(ctx context.Context, domain, app, id string) error {
 	return s.publish(ctx)
 }
 
+// Reload rebuilds the library from the catalog and passes it to onChange: in a cluster,
+// another node's API may have changed the templates.
+func (s *Store) Reload(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.publish(ctx)
+}
+
 // publish rebuilds the library from the config file and the custom rows. Called with
 // s.mu held; the change is committed, so a cancelled request must not stop it.
 func (s *Store) publish(ctx context.Context) error {

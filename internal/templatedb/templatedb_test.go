@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"testing"
 
 	"github.com/livrec/livrec/internal/catalog"
@@ -73,6 +74,47 @@ func TestStoreRoundTrip(t *testing.T) {
 		}
 		if _, err := s.Get(ctx, "a.example", "live", "p480"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("get after delete: %v", err)
+		}
+	})
+}
+
+// TestReload: a template created through another node's store (the same catalog)
+// reaches this node's library and onChange at Reload, and its deletion too.
+func TestReload(t *testing.T) {
+	schematest.Each(t, func(t *testing.T, driver, dsn string) {
+		ctx := context.Background()
+		cat, err := catalog.OpenDriver(driver, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cat.Close()
+		other, err := New(ctx, cat.DB(), nil, nil, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var changed *transcode.Library
+		s, err := New(ctx, cat.DB(), nil, func(l *transcode.Library) { changed = l }, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		has := func(l *transcode.Library) bool { return slices.Contains(l.IDs("a.example", "live"), "p480") }
+		if _, err := other.Create(ctx, Stored{Template: transcode.Template{DomainName: "a.example", AppName: "live", ID: "p480", Height: 480, VideoBitrate: 800}}); err != nil {
+			t.Fatal(err)
+		}
+		if has(s.Library()) {
+			t.Fatal("the other store's template is known before Reload")
+		}
+		if err := s.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !has(s.Library()) || changed == nil || !has(changed) {
+			t.Fatalf("after Reload: library %v, onChange %v", s.Library().IDs("a.example", "live"), changed)
+		}
+		if err := other.Delete(ctx, "a.example", "live", "p480"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Reload(ctx); err != nil || has(s.Library()) {
+			t.Fatalf("after the deletion and Reload: %v %v", s.Library().IDs("a.example", "live"), err)
 		}
 	})
 }

@@ -255,6 +255,12 @@ func (l *Library) fromFile(ctx context.Context, f *catalog.File, r *rules.Rule) 
 			Bitrate: f.Bitrate, Duration: f.Duration, Size: f.Bytes, Key: f.Key, Status: string(StatusNormal), CreatedAt: now, ModifiedAt: now}},
 	}
 	if err := l.insert(ctx, a); err != nil {
+		// Another node of the cluster made the file's asset meanwhile (its catch-up at
+		// start raced this node's event): the unique index on file_id kept theirs, and
+		// they emit its events and start its jobs.
+		if l.db.QueryRowContext(ctx, `SELECT id FROM vod_assets WHERE file_id=$1`, f.ID).Scan(&id) == nil {
+			return l.Get(ctx, id)
+		}
 		return nil, err
 	}
 	l.log.Info("vod: asset created", "id", a.ID, "title", a.Title, "duration", a.Duration, "key", f.Key)

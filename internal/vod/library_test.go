@@ -211,3 +211,47 @@ func testCatchUp(t *testing.T, driver string) {
 		t.Errorf("asset %+v", a)
 	}
 }
+
+// Two nodes' libraries on one catalog making the asset of one file at once (a node's
+// catch-up at start racing another's event): one asset, one creation event, no error.
+func TestFromFileRace(t *testing.T) { schematest.EachDriver(t, testFromFileRace) }
+
+func testFromFileRace(t *testing.T, driver string) {
+	cat, st, f := fixture(t, driver)
+	var boxes [2]outbox
+	var libs [2]*Library
+	for i := range libs {
+		l, err := New(Options{Catalog: cat, Outbox: &boxes[i], Callback: CallbackConfig{URL: "http://127.0.0.1:1/cb"}, StoreFor: func(string, string) (storage.Store, error) { return st, nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		libs[i] = l
+	}
+	r := rules.Rule{DomainName: "d.test", AppName: "live", StreamName: "cam", Vod: &rules.VodSettings{CycleDuration: 300}}
+	r.Normalize()
+	var wg sync.WaitGroup
+	ids := make([]string, 16)
+	for i := range ids {
+		wg.Go(func() {
+			a, err := libs[i%2].fromFile(context.Background(), f, &r)
+			if err != nil {
+				t.Errorf("fromFile %d: %v", i, err)
+				return
+			}
+			ids[i] = a.ID
+		})
+	}
+	wg.Wait()
+	_, n, err := libs[0].List(context.Background(), Query{})
+	if err != nil || n != 1 {
+		t.Fatalf("%d assets (%v), want 1", n, err)
+	}
+	for i := range ids {
+		if ids[i] != ids[0] {
+			t.Fatalf("fromFile returned assets %v", ids)
+		}
+	}
+	if got := len(boxes[0].msgs) + len(boxes[1].msgs); got != 1 {
+		t.Fatalf("%d creation events, want 1", got)
+	}
+}
