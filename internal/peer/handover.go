@@ -67,21 +67,12 @@ func (c *Cluster) HandOver(ctx context.Context, key string) (string, error) {
 	if err != nil || owner == "" {
 		return "", fmt.Errorf("the stream's owner: none (%v)", err)
 	}
-	nodes, err := c.Store.Nodes(ctx, c.Liveness, now)
+	n, err := liveNode(ctx, c.Store, c.Liveness, owner, now)
 	if err != nil {
-		return "", err
-	}
-	addr := ""
-	for _, n := range nodes {
-		if n.ID == owner && n.Alive {
-			addr = n.HTTPAddr
-		}
-	}
-	if addr == "" {
-		return "", fmt.Errorf("node %s is not alive: its lease expires by itself", owner)
+		return "", err // a dead owner's lease expires by itself
 	}
 	body, _ := json.Marshal(handOverRequest{StreamKey: key})
-	b, err := c.Client.do(ctx, addr, http.MethodPost, HandOverPath, body)
+	b, err := c.Client.do(ctx, n.HTTPAddr, http.MethodPost, HandOverPath, body)
 	if err != nil {
 		return "", fmt.Errorf("node %s: %w", owner, err)
 	}

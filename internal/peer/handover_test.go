@@ -50,7 +50,7 @@ func TestHandOver(t *testing.T) {
 		if err := store.Beat(ctx, "n1", n1.srv.Listener.Addr().String(), time.Now(), time.Now().Add(-time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.HandOver(ctx, key); err == nil || !strings.Contains(err.Error(), "not alive") {
+		if _, err := c.HandOver(ctx, key); err == nil || !strings.Contains(err.Error(), "dead: no heartbeat") {
 			t.Fatalf("dead owner: %v", err)
 		}
 	})
