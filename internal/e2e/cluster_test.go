@@ -27,7 +27,8 @@ func startNode(t *testing.T, dsn, id, rulesYAML string) *server {
 
 // TestClusterSecondPublisherRefused: two nodes on one PostgreSQL catalog. A stream key
 // published on node 1 is refused on node 2 — while it is live and during its stitch
-// window, when node 1 still owns it — and node 1 records it whole. Once node 1's task
+// window, when node 1 still owns it (its rule records to the local disk: no hand-over)
+// — and node 1 records it whole. Once node 1's task
 // ended (SIGTERM finalizes it) the lease is released: node 2 then records the key.
 func TestClusterSecondPublisherRefused(t *testing.T) {
 	testenv.Require(t, testenv.FFmpeg, testenv.FFprobe)
@@ -56,6 +57,10 @@ func TestClusterSecondPublisherRefused(t *testing.T) {
 	}
 	if !strings.Contains(n2.logs.String(), "being published on node n1") {
 		t.Fatalf("node 2's log does not name the owner:\n%s", n2.logs.String())
+	}
+	// The task of a local-disk rule is not handed over (its files are on node 1's disk).
+	if !strings.Contains(n2.logs.String(), "records to this node's local disk") {
+		t.Fatalf("node 2's log does not say why node 1 kept the stream:\n%s", n2.logs.String())
 	}
 	n1.stop() // ends the task: the file is generated, the lease released
 	recs := n2.waitDone("app=live&stream=dup", 1, 20*time.Second)

@@ -1,7 +1,7 @@
 // Package peer is what one livrec node asks another node of its cluster over HTTP: a
 // manual recording command for a stream the other node owns (the stream's lease names
-// the owner, its heartbeat row the owner's HTTP address), and the other node's live
-// pushes. It is the one place of node-to-node HTTP: the client signs, the Handler checks.
+// the owner, its heartbeat row the owner's HTTP address), the other node's live
+// pushes, and the hand-over of a paused stream (handover.go). It is the one place of node-to-node HTTP: the client signs, the Handler checks.
 //
 // Requests are signed with the cluster secret every node shares (config node.secret):
 // header X-Livrec-Peer is "<node id> <Unix seconds> <hex HMAC-SHA256(secret, node, time,
@@ -45,8 +45,9 @@ const MinSecretLen = 16
 
 // Paths the Handler serves.
 const (
-	CommandPath = "/peer/v1/command"
-	StreamsPath = "/peer/v1/streams"
+	CommandPath  = "/peer/v1/command"
+	StreamsPath  = "/peer/v1/streams"
+	HandOverPath = "/peer/v1/handover"
 )
 
 // maxRequest bounds a peer request's body (read before its signature is checked),
@@ -87,6 +88,8 @@ func verify(secret string, r *http.Request, body []byte, now time.Time) (string,
 type Local interface {
 	Command(ctx context.Context, domain, app, stream, cmd string) error
 	Streams() []record.StreamInfo
+	// HandOver gives the paused task of a stream key to the asking node (see Cluster).
+	HandOver(ctx context.Context, key string) (taskID string, err error)
 }
 
 // commandRequest is the body of a forwarded command.
@@ -152,6 +155,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, ans)
 	case r.Method == http.MethodGet && r.URL.Path == StreamsPath:
 		writeJSON(w, h.Local.Streams())
+	case r.Method == http.MethodPost && r.URL.Path == HandOverPath:
+		h.handOver(w, r, from, body)
 	default:
 		http.NotFound(w, r)
 	}

@@ -42,6 +42,16 @@ func (f *fakeLocal) Command(_ context.Context, domain, app, stream, cmd string) 
 
 func (f *fakeLocal) Streams() []record.StreamInfo { return f.streams }
 
+func (f *fakeLocal) HandOver(_ context.Context, key string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cmds = append(f.cmds, key+" handover")
+	if f.err != nil {
+		return "", f.err
+	}
+	return "task-1", nil
+}
+
 func (f *fakeLocal) ran() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()

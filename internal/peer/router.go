@@ -70,7 +70,12 @@ func (r *Router) Command(ctx context.Context, domain, app, stream, cmd string) e
 
 // node returns the live node id.
 func (r *Router) node(ctx context.Context, id string, now time.Time) (*cluster.Node, error) {
-	nodes, err := r.Store.Nodes(ctx, r.Liveness, now)
+	return liveNode(ctx, r.Store, r.Liveness, id, now)
+}
+
+// liveNode returns node id of st if it is alive at now, else an *UnreachableError.
+func liveNode(ctx context.Context, st *cluster.Store, l cluster.Liveness, id string, now time.Time) (*cluster.Node, error) {
+	nodes, err := st.Nodes(ctx, l, now)
 	if err != nil {
 		return nil, fmt.Errorf("reading the nodes: %w", err)
 	}

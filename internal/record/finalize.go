@@ -100,6 +100,9 @@ func (f *finalizers) run(j *finalizeJob) {
 			j.done()
 		}
 	}()
+	if !m.claimFinish(&j.row) {
+		return // another node finalized it from its kept state: this node lost the stream
+	}
 	key, err := keytemplate.Render(j.rf.ObjectPrefix, j.vars)
 	var res format.Result
 	if err == nil {

@@ -93,6 +93,10 @@ type Config struct {
 	// included), and fences every catalog write of the task with it. Nil: one node, the
 	// check of the live publishes here is enough.
 	Leases Leases
+	// Peers, with Leases and a catalog that keeps writer states (ClusterCatalog), moves
+	// streams between the nodes: a publish of a key paused on another node continues that
+	// node's task here, and the segmented recordings of a dead node are finalized here.
+	Peers Peers
 	// SyncWorkers fsync finished segments off the publishers' goroutines (0:
 	// DefaultSyncWorkers). SyncBacklog bounds the bytes waiting for them (0:
 	// DefaultSyncBacklog): above it publishers are slowed (TCP backpressure). A backlog
@@ -305,7 +309,21 @@ func (m *Manager) Publish(req *rtmp.PublishRequest) (rtmp.Session, error) {
 			m.acquiring[key] = true
 			m.mu.Unlock()
 			o, err := m.acquire(key)
+			var adopted *Task
+			if err != nil {
+				// Another node holds the key: its paused task may move here.
+				var id string
+				if o, id, err = m.takeOver(key, err); err == nil {
+					if adopted, err = m.adopt(id, o); err != nil {
+						m.cfg.Logger.Error("cannot continue the task handed over: a new task starts", "task", id, "err", err)
+						adopted, err = nil, nil
+					}
+				}
+			}
 			m.mu.Lock()
+			if adopted != nil && m.tasks[key] == nil {
+				m.tasks[key] = adopted
+			}
 			delete(m.acquiring, key)
 			if err == nil && m.closed {
 				m.mu.Unlock()

@@ -21,6 +21,10 @@ func (m *Manager) Recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, id := range m.endedElsewhere(ctx) {
+		m.dropFinalizedElsewhere(ctx, id)
+		os.Remove(filepath.Join(m.cfg.WorkDir, id)) // only if nothing else is left
+	}
 	for _, t := range tasks {
 		if m.cfg.Leases != nil {
 			// The catalog is shared: the open tasks of the other nodes are theirs. A task
@@ -37,10 +41,16 @@ func (m *Manager) Recover(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		m.dropFinalizedElsewhere(ctx, t.ID)
 		log := m.cfg.Logger.With("task", t.ID)
 		log.Info("recovering recording task left open", "stream", t.Domain+"/"+t.App+"/"+t.Stream, "state", t.State, "files", len(files))
 		for i := range files {
 			f := &files[i]
+			if mine, err := m.claimRecovery(ctx, f); err != nil {
+				return err
+			} else if !mine {
+				continue // another node finalizes it
+			}
 			rf, ok := formatOf(rule, f.Format)
 			var res format.Result
 			end := f.Start

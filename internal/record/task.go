@@ -106,10 +106,7 @@ func (m *Manager) newTask(key StreamKey, rule *rules.Rule, s *session) (*Task, e
 	for _, rf := range rule.RecordFormats {
 		t.outs = append(t.outs, &output{rf: rf})
 	}
-	t.repair.OnRepair = func(r media.Repair) {
-		m.emit(Event{Type: EventTimestampRepair, TaskID: t.id, Domain: key.Domain, App: key.App, Stream: key.Stream,
-			Code: r.Kind, Message: r.String()})
-	}
+	t.setRepairEvents()
 	ruleJSON, _ := json.Marshal(rule)
 	row := &catalog.Task{ID: t.id, Domain: key.Domain, App: key.App, Stream: key.Stream,
 		State: catalog.TaskRecording, Rule: string(ruleJSON), StartedAt: now, UpdatedAt: now}
@@ -119,6 +116,14 @@ func (m *Manager) newTask(key StreamKey, rule *rules.Rule, s *session) (*Task, e
 		do:   func(ctx context.Context, c Catalog) error { return c.CreateTask(ctx, row) },
 		then: func() { m.emit(started) }})
 	return t, nil
+}
+
+// setRepairEvents reports the task's timestamp repairs as events.
+func (t *Task) setRepairEvents() {
+	t.repair.OnRepair = func(r media.Repair) {
+		t.m.emit(Event{Type: EventTimestampRepair, TaskID: t.id, Domain: t.key.Domain, App: t.key.App, Stream: t.key.Stream,
+			Code: r.Kind, Message: r.String()})
+	}
 }
 
 func (t *Task) event(typ string) Event {
@@ -353,7 +358,7 @@ func (t *Task) openFile(o *output, dts time.Duration) error {
 	row.Width, row.Height, row.FrameRate, row.Codecs = trackInfo(t.video, t.audio)
 	row.CodecsRFC6381 = media.RFC6381(t.video, t.audio)
 	prog := &progress{}
-	w, err := newFileWriter(t, o.rf, dir, prog)
+	w, err := openWriter(t, o.rf, dir, prog, nil)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/livrec/livrec/internal/format/flvfile"
 	"github.com/livrec/livrec/internal/format/hls"
 	"github.com/livrec/livrec/internal/format/mp4"
+	"github.com/livrec/livrec/internal/format/segment"
 	"github.com/livrec/livrec/internal/keytemplate"
 	"github.com/livrec/livrec/internal/rules"
 	"github.com/livrec/livrec/internal/storage"
@@ -27,8 +28,11 @@ type formatImpl struct {
 	// segmented: the writer drops a segment it could not write whole and goes on in
 	// the next one, so a failed write (a full disk) does not end the file.
 	segmented bool
-	// open returns the writer of a new file recorded in dir.
-	open func(t *Task, rf rules.RecordFormat, dir string, prog *progress) (format.Writer, error)
+	// open returns the writer of a new file recorded in dir; resume, if set, is the kept
+	// state of a file another node began (segmented formats only), continued here.
+	open func(t *Task, rf rules.RecordFormat, dir string, prog *progress, resume []byte) (format.Writer, error)
+	// finishStored finalizes a segmented file from its kept state (its node died).
+	finishStored func(ctx context.Context, st storage.Store, state []byte, dir string, key func(end time.Time) string, log *slog.Logger) (format.Result, error)
 	// recover finalizes a file a crash left open from its working directory.
 	recover func(ctx context.Context, dir string, store storage.Store, key func(end time.Time) string, log *slog.Logger) (format.Result, error)
 }
@@ -38,7 +42,7 @@ var formats = map[rules.Format]formatImpl{
 		// The VOD playlist of MPEG-TS segments.
 		ext:       ".m3u8",
 		segmented: true,
-		open: func(t *Task, rf rules.RecordFormat, dir string, prog *progress) (format.Writer, error) {
+		open: func(t *Task, rf rules.RecordFormat, dir string, prog *progress, resume []byte) (format.Writer, error) {
 			w, err := hls.New(hls.Config{
 				SliceDuration: time.Duration(rf.SliceDuration) * time.Second,
 				WorkDir:       dir,
@@ -50,6 +54,7 @@ var formats = map[rules.Format]formatImpl{
 				NoSync:        t.m.cfg.NoSync,
 				Syncer:        t.m.syncer(),
 				Hold:          t.writerHold(),
+				Resume:        resume,
 			})
 			if err != nil {
 				return nil, err
@@ -60,13 +65,14 @@ var formats = map[rules.Format]formatImpl{
 			res, err := hls.Recover(ctx, dir, store, key, log)
 			return hlsResult(res), err
 		},
+		finishStored: finishStored("hls"),
 	},
 	rules.CMAF: {
 		// A cmaf recording is an HLS playlist too (of fMP4 segments): players and the
 		// content types served for it go by this extension.
 		ext:       ".m3u8",
 		segmented: true,
-		open: func(t *Task, rf rules.RecordFormat, dir string, prog *progress) (format.Writer, error) {
+		open: func(t *Task, rf rules.RecordFormat, dir string, prog *progress, resume []byte) (format.Writer, error) {
 			return cmaf.New(cmaf.Config{
 				SliceDuration: time.Duration(rf.SliceDuration) * time.Second,
 				WorkDir:       dir,
@@ -79,13 +85,15 @@ var formats = map[rules.Format]formatImpl{
 				NoSync:        t.m.cfg.NoSync,
 				Syncer:        t.m.syncer(),
 				Hold:          t.writerHold(),
+				Resume:        resume,
 			})
 		},
-		recover: cmaf.Recover,
+		recover:      cmaf.Recover,
+		finishStored: finishStored("cmaf"),
 	},
 	rules.MP4: {
 		ext: ".mp4",
-		open: func(t *Task, rf rules.RecordFormat, dir string, _ *progress) (format.Writer, error) {
+		open: func(t *Task, rf rules.RecordFormat, dir string, _ *progress, _ []byte) (format.Writer, error) {
 			return mp4.New(mp4.Config{WorkDir: dir, Store: t.store, Now: t.clock,
 				Logger: t.m.cfg.Logger.With("task", t.id, "format", "mp4"), NoSync: t.m.cfg.NoSync, Hold: t.writerHold()})
 		},
@@ -93,7 +101,7 @@ var formats = map[rules.Format]formatImpl{
 	},
 	rules.FLV: {
 		ext: ".flv",
-		open: func(t *Task, rf rules.RecordFormat, dir string, _ *progress) (format.Writer, error) {
+		open: func(t *Task, rf rules.RecordFormat, dir string, _ *progress, _ []byte) (format.Writer, error) {
 			return flvfile.New(flvfile.Config{WorkDir: dir, Store: t.store, Now: t.clock,
 				Logger: t.m.cfg.Logger.With("task", t.id, "format", "flv"), MaxDuration: time.Duration(rf.CycleDuration) * time.Second,
 				NoSync: t.m.cfg.NoSync, Hold: t.writerHold()})
@@ -148,12 +156,23 @@ func extension(f rules.Format) string {
 	return "." + string(f)
 }
 
-func newFileWriter(t *Task, rf rules.RecordFormat, dir string, prog *progress) (format.Writer, error) {
+func openWriter(t *Task, rf rules.RecordFormat, dir string, prog *progress, resume []byte) (format.Writer, error) {
 	impl, ok := formats[rf.Format]
 	if !ok {
 		return nil, fmt.Errorf("format %q is not available in this build", rf.Format)
 	}
-	return impl.open(t, rf, dir, prog)
+	if resume != nil && impl.finishStored == nil {
+		return nil, fmt.Errorf("format %q cannot continue a file begun elsewhere", rf.Format)
+	}
+	return impl.open(t, rf, dir, prog, resume)
+}
+
+// finishStored is formatImpl.finishStored of the segment formats (name: "hls", "cmaf").
+func finishStored(name string) func(ctx context.Context, st storage.Store, state []byte, dir string, key func(time.Time) string, log *slog.Logger) (format.Result, error) {
+	return func(ctx context.Context, st storage.Store, state []byte, dir string, key func(time.Time) string, log *slog.Logger) (format.Result, error) {
+		res, err := segment.FinishStored(ctx, name, st, state, dir, key, log)
+		return hlsResult(res), err
+	}
 }
 
 // recoverFile finalizes a file left open by a crash from its working directory.
@@ -162,8 +181,17 @@ func recoverFile(ctx context.Context, store storage.Store, rf rules.RecordFormat
 	if !ok {
 		return format.Result{}, time.Time{}, fmt.Errorf("cannot recover format %q", rf.Format)
 	}
+	return finalizeWith(rf, vars, log, func(key func(time.Time) string) (format.Result, error) {
+		return impl.recover(ctx, workDir, store, key, log)
+	})
+}
+
+// finalizeWith runs a finalization (fin) that names the file's object once it knows the
+// file's end, from the format's object key template: the result, and that end.
+func finalizeWith(rf rules.RecordFormat, vars keytemplate.Vars, log *slog.Logger, fin func(key func(end time.Time) string) (format.Result, error)) (format.Result, time.Time, error) {
+	impl := formats[rf.Format]
 	var end time.Time
-	res, err := impl.recover(ctx, workDir, store, func(e time.Time) string {
+	res, err := fin(func(e time.Time) string {
 		end = e
 		v := vars
 		v.End = e
@@ -172,7 +200,7 @@ func recoverFile(ctx context.Context, store storage.Store, rf rules.RecordFormat
 			log.Error("object key template", "err", err)
 		}
 		return key + impl.ext
-	}, log)
+	})
 	return res, end, err
 }
 
@@ -199,6 +227,9 @@ func (t *Task) reportProgress(f *openFile, dts time.Duration) {
 	segs := f.prog.segments.Load()
 	if segs == f.reported.segments && dts-f.reported.dts < progressInterval {
 		return
+	}
+	if segs != f.reported.segments {
+		t.saveWriterState(f)
 	}
 	f.reported = progressMark{segments: segs, dts: dts}
 	id, dir, dur, bytes := f.row.ID, f.row.WorkDir, f.w.Duration().Seconds(), f.prog.bytes.Load()

@@ -186,6 +186,13 @@ func Run(ctx context.Context, o Options) error {
 	if o.CatalogDriver == schema.Postgres && o.NodeID != "" {
 		leases = &cluster.NodeLeases{Store: cluster.New(cat.DB()), Node: o.NodeID, TTL: o.Liveness.LeaseTTL()}
 	}
+	// Streams move between the nodes: a paused task handed over, a dead node's
+	// recordings finalized (package peer, record.Config.Peers).
+	var peers record.Peers
+	if leases != nil {
+		peers = &peer.Cluster{Store: cluster.New(cat.DB()), Node: o.NodeID, Liveness: o.Liveness,
+			Client: &peer.Client{Secret: o.NodeSecret, Node: o.NodeID, HTTP: &http.Client{Timeout: record.HandOverTimeout}}}
+	}
 	if o.NodeID != "" {
 		go cluster.New(cat.DB()).Heartbeat(ctx, o.NodeID, o.NodeHTTPAddr, o.Liveness, func(err error) {
 			log.Warn("node heartbeat failed", "node", o.NodeID, "err", err)
@@ -251,6 +258,7 @@ func Run(ctx context.Context, o Options) error {
 		},
 		Catalog:    cat,
 		Leases:     leases,
+		Peers:      peers,
 		Finalizers: o.Finalizers,
 		// The data directory's free space: the low-space alarm, and the end of a
 		// disk-full episode.
@@ -342,6 +350,9 @@ func Run(ctx context.Context, o Options) error {
 		ReadTimeout:       httpReadTimeout,
 		WriteTimeout:      httpWriteTimeout,
 		IdleTimeout:       httpIdleTimeout,
+	}
+	if peers != nil {
+		go mgr.Reap(ctx, o.Liveness.Interval)
 	}
 	httpSrv.Handler = writeProgress(httpSrv.Handler, httpWriteTimeout)
 	errc := make(chan error, 2)

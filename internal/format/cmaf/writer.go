@@ -70,6 +70,8 @@ type Config struct {
 	// Hold, if set, accounts the segment bytes kept in memory while the disk is full
 	// (segment.Config.Hold).
 	Hold format.Hold
+	// Resume continues a file another node began (segment.Config.Resume).
+	Resume []byte
 }
 
 // Writer writes one CMAF recording file. SetTracks, WriteAU, Discontinuity, Duration,
@@ -101,6 +103,7 @@ func New(cfg Config) (*Writer, error) {
 		NoSync:        cfg.NoSync,
 		Syncer:        cfg.Syncer,
 		Hold:          cfg.Hold,
+		Resume:        cfg.Resume,
 	}, &muxer{})
 	if err != nil {
 		return nil, err

@@ -147,3 +147,17 @@ func concatSegments(t testing.TB, st *diskStore, segs []Segment) []byte {
 	}
 	return all
 }
+
+// videoIncreasing checks that the video DTS of aus increase.
+func videoIncreasing(t *testing.T, aus []*media.AccessUnit) {
+	t.Helper()
+	var last time.Duration
+	for _, au := range aus {
+		if au.Track.Codec.IsVideo() {
+			if au.DTS <= last {
+				t.Fatalf("output video DTS not increasing: %v after %v", au.DTS, last)
+			}
+			last = au.DTS
+		}
+	}
+}

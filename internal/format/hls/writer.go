@@ -65,6 +65,8 @@ type Config struct {
 	// Hold, if set, accounts the segment bytes kept in memory while the disk is full
 	// (segment.Config.Hold).
 	Hold format.Hold
+	// Resume continues a file another node began (segment.Config.Resume).
+	Resume []byte
 }
 
 // Segment describes one segment of a recording file.
@@ -97,6 +99,7 @@ func New(cfg Config) (*Writer, error) {
 		NoSync:        cfg.NoSync,
 		Syncer:        cfg.Syncer,
 		Hold:          cfg.Hold,
+		Resume:        cfg.Resume,
 	}, newTSMuxer(cfg.NoSync))
 	if err != nil {
 		return nil, err

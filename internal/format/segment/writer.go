@@ -95,6 +95,9 @@ type Config struct {
 	// written whole, stored and listed once space returns. Nil: a full disk fails the
 	// write and the segment is dropped.
 	Hold format.Hold
+	// Resume, if set, is the StoredState of a file another writer began (on another node):
+	// this writer continues it.
+	Resume []byte
 }
 
 // Segment describes one segment of a recording file.
@@ -323,7 +326,13 @@ func New(cfg Config, m Muxer) (*Writer, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("format", cfg.Name)
-	return &Writer{cfg: cfg, log: log, mux: m, gate: format.Gate{Log: log, RunTimelines: true}}, nil
+	w := &Writer{cfg: cfg, log: log, mux: m, gate: format.Gate{Log: log, RunTimelines: true}}
+	if cfg.Resume != nil {
+		if err := w.resume(cfg.Resume); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
 }
 
 func (c *Config) errorf(format string, args ...any) error {
