@@ -287,10 +287,10 @@ func TestSyncPool(t *testing.T) {
 		slow    int
 	}
 	for in, want := range map[string]pool{
-		"":                  {4, 0, 10},
+		"":                  {16, 0, 10},
 		"syncWorkers: 16":   {16, 0, 10},
-		"syncBacklog: 1GiB": {4, 1 << 30, 10},
-		"syncSlowAfter: 60": {4, 0, 60},
+		"syncBacklog: 1GiB": {16, 1 << 30, 10},
+		"syncSlowAfter: 60": {16, 0, 60},
 	} {
 		c, err := Parse([]byte(in + "\n"))
 		if err != nil {

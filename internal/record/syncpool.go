@@ -10,7 +10,7 @@ import (
 
 // Defaults of the sync pool (Config.SyncWorkers, SyncBacklog, SyncSlowAfter).
 const (
-	DefaultSyncWorkers   = 4
+	DefaultSyncWorkers   = 16
 	DefaultSyncBacklog   = 256 << 20
 	DefaultSyncSlowAfter = 10 * time.Second
 )
