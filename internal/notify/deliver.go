@@ -51,7 +51,15 @@ func (n *Notifier) dispatch(ctx context.Context, jobs chan<- *Callback) {
 
 // fill dispatches due callbacks and returns how long to sleep.
 func (n *Notifier) fill(ctx context.Context, jobs chan<- *Callback) time.Duration {
+	// A tried callback leaves inflight only here, before the query: its try's record
+	// committed before the worker reported it done, so this query sees the new state. A
+	// worker removing it itself could do so while a query begun before the commit is
+	// still being read, and the callback would be dispatched (and delivered) twice.
 	n.mu.Lock()
+	for _, id := range n.tried {
+		delete(n.inflight, id)
+	}
+	n.tried = n.tried[:0]
 	busy := len(n.inflight)
 	n.mu.Unlock()
 	free := n.opt.Workers - busy
@@ -124,7 +132,7 @@ func (n *Notifier) worker(ctx context.Context, jobs <-chan *Callback) {
 	for cb := range jobs {
 		n.try(ctx, cb)
 		n.mu.Lock()
-		delete(n.inflight, cb.ID)
+		n.tried = append(n.tried, cb.ID) // leaves inflight at the next fill
 		n.mu.Unlock()
 		n.poke()
 	}

@@ -108,6 +108,7 @@ type Notifier struct {
 	started  bool
 	closed   bool
 	inflight map[string]bool // callback ids being tried
+	tried    []string        // tried since the last fill, still in inflight
 	intake   []*Callback     // from Notify, not yet in the database
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
