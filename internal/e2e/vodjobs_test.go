@@ -19,6 +19,7 @@ import (
 	"github.com/alibabacloud-go/tea/dara"
 	_ "modernc.org/sqlite"
 
+	"github.com/livrec/livrec/internal/schema"
 	"github.com/livrec/livrec/internal/testenv"
 )
 
@@ -362,7 +363,13 @@ rules:
 		decodeClean(t, p.PlayURL)
 	}
 	s.stop()
-	db, err := sql.Open("sqlite", filepath.Join(dataDir, "catalog.db"))
+	// The job queue is in the catalog's database, whichever driver the suite runs on.
+	driver, dsn := catalogDSN(t, dataDir)
+	sqlDriver := "sqlite"
+	if driver == schema.Postgres {
+		sqlDriver = "pgx"
+	}
+	db, err := sql.Open(sqlDriver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
