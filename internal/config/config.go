@@ -123,7 +123,7 @@ type Config struct {
 	// SyncWorkers fsync finished segments (m3u8, cmaf) off the publishers' connections;
 	// SyncBacklog (a size, "256MiB") bounds the bytes waiting for them: above it the
 	// publishers are slowed by TCP backpressure rather than timed out. A backlog older
-	// than SyncSlowAfter seconds is reported (record_warning disk_slow). Defaults 4,
+	// than SyncSlowAfter seconds is reported (record_warning disk_slow). Defaults 16,
 	// 256MiB, 10. SyncBacklog is parsed into SyncBacklogBytes.
 	SyncWorkers      int    `yaml:"syncWorkers"`
 	SyncBacklog      string `yaml:"syncBacklog"`
@@ -425,40 +425,37 @@ func Parse(data []byte) (*Config, error) {
 			es = append(es, &rules.ValidationError{Field: "minFreeSpace", Msg: err.Error()})
 		}
 	}
-	holds := []struct {
-		field string
-		v     string
-		out   *int64
-		max   uint64
+	// Size settings: a size (no percentage) within [min, max]; "" keeps the default (0),
+	// and a 0 that the range allows means "none" (record.Config's negative).
+	sizes := []struct {
+		field    string
+		v        string
+		out      *int64
+		min, max uint64
+		want     string // what the field takes, for a value that is not a size
+		allowed  string // its range, for a size out of it
 	}{
-		{"diskFullHold", c.DiskFullHold, &c.DiskFullHoldBytes, MaxDiskFullHold},
-		{"diskFullHoldPerStream", c.DiskFullHoldPerStream, &c.DiskFullHoldStreamBytes, MaxDiskFullHold},
+		{"diskFullHold", c.DiskFullHold, &c.DiskFullHoldBytes, 0, MaxDiskFullHold,
+			`a size from 0 to 64GiB (e.g. "256MiB", "0" to hold nothing)`, "0 to 64GiB"},
+		{"diskFullHoldPerStream", c.DiskFullHoldPerStream, &c.DiskFullHoldStreamBytes, 0, MaxDiskFullHold,
+			`a size from 0 to 64GiB (e.g. "256MiB", "0" to hold nothing)`, "0 to 64GiB"},
+		{"syncBacklog", c.SyncBacklog, &c.SyncBacklogBytes, 1 << 20, MaxSyncBacklog,
+			`a size from 1MiB to 64GiB (e.g. "256MiB")`, "1MiB to 64GiB"},
 	}
-	for _, h := range holds {
-		if h.v == "" {
+	for _, z := range sizes {
+		if z.v == "" {
 			continue
 		}
-		n, pct, err := ParseSpace(h.v)
+		n, pct, err := ParseSpace(z.v)
 		switch {
-		case err != nil || pct > 0 || strings.HasSuffix(strings.TrimSpace(h.v), "%"):
-			es = append(es, &rules.ValidationError{Field: h.field, Msg: fmt.Sprintf("%q: want a size from 0 to 64GiB (e.g. \"256MiB\", \"0\" to hold nothing)", h.v)})
-		case n > h.max:
-			es = append(es, &rules.ValidationError{Field: h.field, Msg: fmt.Sprintf("%q is out of range (allowed 0 to 64GiB)", h.v)})
+		case err != nil || pct > 0 || strings.HasSuffix(strings.TrimSpace(z.v), "%"):
+			es = append(es, &rules.ValidationError{Field: z.field, Msg: fmt.Sprintf("%q: want %s", z.v, z.want)})
+		case n < z.min || n > z.max:
+			es = append(es, &rules.ValidationError{Field: z.field, Msg: fmt.Sprintf("%q is out of range (allowed %s)", z.v, z.allowed)})
 		case n == 0:
-			*h.out = -1
+			*z.out = -1
 		default:
-			*h.out = int64(n)
-		}
-	}
-	if c.SyncBacklog != "" {
-		n, pct, err := ParseSpace(c.SyncBacklog)
-		switch {
-		case err != nil || pct > 0 || strings.HasSuffix(strings.TrimSpace(c.SyncBacklog), "%"):
-			es = append(es, &rules.ValidationError{Field: "syncBacklog", Msg: fmt.Sprintf("%q: want a size from 1MiB to 64GiB (e.g. \"256MiB\")", c.SyncBacklog)})
-		case n < 1<<20 || n > MaxSyncBacklog:
-			es = append(es, &rules.ValidationError{Field: "syncBacklog", Msg: fmt.Sprintf("%q is out of range (allowed 1MiB to 64GiB)", c.SyncBacklog)})
-		default:
-			c.SyncBacklogBytes = int64(n)
+			*z.out = int64(n)
 		}
 	}
 	if all, one := c.DiskFullHoldBytes, c.DiskFullHoldStreamBytes; all > 0 && one > all {
