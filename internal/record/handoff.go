@@ -259,11 +259,7 @@ func (m *Manager) adopt(id string, own *owner) (*Task, error) {
 		return nil, err
 	}
 	key := StreamKey{row.Domain, row.App, row.Stream}
-	t := &Task{m: m, id: id, key: key, rule: rule, started: row.StartedAt, store: store, state: catalog.TaskPaused, owner: own,
-		hold: &taskHold{all: m.hold}}
-	t.setRepairEvents()
-	own.hold() // released after the task's last catalog write (end)
-	m.cfg.Metrics.ActiveTasks.WithLabelValues(catalog.TaskPaused).Inc()
+	t := m.task(id, key, rule, row.StartedAt, store, catalog.TaskPaused, own)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, rf := range rule.RecordFormats {

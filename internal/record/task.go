@@ -100,22 +100,31 @@ func (m *Manager) newTask(key StreamKey, rule *rules.Rule, s *session) (*Task, e
 	if err != nil {
 		return nil, err
 	}
-	t := &Task{m: m, id: uuid.NewString(), key: key, rule: *rule, started: now, store: store, state: catalog.TaskRecording, pub: s, pushArgs: s.req.Args,
-		owner: s.owner, hold: &taskHold{all: m.hold}}
-	t.owner.hold() // released after the task's last catalog write (end)
+	t := m.task(uuid.NewString(), key, *rule, now, store, catalog.TaskRecording, s.owner)
+	t.pub, t.pushArgs = s, s.req.Args
 	for _, rf := range rule.RecordFormats {
 		t.outs = append(t.outs, &output{rf: rf})
 	}
-	t.setRepairEvents()
 	ruleJSON, _ := json.Marshal(rule)
 	row := &catalog.Task{ID: t.id, Domain: key.Domain, App: key.App, Stream: key.Stream,
 		State: catalog.TaskRecording, Rule: string(ruleJSON), StartedAt: now, UpdatedAt: now}
-	m.cfg.Metrics.ActiveTasks.WithLabelValues(catalog.TaskRecording).Inc()
 	started := t.event(EventStarted)
 	m.cat.add(t.id, catalogOp{what: "create task", owner: t.owner,
 		do:   func(ctx context.Context, c Catalog) error { return c.CreateTask(ctx, row) },
 		then: func() { m.emit(started) }})
 	return t, nil
+}
+
+// task makes a Task in state with what every task has — its disk-full hold, its repair
+// events, a hold on its lease, its count in the metrics — whether it starts here
+// (newTask) or continues a task another node handed over (adopt).
+func (m *Manager) task(id string, key StreamKey, rule rules.Rule, started time.Time, store storage.Store, state string, own *owner) *Task {
+	t := &Task{m: m, id: id, key: key, rule: rule, started: started, store: store, state: state, owner: own,
+		hold: &taskHold{all: m.hold}}
+	t.setRepairEvents()
+	own.hold() // released after the task's last catalog write (end)
+	m.cfg.Metrics.ActiveTasks.WithLabelValues(state).Inc()
+	return t
 }
 
 // setRepairEvents reports the task's timestamp repairs as events.
