@@ -1,7 +1,7 @@
 package e2e
 
 import (
-	"database/sql"
+	"context"
 	"encoding/json"
 	"fmt"
 	"image/jpeg"
@@ -17,7 +17,6 @@ import (
 	openapiutil "github.com/alibabacloud-go/darabonba-openapi/v2/utils"
 	live "github.com/alibabacloud-go/live-20161101/v2/client"
 	"github.com/alibabacloud-go/tea/dara"
-	_ "modernc.org/sqlite"
 
 	"github.com/livrec/livrec/internal/schema"
 	"github.com/livrec/livrec/internal/testenv"
@@ -365,11 +364,7 @@ rules:
 	s.stop()
 	// The job queue is in the catalog's database, whichever driver the suite runs on.
 	driver, dsn := catalogDSN(t, dataDir)
-	sqlDriver := "sqlite"
-	if driver == schema.Postgres {
-		sqlDriver = "pgx"
-	}
-	db, err := sql.Open(sqlDriver, dsn)
+	db, err := schema.Open(context.Background(), driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
