@@ -10,7 +10,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -37,8 +36,11 @@ const (
 )
 
 // fragmentDuration bounds a working-file fragment: at most this much media is held in
-// memory (plus one sample per track) before it is written to the OS.
-const fragmentDuration = time.Second
+// memory (plus one sample per track) before it is written to the OS. Half a second, as
+// cmaf's fragments: it is most of what a stream costs in memory (about 94 KB at
+// 1.5 Mbit/s), and shorter fragments cost only their moof (under 1 % of the file; the
+// progressive file's chunks follow them, one per track and fragment).
+const fragmentDuration = 500 * time.Millisecond
 
 // videoTimescale is the media timescale of video tracks (audio uses its sample rate).
 const videoTimescale = 90000
@@ -77,7 +79,8 @@ type Config struct {
 	Hold format.Hold
 }
 
-// pendingSample is a sample of the fragment being collected; its payload is in the arena.
+// pendingSample is a sample of the fragment being collected; its payload is in its
+// track's arena.
 type pendingSample struct {
 	off, n int
 	dur    uint32
@@ -98,8 +101,13 @@ type trackState struct {
 	heldDTS int64 // ticks from the origin
 	heldCTS int64
 	heldKey bool
-	heldOff int // payload in the arena
+	heldOff int // payload in arena
 	heldLen int
+
+	// arena holds the payloads of frag and then of the held sample, in order: the
+	// track's part of the fragment's mdat is arena up to the held sample, written from
+	// here (no copy into a fragment buffer).
+	arena []byte
 
 	any       bool          // a sample was accepted
 	lastDTS   time.Duration // input DTS of the newest sample
@@ -141,8 +149,7 @@ type Writer struct {
 	off      int64              // working file size
 	seq      uint32
 	idx      index
-	arena    []byte
-	frag     []byte        // the fragment being marshaled (reused)
+	frag     []byte        // moof and mdat header of the fragment being written (reused)
 	fragAt   time.Duration // input DTS of the first unit since the last fragment
 	inMemory bool          // a unit arrived since the last fragment
 
@@ -351,17 +358,17 @@ func (w *Writer) WriteAU(au *media.AccessUnit) error {
 		ts.lastDelta = delta
 	}
 	// The payload goes to the arena in its MP4 form (4-byte NALU lengths for H.264/H.265).
-	off := len(w.arena)
+	off := len(ts.arena)
 	if len(au.NALUs) > 0 {
 		for _, n := range au.NALUs {
-			w.arena = binary.BigEndian.AppendUint32(w.arena, uint32(len(n)))
-			w.arena = append(w.arena, n...)
+			ts.arena = binary.BigEndian.AppendUint32(ts.arena, uint32(len(n)))
+			ts.arena = append(ts.arena, n...)
 		}
 	} else {
-		w.arena = append(w.arena, au.Data...)
+		ts.arena = append(ts.arena, au.Data...)
 	}
 	ts.held, ts.heldDTS, ts.heldCTS, ts.heldKey = true, dts, pts-dts, au.Key || !isVideo
-	ts.heldOff, ts.heldLen = off, len(w.arena)-off
+	ts.heldOff, ts.heldLen = off, len(ts.arena)-off
 	ts.any, ts.lastDTS = true, au.DTS
 	if !w.inMemory {
 		w.inMemory, w.fragAt = true, au.DTS
@@ -600,8 +607,9 @@ func (w *Writer) flush(final bool) error {
 		}
 	}
 	if n := w.fragmentSamples(); n > 0 {
-		data, pos := w.marshalFragment()
-		if _, err := w.kw.Write(data); err != nil {
+		head, pos := w.marshalFragment()
+		size, err := w.writeFragment(head)
+		if err != nil {
 			// The file may end in a partial fragment now; Finish and Recover stop before
 			// it. Nothing more is written.
 			w.writeErr = fmt.Errorf("mp4: working file: %w", err)
@@ -630,35 +638,47 @@ func (w *Writer) flush(final bool) error {
 			ts.fragBase += fragDur(ts.frag)
 			ts.frag = ts.frag[:0]
 		}
-		w.off += int64(len(data))
+		w.off += size
 		w.seq++
 	}
-	// Keep the held-back payloads: move them to the front of the arena. The next
+	// Keep the held-back payloads: move them to the front of their arenas. The next
 	// fragment's clock starts with the next unit (a held sample of a track that went
 	// quiet must not force a fragment per unit).
-	n := 0
 	w.inMemory = false
-	// In arena order: a held payload moves down, never over one not moved yet (a track
-	// that went quiet keeps an old sample low in the arena while the other goes on).
-	var buf [2]*trackState
-	held := buf[:0]
 	for _, ts := range w.tracks {
+		n := 0
 		if ts.held {
-			held = append(held, ts)
+			n = copy(ts.arena, ts.arena[ts.heldOff:ts.heldOff+ts.heldLen])
+			ts.heldOff = 0
+		}
+		ts.arena = ts.arena[:n]
+		if cap(ts.arena) > 32<<20 && n < 1<<20 {
+			ts.arena = append([]byte(nil), ts.arena...) // release buffers grown by a burst
 		}
 	}
-	slices.SortFunc(held, func(a, b *trackState) int { return a.heldOff - b.heldOff })
-	for _, ts := range held {
-		copy(w.arena[n:], w.arena[ts.heldOff:ts.heldOff+ts.heldLen])
-		ts.heldOff = n
-		n += ts.heldLen
-	}
-	w.arena = w.arena[:n]
-	if cap(w.arena) > 64<<20 && n < 1<<20 {
-		w.arena = append([]byte(nil), w.arena...) // release buffers grown by a burst
-		w.frag = nil
-	}
 	return nil
+}
+
+// writeFragment writes the fragment whose moof and mdat header are head: head, then each
+// track's payloads from its arena (the order marshalFragment laid them out in). It
+// returns the fragment's size.
+func (w *Writer) writeFragment(head []byte) (int64, error) {
+	size := int64(len(head))
+	if _, err := w.kw.Write(head); err != nil {
+		return 0, err
+	}
+	for _, ts := range w.tracks {
+		if len(ts.frag) == 0 {
+			continue
+		}
+		last := ts.frag[len(ts.frag)-1]
+		p := ts.arena[ts.frag[0].off : last.off+last.n]
+		if _, err := w.kw.Write(p); err != nil {
+			return 0, err
+		}
+		size += int64(len(p))
+	}
+	return size, nil
 }
 
 func (w *Writer) fragmentSamples() int {
@@ -671,8 +691,9 @@ func (w *Writer) fragmentSamples() int {
 
 // marshalFragment lays out the queued samples as one fragment: moof (mfhd, then per
 // track traf with tfhd default-base-is-moof, tfdt v1 and one trun v1) and mdat with the
-// payloads track after track. It returns the bytes and the offset of the first payload
-// byte within them. Hand-written rather than mediacommon's fmp4.Part.Marshal, which goes
+// payloads track after track. It returns the moof and mdat header (writeFragment writes
+// the payloads after them), which is also the offset of the first payload byte in the
+// fragment. Hand-written rather than mediacommon's fmp4.Part.Marshal, which goes
 // through go-mp4's reflection (about 60 allocations per access unit) and copies every
 // payload twice.
 func (w *Writer) marshalFragment() ([]byte, int64) {
@@ -755,11 +776,6 @@ func (w *Writer) marshalFragment() ([]byte, int64) {
 	for i := range nf {
 		be.PutUint32(b[fixes[i].at:], uint32(data-moof+fixes[i].rel))
 	}
-	for _, ts := range w.tracks {
-		for _, s := range ts.frag {
-			b = append(b, w.arena[s.off:s.off+s.n]...)
-		}
-	}
 	w.frag = b
 	return b, int64(data)
 }
@@ -817,6 +833,8 @@ func (w *Writer) Finish(ctx context.Context, key string) (format.Result, error) 
 	}
 	w.finished = true
 	w.idx = index{}
-	w.arena = nil
+	for _, ts := range w.tracks {
+		ts.arena = nil
+	}
 	return res, nil
 }
