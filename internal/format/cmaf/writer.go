@@ -15,6 +15,7 @@ import (
 	mp4codecs "github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 
 	"github.com/livrec/livrec/internal/format"
+	"github.com/livrec/livrec/internal/format/moof"
 	"github.com/livrec/livrec/internal/format/segment"
 	"github.com/livrec/livrec/internal/media"
 	"github.com/livrec/livrec/internal/storage"
@@ -154,7 +155,8 @@ type trackOut struct {
 	lastDur uint32 // duration given to the previous sample
 	next    int64  // audio: decode time the next contiguous frame has (-1: resync)
 
-	samples []fmp4.Sample // completed samples of the current fragment
+	samples []moof.Sample // completed samples of the current fragment
+	arena   []byte        // their payloads, in order
 	base    int64         // decode time of samples[0]
 }
 
@@ -175,11 +177,8 @@ type muxer struct {
 	seqNo     uint32 // mfhd sequence number, over the whole file
 	fragStart time.Duration
 	fragOpen  bool
-	arena     []byte // payloads of the current fragment
-	ptrs      []*fmp4.Sample
-	parts     [2]fmp4.PartTrack
-	partPtrs  []*fmp4.PartTrack
-	buf       seekablebuffer.Buffer
+	tracks    []moof.Track // reused by flush
+	head      []byte       // moof and mdat header of the fragment being written (reused)
 }
 
 // ticks converts d to time scale ts.
@@ -411,14 +410,8 @@ func (m *muxer) complete(t *trackOut, dur uint32) {
 	if len(t.samples) == 0 {
 		t.base = t.heldT
 	}
-	start := len(m.arena)
-	m.arena = append(m.arena, t.heldBuf...)
-	t.samples = append(t.samples, fmp4.Sample{
-		Duration:        dur,
-		PTSOffset:       t.heldOff,
-		IsNonSyncSample: !t.heldKey,
-		Payload:         m.arena[start:len(m.arena):len(m.arena)],
-	})
+	t.arena = append(t.arena, t.heldBuf...)
+	t.samples = append(t.samples, moof.Sample{Size: uint32(len(t.heldBuf)), Dur: dur, CTS: t.heldOff, Sync: t.heldKey})
 	t.lastDur = dur
 	t.held = false
 }
@@ -443,40 +436,31 @@ func (m *muxer) End(f *segment.File, set *segment.Set, e segment.End) error {
 	return m.flush(f)
 }
 
-// flush writes the completed samples as one fragment (moof+mdat) and hands it to the
-// operating system.
+// flush writes the completed samples as one fragment (moof+mdat, package moof: the
+// payloads are written from the tracks' arenas, not copied into one buffer) and hands it
+// to the operating system.
 func (m *muxer) flush(f *segment.File) error {
-	part := fmp4.Part{Tracks: m.partPtrs[:0]}
-	ptrs := m.ptrs[:0]
-	for i, t := range m.cur.tracks {
-		if len(t.samples) == 0 {
-			continue
+	tracks := m.tracks[:0]
+	for _, t := range m.cur.tracks {
+		if len(t.samples) > 0 {
+			tracks = append(tracks, moof.Track{ID: uint32(t.id), BaseTime: uint64(t.base), Samples: t.samples})
 		}
-		pt := &m.parts[i]
-		pt.ID, pt.BaseTime, pt.Samples = t.id, uint64(t.base), pt.Samples[:0]
-		for j := range t.samples {
-			ptrs = append(ptrs, &t.samples[j])
-		}
-		pt.Samples = ptrs[len(ptrs)-len(t.samples):]
-		part.Tracks = append(part.Tracks, pt)
 	}
-	m.ptrs, m.partPtrs = ptrs, part.Tracks
+	m.tracks = tracks
 	m.fragOpen = false
-	if len(part.Tracks) == 0 {
+	if len(tracks) == 0 {
 		return nil
 	}
 	m.seqNo++
-	part.SequenceNumber = m.seqNo
-	m.buf.Reset()
-	err := part.Marshal(&m.buf)
+	m.head = moof.Append(m.head[:0], m.seqNo, tracks)
+	_, err := f.Write(m.head)
 	for _, t := range m.cur.tracks {
-		t.samples = t.samples[:0]
+		if err == nil && len(t.samples) > 0 {
+			_, err = f.Write(t.arena)
+		}
+		t.samples, t.arena = t.samples[:0], t.arena[:0]
 	}
-	m.arena = m.arena[:0]
 	if err != nil {
-		return err
-	}
-	if _, err := f.Write(m.buf.Bytes()); err != nil {
 		return err
 	}
 	return f.Flush()

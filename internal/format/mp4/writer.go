@@ -23,6 +23,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 
 	"github.com/livrec/livrec/internal/format"
+	"github.com/livrec/livrec/internal/format/moof"
 	"github.com/livrec/livrec/internal/media"
 	"github.com/livrec/livrec/internal/storage"
 )
@@ -79,15 +80,6 @@ type Config struct {
 	Hold format.Hold
 }
 
-// pendingSample is a sample of the fragment being collected; its payload is in its
-// track's arena.
-type pendingSample struct {
-	off, n int
-	dur    uint32
-	cts    int32
-	sync   bool
-}
-
 // trackState is a track being written.
 type trackState struct {
 	video     bool
@@ -113,8 +105,8 @@ type trackState struct {
 	lastDTS   time.Duration // input DTS of the newest sample
 	lastDelta int64         // ticks between the two newest samples (0: unknown)
 
-	frag     []pendingSample // complete samples waiting for the next fragment
-	fragBase int64           // decode time of frag[0]
+	frag     []moof.Sample // complete samples waiting for the next fragment
+	fragBase int64         // decode time of frag[0]
 }
 
 // journal is the sidecar that makes a working file recoverable.
@@ -144,14 +136,15 @@ type Writer struct {
 	start   time.Time
 	gate    format.Gate
 
-	f        *os.File
-	kw       *format.KeepWriter // f, or memory while the disk is full
-	off      int64              // working file size
-	seq      uint32
-	idx      index
-	frag     []byte        // moof and mdat header of the fragment being written (reused)
-	fragAt   time.Duration // input DTS of the first unit since the last fragment
-	inMemory bool          // a unit arrived since the last fragment
+	f          *os.File
+	kw         *format.KeepWriter // f, or memory while the disk is full
+	off        int64              // working file size
+	seq        uint32
+	idx        index
+	frag       []byte        // moof and mdat header of the fragment being written (reused)
+	moofTracks []moof.Track  // reused by marshalFragment
+	fragAt     time.Duration // input DTS of the first unit since the last fragment
+	inMemory   bool          // a unit arrived since the last fragment
 
 	writeErr     error // a failed fragment write: the file ends at the last good fragment
 	finalFlushed bool
@@ -384,7 +377,7 @@ func (ts *trackState) queueHeld(dur uint32) {
 	}
 	cts := ts.heldCTS
 	cts = max(min(cts, math.MaxInt32), math.MinInt32)
-	ts.frag = append(ts.frag, pendingSample{off: ts.heldOff, n: ts.heldLen, dur: dur, cts: int32(cts), sync: ts.heldKey})
+	ts.frag = append(ts.frag, moof.Sample{Size: uint32(ts.heldLen), Dur: dur, CTS: int32(cts), Sync: ts.heldKey})
 	ts.held = false
 }
 
@@ -626,12 +619,12 @@ func (w *Writer) flush(final bool) error {
 			}
 			size := 0
 			for _, s := range ts.frag {
-				sm := sample{size: uint32(s.n), dur: s.dur, cts: s.cts}
-				if !s.sync {
+				sm := sample{size: s.Size, dur: s.Dur, cts: s.CTS}
+				if !s.Sync {
 					sm.size |= nonSyncBit
 				}
 				t.add(sm)
-				size += s.n
+				size += int(s.Size)
 			}
 			w.idx.chunks = append(w.idx.chunks, chunk{work: pos, size: uint32(size), count: uint32(len(ts.frag)), track: uint8(ts.ti)})
 			pos += int64(size)
@@ -671,8 +664,11 @@ func (w *Writer) writeFragment(head []byte) (int64, error) {
 		if len(ts.frag) == 0 {
 			continue
 		}
-		last := ts.frag[len(ts.frag)-1]
-		p := ts.arena[ts.frag[0].off : last.off+last.n]
+		n := 0
+		for _, s := range ts.frag {
+			n += int(s.Size)
+		}
+		p := ts.arena[:n] // the fragment's samples start the arena (see flush)
 		if _, err := w.kw.Write(p); err != nil {
 			return 0, err
 		}
@@ -689,101 +685,23 @@ func (w *Writer) fragmentSamples() int {
 	return n
 }
 
-// marshalFragment lays out the queued samples as one fragment: moof (mfhd, then per
-// track traf with tfhd default-base-is-moof, tfdt v1 and one trun v1) and mdat with the
-// payloads track after track. It returns the moof and mdat header (writeFragment writes
-// the payloads after them), which is also the offset of the first payload byte in the
-// fragment. Hand-written rather than mediacommon's fmp4.Part.Marshal, which goes
-// through go-mp4's reflection (about 60 allocations per access unit) and copies every
-// payload twice.
+// marshalFragment lays out the queued samples as one fragment (package moof): it returns
+// the moof and mdat header (writeFragment writes the payloads after them), which is also
+// the offset of the first payload byte in the fragment.
 func (w *Writer) marshalFragment() ([]byte, int64) {
-	b := w.frag[:0]
-	be := binary.BigEndian
-	u32 := func(v uint32) { b = be.AppendUint32(b, v) }
-	boxStart := func(typ string) int {
-		at := len(b)
-		b = append(b, 0, 0, 0, 0)
-		b = append(b, typ...)
-		return at
-	}
-	boxEnd := func(at int) { be.PutUint32(b[at:], uint32(len(b)-at)) }
-
-	moof := boxStart("moof")
-	mfhd := boxStart("mfhd")
-	u32(0)
-	u32(w.seq + 1)
-	boxEnd(mfhd)
-	type fix struct{ at, rel int }
-	var fixes [2]fix // at most a video and an audio track
-	nf := 0
-	payload := 0
+	tracks := w.moofTracks[:0]
 	for _, ts := range w.tracks {
-		if len(ts.frag) == 0 {
-			continue
-		}
-		traf := boxStart("traf")
-		tfhd := boxStart("tfhd")
-		u32(0x020000) // default-base-is-moof
-		u32(uint32(ts.id))
-		boxEnd(tfhd)
-		tfdt := boxStart("tfdt")
-		u32(1 << 24)
-		b = be.AppendUint64(b, uint64(ts.fragBase))
-		boxEnd(tfdt)
-		flags := uint32(0x001 | 0x100 | 0x200) // data offset, durations, sizes
-		for _, s := range ts.frag {
-			if !s.sync {
-				flags |= 0x400
-			}
-			if s.cts != 0 {
-				flags |= 0x800
-			}
-		}
-		trun := boxStart("trun")
-		u32(1<<24 | flags)
-		u32(uint32(len(ts.frag)))
-		fixes[nf] = fix{at: len(b), rel: payload}
-		nf++
-		u32(0) // data offset, fixed below
-		for _, s := range ts.frag {
-			u32(s.dur)
-			u32(uint32(s.n))
-			if flags&0x400 != 0 {
-				if s.sync {
-					u32(0x02000000) // depends on no other sample
-				} else {
-					u32(0x01010000) // depends on others, non-sync
-				}
-			}
-			if flags&0x800 != 0 {
-				u32(uint32(s.cts))
-			}
-			payload += s.n
-		}
-		boxEnd(trun)
-		boxEnd(traf)
+		tracks = append(tracks, moof.Track{ID: uint32(ts.id), BaseTime: uint64(ts.fragBase), Samples: ts.frag})
 	}
-	boxEnd(moof)
-	if payload+8 > math.MaxUint32 {
-		b = append(b, 0, 0, 0, 1)
-		b = append(b, "mdat"...)
-		b = be.AppendUint64(b, uint64(payload+16))
-	} else {
-		u32(uint32(payload + 8))
-		b = append(b, "mdat"...)
-	}
-	data := len(b)
-	for i := range nf {
-		be.PutUint32(b[fixes[i].at:], uint32(data-moof+fixes[i].rel))
-	}
-	w.frag = b
-	return b, int64(data)
+	w.moofTracks = tracks
+	w.frag = moof.Append(w.frag[:0], w.seq+1, tracks)
+	return w.frag, int64(len(w.frag))
 }
 
-func fragDur(s []pendingSample) int64 {
+func fragDur(s []moof.Sample) int64 {
 	var d int64
 	for _, p := range s {
-		d += int64(p.dur)
+		d += int64(p.Dur)
 	}
 	return d
 }
