@@ -81,7 +81,7 @@ func (p *syncPool) work() {
 			p.m.cfg.Metrics.SyncSeconds.Observe(time.Since(start).Seconds())
 		}
 		if err != nil && !p.m.disk.noteFull(err) {
-			p.m.cfg.Logger.Error("segment sync failed: the segment is dropped", "err", err)
+			p.m.cfg.Logger.Error("sync failed", "err", err) // the job says what it loses (a segment is dropped)
 		}
 		p.mu.Lock()
 		p.pending -= j.bytes

@@ -95,7 +95,8 @@ var formats = map[rules.Format]formatImpl{
 		ext: ".mp4",
 		open: func(t *Task, rf rules.RecordFormat, dir string, _ *progress, _ []byte) (format.Writer, error) {
 			return mp4.New(mp4.Config{WorkDir: dir, Store: t.store, Now: t.clock,
-				Logger: t.m.cfg.Logger.With("task", t.id, "format", "mp4"), NoSync: t.m.cfg.NoSync, Hold: t.writerHold()})
+				Logger: t.m.cfg.Logger.With("task", t.id, "format", "mp4"), NoSync: t.m.cfg.NoSync, Hold: t.writerHold(),
+				Syncer: t.m.syncer()})
 		},
 		recover: mp4.Recover,
 	},
@@ -104,7 +105,7 @@ var formats = map[rules.Format]formatImpl{
 		open: func(t *Task, rf rules.RecordFormat, dir string, _ *progress, _ []byte) (format.Writer, error) {
 			return flvfile.New(flvfile.Config{WorkDir: dir, Store: t.store, Now: t.clock,
 				Logger: t.m.cfg.Logger.With("task", t.id, "format", "flv"), MaxDuration: time.Duration(rf.CycleDuration) * time.Second,
-				NoSync: t.m.cfg.NoSync, Hold: t.writerHold()})
+				NoSync: t.m.cfg.NoSync, Hold: t.writerHold(), Syncer: t.m.syncer()})
 		},
 		recover: flvfile.Recover,
 	},

@@ -523,3 +523,74 @@ func benchWriter(b *testing.B, in *segtest.Input) {
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(b.N)/float64(len(in.AUs)), "allocs/AU")
 	b.ReportMetric(float64(mediaDur)*float64(b.N)/float64(elapsed), "x-realtime")
 }
+
+// With a Syncer, nothing waits for the disk on the caller's goroutine — not the
+// initialization segment either: it is written at once but stored, like the segments,
+// only once its sync ran. After a crash before that sync, a torn initialization segment
+// is dropped with the segments that use it.
+func TestSyncOffCallerInit(t *testing.T) {
+	in := segtest.GetInput(t, segtest.H264AAC)
+	syncs := segtest.CountJournalSyncs(t)
+	newWriter := func(st *segtest.Store, sy *segtest.Syncer) (*Writer, string) {
+		dir := t.TempDir()
+		w, err := New(Config{SliceDuration: testSlice, WorkDir: dir, SegmentKey: testSegmentKey, InitKey: testInitKey,
+			SegmentURI: st.Path, Store: st, Now: segtest.FakeClock(), Logger: segtest.Logger(t), Syncer: sy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.SetTracks(in.Video, in.Audio); err != nil {
+			t.Fatal(err)
+		}
+		return w, dir
+	}
+	var fed []*media.AccessUnit
+	for _, au := range in.AUs {
+		if au.DTS < 10500*time.Millisecond {
+			fed = append(fed, au)
+		}
+	}
+
+	st, sy := segtest.NewStore(t), &segtest.Syncer{}
+	w, _ := newWriter(st, sy)
+	segtest.Feed(t, w, fed)
+	if n := syncs(); n != 0 {
+		t.Fatalf("%d fsyncs on the caller's goroutine, want 0", n)
+	}
+	if got := st.Stored(); len(got) != 0 || sy.Len() == 0 {
+		t.Fatalf("before the syncs ran: stored %v (want nothing), %d jobs queued", got, sy.Len())
+	}
+	if err := sy.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(st.Stored()); n != 3 || syncs() == 0 {
+		t.Fatalf("after the syncs: %d objects stored (want init + 2 segments), %d journal fsyncs", n, syncs())
+	}
+	segtest.Feed(t, w, in.AUs[len(fed):])
+	res := finish(t, w)
+	segtest.CheckVOD(t, st, res, segtest.ExpectedDuration(in.AUs, true), 6)
+
+	// The crash: nothing synced yet, the initialization segment torn.
+	st2, sy2 := segtest.NewStore(t), &segtest.Syncer{}
+	w2, dir := newWriter(st2, sy2)
+	segtest.Feed(t, w2, fed)
+	initSync := sy2.Take(0) // queued first: the initialization segment opens the file
+	if err := sy2.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if got := st2.Stored(); len(got) != 0 {
+		t.Fatalf("stored %v before the initialization segment was synced, want nothing", got)
+	}
+	_ = initSync // the crash comes first
+	w2.Abandon()
+	init := filepath.Join(dir, "init000.m4s")
+	if err := os.Truncate(init, 10); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Recover(context.Background(), dir, st2, func(time.Time) string { return "rec/x.m3u8" }, segtest.Logger(t))
+	if !errors.Is(err, ErrNoMedia) {
+		t.Fatalf("Recover with a torn initialization segment: %v, want ErrNoMedia (its segments dropped)", err)
+	}
+	if got := st2.Stored(); len(got) != 0 {
+		t.Fatalf("stored %v, want nothing", got)
+	}
+}

@@ -81,6 +81,9 @@ type Config struct {
 	// Hold, if set, accounts what the working file keeps in memory while the disk is
 	// full (format.KeepWriter); nil: kept without a bound.
 	Hold format.Hold
+	// Syncer, if set, runs the fsyncs of the file's start (its sidecar and directory) off
+	// the caller's goroutine. Nil: inline. Unused with NoSync.
+	Syncer format.Syncer
 }
 
 // kind indexes per-kind state.
@@ -342,7 +345,15 @@ func (w *Writer) start(first time.Duration) error {
 	}
 	st := state{Version: stateVersion, Start: w.cfg.Now(), Meta: w.meta, Reserve: reserve}
 	// The sidecar exists before any tag does: a working file without it is never left.
-	if err := saveState(w.cfg.WorkDir, &st, w.cfg.NoSync); err != nil {
+	// With a Syncer its fsyncs run there: a file's start never waits for the disk on the
+	// publisher's connection.
+	if w.cfg.Syncer != nil && !w.cfg.NoSync {
+		sync, err := journal.SaveLater(w.cfg.WorkDir, stateName, &st)
+		if err != nil {
+			return fmt.Errorf("flvfile: state: %w", err)
+		}
+		w.cfg.Syncer.Go(0, sync)
+	} else if err := saveState(w.cfg.WorkDir, &st, w.cfg.NoSync); err != nil {
 		return fmt.Errorf("flvfile: state: %w", err)
 	}
 	f, err := os.OpenFile(filepath.Join(w.cfg.WorkDir, workName), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)

@@ -5,6 +5,7 @@ package journal
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -68,6 +69,37 @@ func SyncDir(dir string) {
 		_ = SyncFile(d)
 		_ = d.Close()
 	}
+}
+
+// SaveLater is Save without waiting for the disk: v is written at once, atomically (temp
+// file, rename), and the returned function makes it durable (fsync of the file and of
+// dir), for a format.Syncer to run off the goroutine that reads a publisher's connection.
+// Until it has run, a crash may lose the file as it may lose the media written with it.
+// If the file was replaced since, its newer content is synced; if removed, nothing is.
+func SaveLater(dir, name string, v any) (sync func() error, err error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	if err := WriteFileNoSync(dir, name, b); err != nil {
+		return nil, err
+	}
+	return func() error {
+		f, err := os.Open(filepath.Join(dir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		err = SyncFile(f)
+		f.Close()
+		SyncDir(dir)
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", filepath.Join(dir, name), err)
+		}
+		return nil
+	}, nil
 }
 
 // Versioned is a journal with a format version.

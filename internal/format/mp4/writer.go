@@ -78,6 +78,10 @@ type Config struct {
 	// (format.KeepWriter): the fragment being written then is written whole once space
 	// returns. Nil: a full disk fails the write and the file ends at the last fragment.
 	Hold format.Hold
+	// Syncer, if set, runs the fsyncs of the file's start (the working file's init
+	// segment, the journal, their directory) off the caller's goroutine. Nil: inline.
+	// Unused with NoSync.
+	Syncer format.Syncer
 }
 
 // trackState is a track being written.
@@ -549,7 +553,8 @@ func (w *Writer) startFile(first *media.AccessUnit) error {
 	if err != nil {
 		return fmt.Errorf("mp4: working file: %w", err)
 	}
-	if _, err = f.Write(initBytes); err == nil && !w.cfg.NoSync {
+	later := w.cfg.Syncer != nil && !w.cfg.NoSync // the start never waits for the disk
+	if _, err = f.Write(initBytes); err == nil && !w.cfg.NoSync && !later {
 		err = f.Sync()
 	}
 	if err != nil {
@@ -558,7 +563,20 @@ func (w *Writer) startFile(first *media.AccessUnit) error {
 		return fmt.Errorf("mp4: working file: %w", err)
 	}
 	w.start = w.cfg.Now()
-	if err := saveJournal(w.cfg.WorkDir, &journal{Version: journalVersion, Start: w.start}, w.cfg.NoSync); err != nil {
+	j := &journal{Version: journalVersion, Start: w.start}
+	if later {
+		syncWork := format.SyncLater(path)
+		syncJournal, jerr := journalfile.SaveLater(w.cfg.WorkDir, journalName, j)
+		err = jerr
+		if err == nil {
+			w.cfg.Syncer.Go(0, func() error { return errors.Join(syncWork(), syncJournal()) })
+		} else {
+			_ = syncWork() // closes its descriptor
+		}
+	} else {
+		err = saveJournal(w.cfg.WorkDir, j, w.cfg.NoSync)
+	}
+	if err != nil {
 		f.Close()
 		os.Remove(path)
 		return fmt.Errorf("mp4: journal: %w", err)

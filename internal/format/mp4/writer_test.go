@@ -17,6 +17,8 @@ import (
 	"github.com/livrec/livrec/internal/format"
 	"github.com/livrec/livrec/internal/media"
 	"github.com/livrec/livrec/internal/storage"
+
+	"github.com/livrec/livrec/internal/format/segment/segtest"
 )
 
 func absDur(d time.Duration) time.Duration {
@@ -608,4 +610,37 @@ func readPresentation(t *testing.T, path string) *pmp4.Presentation {
 		t.Fatalf("pmp4 reader: %v", err)
 	}
 	return &p
+}
+
+// With a Syncer the file's start (working file's init, journal, directory) does not wait
+// for the disk on the caller's goroutine: its fsyncs are queued, and the file finishes
+// as without one.
+func TestStartSyncOffCaller(t *testing.T) {
+	in := getInput(t, inH264AAC)
+	syncs := segtest.CountJournalSyncs(t)
+	st, sy := newDiskStore(t), &segtest.Syncer{}
+	w, err := New(Config{WorkDir: t.TempDir(), Store: st, Now: fakeClock(), Logger: testLogger(t), Syncer: sy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.SetTracks(in.video, in.audio); err != nil {
+		t.Fatal(err)
+	}
+	feed(t, w, in.aus)
+	if n, q := syncs(), sy.Len(); n != 0 || q != 1 {
+		t.Fatalf("%d fsyncs on the caller's goroutine (want 0), %d jobs queued (want 1: the start)", n, q)
+	}
+	if err := sy.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if syncs() == 0 {
+		t.Fatal("the queued job synced nothing")
+	}
+	res, err := w.Finish(context.Background(), testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg := ffmpegDecode(t, st.Path(res.Key)); msg != "" {
+		t.Fatalf("decode: %s", msg)
+	}
 }

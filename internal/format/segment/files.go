@@ -49,11 +49,12 @@ type journalSeg struct {
 }
 
 type journalMap struct {
-	N      int    `json:"n"`
-	Key    string `json:"key"`
-	File   string `json:"file"`
-	Bytes  int64  `json:"bytes"`
-	Stored bool   `json:"stored,omitempty"`
+	N        int    `json:"n"`
+	Key      string `json:"key"`
+	File     string `json:"file"`
+	Bytes    int64  `json:"bytes"`
+	Stored   bool   `json:"stored,omitempty"`
+	Unsynced bool   `json:"unsynced,omitempty"` // written, its fsync not done yet
 }
 
 const journalVersion = 1
@@ -74,7 +75,7 @@ func fromJournalSeg(j journalSeg) *segState {
 func toJournalMaps(maps []*mapState) []journalMap {
 	var out []journalMap
 	for _, m := range maps {
-		out = append(out, journalMap{N: m.n, Key: m.key, File: m.file, Bytes: m.bytes, Stored: m.stored})
+		out = append(out, journalMap{N: m.n, Key: m.key, File: m.file, Bytes: m.bytes, Stored: m.stored, Unsynced: m.unsynced})
 	}
 	return out
 }
@@ -82,7 +83,7 @@ func toJournalMaps(maps []*mapState) []journalMap {
 func fromJournalMaps(js []journalMap) []*mapState {
 	var out []*mapState
 	for _, j := range js {
-		out = append(out, &mapState{n: j.N, key: j.Key, file: j.File, bytes: j.Bytes, stored: j.Stored})
+		out = append(out, &mapState{n: j.N, key: j.Key, file: j.File, bytes: j.Bytes, stored: j.Stored, unsynced: j.Unsynced})
 	}
 	return out
 }
@@ -166,11 +167,19 @@ type object struct {
 
 func objects(segs []*segState, maps []*mapState) []object {
 	objs := make([]object, 0, len(segs)+len(maps))
+	var unsyncedMap map[string]bool // a segment waits for its initialization segment
 	for _, m := range maps {
-		objs = append(objs, object{&m.key, m.file, &m.stored, true})
+		if !m.unsynced { // stored once synced
+			objs = append(objs, object{&m.key, m.file, &m.stored, true})
+		} else {
+			if unsyncedMap == nil {
+				unsyncedMap = map[string]bool{}
+			}
+			unsyncedMap[m.key] = true
+		}
 	}
 	for _, s := range segs {
-		if !s.unsynced { // stored once synced
+		if !s.unsynced && !unsyncedMap[s.MapKey] { // stored once synced
 			objs = append(objs, object{&s.Key, s.file, &s.stored, false})
 		}
 	}

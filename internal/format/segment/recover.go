@@ -54,10 +54,25 @@ func Recover(ctx context.Context, name, workDir string, store storage.Store, pla
 		return Result{}, fin.errorf("%w", err)
 	}
 	maps := fromJournalMaps(j.Maps)
+	// An initialization segment whose sync had not run may be torn: the segments that
+	// use it are dropped with it.
+	torn := map[string]bool{}
+	for _, m := range maps {
+		if m.unsynced && !syncWhole(filepath.Join(workDir, m.file), m.bytes) {
+			logger.Warn("unsynced initialization segment incomplete after the crash, dropped with its segments", "file", m.file)
+			torn[m.key] = true
+		}
+		m.unsynced = false
+	}
 	segs := make([]*segState, 0, len(j.Segments)+1)
 	disc := false
 	for _, js := range j.Segments {
 		s := fromJournalSeg(js)
+		if torn[s.MapKey] {
+			_ = os.Remove(filepath.Join(workDir, s.file))
+			disc = true
+			continue
+		}
 		if s.unsynced && !syncWhole(filepath.Join(workDir, s.file), s.Bytes) {
 			// Its sync had not run: a power loss may have torn it. Dropped, and the
 			// timeline goes on after a discontinuity.
@@ -73,7 +88,9 @@ func Recover(ctx context.Context, name, workDir string, store storage.Store, pla
 	}
 
 	var extra string // partial file to remove if it is dropped
-	if c := j.Current; c != nil && j.PlaylistKey == "" {
+	if c := j.Current; c != nil && j.PlaylistKey == "" && torn[c.Map] {
+		extra = c.File
+	} else if c != nil && j.PlaylistKey == "" {
 		p := Partial{Path: filepath.Join(workDir, c.File), OutStart: c.OutStart, MapKey: c.Map, Whole: c.Whole}
 		for _, m := range maps {
 			if m.key == c.Map && !m.stored {

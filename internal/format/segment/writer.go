@@ -241,6 +241,9 @@ type mapState struct {
 	file   string
 	bytes  int64
 	stored bool
+	// unsynced: written, its fsync handed to Config.Syncer and not done yet; it is not
+	// stored (nor the segments using it listed) until it is.
+	unsynced bool
 }
 
 // openSeg is the segment being written.
@@ -977,7 +980,8 @@ func (w *Writer) openSegment(au *media.AccessUnit) error {
 	return nil
 }
 
-// newInit writes the initialization segment of the active set.
+// newInit writes the initialization segment of the active set. With a Syncer its fsync
+// runs there (the connection never waits for the disk), and it is stored once synced.
 func (w *Writer) newInit(au *media.AccessUnit) error {
 	b, err := w.mux.Init(w.active, au)
 	if err != nil {
@@ -985,7 +989,31 @@ func (w *Writer) newInit(au *media.AccessUnit) error {
 	}
 	n := len(w.maps)
 	m := &mapState{n: n, key: w.cfg.InitKey(n), file: fmt.Sprintf("init%03d%s", n, w.cfg.Ext), bytes: int64(len(b))}
-	if err := atomicWrite(w.cfg.WorkDir, m.file, b, true, w.cfg.NoSync); err != nil {
+	if !w.async() {
+		err = atomicWrite(w.cfg.WorkDir, m.file, b, true, w.cfg.NoSync)
+	} else if err = journalfile.WriteFileNoSync(w.cfg.WorkDir, m.file, b); err == nil {
+		m.unsynced = true
+		path := filepath.Join(w.cfg.WorkDir, m.file)
+		sync := format.SyncLater(path)
+		w.syncs.Add(1)
+		w.cfg.Syncer.Go(m.bytes, func() error {
+			defer w.syncs.Done()
+			err := sync()
+			if err == nil {
+				journalfile.SyncDir(w.cfg.WorkDir)
+			}
+			w.mu.Lock()
+			if err == nil {
+				m.unsynced = false
+			} else {
+				w.log.Error("initialization segment sync failed: it is synced again when the file is finished", "err", err)
+			}
+			w.mu.Unlock()
+			w.persist()
+			return err
+		})
+	}
+	if err != nil {
 		return w.cfg.errorf("initialization segment: %w", err)
 	}
 	w.maps = append(w.maps, m)
@@ -1022,6 +1050,14 @@ func (w *Writer) Finish(ctx context.Context, playlistKey string) (Result, error)
 		w.finished = true
 		removeWorkFiles(w.cfg.WorkDir, nil, w.maps, "")
 		return Result{}, ErrNoMedia
+	}
+	for _, m := range w.maps {
+		if m.unsynced { // its sync failed: once more, inline
+			if !syncWhole(filepath.Join(w.cfg.WorkDir, m.file), m.bytes) {
+				return Result{}, w.cfg.errorf("initialization segment %s: sync failed", m.file)
+			}
+			m.unsynced = false
+		}
 	}
 	fin := finalizer{name: w.cfg.Name, st: w.cfg.Store, dir: w.cfg.WorkDir, log: w.log, noSync: w.cfg.NoSync,
 		journal: func() error { return w.writeJournal(playlistKey) }}
