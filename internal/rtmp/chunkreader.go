@@ -32,13 +32,6 @@ const (
 	// the peer is trusted (a publish was accepted): a stranger's bodies then hold at most
 	// twice what it sent plus this per chunk stream, whatever lengths it announces.
 	untrustedAllocStep = 1 << 10
-	// maxSpareBody and spareBudget bound the bodies kept for reuse: a chunk stream keeps
-	// the memory of its last body of at most maxSpareBody bytes for its next messages,
-	// within spareBudget bytes per connection. A 1-2 Mbit/s publish's frames and its
-	// audio fit, so they are received without an allocation; larger ones (keyframes of
-	// higher bitrates) are allocated each.
-	maxSpareBody = 32 << 10
-	spareBudget  = 64 << 10
 )
 
 // Chunk header formats (the two top bits of the basic header).
@@ -66,8 +59,9 @@ type message struct {
 	Timestamp     uint32 // milliseconds
 	Type          uint8
 	StreamID      uint32 // message stream id (decoded little-endian, as on the wire)
-	// Body is valid until the next Read: the reader reuses its memory for a later
-	// message of the chunk stream (see maxSpareBody). Copy what must outlive that.
+	// Body comes from the server's pool of bodies (bodyPool): it is valid until it is
+	// given back (chunkReader.Release, once the message was handled). Copy what must
+	// outlive that.
 	Body []byte
 }
 
@@ -86,21 +80,16 @@ type chunkStream struct {
 	pending  bool   // a message is being received
 	body     []byte // its body (len == cap; may be shorter than length while it grows)
 	received uint32 // bytes of it received so far
-	reused   bool   // body is spare's memory (filled before: not counted as new memory)
-
-	// spare is the memory of an earlier body, reused by the next message that fits
-	// (maxSpareBody); the message it was delivered in is over by then.
-	spare []byte
 }
 
 // byteCounter reports the bytes read from the connection (bytecounter.Reader).
 type byteCounter interface{ Count() uint64 }
 
 // chunkReader reads RTMP messages from a chunk stream. It copies each chunk's payload
-// from the bufio.Reader straight into the message body, which reuses the memory of the
-// chunk stream's previous body when that fits (maxSpareBody) and is otherwise allocated
-// once per message (see eagerAllocBudget for the exception); it allocates nothing else
-// per chunk or message. It is not safe for concurrent use.
+// from the bufio.Reader straight into the message body, taken from the server's pool of
+// bodies (bodyPool) whole when the message starts (see eagerAllocBudget for the
+// exception); it allocates nothing else per chunk or message. It is not safe for
+// concurrent use.
 type chunkReader struct {
 	br      *bufio.Reader
 	counter byteCounter
@@ -115,7 +104,6 @@ type chunkReader struct {
 	high     map[uint32]*chunkStream
 	nstreams int
 	reserved int // total len of the bodies of unfinished messages
-	spares   int // total cap of the chunk streams' spare bodies (spareBudget)
 
 	eagerBudget int // eagerAllocBudget, 0 while the peer is untrusted
 	allocStep   int // lazyAllocStep, untrustedAllocStep while the peer is untrusted
@@ -160,8 +148,12 @@ func (r *chunkReader) AbortChunkStream(id uint32) {
 		return
 	}
 	r.reserved -= len(cs.body)
-	cs.pending, cs.body, cs.received, cs.reused = false, nil, 0, false
+	bodies.put(cs.body)
+	cs.pending, cs.body, cs.received = false, nil, 0
 }
+
+// Release gives the body of a message read back to the pool, once nothing uses it.
+func (r *chunkReader) Release(body []byte) { bodies.put(body) }
 
 func (r *chunkReader) lookup(id uint32) *chunkStream {
 	if id < uint32(len(r.low)) {
@@ -273,20 +265,8 @@ func (r *chunkReader) readChunk() (msg message, ok bool, err error) {
 		msg.Body = []byte{} // an empty message; no allocation
 	}
 	r.reserved -= len(cs.body)
-	r.keepSpare(cs)
-	cs.pending, cs.body, cs.received, cs.reused = false, nil, 0, false
+	cs.pending, cs.body, cs.received = false, nil, 0
 	return msg, true, nil
-}
-
-// keepSpare makes the body of cs's message just completed its spare if it is larger
-// than the spare, within maxSpareBody and spareBudget.
-func (r *chunkReader) keepSpare(cs *chunkStream) {
-	n, old := cap(cs.body), cap(cs.spare)
-	if cs.reused || n <= old || n > maxSpareBody || r.spares-old+n > spareBudget {
-		return
-	}
-	cs.spare = cs.body[:n]
-	r.spares += n - old
 }
 
 // readMessageHeader reads the message header of a type 0, 1 or 2 chunk (and its
@@ -357,14 +337,9 @@ func (r *chunkReader) skipRepeatedExtTimestamp(cs *chunkStream) error {
 
 // startMessage begins receiving a message of cs.length bytes on cs.
 func (r *chunkReader) startMessage(cs *chunkStream) {
-	cs.pending, cs.received, cs.body, cs.reused = true, 0, nil, false
-	if cs.length > 0 && int(cs.length) <= cap(cs.spare) {
-		cs.body, cs.reused = cs.spare[:cs.length:cs.length], true
-		r.reserved += len(cs.body)
-		return
-	}
-	if cs.length > uint32(r.allocStep) && r.reserved+int(cs.length) <= r.eagerBudget {
-		cs.body = make([]byte, cs.length)
+	cs.pending, cs.received, cs.body = true, 0, nil
+	if cs.length > 0 && (cs.length <= uint32(r.allocStep) || r.reserved+int(cs.length) <= r.eagerBudget) {
+		cs.body = bodies.get(int(cs.length))
 		r.reserved += len(cs.body)
 	}
 }
@@ -389,9 +364,10 @@ func (r *chunkReader) readPayload(cs *chunkStream, n uint32) error {
 // grow enlarges a full body: double, at least allocStep, at most the message length.
 func (r *chunkReader) grow(cs *chunkStream) {
 	size := min(max(2*len(cs.body), r.allocStep), int(cs.length))
-	b := make([]byte, size)
+	b := bodies.get(size)
 	copy(b, cs.body[:cs.received])
 	r.reserved += size - len(cs.body)
+	bodies.put(cs.body)
 	cs.body = b
 }
 

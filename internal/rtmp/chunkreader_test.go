@@ -546,10 +546,11 @@ func TestChunkReaderAck(t *testing.T) {
 	}
 }
 
-// A chunk stream's messages reuse the memory of its earlier bodies when they fit
-// (maxSpareBody, spareBudget), chunk streams never share memory, and each body is
-// complete when Read returns it, whichever memory it is in.
-func TestChunkReaderReusesBodies(t *testing.T) {
+// Bodies come from the server's pool: a body given back (Release) serves a later
+// message of any size it holds, of any chunk stream or connection; one not given back is
+// never handed out again while in use; each body is complete when Read returns it,
+// whichever memory it is in; and the pool keeps at most poolBudget free.
+func TestChunkReaderPoolsBodies(t *testing.T) {
 	var e chunkEnc
 	type sent struct {
 		csid uint32
@@ -568,52 +569,56 @@ func TestChunkReaderReusesBodies(t *testing.T) {
 		}
 	}
 	for i := range 30 {
-		add(uint32(3+i%3), 50+i*13) // growing: each completed body becomes its stream's spare
+		add(uint32(3+i%3), 50+i*397) // up to ~11 KiB, on three chunk streams
 	}
-	last3 := len(want) - 3 // the last (largest) of chunk stream 3
-	add(3, 100)            // 30: fits the spare of stream 3
-	add(3, maxSpareBody+1) // 31: too large to be kept
-	add(3, 200)            // 32: the spare again
-	add(6, 30<<10)         // 33, 34: large spares
-	add(7, 30<<10)
-	add(8, 30<<10) // 35: would exceed spareBudget: not kept
-	add(8, 100)    // 36: fresh memory
+	add(6, maxPooledBody+1) // beyond the classes: its own memory, not pooled
 	r := testChunkReader(e.Bytes(), 16)
-	owner := map[*byte]uint32{} // first byte of each body's memory → its chunk stream
-	var mem []*byte
+	r2 := testChunkReader(e.Bytes(), 16) // a second connection, sharing the pool
+	held := map[*byte]int{}              // bodies in use (not released) → message
+	released := map[*byte]bool{}
+	reused := 0
 	for i, w := range want {
-		m, err := r.Read()
-		if err != nil {
-			t.Fatalf("message %d: %v", i, err)
+		for k, rd := range []*chunkReader{r, r2} {
+			m, err := rd.Read()
+			if err != nil {
+				t.Fatalf("reader %d message %d: %v", k, i, err)
+			}
+			if m.ChunkStreamID != w.csid || !bytes.Equal(m.Body, w.body) {
+				t.Fatalf("reader %d message %d: chunk stream %d, %d bytes, want %d, %d bytes (equal %v)",
+					k, i, m.ChunkStreamID, len(m.Body), w.csid, len(w.body), bytes.Equal(m.Body, w.body))
+			}
+			p := unsafe.SliceData(m.Body)
+			if at, ok := held[p]; ok {
+				t.Fatalf("reader %d message %d got the memory of message %d, still in use", k, i, at)
+			}
+			if released[p] {
+				reused++
+				delete(released, p)
+			}
+			checkChunkReaderMemory(t, rd)
+			if k == 0 && i%2 == 0 {
+				held[p] = i // kept by its session: never released
+				continue
+			}
+			rd.Release(m.Body)
+			if c := cap(m.Body); c >= minPooledBody && c <= maxPooledBody {
+				released[p] = true
+			}
 		}
-		if m.ChunkStreamID != w.csid || !bytes.Equal(m.Body, w.body) {
-			t.Fatalf("message %d: chunk stream %d, %d bytes, want %d, %d bytes (equal %v)",
-				i, m.ChunkStreamID, len(m.Body), w.csid, len(w.body), bytes.Equal(m.Body, w.body))
-		}
-		p := unsafe.SliceData(m.Body)
-		if cs, ok := owner[p]; ok && cs != w.csid {
-			t.Fatalf("message %d on chunk stream %d reuses chunk stream %d's memory", i, w.csid, cs)
-		}
-		owner[p] = w.csid
-		mem = append(mem, p)
-		checkChunkReaderMemory(t, r)
 	}
-	if mem[last3+3] != mem[last3] || mem[last3+5] != mem[last3] {
-		t.Error("chunk stream 3's spare was not reused")
+	if reused < len(want)/2 {
+		t.Errorf("%d of %d messages reused a released body", reused, 2*len(want))
 	}
-	if mem[last3+4] == mem[last3] {
-		t.Error("a body over maxSpareBody replaced the spare")
-	}
-	if mem[last3+9] == mem[last3+8] {
-		t.Error("a spare over spareBudget was kept")
-	}
-	if r.spares > spareBudget {
-		t.Errorf("spares hold %d bytes, budget %d", r.spares, spareBudget)
+	bodies.mu.Lock()
+	free := bodies.bytes
+	bodies.mu.Unlock()
+	if free > poolBudget {
+		t.Errorf("the pool keeps %d bytes free, budget %d", free, poolBudget)
 	}
 }
 
-// Reading a message of several chunks allocates nothing once the chunk stream has a
-// spare body large enough: the previous message's memory is reused.
+// Reading a message of several chunks allocates nothing once a body of its class was
+// given back to the pool: the previous message's memory is reused.
 func TestChunkReaderAllocs(t *testing.T) {
 	var e chunkEnc
 	body := pattern(15000, 1)
@@ -638,6 +643,7 @@ func TestChunkReaderAllocs(t *testing.T) {
 		if err != nil || len(m.Body) != len(body) {
 			t.Fatalf("%v, %d bytes", err, len(m.Body))
 		}
+		r.Release(m.Body)
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per message, want 0", allocs)

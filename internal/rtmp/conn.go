@@ -286,7 +286,9 @@ func (c *conn) run() error {
 		if err != nil {
 			return err
 		}
-		if err := c.handleMessage(&msg); err != nil {
+		err = c.handleMessage(&msg)
+		c.r.Release(msg.Body) // handled: the session copied what it keeps
+		if err != nil {
 			return err
 		}
 		if c.ackHeld() && !c.ahead() {

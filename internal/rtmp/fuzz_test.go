@@ -428,12 +428,8 @@ func checkChunkReaderMemory(t *testing.T, r *chunkReader) {
 	if len(streams) != r.nstreams || r.nstreams > maxChunkStreams {
 		t.Fatalf("%d chunk streams, counted %d", len(streams), r.nstreams)
 	}
-	total, excess, spares := 0, 0, 0
+	total, excess := 0, 0
 	for _, cs := range streams {
-		if cap(cs.spare) > maxSpareBody {
-			t.Fatalf("chunk stream %d keeps a spare body of %d bytes", cs.id, cap(cs.spare))
-		}
-		spares += cap(cs.spare)
 		if !cs.pending {
 			if cs.body != nil || cs.received != 0 {
 				t.Fatalf("chunk stream %d holds a body between messages", cs.id)
@@ -444,12 +440,7 @@ func checkChunkReaderMemory(t *testing.T, r *chunkReader) {
 			t.Fatalf("chunk stream %d: %d of %d bytes received, body of %d", cs.id, cs.received, cs.length, len(cs.body))
 		}
 		total += len(cs.body)
-		if !cs.reused { // a spare's memory is no new allocation
-			excess += max(0, len(cs.body)-max(r.allocStep, 2*int(cs.received)))
-		}
-	}
-	if spares != r.spares || spares > spareBudget {
-		t.Fatalf("spare bodies hold %d bytes, counted %d, budget %d", spares, r.spares, spareBudget)
+		excess += max(0, len(cs.body)-max(r.allocStep, 2*int(cs.received)))
 	}
 	if total != r.reserved || excess > r.eagerBudget {
 		t.Fatalf("unfinished bodies hold %d bytes (%d beyond their data), reserved %d", total, excess, r.reserved)
