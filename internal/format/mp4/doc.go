@@ -16,15 +16,17 @@
 // A progressive file needs the complete sample tables before the first media byte, so
 // the media goes to a working file first: recording.fmp4 in Config.WorkDir, a fragmented
 // MP4 (an init segment, then moof+mdat fragments). A fragment is cut when the units that
-// arrived since the previous one span fragmentDuration (1 s of media time) and goes to
-// the OS in one write(2); it is not fsync'd (the init segment and the journal are, at
-// the start, and the whole working file at Finish). What stays in memory is:
+// arrived since the previous one span fragmentDuration (0.5 s of media time) and goes to
+// the OS in a write(2) for its head and one per track for its payloads, straight from the
+// track's arena; it is not fsync'd (the init segment and the journal are, at the start —
+// on Config.Syncer when set, off the caller's goroutine — and the whole working file at
+// Finish). What stays in memory is:
 //
 //   - the index: 12 bytes per sample (size with a non-sync bit, duration, composition
 //     offset), kept in fixed blocks of 8192 entries, plus one 24-byte chunk record per
 //     track and fragment (where the fragment's run of samples lies in the working file);
-//   - the fragment being collected (at most about 1 s of payload) and one held-back
-//     sample per track.
+//   - the fragment being collected (at most about 0.5 s of payload, once: the arenas
+//     the payloads are written from) and one held-back sample per track.
 //
 // Finish writes the last fragment, fsyncs the working file, computes the moov from the
 // index and streams it to output.mp4 (two passes over the same code: a dry pass that
@@ -71,7 +73,7 @@
 // rebuilds the same index and writes the progressive file through the same code as
 // Finish, so a Recover of a completely written working file yields the bytes Finish
 // would have stored. The key is key(start + duration), unless the journal already names
-// one. A kill -9 loses what was not yet written: at most the last fragment (about 1 s)
+// one. A kill -9 loses what was not yet written: at most the last fragment (about 0.5 s)
 // and one held-back sample per track. Recover is idempotent: the output is deterministic,
 // and an ErrExists for an object with the same bytes counts as success; a second Recover
 // after success finds no journal (ErrNoJournal).
@@ -94,8 +96,8 @@
 //     when values need it.
 //   - The fragment writer: fmp4.Part.Marshal goes through go-mp4's reflection (about 60
 //     allocations per access unit in BenchmarkWriter) and copies every payload twice;
-//     the hand-written moof (mfhd, traf with tfhd default-base-is-moof, tfdt v1, trun v1)
-//     needs no allocation per unit.
+//     the hand-written moof (package moof, shared with cmaf) needs no allocation per
+//     unit and lets the payloads be written from where they are.
 //   - The working-file scanner: fmp4.Parts.Unmarshal wants the whole file as one []byte
 //     (gigabytes after a long recording) and reports no payload offsets.
 //   - The MPEG-4 Part 2 visual sample entry gets the demuxer's VOL width and height
