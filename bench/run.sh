@@ -281,10 +281,25 @@ CONF
   final=$(awk -v a="$(now)" -v b="$LOAD_END" 'BEGIN{printf "%.1f", a-b}')
   ticks=$(( $(cpu_ticks $(nginx_pids)) - CPU0 ))
   mticks=$(( $(machine_ticks) - MACHINE0 ))
-  kill -QUIT "$(cat "$nd/nginx.pid")"; wait $npid || true
+  stop_nginx "$nd" $npid
   mapfile -t files < <(find "$nd/$([ "$fmt" = flv ] && echo flv || echo hls)" -name "$(final_pattern "$fmt")" | sort)
   summarize "$name" "$ticks" "$mticks" "$final" "${files[@]}"
   rm -rf "$nd"
+}
+
+# stop_nginx DIR PID: a graceful stop, and then no worker left: a worker still draining
+# connections keeps the port, and the next nginx of the run could not bind it.
+stop_nginx() {
+  local pids; pids=$(nginx_pids_in "$1")
+  kill -QUIT "$(cat "$1/nginx.pid")"; wait "$2" || true
+  local p alive
+  for _ in $(seq 100); do
+    alive=
+    for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ -z "$alive" ] && return 0
+    sleep 0.1
+  done
+  kill -KILL $pids 2>/dev/null || true
 }
 
 PIDS_TO_KILL=
@@ -345,8 +360,11 @@ if has serve; then
   rm -rf "$sd/one"
   (cd "$sd/files" && find . -type f | sed 's|^\./|/|' | sort) >"$OUT/serve-paths.txt"
   # livrec: /files/ of its local store (the data directory's files/).
+  # The clients come from one address: the per-address cap must let them in.
   cat >"$OUT/livrec-serve.yaml" <<YAML
 rules: []
+httpMaxConns: $((CLIENTS + 100))
+httpMaxConnsPerAddr: $((CLIENTS + 100))
 YAML
   "$LIVREC" serve --config "$OUT/livrec-serve.yaml" --data-dir "$sd" --rtmp-addr $LIVREC_RTMP --http-addr $LIVREC_HTTP \
     --log-level warn >"$OUT/livrec-serve.log" 2>&1 &
@@ -370,7 +388,7 @@ CONF
   for _ in $(seq 50); do [ -f "$nd/nginx.pid" ] && curl -sf -o /dev/null "http://127.0.0.1:$NGINX_HTTP/files$(head -1 "$OUT/serve-paths.txt")" && break; sleep 0.1; done
   PIDS_TO_KILL="$PIDS_TO_KILL $(cat "$nd/nginx.pid")"
   wrk_run nginx-serve "http://127.0.0.1:$NGINX_HTTP/files" "nginx_pids_in $nd"
-  kill -QUIT "$(cat "$nd/nginx.pid")"; wait $npid || true
+  stop_nginx "$nd" $npid
   rm -rf "$sd" "$nd"
 fi
 
