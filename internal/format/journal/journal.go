@@ -71,17 +71,23 @@ func SyncDir(dir string) {
 	}
 }
 
-// SaveLater is Save without waiting for the disk: v is written at once, atomically (temp
-// file, rename), and the returned function makes it durable (fsync of the file and of
-// dir), for a format.Syncer to run off the goroutine that reads a publisher's connection.
-// Until it has run, a crash may lose the file as it may lose the media written with it.
-// If the file was replaced since, its newer content is synced; if removed, nothing is.
+// SaveLater is Save without waiting for the disk (WriteFileLater).
 func SaveLater(dir, name string, v any) (sync func() error, err error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
-	if err := WriteFileNoSync(dir, name, b); err != nil {
+	return WriteFileLater(dir, name, b)
+}
+
+// WriteFileLater is WriteFile without waiting for the disk: data is written at once,
+// atomically (temp file, rename), and the returned function makes it durable (fsync of
+// the file and of dir), for a format.Syncer to run off the goroutine that reads a
+// publisher's connection. Until it has run, a crash may lose the file as it may lose the
+// media written with it. If the file was replaced since, its newer content is synced; if
+// removed, nothing is.
+func WriteFileLater(dir, name string, data []byte) (sync func() error, err error) {
+	if err := WriteFileNoSync(dir, name, data); err != nil {
 		return nil, err
 	}
 	return func() error {

@@ -565,13 +565,10 @@ func (w *Writer) startFile(first *media.AccessUnit) error {
 	w.start = w.cfg.Now()
 	j := &journal{Version: journalVersion, Start: w.start}
 	if later {
-		syncWork := format.SyncLater(path)
-		syncJournal, jerr := journalfile.SaveLater(w.cfg.WorkDir, journalName, j)
-		err = jerr
-		if err == nil {
+		var syncJournal func() error
+		if syncJournal, err = journalfile.SaveLater(w.cfg.WorkDir, journalName, j); err == nil {
+			syncWork := format.SyncLater(path)
 			w.cfg.Syncer.Go(0, func() error { return errors.Join(syncWork(), syncJournal()) })
-		} else {
-			_ = syncWork() // closes its descriptor
 		}
 	} else {
 		err = saveJournal(w.cfg.WorkDir, j, w.cfg.NoSync)

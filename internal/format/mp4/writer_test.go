@@ -627,15 +627,7 @@ func TestStartSyncOffCaller(t *testing.T) {
 		t.Fatal(err)
 	}
 	feed(t, w, in.aus)
-	if n, q := syncs(), sy.Len(); n != 0 || q != 1 {
-		t.Fatalf("%d fsyncs on the caller's goroutine (want 0), %d jobs queued (want 1: the start)", n, q)
-	}
-	if err := sy.Run(); err != nil {
-		t.Fatal(err)
-	}
-	if syncs() == 0 {
-		t.Fatal("the queued job synced nothing")
-	}
+	sy.CheckQueuedAndRun(t, syncs, 1) // one job: the start
 	res, err := w.Finish(context.Background(), testKey)
 	if err != nil {
 		t.Fatal(err)

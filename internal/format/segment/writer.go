@@ -989,19 +989,15 @@ func (w *Writer) newInit(au *media.AccessUnit) error {
 	}
 	n := len(w.maps)
 	m := &mapState{n: n, key: w.cfg.InitKey(n), file: fmt.Sprintf("init%03d%s", n, w.cfg.Ext), bytes: int64(len(b))}
+	var sync func() error
 	if !w.async() {
 		err = atomicWrite(w.cfg.WorkDir, m.file, b, true, w.cfg.NoSync)
-	} else if err = journalfile.WriteFileNoSync(w.cfg.WorkDir, m.file, b); err == nil {
+	} else if sync, err = journalfile.WriteFileLater(w.cfg.WorkDir, m.file, b); err == nil {
 		m.unsynced = true
-		path := filepath.Join(w.cfg.WorkDir, m.file)
-		sync := format.SyncLater(path)
 		w.syncs.Add(1)
 		w.cfg.Syncer.Go(m.bytes, func() error {
 			defer w.syncs.Done()
 			err := sync()
-			if err == nil {
-				journalfile.SyncDir(w.cfg.WorkDir)
-			}
 			w.mu.Lock()
 			if err == nil {
 				m.unsynced = false

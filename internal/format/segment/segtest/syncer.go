@@ -5,13 +5,14 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"testing"
 
 	"github.com/livrec/livrec/internal/format"
 	"github.com/livrec/livrec/internal/format/journal"
 )
 
 // Syncer is a format.Syncer that runs nothing until Run: a test sees what a writer does
-// on its caller's goroutine alone (CountSyncs counts the fsyncs there), then what the
+// on its caller's goroutine alone (CountJournalSyncs counts the fsyncs there), then what the
 // jobs do.
 type Syncer struct {
 	mu   sync.Mutex
@@ -54,6 +55,22 @@ func (s *Syncer) Run() error {
 		errs = append(errs, fn())
 	}
 	return errors.Join(errs...)
+}
+
+// CheckQueuedAndRun checks that nothing was fsync'd on the caller's goroutine (syncs is
+// CountJournalSyncs's counter) and that want jobs wait, then runs them and checks that
+// they synced something.
+func (s *Syncer) CheckQueuedAndRun(t testing.TB, syncs func() int64, want int) {
+	t.Helper()
+	if n, q := syncs(), s.Len(); n != 0 || q != want {
+		t.Fatalf("%d fsyncs on the caller's goroutine (want 0), %d jobs queued (want %d)", n, q, want)
+	}
+	if err := s.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if syncs() == 0 {
+		t.Fatal("the queued jobs synced nothing")
+	}
 }
 
 // CountJournalSyncs counts the fsyncs of package journal (sidecars, journals, atomic
