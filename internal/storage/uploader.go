@@ -184,14 +184,19 @@ func NewUploader(dir string, backend Store, opts UploaderOptions) (*Uploader, er
 func (u *Uploader) metaPath(seq uint64) string {
 	return filepath.Join(u.dir, fmt.Sprintf("%020d.json", seq))
 }
+
+// uploadSuffix names the hard link of a data file that an attempt hands to the backend.
+const uploadSuffix = ".up"
+
 func (u *Uploader) dataPath(seq uint64) string {
 	return filepath.Join(u.dir, fmt.Sprintf("%020d.data", seq))
 }
 
 // load reads the journal: every <seq>.json with its <seq>.data is re-queued in seq order.
 // A journal entry without data is the trace of a Store that died before moving the file
-// (the caller still has it) or of an upload that died after removing it: either way
-// nothing is left to upload. Temporary files of interrupted copies are removed.
+// (the caller still has it): nothing was spooled. (An upload never removes the data
+// itself: the backend gets a second name, <seq>.data.up, see attempt.) Temporary files
+// of interrupted copies and such second names are removed.
 func (u *Uploader) load() error {
 	ents, err := os.ReadDir(u.dir)
 	if err != nil {
@@ -201,7 +206,7 @@ func (u *Uploader) load() error {
 	journaled := map[uint64]bool{}
 	for _, e := range ents {
 		name := e.Name()
-		if strings.HasSuffix(name, ".tmp") {
+		if strings.HasSuffix(name, ".tmp") || strings.HasSuffix(name, uploadSuffix) {
 			_ = os.Remove(filepath.Join(u.dir, name))
 			continue
 		}
@@ -522,8 +527,23 @@ func (u *Uploader) attempt(ctx context.Context, it *item) (result, error) {
 	}
 	actx, cancel := context.WithTimeout(ctx, u.opts.AttemptTimeout+time.Duration(it.Size>>20)*time.Second)
 	defer cancel()
+	// The backend removes the file it was given once the object is stored; give it a
+	// second name, so the data stays in the spool until finish has run OnUploaded. A
+	// kill after the upload then leaves the item whole: the next start finds the object
+	// stored with identical content and calls OnUploaded (without the link, the data
+	// was gone, the entry dropped at load as never spooled, and the callback lost).
+	give := p + uploadSuffix
+	_ = os.Remove(give)
+	if os.Link(p, give) != nil {
+		give = p // a file system without hard links: the window remains
+	}
+	defer func() {
+		if give != p {
+			_ = os.Remove(give)
+		}
+	}()
 	start := time.Now()
-	err := u.backend.Store(actx, it.Key, p)
+	err := u.backend.Store(actx, it.Key, give)
 	if err == nil {
 		u.m.Duration.Observe(time.Since(start).Seconds())
 		u.m.Bytes.Add(float64(it.Size))
@@ -566,7 +586,7 @@ func (u *Uploader) finish(it *item, res result) {
 	if res == resDone && u.opts.OnUploaded != nil {
 		u.opts.OnUploaded(it.Key, it.Size) // also before Drain can see the item gone
 	}
-	_ = os.Remove(u.dataPath(it.seq)) // gone already if the backend moved or removed it
+	_ = os.Remove(u.dataPath(it.seq))
 	_ = os.Remove(u.metaPath(it.seq))
 	u.mu.Lock()
 	if res == resDone {

@@ -30,6 +30,7 @@ type memStore struct {
 	delay  time.Duration
 	active atomic.Int32
 	maxAct atomic.Int32
+	stored func(key string) // after a successful Store, outside the lock (a crash point)
 }
 
 func newMemStore() *memStore { return &memStore{objs: map[string][]byte{}} }
@@ -67,7 +68,13 @@ func (m *memStore) Store(ctx context.Context, key, p string) error {
 	}
 	m.objs[key] = b
 	m.order = append(m.order, key)
-	return os.Remove(p)
+	err = os.Remove(p)
+	if m.stored != nil {
+		m.mu.Unlock()
+		m.stored(key)
+		m.mu.Lock()
+	}
+	return err
 }
 
 func (m *memStore) Open(_ context.Context, key string) (Object, error) {
@@ -421,6 +428,57 @@ func TestUploaderRestart(t *testing.T) {
 	}
 	if f := spoolFiles(t, spool); len(f) != 0 {
 		t.Fatalf("spool left %v", f)
+	}
+}
+
+// TestUploaderKillAfterUpload: a process killed after the backend stored an object (and
+// removed the file it was given) but before OnUploaded ran leaves a spool from which the
+// next start still calls OnUploaded for that key: the catalog's "uploaded" flag depends
+// on it.
+func TestUploaderKillAfterUpload(t *testing.T) {
+	ms := newMemStore()
+	spool, crashed := t.TempDir(), t.TempDir()
+	ms.stored = func(string) {
+		// What a kill at this instant leaves on disk: a copy of the spool directory.
+		for _, name := range spoolFiles(t, spool) {
+			if b, err := os.ReadFile(filepath.Join(spool, name)); err == nil {
+				os.WriteFile(filepath.Join(crashed, name), b, 0o644)
+			}
+		}
+	}
+	ctx := context.Background()
+	u := newTestUploader(t, spool, ms, fastOpts(t))
+	if err := u.Store(ctx, "r/a.mp4", writeTemp(t, t.TempDir(), "a", body("r/a.mp4"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Drain(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	u.Close()
+	ms.stored = nil
+
+	var ups []string
+	opts := fastOpts(t)
+	opts.OnUploaded = func(key string, _ int64) { ups = append(ups, key) }
+	u2 := newTestUploader(t, crashed, ms, opts)
+	if err := u2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := u2.Drain(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	u2.Close()
+	if !slices.Equal(ups, []string{"r/a.mp4"}) {
+		t.Fatalf("OnUploaded after the restart: %v, want [r/a.mp4]", ups)
+	}
+	if f := spoolFiles(t, crashed); len(f) != 0 {
+		t.Fatalf("spool left %v", f)
+	}
+	if len(ms.uploaded()) != 1 {
+		t.Fatalf("uploads %v, want one", ms.uploaded())
 	}
 }
 
