@@ -42,6 +42,19 @@ func startS3(t *testing.T) *s3server {
 	return s
 }
 
+// spooled lists the files of <data>/spool waiting for their upload.
+func spooled(t *testing.T, dataDir string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(filepath.Join(dataDir, "spool"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".data") {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}
+
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func (s *s3server) start() {
@@ -192,6 +205,11 @@ func TestS3Recording(t *testing.T) {
 	}
 	s.waitIdle()
 	s.stop()
+	// SIGTERM finalized the recordings; with the bucket up, the way out uploads them
+	// all: nothing is left in the spool.
+	if left := spooled(t, s.dataDir); len(left) != 0 {
+		t.Fatalf("after SIGTERM the spool still holds %v", left)
+	}
 	s.start()
 	checkS3Recording(t, s, s3, "s")
 	// The file server falls back to the bucket.

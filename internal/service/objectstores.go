@@ -101,7 +101,9 @@ func (o *objectStores) open(endpoint, bucket string) (*storage.Uploader, error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := u.Start(o.ctx); err != nil {
+	// Not o.ctx itself: the service's context ends at SIGTERM, and close still drains the
+	// spool for a while after that; close stops the uploaders.
+	if err := u.Start(context.WithoutCancel(o.ctx)); err != nil {
 		return nil, err
 	}
 	o.uploaders[id] = u
