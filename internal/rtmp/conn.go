@@ -612,6 +612,7 @@ func (c *conn) onPublish(msg *message, cmd *command) error {
 
 	c.published = true
 	c.dc.until = time.Time{}
+	c.srv.startBatching(c)
 	c.r.SetTrusted(true)
 	c.session = sess
 	c.req = req
@@ -774,6 +775,7 @@ type deadlineConn struct {
 	pt            time.Duration // the publish deadline that until was computed with
 	until         time.Time     // zero once a publish was accepted
 	armed         time.Time     // the read deadline set last
+	batch         *batch        // set once a publish is accepted (see batch); nil: none
 	writeTimedOut atomic.Bool
 }
 
@@ -784,6 +786,9 @@ func (d *deadlineConn) Read(p []byte) (int, error) {
 		}
 		d.armed = time.Time{}
 		n, err := d.Conn.Read(p)
+		if d.batch != nil {
+			d.batch.onRead(n, time.Now())
+		}
 		var ne net.Error
 		if n > 0 || err == nil || !errors.As(err, &ne) || !ne.Timeout() {
 			return n, err
@@ -804,7 +809,11 @@ func (d *deadlineConn) Read(p []byte) (int, error) {
 			d.armed = dl
 		}
 	}
-	return d.Conn.Read(p)
+	n, err := d.Conn.Read(p)
+	if d.batch != nil {
+		d.batch.onRead(n, time.Now())
+	}
+	return n, err
 }
 
 func (d *deadlineConn) Write(p []byte) (int, error) {

@@ -129,6 +129,8 @@ type Server struct {
 	listeners map[*net.Listener]struct{}
 	conns     map[*conn]struct{}
 	perAddr   map[string]int // open connections by client IP address
+	batched   map[*batch]struct{}
+	sweeping  bool // sweepBatches runs
 	wg        sync.WaitGroup
 
 	refusedMu      sync.Mutex
@@ -263,6 +265,9 @@ func (s *Server) track(nc net.Conn) (*conn, error) {
 func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	if c.dc.batch != nil {
+		delete(s.batched, c.dc.batch)
+	}
 	if s.perAddr[c.addr]--; s.perAddr[c.addr] <= 0 {
 		delete(s.perAddr, c.addr)
 	}
