@@ -15,7 +15,15 @@
 #   bench/run.sh [-S "record idle serve remux"] [-n STREAMS] [-d SECONDS] [-f IN.flv]
 #                [-m "FORMATS"] [-s SLICE] [-i IDLE_CONNS] [-a AUDIO_KBITS]
 #                [-k RECORDINGS] [-c HTTP_CLIENTS] [-t HTTP_SECONDS] [-r REMUX_RUNS] [-o OUTDIR]
-#                [-b LIVREC_BINARY]
+#                [-b LIVREC_BINARY] [-R RECORD_ROUNDS]
+#
+# -R runs the record scenario R times per format, livrec and nginx-rtmp taking turns at
+# going first, and reports each metric's median (frames lost: the largest; files: the
+# fewest). On a VM, writing into page cache costs the kernel several times more when
+# the guest's free memory has not been touched lately than when it reuses pages just
+# freed (seen: 2 GiB written in 3.6 s of system time, then in 0.5 s), and the second
+# server of a round reuses the pages of the first one's deleted files: with one round,
+# the ratio of a write-heavy format depends on who went first.
 #
 # Environment: BENCH_PORT, the first of four loopback ports (default 19351).
 # Defaults: 50 streams, 60 s, a generated 640x360 30 fps H.264 (B-frames) + AAC file of
@@ -50,16 +58,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-N=50 DUR=60 IN= RUNS=5 OUT= SLICE=10 FORMATS="flv m3u8" WINDOW=15
+N=50 DUR=60 IN= RUNS=5 ROUNDS=1 OUT= SLICE=10 FORMATS="flv m3u8" WINDOW=15
 SCENARIOS="record idle serve remux" IDLE=3000 AKBIT=64 RECS=100 CLIENTS=500 HTTPDUR=20
 BIN=
-while getopts "S:n:d:f:r:o:s:m:i:a:k:c:t:b:h" o; do
+while getopts "S:n:d:f:r:R:o:s:m:i:a:k:c:t:b:h" o; do
   case $o in
     S) SCENARIOS=$OPTARG ;; b) BIN=$OPTARG ;;
-    n) N=$OPTARG ;; d) DUR=$OPTARG ;; f) IN=$OPTARG ;; r) RUNS=$OPTARG ;; o) OUT=$OPTARG ;; s) SLICE=$OPTARG ;;
+    n) N=$OPTARG ;; d) DUR=$OPTARG ;; f) IN=$OPTARG ;; r) RUNS=$OPTARG ;; R) ROUNDS=$OPTARG ;; o) OUT=$OPTARG ;; s) SLICE=$OPTARG ;;
     m) FORMATS=$OPTARG ;;
     i) IDLE=$OPTARG ;; a) AKBIT=$OPTARG ;; k) RECS=$OPTARG ;; c) CLIENTS=$OPTARG ;; t) HTTPDUR=$OPTARG ;;
-    *) sed -n '2,27p' "$0"; exit 2 ;;
+    *) sed -n '2,35p' "$0"; exit 2 ;;
   esac
 done
 has() { [[ " $SCENARIOS " == *" $1 "* ]]; }
@@ -304,9 +312,29 @@ stop_nginx() {
 
 PIDS_TO_KILL=
 trap 'for p in $PIDS_TO_KILL; do kill $p 2>/dev/null || true; done' EXIT
+# merge_rounds NAME: NAME.env from NAME-r1.env ... NAME-rROUNDS.env (see -R).
+merge_rounds() {
+  local name=$1 key
+  for key in $(cut -d= -f1 "$OUT/$name-r1.env"); do
+    printf '%s=' "$key"
+    for r in $(seq "$ROUNDS"); do grep "^$key=" "$OUT/$name-r$r.env" | cut -d= -f2; done | case $key in
+      lost) sort -n | tail -1 ;;
+      files) sort -n | head -1 ;;
+      *) median ;;
+    esac
+  done >"$OUT/$name.env"
+}
+
 for fmt in $FORMATS; do
-  bench_livrec "$fmt"
-  case $fmt in flv|m3u8) bench_nginx "$fmt" ;; esac
+  peer=; case $fmt in flv|m3u8) peer=1 ;; esac
+  for r in $(seq "$ROUNDS"); do
+    if [ -n "$peer" ] && [ $((r % 2)) = 0 ]; then
+      bench_nginx "$fmt" "nginx-$fmt-r$r"; bench_livrec "$fmt" "livrec-$fmt-r$r"
+    else
+      bench_livrec "$fmt" "livrec-$fmt-r$r"; [ -z "$peer" ] || bench_nginx "$fmt" "nginx-$fmt-r$r"
+    fi
+  done
+  merge_rounds "livrec-$fmt"; [ -z "$peer" ] || merge_rounds "nginx-$fmt"
 done
 
 # --- idle-ish publishers ----------------------------------------------------------------
@@ -419,7 +447,7 @@ row0() { printf '%-46s %12s %12s\n' "$1" "$2" "${3:--}"; } # no ratio
 SIZE=$(stat -c %s "$IN")
 {
   echo "livrec vs nginx-rtmp — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(uname -r)"
-  echo "input $IN ($SIZE bytes); $N streams × ${DUR}s real time, loopback, one format per run; ${SLICE}s segments; scenarios: $SCENARIOS"
+  echo "input $IN ($SIZE bytes); $N streams × ${DUR}s real time, loopback, one format per run; ${SLICE}s segments; scenarios: $SCENARIOS$([ "$ROUNDS" = 1 ] || echo "; record: median of $ROUNDS rounds, alternating who goes first")"
   echo "nginx $(nginx -v 2>&1 | sed 's/.*\///'), $(dpkg-query -W -f='libnginx-mod-rtmp ${Version}' libnginx-mod-rtmp 2>/dev/null); $(go env GOVERSION)"
   echo
   printf '%-46s %12s %12s %8s\n' metric livrec nginx-rtmp ratio
