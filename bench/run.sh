@@ -19,11 +19,11 @@
 #
 # -R runs the record scenario R times per format, livrec and nginx-rtmp taking turns at
 # going first, and reports each metric's median (frames lost: the largest; files: the
-# fewest). On a VM, writing into page cache costs the kernel several times more when
-# the guest's free memory has not been touched lately than when it reuses pages just
-# freed (seen: 2 GiB written in 3.6 s of system time, then in 0.5 s), and the second
-# server of a round reuses the pages of the first one's deleted files: with one round,
-# the ratio of a write-heavy format depends on who went first.
+# fewest). Before the first record run, a file as large as one run writes is written and
+# deleted: on a VM, the first writes into memory the guest has not touched since it
+# booted cost the kernel about twice the CPU (seen: the same 1000-stream flv run at 0.065
+# CPU s per stream-minute as the first run of a boot, 0.033 as the third), which went to
+# whichever server ran first.
 #
 # Environment: BENCH_PORT, the first of four loopback ports (default 19351).
 # Defaults: 50 streams, 60 s, a generated 640x360 30 fps H.264 (B-frames) + AAC file of
@@ -312,6 +312,20 @@ stop_nginx() {
 
 PIDS_TO_KILL=
 trap 'for p in $PIDS_TO_KILL; do kill $p 2>/dev/null || true; done' EXIT
+# warm_memory: write and delete a file as large as one record run writes (the input's
+# rate × N × D, at most half the available memory), see -R.
+warm_memory() {
+  local dur mb avail
+  dur=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$IN" 2>/dev/null | cut -d. -f1)
+  [ -n "$dur" ] && [ "$dur" -gt 0 ] || dur=60
+  avail=$(awk '/^MemAvailable/{print int($2/1024)}' /proc/meminfo)
+  mb=$(( $(stat -c %s "$IN") / dur * LN * DUR * 11 / 10 / 1048576 ))
+  mb=$(( mb < avail / 2 ? mb : avail / 2 ))
+  log "warming memory: writing and deleting ${mb} MiB"
+  dd if=/dev/zero of="$OUT/warm" bs=1M count="$mb" status=none
+  rm -f "$OUT/warm"
+}
+
 # merge_rounds NAME: NAME.env from NAME-r1.env ... NAME-rROUNDS.env (see -R).
 merge_rounds() {
   local name=$1 key
@@ -325,6 +339,7 @@ merge_rounds() {
   done >"$OUT/$name.env"
 }
 
+[ -z "$FORMATS" ] || warm_memory
 for fmt in $FORMATS; do
   peer=; case $fmt in flv|m3u8) peer=1 ;; esac
   for r in $(seq "$ROUNDS"); do
