@@ -88,29 +88,31 @@ func Recover(ctx context.Context, name, workDir string, store storage.Store, pla
 	}
 
 	var extra string // partial file to remove if it is dropped
-	if c := j.Current; c != nil && j.PlaylistKey == "" && torn[c.Map] {
-		extra = c.File
-	} else if c != nil && j.PlaylistKey == "" {
-		p := Partial{Path: filepath.Join(workDir, c.File), OutStart: c.OutStart, MapKey: c.Map, Whole: c.Whole}
-		for _, m := range maps {
-			if m.key == c.Map && !m.stored {
-				p.MapPath = filepath.Join(workDir, m.file)
-			}
-		}
-		dur, size, err := cut(ctx, p)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			logger.Warn("partial segment file missing", "file", p.Path)
-		case err != nil:
-			return Result{}, fin.errorf("recover partial segment: %w", err)
-		case dur <= 0:
-			logger.Warn("partial segment holds no complete frame, dropped", "file", p.Path)
+	if c := j.Current; c != nil && j.PlaylistKey == "" {
+		if torn[c.Map] {
 			extra = c.File
-		default:
-			s := fromJournalSeg(*c)
-			s.Duration, s.Bytes = dur, size
-			s.Discontinuity = s.Discontinuity || (disc && len(segs) > 0)
-			segs = append(segs, s)
+		} else {
+			p := Partial{Path: filepath.Join(workDir, c.File), OutStart: c.OutStart, MapKey: c.Map, Whole: c.Whole}
+			for _, m := range maps {
+				if m.key == c.Map && !m.stored {
+					p.MapPath = filepath.Join(workDir, m.file)
+				}
+			}
+			dur, size, err := cut(ctx, p)
+			switch {
+			case errors.Is(err, os.ErrNotExist):
+				logger.Warn("partial segment file missing", "file", p.Path)
+			case err != nil:
+				return Result{}, fin.errorf("recover partial segment: %w", err)
+			case dur <= 0:
+				logger.Warn("partial segment holds no complete frame, dropped", "file", p.Path)
+				extra = c.File
+			default:
+				s := fromJournalSeg(*c)
+				s.Duration, s.Bytes = dur, size
+				s.Discontinuity = s.Discontinuity || (disc && len(segs) > 0)
+				segs = append(segs, s)
+			}
 		}
 	}
 	if len(segs) == 0 {
