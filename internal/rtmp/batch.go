@@ -43,9 +43,8 @@ type batch struct {
 
 	lastRead atomic.Int64 // UnixNano of the last read that returned bytes
 
-	mu      sync.Mutex // orders setsockopt calls of the reader and the sweeper
-	mark    int        // SO_RCVLOWAT as last set
-	lowered bool       // the sweeper set the mark back to 1
+	mu   sync.Mutex // orders setsockopt calls of the reader and the sweeper
+	mark int        // SO_RCVLOWAT as last set (1 after a sweep)
 }
 
 // newBatch returns the batching state of nc, or nil if nc is not a TCP connection (a
@@ -80,10 +79,8 @@ func (b *batch) onRead(n int, now time.Time) {
 	want = min(max(want, 1), batchMax)
 	b.bytes, b.since = 0, now
 	b.mu.Lock()
-	if want != b.mark || b.lowered {
-		if b.set(want) {
-			b.mark, b.lowered = want, false
-		}
+	if want != b.mark && b.set(want) {
+		b.mark = want
 	}
 	b.mu.Unlock()
 }
@@ -94,8 +91,8 @@ func (b *batch) sweep(stale int64) {
 		return
 	}
 	b.mu.Lock()
-	if b.mark > 1 && !b.lowered && b.set(1) {
-		b.lowered = true
+	if b.mark > 1 && b.set(1) {
+		b.mark = 1
 	}
 	b.mu.Unlock()
 }

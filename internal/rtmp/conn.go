@@ -785,10 +785,7 @@ func (d *deadlineConn) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		d.armed = time.Time{}
-		n, err := d.Conn.Read(p)
-		if d.batch != nil {
-			d.batch.onRead(n, time.Now())
-		}
+		n, err := d.read(p)
 		var ne net.Error
 		if n > 0 || err == nil || !errors.As(err, &ne) || !ne.Timeout() {
 			return n, err
@@ -809,6 +806,11 @@ func (d *deadlineConn) Read(p []byte) (int, error) {
 			d.armed = dl
 		}
 	}
+	return d.read(p)
+}
+
+// read reads from the connection and accounts the bytes for read batching.
+func (d *deadlineConn) read(p []byte) (int, error) {
 	n, err := d.Conn.Read(p)
 	if d.batch != nil {
 		d.batch.onRead(n, time.Now())
