@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/livrec/livrec/internal/format"
@@ -54,3 +55,41 @@ func TestKeepWriter(t *testing.T) {
 type heldBytes int64
 
 func (h *heldBytes) Kept(delta int64, _ error) { *h += heldBytes(delta) }
+
+// TestKeepWriterBuffers: WriteBuffers writes its pieces in order in one call while the
+// disk takes them, and on a full disk keeps them as Write does.
+func TestKeepWriterBuffers(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	var held heldBytes
+	k := &format.KeepWriter{F: full, Hold: &held}
+	if err := k.WriteBuffers([][]byte{[]byte("moof "), []byte("video "), []byte("audio ")}); err != nil {
+		t.Fatalf("WriteBuffers on a full disk: %v; want the bytes kept", err)
+	}
+	if held != 17 {
+		t.Fatalf("%d bytes accounted as kept, want 17", held)
+	}
+	path := filepath.Join(t.TempDir(), "seg.m4s")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	k.F = f // space is back: the next write finds it (after keepRetry)
+	if err := k.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.WriteBuffers([][]byte{[]byte("moof "), bytes.Repeat([]byte("v"), 40000), []byte(" end")}); err != nil {
+		t.Fatal(err)
+	}
+	want := "moof video audio moof " + strings.Repeat("v", 40000) + " end"
+	if b, _ := os.ReadFile(path); string(b) != want {
+		t.Fatalf("file holds %d bytes, want %d", len(b), len(want))
+	}
+	if held != 0 {
+		t.Fatalf("%d bytes still accounted as kept", held)
+	}
+}

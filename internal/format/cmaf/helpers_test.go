@@ -193,8 +193,21 @@ func inputPayloads(aus []*media.AccessUnit, video bool) []byte {
 			first = au.DTS
 		}
 		if au.Track.Codec.IsVideo() == video && au.DTS >= first {
-			b = appendPayload(b, au)
+			b = avccPayload(b, au)
 		}
+	}
+	return b
+}
+
+// avccPayload appends the sample data of au as the muxer lays it out: H.264/H.265 NAL
+// units with 4-byte length prefixes, any other codec as is.
+func avccPayload(b []byte, au *media.AccessUnit) []byte {
+	if len(au.NALUs) == 0 {
+		return append(b, au.Data...)
+	}
+	for _, n := range au.NALUs {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(n)))
+		b = append(b, n...)
 	}
 	return b
 }

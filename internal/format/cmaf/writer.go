@@ -150,13 +150,13 @@ type trackOut struct {
 	heldT   int64
 	heldOff int32
 	heldKey bool
-	heldBuf []byte
+	heldLen int // its payload, at the end of arena
 
 	lastDur uint32 // duration given to the previous sample
 	next    int64  // audio: decode time the next contiguous frame has (-1: resync)
 
 	samples []moof.Sample // completed samples of the current fragment
-	arena   []byte        // their payloads, in order
+	arena   moof.Arena    // their payloads, in order, then the held sample's
 	base    int64         // decode time of samples[0]
 }
 
@@ -177,9 +177,15 @@ type muxer struct {
 	seqNo     uint32 // mfhd sequence number, over the whole file
 	fragStart time.Duration
 	fragOpen  bool
+	styp      bool         // the open segment's styp is not written yet
 	tracks    []moof.Track // reused by flush
-	head      []byte       // moof and mdat header of the fragment being written (reused)
+	head      []byte       // (styp,) moof and mdat header of the fragment being written (reused)
+	bufs      [][]byte     // the fragment's pieces for one writev (reused)
 }
+
+// BuffersOutput declares that the muxer hands its segment files whole fragments
+// (segment.BufferingMuxer): they need no write buffer of their own.
+func (m *muxer) BuffersOutput() {}
 
 // ticks converts d to time scale ts.
 func ticks(d time.Duration, ts uint32) int64 {
@@ -312,8 +318,8 @@ func (m *muxer) Begin(f *segment.File, set *segment.Set, changed bool) error {
 	}
 	m.cur.needParams = m.cur.inBand
 	m.fragOpen = false
-	_, err := f.Write(stypBox)
-	return err
+	m.styp = true // written with the first fragment
+	return nil
 }
 
 // Write holds au back until the next unit of its track gives its duration, and appends
@@ -352,12 +358,13 @@ func (m *muxer) Write(f *segment.File, set *segment.Set, kind segment.Kind, au *
 	if au.PTS > au.DTS {
 		t.heldOff = int32(ticks(out+(au.PTS-au.DTS), t.timeScale) - dt)
 	}
-	t.heldBuf = t.heldBuf[:0]
+	n := t.arena.Len()
 	if s := set.State.(*setState); kind == segment.Video && au.Key && s.needParams {
-		t.heldBuf = appendNALUs(t.heldBuf, s.params)
+		appendNALUs(&t.arena, s.params)
 		s.needParams = false
 	}
-	t.heldBuf = appendPayload(t.heldBuf, au)
+	appendPayload(&t.arena, au)
+	t.heldLen = t.arena.Len() - n
 	t.next = -1
 	if frameLen > 0 {
 		t.next = dt + frameLen
@@ -390,19 +397,19 @@ func audioFrameTicks(t *media.Track, data []byte, ts uint32) int64 {
 
 // appendPayload appends the sample data of au: H.264/H.265 NAL units with 4-byte length
 // prefixes (AVCC), any other codec as is.
-func appendPayload(b []byte, au *media.AccessUnit) []byte {
+func appendPayload(a *moof.Arena, au *media.AccessUnit) {
 	if len(au.NALUs) == 0 {
-		return append(b, au.Data...)
+		a.Append(au.Data)
+		return
 	}
-	return appendNALUs(b, au.NALUs)
+	appendNALUs(a, au.NALUs)
 }
 
-func appendNALUs(b []byte, nalus [][]byte) []byte {
+func appendNALUs(a *moof.Arena, nalus [][]byte) {
 	for _, n := range nalus {
-		b = binary.BigEndian.AppendUint32(b, uint32(len(n)))
-		b = append(b, n...)
+		a.AppendUint32(uint32(len(n)))
+		a.Append(n)
 	}
-	return b
 }
 
 // complete moves t's held sample, with duration dur, into the current fragment.
@@ -410,8 +417,7 @@ func (m *muxer) complete(t *trackOut, dur uint32) {
 	if len(t.samples) == 0 {
 		t.base = t.heldT
 	}
-	t.arena = append(t.arena, t.heldBuf...)
-	t.samples = append(t.samples, moof.Sample{Size: uint32(len(t.heldBuf)), Dur: dur, CTS: t.heldOff, Sync: t.heldKey})
+	t.samples = append(t.samples, moof.Sample{Size: uint32(t.heldLen), Dur: dur, CTS: t.heldOff, Sync: t.heldKey})
 	t.lastDur = dur
 	t.held = false
 }
@@ -438,7 +444,7 @@ func (m *muxer) End(f *segment.File, set *segment.Set, e segment.End) error {
 
 // flush writes the completed samples as one fragment (moof+mdat, package moof: the
 // payloads are written from the tracks' arenas, not copied into one buffer) and hands it
-// to the operating system.
+// to the operating system, in one writev. Held samples stay in the arenas.
 func (m *muxer) flush(f *segment.File) error {
 	tracks := m.tracks[:0]
 	for _, t := range m.cur.tracks {
@@ -452,16 +458,30 @@ func (m *muxer) flush(f *segment.File) error {
 		return nil
 	}
 	m.seqNo++
-	m.head = moof.Append(m.head[:0], m.seqNo, tracks)
-	_, err := f.Write(m.head)
+	m.head = m.head[:0]
+	if m.styp {
+		m.head, m.styp = append(m.head, stypBox...), false
+	}
+	m.head = moof.Append(m.head, m.seqNo, tracks)
+	bufs := append(m.bufs[:0], m.head)
 	for _, t := range m.cur.tracks {
-		if err == nil && len(t.samples) > 0 {
-			_, err = f.Write(t.arena)
-		}
-		t.samples, t.arena = t.samples[:0], t.arena[:0]
+		bufs = t.arena.Buffers(bufs, t.completed())
 	}
-	if err != nil {
-		return err
+	err := f.WriteBuffers(bufs)
+	clear(bufs) // no references to pooled chunks
+	m.bufs = bufs[:0]
+	for _, t := range m.cur.tracks {
+		t.arena.Discard(t.completed())
+		t.samples = t.samples[:0]
 	}
-	return f.Flush()
+	return err
+}
+
+// completed returns the payload bytes of t's completed samples: the arena up to the held
+// sample.
+func (t *trackOut) completed() int {
+	if t.held {
+		return t.arena.Len() - t.heldLen
+	}
+	return t.arena.Len()
 }

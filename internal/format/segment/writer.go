@@ -211,6 +211,21 @@ func (f *File) Write(p []byte) (n int, err error) {
 	return n, err
 }
 
+// WriteBuffers appends bufs, in order, in one writev(2) where it can (after what is
+// buffered).
+func (f *File) WriteBuffers(bufs [][]byte) error {
+	if err := f.Flush(); err != nil {
+		return err
+	}
+	err := f.kw.WriteBuffers(bufs)
+	if err == nil {
+		for _, b := range bufs {
+			f.n += int64(len(b))
+		}
+	}
+	return err
+}
+
 // Flush hands the buffered bytes to the operating system (no fsync).
 func (f *File) Flush() error {
 	if f.bw == nil {
