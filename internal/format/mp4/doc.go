@@ -16,8 +16,8 @@
 // A progressive file needs the complete sample tables before the first media byte, so
 // the media goes to a working file first: recording.fmp4 in Config.WorkDir, a fragmented
 // MP4 (an init segment, then moof+mdat fragments). A fragment is cut when the units that
-// arrived since the previous one span fragmentDuration (0.25 s of media time) and goes to
-// the OS in a write(2) for its head and one per track for its payloads, straight from the
+// arrived since the previous one span fragmentDuration (0.5 s of media time) and goes to
+// the OS in one writev(2): its head, then each track's payloads straight from the
 // track's arena; it is not fsync'd (the init segment and the journal are, at the start —
 // on Config.Syncer when set, off the caller's goroutine — and the whole working file at
 // Finish). What stays in memory is:
@@ -25,8 +25,10 @@
 //   - the index: 12 bytes per sample (size with a non-sync bit, duration, composition
 //     offset), kept in fixed blocks of 1024 entries, plus one 24-byte chunk record per
 //     track and fragment (where the fragment's run of samples lies in the working file);
-//   - the fragment being collected (at most about 0.25 s of payload, once: the arenas
-//     the payloads are written from) and one held-back sample per track.
+//   - the fragment being collected (at most about 0.5 s of payload, once: the arenas
+//     the payloads are written from, in 16 KiB chunks from a pool of the process, so a
+//     stream holds about its current fill, not its largest fragment) and one held-back
+//     sample per track.
 //
 // Finish writes the last fragment, fsyncs the working file, computes the moov from the
 // index and streams it to output.mp4 (two passes over the same code: a dry pass that
@@ -34,7 +36,7 @@
 // copies the payloads run by run from the working file into the mdat (copy_file_range
 // where the kernel offers it), fsyncs, stores the file with Store.Store and removes the
 // working files. The chunks of the progressive file are the fragments' runs, so audio
-// and video are interleaved about every quarter of a second, and the mdat bytes are the
+// and video are interleaved about every half second, and the mdat bytes are the
 // working file's mdat payloads in order.
 //
 // # Timeline
@@ -73,7 +75,7 @@
 // rebuilds the same index and writes the progressive file through the same code as
 // Finish, so a Recover of a completely written working file yields the bytes Finish
 // would have stored. The key is key(start + duration), unless the journal already names
-// one. A kill -9 loses what was not yet written: at most the last fragment (about 0.25 s)
+// one. A kill -9 loses what was not yet written: at most the last fragment (about 0.5 s)
 // and one held-back sample per track. Recover is idempotent: the output is deterministic,
 // and an ErrExists for an object with the same bytes counts as success; a second Recover
 // after success finds no journal (ErrNoJournal).
