@@ -128,12 +128,18 @@ func (p *syncPool) idle() {
 }
 
 // wait blocks while the bytes waiting to be synced exceed the bound. It is called before
-// a publisher's unit is written, with no lock held.
-func (p *syncPool) wait() {
+// a publisher's unit is written, with no lock held; before blocking it calls
+// beforeBlock (the connection gives back its read buffer), if set.
+func (p *syncPool) wait(beforeBlock func()) {
 	if p == nil {
 		return
 	}
 	p.mu.Lock()
+	if p.pending > p.limit && beforeBlock != nil {
+		p.mu.Unlock()
+		beforeBlock()
+		p.mu.Lock()
+	}
 	for p.pending > p.limit {
 		ch := p.drained
 		p.checkSlow()

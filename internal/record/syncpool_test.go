@@ -129,3 +129,32 @@ func (r *rig) has(typ, code string) bool {
 	}
 	return false
 }
+
+// TestSyncPoolWaitReleases: a unit held back by the backlog first has its connection
+// give back its read buffer (beforeBlock), and a unit not held back does not.
+func TestSyncPoolWaitReleases(t *testing.T) {
+	p := newSyncPool(nil, 0, 10, time.Hour)
+	released := 0
+	p.wait(func() { released++ })
+	if released != 0 {
+		t.Fatalf("released %d times without a backlog", released)
+	}
+	p.mu.Lock()
+	p.pending, p.since = 100, time.Now() // a backlog above the bound
+	p.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		p.wait(func() { released++ })
+		close(done)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	p.mu.Lock()
+	p.pending = 0 // as a worker that synced it would
+	close(p.drained)
+	p.drained = make(chan struct{})
+	p.mu.Unlock()
+	<-done
+	if released != 1 {
+		t.Fatalf("released %d times for one held-back unit, want 1", released)
+	}
+}

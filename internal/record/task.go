@@ -178,7 +178,7 @@ func (t *Task) setTracks(s *session, video, audio *media.Track) {
 
 func (t *Task) writeAU(s *session, au *media.AccessUnit) {
 	// Backpressure while the disk is behind (see syncPool), with no lock held.
-	t.m.sync.wait()
+	t.m.sync.wait(s.req.ReleaseReadBuffer)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.pub != s || t.state != catalog.TaskRecording {

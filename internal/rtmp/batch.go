@@ -14,8 +14,8 @@ import (
 // scheduler, two read(2) per wakeup) cost more than parsing the media. Once a publish is
 // accepted, the socket's SO_RCVLOWAT asks the kernel to signal it readable only when
 // about batchDelay of the stream's own rate is queued (at most readBufferSize, one
-// buffered read), measured over batchEvery: a 1.5 Mbit/s stream wakes ~11 times a second
-// instead of ~50, a 64 kbit/s audio-only one 5 times instead of ~40.
+// read into a lent buffer), measured over batchEvery: a 1.5 Mbit/s stream wakes ~5 times
+// a second instead of ~50, a 64 kbit/s audio-only one 5 times instead of ~40.
 //
 // Bytes below the mark wait in the kernel, so one goroutine of the server (not a timer
 // per connection) sweeps the batched connections every batchSweep: a connection that

@@ -16,8 +16,8 @@ func TestReadBatching(t *testing.T) {
 	c.publish("key")
 	s := h.waitPublish(t)
 
-	// ~1.6 Mbit/s for 1.5 s: the mark goes to its largest.
-	frame := make([]byte, 2000)
+	// ~3.2 Mbit/s for 1.5 s (80 KB in batchDelay): the mark goes to its largest.
+	frame := make([]byte, 4000)
 	frame[0], frame[1] = 0x17, 0x01
 	start := time.Now()
 	var ts uint32
@@ -39,7 +39,7 @@ func TestReadBatching(t *testing.T) {
 	mark := b.mark
 	b.mu.Unlock()
 	if mark != batchMax {
-		t.Errorf("SO_RCVLOWAT %d after a steady 1.6 Mbit/s, want %d", mark, batchMax)
+		t.Errorf("SO_RCVLOWAT %d after a steady 3.2 Mbit/s, want %d", mark, batchMax)
 	}
 
 	// One small tag, then nothing: what is queued below the mark waits for the sweep,

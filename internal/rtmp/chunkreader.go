@@ -1,7 +1,6 @@
 package rtmp
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -82,6 +81,15 @@ type chunkStream struct {
 	received uint32 // bytes of it received so far
 }
 
+// bufferedReader is what the chunk reader reads from: a bufio.Reader, or a connection's
+// lendReader.
+type bufferedReader interface {
+	io.Reader
+	io.ByteReader
+	Peek(n int) ([]byte, error)
+	Discard(n int) (int, error)
+}
+
 // byteCounter reports the bytes read from the connection (bytecounter.Reader).
 type byteCounter interface{ Count() uint64 }
 
@@ -91,7 +99,7 @@ type byteCounter interface{ Count() uint64 }
 // exception); it allocates nothing else per chunk or message. It is not safe for
 // concurrent use.
 type chunkReader struct {
-	br      *bufio.Reader
+	br      bufferedReader
 	counter byteCounter
 	onAck   func(count uint32) error // called when an acknowledgement is due
 
@@ -112,7 +120,7 @@ type chunkReader struct {
 // newChunkReader returns a reader with the protocol's initial chunk size of 128.
 // counter counts the bytes read below br; onAck is called with the count when more than
 // the window size was read since the last acknowledgement.
-func newChunkReader(br *bufio.Reader, counter byteCounter, onAck func(uint32) error) *chunkReader {
+func newChunkReader(br bufferedReader, counter byteCounter, onAck func(uint32) error) *chunkReader {
 	return &chunkReader{br: br, counter: counter, onAck: onAck, chunkSize: 128,
 		eagerBudget: eagerAllocBudget, allocStep: lazyAllocStep}
 }

@@ -375,7 +375,25 @@ func FuzzChunkReader(f *testing.F) {
 		}
 		fuzzChunkReader(t, data, true)
 		fuzzChunkReader(t, data, false)
+		fuzzLendReader(t, data)
 	})
+}
+
+// fuzzLendReader checks that the connection's reader on lent buffers, with reads ending
+// anywhere, delivers what a bufio.Reader does, to the same kind of end.
+func fuzzLendReader(t *testing.T, data []byte) {
+	bufSize, chunkSize, _ := chunkReaderOptions(data[0])
+	read := func(r *chunkReader) ([]message, error) {
+		r.SetChunkSize(chunkSize)
+		return readMessages(r)
+	}
+	want, werr := read(testChunkReader(data[1:], bufSize))
+	lr, _ := lendChunkReader(t, data[1:], uint64(len(data)), 1+int(data[0]>>4)*300)
+	got, gerr := read(lr)
+	if (werr == io.EOF) != (gerr == io.EOF) || (werr == nil) != (gerr == nil) {
+		t.Fatalf("bufio ended with %v, the lent reader with %v", werr, gerr)
+	}
+	checkMessages(t, got, want)
 }
 
 func fuzzChunkReader(t *testing.T, data []byte, trusted bool) {

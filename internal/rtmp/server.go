@@ -65,6 +65,18 @@ type PublishRequest struct {
 	PublishType string
 	// RemoteAddr is the client's address.
 	RemoteAddr net.Addr
+
+	releaseRead func() // the connection's lendReader.park; nil: none
+}
+
+// ReleaseReadBuffer is for a Session about to block in Tag (backpressure): the
+// connection gives back the read buffer it borrowed, keeping the bytes it has not parsed
+// yet in a copy of their size, so that publishes held back together do not hold a read
+// buffer each. Call it only from Tag. A nil request does nothing.
+func (r *PublishRequest) ReleaseReadBuffer() {
+	if r != nil && r.releaseRead != nil {
+		r.releaseRead()
+	}
 }
 
 // Handler decides on publishes.
