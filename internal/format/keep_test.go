@@ -14,13 +14,8 @@ import (
 // every write with ENOSPC) are kept, in order, and written by the first flush that finds
 // space; until then the flush reports the full disk.
 func TestKeepWriter(t *testing.T) {
-	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer full.Close()
 	var held heldBytes
-	k := &format.KeepWriter{F: full, Hold: &held}
+	k := &format.KeepWriter{F: fullDisk(t), Hold: &held}
 	for _, p := range []string{"tag one ", "tag two ", "tag three"} {
 		if n, err := k.Write([]byte(p)); n != len(p) || err != nil {
 			t.Fatalf("Write on a full disk: %d, %v; want the bytes kept", n, err)
@@ -51,6 +46,17 @@ func TestKeepWriter(t *testing.T) {
 	}
 }
 
+// fullDisk opens /dev/full, which answers every write with ENOSPC.
+func fullDisk(t *testing.T) *os.File {
+	t.Helper()
+	f, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
 // heldBytes is a format.Hold that counts.
 type heldBytes int64
 
@@ -59,13 +65,8 @@ func (h *heldBytes) Kept(delta int64, _ error) { *h += heldBytes(delta) }
 // TestKeepWriterBuffers: WriteBuffers writes its pieces in order in one call while the
 // disk takes them, and on a full disk keeps them as Write does.
 func TestKeepWriterBuffers(t *testing.T) {
-	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer full.Close()
 	var held heldBytes
-	k := &format.KeepWriter{F: full, Hold: &held}
+	k := &format.KeepWriter{F: fullDisk(t), Hold: &held}
 	if err := k.WriteBuffers([][]byte{[]byte("moof "), []byte("video "), []byte("audio ")}); err != nil {
 		t.Fatalf("WriteBuffers on a full disk: %v; want the bytes kept", err)
 	}
