@@ -124,7 +124,8 @@ type Config struct {
 	// SyncBacklog (a size, "256MiB") bounds the bytes waiting for them: above it the
 	// publishers are slowed by TCP backpressure rather than timed out. A backlog older
 	// than SyncSlowAfter seconds is reported (record_warning disk_slow). Defaults 16,
-	// 256MiB, 10. SyncBacklog is parsed into SyncBacklogBytes.
+	// an eighth of the memory (256MiB to 8GiB, record.DefaultSyncBacklog), 10.
+	// SyncBacklog is parsed into SyncBacklogBytes.
 	SyncWorkers      int    `yaml:"syncWorkers"`
 	SyncBacklog      string `yaml:"syncBacklog"`
 	SyncBacklogBytes int64  `yaml:"-"`

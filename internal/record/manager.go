@@ -99,7 +99,7 @@ type Config struct {
 	Peers Peers
 	// SyncWorkers fsync finished segments off the publishers' goroutines (0:
 	// DefaultSyncWorkers). SyncBacklog bounds the bytes waiting for them (0:
-	// DefaultSyncBacklog): above it publishers are slowed (TCP backpressure). A backlog
+	// DefaultSyncBacklog()): above it publishers are slowed (TCP backpressure). A backlog
 	// older than SyncSlowAfter (0: DefaultSyncSlowAfter) is reported (record_warning
 	// disk_slow). Unused with NoSync.
 	SyncWorkers   int
@@ -199,7 +199,7 @@ func NewManager(cfg Config) *Manager {
 			workers = DefaultSyncWorkers
 		}
 		if backlog <= 0 {
-			backlog = DefaultSyncBacklog
+			backlog = DefaultSyncBacklog()
 		}
 		if slow <= 0 {
 			slow = DefaultSyncSlowAfter

@@ -8,12 +8,31 @@ import (
 	"github.com/livrec/livrec/internal/format"
 )
 
-// Defaults of the sync pool (Config.SyncWorkers, SyncBacklog, SyncSlowAfter).
+// Defaults of the sync pool (Config.SyncWorkers, SyncSlowAfter; SyncBacklog:
+// DefaultSyncBacklog).
 const (
 	DefaultSyncWorkers   = 16
-	DefaultSyncBacklog   = 256 << 20
 	DefaultSyncSlowAfter = 10 * time.Second
 )
+
+// Bounds of DefaultSyncBacklog.
+const (
+	minDefaultSyncBacklog = 256 << 20
+	maxDefaultSyncBacklog = 8 << 30
+)
+
+// DefaultSyncBacklog returns the bound on the bytes waiting for their fsync when
+// Config.SyncBacklog is 0: an eighth of the machine's memory, from 256 MiB to 8 GiB
+// (256 MiB where the memory is unknown). What waits is page cache, not livrec's memory,
+// and a fixed bound is wrong both ways. Streams that started together close their
+// segments together: one cut of 1000 × 1.5 Mbit/s with 10 s segments queues ~1.9 GB at
+// once on a healthy disk, and with 256 MiB every cut held the publishers back for ~2 s,
+// with what they had read parked in memory (+90 KiB per stream). And the kernel throttles
+// writes itself once dirty pages reach vm.dirty_ratio (20 % of the memory by default):
+// under that, the backpressure is livrec's, reported, not write(2) stalling.
+func DefaultSyncBacklog() int64 {
+	return min(max(physicalMemory()/8, minDefaultSyncBacklog), maxDefaultSyncBacklog)
+}
 
 // syncPool runs the fsyncs of finished segments (and what follows them) for every task,
 // off the publishers' goroutines: a disk that falls behind then never stalls reading an
