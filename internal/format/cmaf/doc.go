@@ -71,7 +71,7 @@
 //
 // A fragment's head is laid out by hand (package moof) and its payloads are written from
 // the tracks' arenas: the 0.5 s fragment is held once, and nothing is allocated per
-// access unit. The arenas are 16 KiB chunks from a pool of the process (moof.Arena), so
+// access unit. The arenas are 16 KiB chunks from a pool of the process (format.Arena), so
 // a stream holds about its current fill, not its largest fragment; the access unit held
 // back for its duration is in them too, and a fragment goes to the segment file in one
 // writev (the muxer buffers its output: the segment gets no write buffer). At 1000

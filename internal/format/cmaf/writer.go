@@ -156,7 +156,7 @@ type trackOut struct {
 	next    int64  // audio: decode time the next contiguous frame has (-1: resync)
 
 	samples []moof.Sample // completed samples of the current fragment
-	arena   moof.Arena    // their payloads, in order, then the held sample's
+	arena   format.Arena  // their payloads, in order, then the held sample's
 	base    int64         // decode time of samples[0]
 }
 
@@ -397,7 +397,7 @@ func audioFrameTicks(t *media.Track, data []byte, ts uint32) int64 {
 
 // appendPayload appends the sample data of au: H.264/H.265 NAL units with 4-byte length
 // prefixes (AVCC), any other codec as is.
-func appendPayload(a *moof.Arena, au *media.AccessUnit) {
+func appendPayload(a *format.Arena, au *media.AccessUnit) {
 	if len(au.NALUs) == 0 {
 		a.Append(au.Data)
 		return
@@ -405,7 +405,7 @@ func appendPayload(a *moof.Arena, au *media.AccessUnit) {
 	appendNALUs(a, au.NALUs)
 }
 
-func appendNALUs(a *moof.Arena, nalus [][]byte) {
+func appendNALUs(a *format.Arena, nalus [][]byte) {
 	for _, n := range nalus {
 		a.AppendUint32(uint32(len(n)))
 		a.Append(n)

@@ -30,14 +30,13 @@
 //
 // # Working file and final file
 //
-// While recording, tags go to WorkDir/work.flv through a 16 KiB bufio.Writer (256 KiB
-// offline, Config.NoSync). It is handed to the OS whenever a second of media or of wall
-// time has passed since the last flush, so a kill -9 loses at most about a second;
-// nothing is fsync'd per tag. The kernel writes the data back as it ages (~30 s); when
-// the publish ends (Pause, the stitch window starts) the buffer is flushed and, spread
-// over the next few seconds, writeback of the rest is started (sync_file_range(2) with SYNC_FILE_RANGE_WRITE on Linux, which
-// does not wait), so the fsync at the end of the window has little left to write. A
-// sidecar,
+// While recording, tags go to WorkDir/work.flv through a write buffer of pooled chunks
+// (format.ArenaWriter) written, in one writev, once it holds 32 KiB (256 KiB offline,
+// Config.NoSync) and whenever a second of media or of wall time has passed since the
+// last flush, so a kill -9 loses at most about a second; nothing is fsync'd per tag. The
+// kernel writes the data back as it ages (~30 s); when the publish ends (Pause, the
+// stitch window starts) the buffer is flushed and Pause returns the working file's fsync
+// for the caller to run, so a crash during the window loses nothing received. A sidecar,
 // WorkDir/state.json, is written (atomically, fsync'd) before the first tag: the wall
 // time of the first unit, the track description that onMetaData needs (size, frame rate,
 // codecs, sample rate) and the size of the reservation.

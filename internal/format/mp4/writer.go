@@ -104,7 +104,7 @@ type trackState struct {
 	// arena holds the payloads of frag and then of the held sample, in order: the
 	// track's part of the fragment's mdat is arena up to the held sample, written from
 	// here (no copy into a fragment buffer), in chunks from a pool of the process.
-	arena moof.Arena
+	arena format.Arena
 
 	any       bool          // a sample was accepted
 	lastDTS   time.Duration // input DTS of the newest sample

@@ -1,12 +1,12 @@
-package moof
+package format
 
 import (
 	"encoding/binary"
 	"sync"
 )
 
-// ChunkSize is the size of an Arena's chunks.
-const ChunkSize = 16 << 10
+// ArenaChunkSize is the size of an Arena's chunks.
+const ArenaChunkSize = 16 << 10
 
 // chunks is the pool every Arena of the process draws from. A track's fragment fills up
 // to a fragment's worth of payload and is emptied when the fragment is written; in one
@@ -14,13 +14,13 @@ const ChunkSize = 16 << 10
 // fragment (a keyframe's) all the time. In pooled chunks, a thousand streams whose
 // fragments are written at different moments hold about their average fill, half a
 // fragment, and a finished stream holds nothing.
-var chunks = sync.Pool{New: func() any { return new([ChunkSize]byte) }}
+var chunks = sync.Pool{New: func() any { return new([ArenaChunkSize]byte) }}
 
-// Arena holds a track's payloads in order, in ChunkSize chunks from a pool shared by
+// Arena holds a track's payloads in order, in ArenaChunkSize chunks from a pool shared by
 // every Arena: Append at the end, Buffers to write a prefix (one writev), Discard to drop
 // it. The zero Arena is empty and ready. It is not safe for concurrent use.
 type Arena struct {
-	c   []*[ChunkSize]byte
+	c   []*[ArenaChunkSize]byte
 	off int // start of the data in c[0]
 	n   int // bytes held
 }
@@ -32,10 +32,10 @@ func (a *Arena) Len() int { return a.n }
 func (a *Arena) Append(p []byte) {
 	for len(p) > 0 {
 		end := a.off + a.n // of the data, over the chunks
-		if end == len(a.c)*ChunkSize {
-			a.c = append(a.c, chunks.Get().(*[ChunkSize]byte))
+		if end == len(a.c)*ArenaChunkSize {
+			a.c = append(a.c, chunks.Get().(*[ArenaChunkSize]byte))
 		}
-		k := copy(a.c[end/ChunkSize][end%ChunkSize:], p)
+		k := copy(a.c[end/ArenaChunkSize][end%ArenaChunkSize:], p)
 		a.n += k
 		p = p[k:]
 	}
@@ -53,7 +53,7 @@ func (a *Arena) AppendUint32(v uint32) {
 func (a *Arena) Buffers(dst [][]byte, n int) [][]byte {
 	at := a.off
 	for i := 0; n > 0; i++ {
-		k := min(ChunkSize-at, n)
+		k := min(ArenaChunkSize-at, n)
 		dst = append(dst, a.c[i][at:at+k])
 		n -= k
 		at = 0
@@ -69,14 +69,14 @@ func (a *Arena) Discard(n int) {
 		a.Release()
 		return
 	}
-	k := a.off / ChunkSize
+	k := a.off / ArenaChunkSize
 	for _, c := range a.c[:k] {
 		chunks.Put(c)
 	}
 	m := copy(a.c, a.c[k:])
 	clear(a.c[m:]) // no stale references to chunks back in the pool
 	a.c = a.c[:m]
-	a.off -= k * ChunkSize
+	a.off -= k * ArenaChunkSize
 }
 
 // Release drops everything held and gives the chunks back to the pool.
@@ -87,3 +87,48 @@ func (a *Arena) Release() {
 	}
 	a.c, a.off, a.n = a.c[:0], 0, 0
 }
+
+// ArenaWriter is a write buffer in an Arena, for a file written a piece at a time: what
+// it holds lives in pooled chunks (none while it is empty), so it can batch more than an
+// owned buffer of the same cost, and a flush is one writev. Write flushes once Max bytes
+// are held; the caller flushes on its own schedule as well. As with bufio.Writer, an
+// error is kept: every later call returns it.
+type ArenaWriter struct {
+	W   *KeepWriter
+	Max int
+
+	a   Arena
+	iov [][]byte
+	err error
+}
+
+// Write appends p, flushing once Max bytes are held.
+func (b *ArenaWriter) Write(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	b.a.Append(p)
+	if b.a.Len() >= b.Max {
+		if err := b.Flush(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// Flush writes what is held.
+func (b *ArenaWriter) Flush() error {
+	if b.err != nil || b.a.Len() == 0 {
+		return b.err
+	}
+	n := b.a.Len()
+	b.iov = b.a.Buffers(b.iov[:0], n)
+	err := b.W.WriteBuffers(b.iov)
+	clear(b.iov)
+	b.a.Discard(n)
+	b.err = err
+	return err
+}
+
+// Release drops what is held, giving its chunks back (the file is given up).
+func (b *ArenaWriter) Release() { b.a.Release() }
